@@ -1,0 +1,156 @@
+"""The offline engine: the real Pulumi program, run under Pulumi's mocks with a stack's config.
+
+No AWS credentials and no Pulumi CLI are needed. `make plan` and the tests both use
+`render`; there is no second way to run the program offline.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components import settings as config
+from ops.mocks import OfflineMocks
+
+PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
+# Stand-ins for `pulumi config set --secret` values, so the offline run never needs the real ones.
+PLACEHOLDER_SECRETS = {"apiKey": "offline-placeholder-api-key", "hfToken": "offline-placeholder-hf-token"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One registered resource: what the program asked the engine to create."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    parent: str
+    provider: str
+    dependencies: tuple[str, ...]
+    options: dict[str, Any]
+
+
+@dataclass
+class Rendering:
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Resource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}: {[r.name for r in found]}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def kubernetes_objects(self) -> list[Resource]:
+        """Plain Kubernetes objects (not Helm releases, not providers)."""
+        return [r for r in self.resources if r.type.startswith("kubernetes:") and "apiVersion" in r.inputs]
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps parent, provider, dependencies and options of each resource."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.requests: dict[str, Any] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.requests[response.urn] = request
+        return response
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """A stack file's config with overrides applied, and the secret values to use."""
+    values = config.read_stack_file(stack)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{config.PROJECT}:{key}"
+        if value is None:
+            values.pop(full, None)
+        else:
+            values[full] = value
+    chosen = dict(PLACEHOLDER_SECRETS)
+    chosen.update(secrets or {})
+    return values, {k: v for k, v in chosen.items() if v is not None}
+
+
+def render(stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None) -> Rendering:
+    """Run the program for `stack` under mocks and return everything it registered.
+
+    overrides: config keys (`serving` or `aws:region`) to replace, None to remove.
+    secrets: secret values by key (None removes one); placeholders otherwise.
+    """
+    values, secret_values = stack_config(stack, overrides, secrets)
+    flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if not isinstance(v, Mapping) or "secure" not in v}
+    for key, value in secret_values.items():
+        flat[f"{config.PROJECT}:{key}"] = value
+    pulumi.runtime.set_all_config(flat, secret_keys=[f"{config.PROJECT}:{k}" for k in secret_values])
+
+    mocks = OfflineMocks(str(values.get("aws:region") or ""))
+    monitor = _RecordingMonitor(mocks)
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
+    root = pulumi_settings.get_root_resource()
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+
+    outputs, secret_outputs = _resolve_outputs(root.outputs)
+    resources = []
+    for urn, registration in monitor.get_registered_resources().items():
+        request = monitor.requests.get(urn)
+        if request is None:
+            continue
+        resources.append(
+            Resource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                outputs=dict(registration.state),
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=tuple(request.dependencies),
+                options={
+                    "protect": request.protect,
+                    "retainOnDelete": request.retainOnDelete,
+                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "deletedWith": request.deletedWith,
+                    "ignoreChanges": list(request.ignoreChanges),
+                },
+            )
+        )
+    return Rendering(stack, resources, outputs, frozenset(secret_outputs), secret_values)
+
+
+def _resolve_outputs(raw: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    async def resolve() -> tuple[dict[str, Any], set[str]]:
+        values, secret = {}, set()
+        for key, value in raw.items():
+            out = pulumi.Output.from_input(value)
+            values[key] = await out.future()
+            if await out.is_secret():
+                secret.add(key)
+        return values, secret
+
+    return _sync_await(resolve())

@@ -1,0 +1,235 @@
+"""Stack settings: defaults, every shipped stack, and what a bad value is told."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components import settings
+from components.settings import SettingsError, parse
+
+STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
+REGION = "us-east-2"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "owner": "ml-platform",
+        "serving": {"profile": "tp8-ep", "replicas": 1, "maxModelLen": 131072},
+        "cluster": {"publicAccessCidrs": ["198.51.100.0/24"]},
+        "gpuNodes": {"minSize": 1, "desiredSize": 1, "maxSize": 1},
+        "endpoint": {"scheme": "internal", "sourceRanges": ["10.0.0.0/8"]},
+    }
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    raw = base()
+    section, _, field = path.partition(".")
+    if field:
+        raw.setdefault(section, {})[field] = value
+    else:
+        raw[section] = value
+    return raw
+
+
+def problems_of(raw: dict[str, Any], region: str | None = REGION) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        parse(raw, "test", region)
+    return caught.value.problems
+
+
+def test_defaults_give_the_guides_8gpu_shape_on_one_p5():
+    s = parse(base(), "test", REGION)
+    assert s.serving.model == "MiniMaxAI/MiniMax-M2.5"
+    assert s.serving.reasoning_parser == "minimax_m2_append_think"
+    assert s.serving.tensor_parallel_size == 8
+    assert s.serving.image == "vllm/vllm-openai:v0.32.0"
+    assert s.gpu_nodes.instance_type == "p5.48xlarge"
+    assert s.gpu_nodes.capacity_type == "ON_DEMAND"
+    assert s.endpoint.idle_timeout_seconds > 350  # NLB default would cut long streams
+
+
+def test_settings_are_frozen():
+    s = parse(base(), "test", REGION)
+    with pytest.raises(AttributeError):
+        s.serving.replicas = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_shipped_stack_is_valid(stack):
+    s = settings.from_stack_file(stack)
+    assert s.owner and s.region
+    assert s.tags == {"project": "minimax-vllm", "stack": stack, "environment": s.environment, "owner": s.owner}
+
+
+def test_prod_4gpu_packs_two_4gpu_replicas_on_one_p5_and_prod_8gpu_uses_expert_parallel():
+    four, eight = settings.from_stack_file("prod-4gpu"), settings.from_stack_file("prod-8gpu")
+    assert (four.serving.profile, four.serving.replicas, four.gpu_nodes.desired_size) == ("tp4", 2, 1)
+    assert (eight.serving.profile, eight.serving.tensor_parallel_size) == ("tp8-ep", 8)
+
+
+def test_no_stack_file_holds_a_secret_in_plain_text():
+    for stack in STACKS:
+        config = settings.read_stack_file(stack)
+        for key in settings.SECRET_KEYS:
+            value = config.get(f"minimax-vllm:{key}")
+            assert value is None or (isinstance(value, dict) and "secure" in value), (stack, key)
+
+
+def test_numbers_and_booleans_set_with_config_set_path_arrive_as_strings_and_are_accepted():
+    raw = with_("serving.replicas", "1")
+    raw["serving"]["piecewiseCudagraph"] = "true"
+    raw["serving"]["gpuMemoryUtilization"] = "0.85"
+    s = parse(raw, "test", REGION)
+    assert (s.serving.replicas, s.serving.piecewise_cudagraph, s.serving.gpu_memory_utilization) == (1, True, 0.85)
+
+
+BAD_INPUTS = [
+    # (path, value, text the message must contain)
+    ("serving.profile", "tp16", "choose one of: tp4, tp8-ep"),
+    ("serving.model", "MiniMaxAI/MiniMax-M3", "choose one of: MiniMaxAI/MiniMax-M2.5"),
+    ("serving.reasoningParser", "deepseek_r1", "minimax_m2_append_think, minimax_m2"),
+    ("serving.tensorParallelSize", 3, "must divide the tp8-ep profile's 8 GPUs"),
+    ("serving.tensorParallelSize", 16, "must divide"),
+    ("serving.maxModelLen", 300000, "196608 tokens (the model's context window)"),
+    ("serving.maxModelLen", "long", "196608"),
+    ("serving.gpuMemoryUtilization", 0, "(0, 1]"),
+    ("serving.gpuMemoryUtilization", 1.2, "(0, 1]"),
+    ("serving.replicas", 0, "from 1 to 64"),
+    ("serving.imageTag", "latest", "never 'latest'"),
+    ("serving.imageTag", "0.32", "pinned vLLM release tag"),
+    ("serving.servedModelName", "has spaces", "letters, digits"),
+    ("serving.piecewiseCudagraph", "yes", "true or false"),
+    ("serving.extraArgs", "--max-num-seqs 8", "list of strings"),
+    ("serving.unknownField", 1, "not a known setting"),
+    ("network.vpcCidr", "10.0.0.0/33", "IPv4 CIDR"),
+    ("network.vpcCidr", "10.0.0.1/16", "no host bits"),
+    ("network.availabilityZones", ["us-east-2a"], "at least two zone"),
+    ("cluster.publicAccessCidrs", ["0.0.0.0/0"], "never 0.0.0.0/0"),
+    ("cluster.publicAccessCidrs", ["not-a-cidr"], "IPv4 CIDRs"),
+    ("cluster.kubernetesVersion", "1.2x", "EKS version"),
+    ("cluster.adminPrincipalArns", ["admin"], "IAM role or user ARNs"),
+    ("cluster.logRetentionDays", 45, "CloudWatch retention"),
+    ("gpuNodes.instanceType", "g5.48xlarge", "supported GPU instance type"),
+    ("gpuNodes.capacityType", "SPOT", "ON_DEMAND, CAPACITY_BLOCK"),
+    ("gpuNodes.capacityReservationId", "reservation-1", "cr-0123456789abcdef0"),
+    ("gpuNodes.rootVolumeGiB", 20, "100 to 2000"),
+    ("gpuNodes.maxSize", 0, "from 1 to 100"),
+    ("endpoint.scheme", "public", "internal, internet-facing"),
+    ("endpoint.sourceRanges", ["10.0.0.0/99"], "IPv4 CIDRs"),
+    ("endpoint.certificateArn", "arn:aws:iam::123456789012:server-certificate/x", "ACM certificate ARN"),
+    ("endpoint.idleTimeoutSeconds", 7200, "60 to 6000"),
+    ("owner", "", "owner"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), BAD_INPUTS, ids=[f"{p}={v!r}" for p, v, _ in BAD_INPUTS])
+def test_bad_value_names_key_value_rule_and_fix(path, value, expected):
+    problems = problems_of(with_(path, value))
+    assert len(problems) == 1, problems
+    message = problems[0]
+    assert f"minimax-vllm:{path}" in message
+    assert repr(value) in message
+    assert expected in message
+    assert "Fix: pulumi config" in message
+
+
+def test_a_bad_value_is_not_silently_replaced_by_the_default():
+    with pytest.raises(SettingsError):
+        parse(with_("serving.maxModelLen", 999999), "test", REGION)
+
+
+def test_all_problems_are_reported_at_once():
+    raw = with_("serving.profile", "tp16")
+    raw["endpoint"]["scheme"] = "public"
+    raw["gpuNodes"]["capacityType"] = "SPOT"
+    assert len(problems_of(raw)) == 3
+
+
+def test_replicas_that_do_not_fit_the_node_group_are_rejected_with_the_node_count_needed():
+    raw = with_("serving.replicas", 2)  # two 8-GPU replicas on one p5
+    (message,) = problems_of(raw)
+    assert "minimax-vllm:serving.replicas" in message
+    assert "needs 16 GPUs on 2 p5.48xlarge node(s)" in message
+    assert "gpuNodes.desiredSize' 2" in message
+
+
+def test_two_4gpu_replicas_share_one_node():
+    raw = with_("serving.profile", "tp4")
+    raw["serving"]["replicas"] = 2
+    assert parse(raw, "test", REGION).serving.gpus_per_replica == 4
+    raw["serving"]["replicas"] = 3
+    assert "needs 12 GPUs on 2" in problems_of(raw)[0]
+
+
+def test_node_min_above_max_is_rejected():
+    raw = base()
+    raw["gpuNodes"] = {"minSize": 3, "desiredSize": 3, "maxSize": 2}
+    messages = "\n".join(problems_of(raw))
+    assert "minimax-vllm:gpuNodes.minSize = 3 is above gpuNodes.maxSize (2)" in messages
+
+
+def test_capacity_block_needs_a_reservation_and_one_zone():
+    raw = with_("gpuNodes.capacityType", "CAPACITY_BLOCK")
+    messages = "\n".join(problems_of(raw))
+    assert "gpuNodes.capacityReservationId" in messages and "required when gpuNodes.capacityType is CAPACITY_BLOCK" in messages
+    assert "exactly the one zone" in messages
+    raw["gpuNodes"].update(capacityReservationId="cr-0123456789abcdef0", availabilityZones=["us-east-2b"])
+    assert parse(raw, "test", REGION).gpu_nodes.capacity_reservation_id == "cr-0123456789abcdef0"
+
+
+def test_zones_must_belong_to_the_region():
+    raw = with_("network.availabilityZones", ["us-west-2a", "us-west-2b"])
+    assert "is not a zone of aws:region us-east-2" in problems_of(raw)[0]
+
+
+def test_missing_region_is_reported():
+    assert "aws:region is not set" in problems_of(base(), region=None)[0]
+
+
+def test_internet_facing_endpoint_needs_source_ranges():
+    raw = with_("endpoint.scheme", "internet-facing")
+    raw["endpoint"]["sourceRanges"] = []
+    assert "minimax-vllm:endpoint.sourceRanges" in problems_of(raw)[0]
+
+
+def test_existing_vpc_needs_both_subnet_lists():
+    raw = with_("network.existingVpcId", "vpc-0123456789abcdef0")
+    assert "network.privateSubnetIds" in problems_of(raw)[0]
+    raw["network"].update(publicSubnetIds=["subnet-0123456789abcdef0"], privateSubnetIds=["subnet-0123456789abcdef1"])
+    assert parse(raw, "test", REGION).network.existing_vpc_id == "vpc-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["--tensor-parallel-size=2", "--tensor_parallel_size", "-tp", "--no-enable-expert-parallel", "--reasoning-parser=deepseek_r1", "--port", "--model", "--max-model-len=8192"],
+)
+def test_extra_args_cannot_override_profile_flags(token):
+    (message,) = problems_of(with_("serving.extraArgs", [token]))
+    assert "which the profile and settings own" in message
+    assert "minimax-vllm:serving.extraArgs" in message
+
+
+@pytest.mark.parametrize("token", ["--api-key=abc", "--hf-token", "--api_key"])
+def test_extra_args_cannot_carry_secrets(token):
+    (message,) = problems_of(with_("serving.extraArgs", [token, "abc"]))
+    assert "would put a secret into the container's argv" in message
+    assert "pulumi config set --secret" in message
+
+
+def test_unknown_top_level_key_is_reported():
+    raw = base()
+    raw["servng"] = {"profile": "tp4"}
+    assert "minimax-vllm:servng" in problems_of(raw)[0]
+
+
+def test_unknown_stack_names_the_known_ones():
+    with pytest.raises(SettingsError, match="known stacks: dev, prod-4gpu, prod-8gpu, staging"):
+        settings.from_stack_file("prod")
+
+
+def test_cluster_name_is_a_valid_eks_name():
+    s = parse(base(), "team.prod_8", REGION)
+    assert s.cluster_name == "minimax-vllm-team-prod-8"
