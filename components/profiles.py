@@ -127,6 +127,6 @@ def vllm_argv(serving: ServingSettings) -> list[str]:
     return argv
 
 
-def vllm_env(serving: ServingSettings) -> dict[str, str]:
-    """Plain (non-secret) environment of the vLLM container."""
+def vllm_env() -> dict[str, str]:
+    """Plain (non-secret) environment every profile sets."""
     return dict(BASE_ENV)

@@ -79,6 +79,7 @@ class ServingSettings:
     reasoning_parser: str
     tensor_parallel_size: int
     replicas: int
+    spread_across_nodes: bool
     max_model_len: int
     gpu_memory_utilization: float
     piecewise_cudagraph: bool
@@ -297,6 +298,7 @@ _SECTIONS = {
         "reasoningParser",
         "tensorParallelSize",
         "replicas",
+        "spreadAcrossNodes",
         "maxModelLen",
         "gpuMemoryUtilization",
         "piecewiseCudagraph",
@@ -378,6 +380,7 @@ def _parse_serving(r: _Reader) -> ServingSettings:
             lambda v: v in (1, 2, 4, 8) and v <= gpus and gpus % v == 0,
         ),
         replicas=r.get(s, "serving.replicas", 1, _int, "must be an integer from 1 to 64", lambda v: 1 <= v <= 64),
+        spread_across_nodes=r.get(s, "serving.spreadAcrossNodes", False, _bool, "must be true or false"),
         max_model_len=r.get(
             s,
             "serving.maxModelLen",
@@ -482,13 +485,13 @@ def _check_together(st: Settings, r: _Reader) -> None:
         r.fail("gpuNodes.desiredSize", g.desired_size, f"must lie between gpuNodes.minSize ({g.min_size}) and gpuNodes.maxSize ({g.max_size})", f"pulumi config set --path 'gpuNodes.desiredSize' {max(g.min_size, min(g.desired_size, g.max_size))}")
     per_node = g.instance.gpus
     needed = sv.replicas * sv.gpus_per_replica
-    replicas_per_node = per_node // sv.gpus_per_replica
+    replicas_per_node = 1 if sv.spread_across_nodes else per_node // sv.gpus_per_replica
     nodes_needed = -(-sv.replicas // replicas_per_node)
     if nodes_needed > g.desired_size:
         r.fail(
             "serving.replicas",
             sv.replicas,
-            f"needs {needed} GPUs on {nodes_needed} {g.instance_type} node(s) ({replicas_per_node} replica(s) of the {sv.profile} profile fit one node), but gpuNodes.desiredSize is {g.desired_size}",
+            f"needs {needed} GPUs on {nodes_needed} {g.instance_type} node(s) ({replicas_per_node} replica(s) of the {sv.profile} profile per node{', spread across nodes' if sv.spread_across_nodes else ''}), but gpuNodes.desiredSize is {g.desired_size}",
             f"pulumi config set --path 'gpuNodes.desiredSize' {nodes_needed} (and maxSize at least that), or lower serving.replicas",
         )
     if g.capacity_type == "CAPACITY_BLOCK" and not g.capacity_reservation_id:
@@ -509,6 +512,9 @@ def _check_together(st: Settings, r: _Reader) -> None:
             break
     if st.endpoint.scheme == "internet-facing" and not st.endpoint.source_ranges:
         r.fail("endpoint.sourceRanges", [], "must list the client networks allowed to reach an internet-facing endpoint", "pulumi config set --path 'endpoint.sourceRanges[0]' 198.51.100.0/24")
+    from components import capacity  # imports this module; deferred to avoid a cycle
+
+    r.problems.extend(capacity.check(st))
 
 
 # --- sources --------------------------------------------------------------------------
@@ -545,7 +551,8 @@ def load() -> tuple[Settings, Secrets]:
     import pulumi
 
     cfg = pulumi.Config(PROJECT)
-    raw = {key: cfg.get_object(key) for key in TOP_LEVEL_KEYS if key not in SECRET_KEYS}
+    raw = {key: cfg.get_object(key) for key in _SECTIONS}
+    raw.update({key: cfg.get(key) for key in ("environment", "owner")})
     raw = {k: v for k, v in raw.items() if v is not None}
     raw.update({key: None for key in _unknown_config_keys()})
     problems: list[str] = []

@@ -9,3 +9,26 @@ VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_RELEASE}"
 
 # EKS control plane and the Kubernetes schemas the rendered manifests are validated against.
 KUBERNETES_VERSION = "1.34"
+
+# EKS managed add-ons, pinned per Kubernetes version: an add-on build is only supported on
+# the control-plane versions AWS lists for it. Before `pulumi up`, or to bump a pin, check with
+# `aws eks describe-addon-versions --kubernetes-version <v> --addon-name <name>`.
+# The pod identity agent does not follow the Kubernetes minor, so one build serves both.
+EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    "1.34": {
+        "vpc-cni": "v1.20.4-eksbuild.2",
+        "kube-proxy": "v1.34.0-eksbuild.2",
+        "coredns": "v1.12.3-eksbuild.1",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.2",
+    },
+    "1.35": {
+        "vpc-cni": "v1.21.1-eksbuild.3",
+        "kube-proxy": "v1.35.0-eksbuild.2",
+        "coredns": "v1.13.2-eksbuild.1",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.2",
+    },
+}
+
+# Helm charts of the Kubernetes layer.
+NVIDIA_DEVICE_PLUGIN_CHART = ("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.20.1")
+AWS_LOAD_BALANCER_CONTROLLER_CHART = ("https://aws.github.io/eks-charts", "aws-load-balancer-controller", "3.5.0")

@@ -31,7 +31,11 @@ def _arn(service: str, resource: str, region: bool = True) -> str:
 
 
 def _physical_name(args: pulumi.runtime.MockResourceArgs) -> str:
-    return args.inputs.get("name") or f"{args.name}-{_hex(args.name, 7)}"
+    if args.inputs.get("name"):
+        return args.inputs["name"]
+    if args.inputs.get("namePrefix"):  # AWS appends a 26-character unique suffix
+        return f"{args.inputs['namePrefix']}{_hex(args.name, 26)}"
+    return f"{args.name}-{_hex(args.name, 7)}"
 
 
 # Computed outputs by resource type token: inputs are echoed, these are added.
@@ -50,7 +54,13 @@ COMPUTED: dict[str, Computed] = {
         "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{OfflineMocks.region}.amazonaws.com/id/{_hex(a.name, 32).upper()}"}]}],
         "status": "ACTIVE",
     },
-    "aws:eks/nodeGroup:NodeGroup": lambda a: {"arn": _arn("eks", f"nodegroup/{a.name}"), "status": "ACTIVE"},
+    "aws:eks/nodeGroup:NodeGroup": lambda a: {
+        "arn": _arn("eks", f"nodegroup/{a.name}"),
+        "status": "ACTIVE",
+        "nodeGroupName": a.inputs.get("nodeGroupName") or f"{a.inputs.get('nodeGroupNamePrefix', a.name)}{_hex(a.name, 26)}",
+    },
+    "aws:eks/addon:Addon": lambda a: {"arn": _arn("eks", f"addon/{a.name}")},
+    "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs.get('name', a.name)}")},
     "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {"latestVersion": 1, "arn": _arn("ec2", f"launch-template/lt-{_hex(a.name)}")},
     "aws:lb/loadBalancer:LoadBalancer": lambda a: {"dnsName": f"{a.name}-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"},
     "kubernetes:core/v1:Service": lambda a: {
@@ -73,8 +83,9 @@ Invoke = Callable[[dict[str, Any]], dict[str, Any]]
 INVOKES: dict[str, Invoke] = {
     "aws:index/getCallerIdentity:getCallerIdentity": lambda _: {
         "accountId": ACCOUNT_ID,
-        "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/deployer",
-        "userId": "AROAOFFLINEDEPLOYER",
+        # An assumed role, as with SSO or CI: access entries need the IAM role behind it.
+        "arn": f"arn:{PARTITION}:sts::{ACCOUNT_ID}:assumed-role/deployer/offline-session",
+        "userId": "AROAOFFLINEDEPLOYER:offline-session",
         "id": ACCOUNT_ID,
     },
     "aws:index/getPartition:getPartition": lambda _: {
@@ -88,14 +99,47 @@ INVOKES: dict[str, Invoke] = {
         "zoneIds": [f"use2-az{i}" for i in (1, 2, 3)],
         "id": OfflineMocks.region,
     },
-    "aws:iam/getSessionContext:getSessionContext": lambda args: {
-        "arn": args.get("arn"),
-        "issuerArn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/deployer",
-        "issuerName": "deployer",
-        "issuerId": "AROAOFFLINEDEPLOYER",
-        "id": args.get("arn"),
+    "aws:iam/getSessionContext:getSessionContext": lambda args: _session_context(args["arn"]),
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda args: _offerings(args),
+    "aws:ec2/getSubnet:getSubnet": lambda args: {
+        "id": args["id"],
+        "availabilityZone": subnet_zone(args["id"]),
+        "vpcId": f"vpc-{_hex('existing-vpc')}",
+        "state": "available",
     },
 }
+
+# The GPU types are offered in zones b and c only, so the zone filtering is exercised.
+GPU_OFFERING_ZONE_SUFFIXES = ("b", "c")
+
+
+def _offerings(args: dict[str, Any]) -> dict[str, Any]:
+    if args.get("locationType") != "availability-zone":
+        raise UnknownInvokeError(f"getInstanceTypeOfferings answered only for locationType availability-zone, got {args!r}")
+    types = [v for f in args.get("filters") or [] if f["name"] == "instance-type" for v in f["values"]]
+    zones = [f"{OfflineMocks.region}{z}" for z in GPU_OFFERING_ZONE_SUFFIXES]
+    pairs = [(t, z) for t in types for z in zones]
+    return {
+        "instanceTypes": [t for t, _ in pairs],
+        "locations": [z for _, z in pairs],
+        "locationTypes": ["availability-zone"] * len(pairs),
+        "id": OfflineMocks.region,
+    }
+
+
+def subnet_zone(subnet_id: str) -> str:
+    """The zone an existing subnet is in: stable per id, spread over zones a-c."""
+    return f"{OfflineMocks.region}{'abc'[int(_hex(subnet_id, 4), 16) % 3]}"
+
+
+def _session_context(arn: str) -> dict[str, Any]:
+    """Like IAM: an STS assumed-role ARN maps to its role; any other ARN passes through."""
+    parts = arn.split(":")
+    if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        issuer = f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+        return {"arn": arn, "issuerArn": issuer, "issuerName": role, "issuerId": "AROAOFFLINEDEPLOYER", "sessionName": parts[5].split("/")[2], "id": arn}
+    return {"arn": arn, "issuerArn": arn, "issuerName": arn.rsplit("/", 1)[-1], "issuerId": "", "sessionName": "", "id": arn}
 
 
 class UnknownInvokeError(RuntimeError):
@@ -118,8 +162,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
             outputs.setdefault("arn", _arn("ec2", f"{resource_id}"))
         return resource_id, outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         answer = INVOKES.get(args.token)
         if answer is None:
             raise UnknownInvokeError(f"offline engine has no answer for invoke {args.token}; add one to ops/mocks.py INVOKES")
-        return answer(args.args), None
+        return answer(args.args), []

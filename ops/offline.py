@@ -40,6 +40,7 @@ class Resource:
     provider: str
     dependencies: tuple[str, ...]
     options: dict[str, Any]
+    secret_paths: frozenset[str]  # input paths the engine received as Pulumi secrets
 
 
 @dataclass
@@ -121,12 +122,15 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapp
         request = monitor.requests.get(urn)
         if request is None:
             continue
+        secret_paths: set[str] = set()
+        inputs = _unwrap_secrets(pulumi.runtime.rpc.deserialize_properties(request.object), "", secret_paths)
         resources.append(
             Resource(
                 urn=urn,
                 type=request.type,
                 name=request.name,
-                inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                inputs=inputs,
+                secret_paths=frozenset(secret_paths),
                 outputs=dict(registration.state),
                 parent=request.parent,
                 provider=request.provider,
@@ -141,6 +145,22 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapp
             )
         )
     return Rendering(stack, resources, outputs, frozenset(secret_outputs), secret_values)
+
+
+# How the Pulumi wire format marks a secret value.
+_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+
+
+def _unwrap_secrets(value: Any, path: str, found: set[str]) -> Any:
+    """Plain inputs, with the dotted path of every secret recorded in `found`."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
+            found.add(path)
+            return _unwrap_secrets(value.get("value"), path, found)
+        return {k: _unwrap_secrets(v, f"{path}.{k}" if path else k, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
 
 
 def _resolve_outputs(raw: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:

@@ -49,7 +49,7 @@ def test_8gpu_profile_enables_expert_parallel_with_tensor_parallel_8():
 
 
 def test_guide_environment_sets_safetensors_fast_gpu():
-    assert profiles.vllm_env(serving())["SAFETENSORS_FAST_GPU"] == "1"
+    assert profiles.vllm_env()["SAFETENSORS_FAST_GPU"] == "1"
 
 
 def test_selected_model_revision_name_and_limits_reach_the_argv():

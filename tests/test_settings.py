@@ -233,3 +233,11 @@ def test_unknown_stack_names_the_known_ones():
 def test_cluster_name_is_a_valid_eks_name():
     s = parse(base(), "team.prod_8", REGION)
     assert s.cluster_name == "minimax-vllm-team-prod-8"
+
+
+def test_spreading_replicas_across_nodes_needs_a_node_per_replica():
+    raw = with_("serving.profile", "tp4")
+    raw["serving"].update(replicas=2, spreadAcrossNodes=True)
+    assert "needs 8 GPUs on 2 p5.48xlarge node(s) (1 replica(s) of the tp4 profile per node, spread across nodes)" in problems_of(raw)[0]
+    raw["gpuNodes"] = {"minSize": 2, "desiredSize": 2, "maxSize": 2}
+    assert parse(raw, "test", REGION).serving.spread_across_nodes is True

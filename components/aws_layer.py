@@ -1,0 +1,141 @@
+"""The AWS side of the platform: network, EKS cluster, GPU node group, and what the
+Kubernetes layer needs from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs, short_name
+from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
+from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
+from components.settings import Settings
+
+
+@dataclass(frozen=True)
+class AwsLayer:
+    cluster_name: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    region: str
+    provider: k8s.Provider  # the one Kubernetes provider: every Kubernetes resource uses it
+    kubeconfig: pulumi.Output[str]  # secret
+    cluster: pulumi.Resource  # the Cluster component: depend on it for API access, add-ons, system nodes
+    system_nodes: pulumi.Resource
+    gpu_nodes: pulumi.Resource  # the GPU managed node group
+    pod_identity_agent: pulumi.Resource  # the add-on; Pod Identity associations need it
+    outputs: dict[str, Any]
+
+
+def _offering_zones(instance_type: str) -> list[str]:
+    """Zones of the region that offer the instance type (p5 is in only some zones)."""
+    found = aws.ec2.get_instance_type_offerings(
+        location_type="availability-zone",
+        filters=[aws.ec2.GetInstanceTypeOfferingsFilterArgs(name="instance-type", values=[instance_type])],
+    )
+    return list(found.locations)
+
+
+def _region_zones() -> list[str]:
+    """Available zones of the region, without opt-in Local or Wavelength Zones."""
+    found = aws.get_availability_zones(
+        state="available",
+        filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+    )
+    return list(found.names)
+
+
+def resolve_zones(settings: Settings) -> tuple[ZonePlan, ExistingVpc | None]:
+    """Network and GPU zones: from settings where given, else looked up."""
+    net, gpu = settings.network, settings.gpu_nodes
+    offering = None if gpu.availability_zones else _offering_zones(gpu.instance_type)
+    if net.existing_vpc_id:
+        private = tuple((sid, aws.ec2.get_subnet(id=sid).availability_zone) for sid in net.private_subnet_ids)
+        zones = tuple(dict.fromkeys(z for _, z in private))
+        plan = plan_zones(zones, offering, zones, gpu.availability_zones)
+        return plan, ExistingVpc(net.existing_vpc_id, net.public_subnet_ids, private)
+    region_zones = () if net.availability_zones else _region_zones()
+    return plan_zones(region_zones, offering, net.availability_zones, gpu.availability_zones), None
+
+
+def deployer_principal_arn() -> str:
+    """The IAM role or user running `pulumi up`. Access entries reject STS assumed-role ARNs,
+    so an assumed role is mapped back to its IAM role."""
+    caller = aws.get_caller_identity()
+    return aws.iam.get_session_context(arn=caller.arn).issuer_arn
+
+
+def build_aws(settings: Settings) -> AwsLayer:
+    name = settings.cluster_name
+    tags = settings.tags
+    zones, existing = resolve_zones(settings)
+    network = Network(
+        name,
+        NetworkArgs(cluster_name=name, zones=zones, tags=tags, vpc_cidr=settings.network.vpc_cidr, existing=existing),
+    )
+    k8s_version = settings.cluster.kubernetes_version
+    addon_versions = versions.EKS_ADDON_VERSIONS.get(k8s_version)
+    if addon_versions is None:
+        raise ValueError(
+            f"cluster.kubernetesVersion {k8s_version} has no pinned EKS add-on versions "
+            f"(pinned: {', '.join(versions.EKS_ADDON_VERSIONS)}); add them to components/versions.py EKS_ADDON_VERSIONS"
+        )
+    cluster = Cluster(
+        name,
+        ClusterArgs(
+            cluster_name=name,
+            kubernetes_version=k8s_version,
+            region=settings.region,
+            partition=aws.get_partition().partition,
+            subnet_ids=network.private_subnet_ids,
+            deployer_arn=deployer_principal_arn(),
+            admin_principal_arns=settings.cluster.admin_principal_arns,
+            public_access_cidrs=settings.cluster.public_access_cidrs,
+            system_instance_type=settings.cluster.system_instance_type,
+            log_retention_days=settings.cluster.log_retention_days,
+            addon_versions=addon_versions,
+            tags=tags,
+        ),
+    )
+    g = settings.gpu_nodes
+    gpu = GpuNodeGroup(
+        f"{name}-gpu",
+        GpuNodeGroupArgs(
+            cluster_name=cluster.name,
+            kubernetes_version=cluster.eks.version,
+            node_role_arn=cluster.node_role.arn,
+            subnet_ids=network.gpu_subnet_ids,
+            node_group_name=short_name(name, "gpu", NODE_GROUP_NAME_MAX),
+            instance_type=g.instance_type,
+            min_size=g.min_size,
+            desired_size=g.desired_size,
+            max_size=g.max_size,
+            capacity_type=g.capacity_type,
+            capacity_reservation_id=g.capacity_reservation_id,
+            root_volume_gib=g.root_volume_gib,
+            tags=tags,
+            depends_on=tuple(cluster.node_prerequisites),
+        ),
+    )
+    return AwsLayer(
+        cluster_name=cluster.name,
+        vpc_id=network.vpc_id,
+        region=settings.region,
+        provider=cluster.provider,
+        kubeconfig=cluster.kubeconfig,
+        cluster=cluster,
+        system_nodes=cluster.system_nodes,
+        gpu_nodes=gpu.node_group,
+        pod_identity_agent=cluster.pod_identity_agent,
+        outputs={
+            "clusterName": cluster.name,
+            "kubeconfig": cluster.kubeconfig,
+            "vpcId": network.vpc_id,
+            "gpuNodeGroupName": gpu.node_group_name,
+            "region": settings.region,
+        },
+    )

@@ -1,0 +1,398 @@
+"""GPU memory and KV-cache planner for MiniMax-M2.x under vLLM: pure functions, no Pulumi.
+
+A replica whose weights do not fit, or whose KV cache cannot hold one `max-model-len`
+sequence, never becomes ready: vLLM raises at startup ("To serve at least one request
+with the model's max seq len ...") and Kubernetes restarts it forever. `check` rejects
+such settings before any resource exists.
+
+Units are GiB (2**30 bytes), the unit vLLM logs ("Available KV cache memory: X GiB"),
+and the guide's "GB" figures (220 GB weights, 96G / 144G GPUs) are read in that unit.
+
+KV bytes per token come from the architecture (MiniMax-M2/M2.1/M2.5 config.json:
+62 layers, 8 KV heads, head_dim 128; full attention in every layer):
+2 (K and V) x 62 x 8 x 128 x 2 bytes (bf16) = 253,952 bytes = 236.5 GiB per 1M tokens.
+The MiniMax guide's "240 GB per 1M context tokens" is this figure rounded, so the
+architecture value is used and the guide's rule is a cross-check, not an input.
+
+The per-GPU runtime overhead (activations of a prefill chunk, CUDA graphs, NCCL and
+all-to-all buffers, CUDA context) is calibrated on the guide's two published figures at
+vLLM's default gpu-memory-utilization of 0.90: 8 GiB per GPU gives 4 x 96 GiB ->
+~396K tokens (guide: ~400K) and 8 x 144 GiB -> ~3.18M tokens (guide: up to 3M).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from components import profiles
+from components.settings import INSTANCE_TYPES, PROJECT, InstanceType, ServingSettings, Settings
+
+GIB = 2**30
+
+# vLLM's default; the guide's published capacities assume it.
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
+# Above this, the CUDA context and allocator fragmentation outside vLLM's accounting
+# start to cause OOMs under load; the planner never suggests more.
+MAX_SUGGESTED_UTILIZATION = 0.95
+RUNTIME_OVERHEAD_GIB = 8.0
+# serving.maxModelLen's lower bound in settings; suggestions are rounded down to it.
+MODEL_LEN_STEP = 1024
+
+# Bytes per cached K or V element for vLLM's --kv-cache-dtype values that apply here.
+# "auto" follows the model dtype (bf16 activations; the FP8 checkpoint does not ship
+# calibrated KV scales, so "auto" stays bf16).
+KV_DTYPE_BYTES = {
+    "auto": 2,
+    "bfloat16": 2,
+    "float16": 2,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The parts of a model's config.json that decide its memory footprint."""
+
+    name: str
+    num_hidden_layers: int
+    num_key_value_heads: int
+    head_dim: int
+    weights_gib: float  # the checkpoint as loaded (FP8 experts)
+    dense_fraction: float  # attention, embeddings, norms: replicated across DP ranks under EP
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: int, tensor_parallel_size: int = 1) -> int:
+        """K+V bytes one token occupies on one GPU of a TP group (KV heads split, or replicated when TP > heads)."""
+        heads_per_gpu = max(1, self.num_key_value_heads // tensor_parallel_size)
+        return 2 * self.num_hidden_layers * heads_per_gpu * self.head_dim * kv_dtype_bytes
+
+
+# MiniMax-M2 / M2.1 / M2.5 share one architecture (230B total, 10B active, 256 experts).
+# Weights: the guide's "220 GB for weights". Dense share: ~4B of 230B parameters
+# (62 x 44M attention + 2 x 0.6B embedding/lm_head) sit outside the experts.
+MINIMAX_M2 = Architecture(
+    name="MiniMax-M2",
+    num_hidden_layers=62,
+    num_key_value_heads=8,
+    head_dim=128,
+    weights_gib=220.0,
+    dense_fraction=0.02,
+)
+ARCHITECTURES = {model: MINIMAX_M2 for model in profiles.MODELS}
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """GPUs of one node (or the guide's reference boxes, which are not AWS instances)."""
+
+    label: str
+    gpu_model: str
+    gpu_memory_gib: float
+    gpus: int
+
+    @classmethod
+    def of(cls, instance: InstanceType) -> Hardware:
+        return cls(instance.name, instance.gpu_model, float(instance.gpu_memory_gib), instance.gpus)
+
+
+# The MiniMax guide's two reference configurations.
+GUIDE_4X96 = Hardware("guide 4 x 96G", "GPU", 96.0, 4)
+GUIDE_8X144 = Hardware("guide 8 x 144G", "GPU", 144.0, 8)
+GUIDE_FIGURES = {GUIDE_4X96: ("tp4", 400_000), GUIDE_8X144: ("tp8-ep", 3_000_000)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Memory of one replica: what each GPU holds and how many tokens the KV cache keeps."""
+
+    profile: str
+    gpu_model: str
+    gpu_memory_gib: float
+    gpus: int
+    tensor_parallel_size: int
+    data_parallel_size: int
+    expert_parallel: bool
+    kv_cache_dtype: str
+    gpu_memory_utilization: float
+    max_model_len: int
+    budget_per_gpu_gib: float
+    weights_per_gpu_gib: float
+    overhead_per_gpu_gib: float
+    kv_bytes_per_token_per_gpu: int
+
+    @property
+    def kv_per_gpu_gib(self) -> float:
+        return self.budget_per_gpu_gib - self.weights_per_gpu_gib - self.overhead_per_gpu_gib
+
+    @property
+    def weights_fit(self) -> bool:
+        return self.kv_per_gpu_gib > 0
+
+    @property
+    def kv_tokens_per_rank(self) -> int:
+        """Tokens one data-parallel rank (one engine) can cache: a sequence never spans ranks."""
+        if not self.weights_fit:
+            return 0
+        return int(self.kv_per_gpu_gib * GIB // self.kv_bytes_per_token_per_gpu)
+
+    @property
+    def kv_tokens(self) -> int:
+        """Aggregate KV-cache tokens of the replica (the guide's "total KV cache capacity")."""
+        return self.kv_tokens_per_rank * self.data_parallel_size
+
+    @property
+    def kv_gib(self) -> float:
+        return max(0.0, self.kv_per_gpu_gib) * self.gpus
+
+    @property
+    def full_context_sequences(self) -> int:
+        """Sequences of max_model_len tokens the replica can hold at once."""
+        return (self.kv_tokens_per_rank // self.max_model_len) * self.data_parallel_size
+
+    @property
+    def context_fits(self) -> bool:
+        return self.kv_tokens_per_rank >= self.max_model_len
+
+    @property
+    def max_fitting_model_len(self) -> int:
+        """The largest maxModelLen (a multiple of MODEL_LEN_STEP, at most the model's window) that fits."""
+        fitting = self.kv_tokens_per_rank // MODEL_LEN_STEP * MODEL_LEN_STEP
+        return min(fitting, profiles.MAX_CONTEXT_TOKENS)
+
+
+def plan(
+    hardware: Hardware,
+    profile: str,
+    *,
+    tensor_parallel_size: int | None = None,
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    max_model_len: int = profiles.MAX_CONTEXT_TOKENS,
+    kv_cache_dtype: str = "auto",
+    architecture: Architecture = MINIMAX_M2,
+    overhead_per_gpu_gib: float = RUNTIME_OVERHEAD_GIB,
+) -> Plan:
+    """Plan one replica of `profile` on `hardware` (which must have at least the replica's GPUs)."""
+    prof = profiles.PROFILES[profile]
+    gpus = prof.gpus_per_replica
+    if gpus > hardware.gpus:
+        raise ValueError(f"profile {profile} needs {gpus} GPUs; {hardware.label} has {hardware.gpus}")
+    tp = tensor_parallel_size or prof.tensor_parallel_size
+    dp = profiles.data_parallel_size(prof, tp)
+    w = architecture.weights_gib
+    if prof.expert_parallel:
+        # Experts are spread over every GPU of the replica; dense layers only over the TP group.
+        dense = w * architecture.dense_fraction
+        weights_per_gpu = (w - dense) / (tp * dp) + dense / tp
+    else:
+        # Each data-parallel rank holds a full copy sharded over its TP group.
+        weights_per_gpu = w / tp
+    return Plan(
+        profile=profile,
+        gpu_model=hardware.gpu_model,
+        gpu_memory_gib=hardware.gpu_memory_gib,
+        gpus=gpus,
+        tensor_parallel_size=tp,
+        data_parallel_size=dp,
+        expert_parallel=prof.expert_parallel,
+        kv_cache_dtype=kv_cache_dtype,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        budget_per_gpu_gib=hardware.gpu_memory_gib * gpu_memory_utilization,
+        weights_per_gpu_gib=weights_per_gpu,
+        overhead_per_gpu_gib=overhead_per_gpu_gib,
+        kv_bytes_per_token_per_gpu=architecture.kv_bytes_per_token(KV_DTYPE_BYTES[kv_cache_dtype], tp),
+    )
+
+
+def kv_cache_dtype(extra_args: tuple[str, ...] | list[str]) -> str:
+    """The --kv-cache-dtype a stack passes through serving.extraArgs ("auto" when absent)."""
+    value = "auto"
+    for i, token in enumerate(extra_args):
+        if profiles.flag_name(token) != "kv-cache-dtype":
+            continue
+        if "=" in token:
+            value = token.split("=", 1)[1]
+        elif i + 1 < len(extra_args):
+            value = extra_args[i + 1]
+    return value
+
+
+def plan_for(serving: ServingSettings, instance: InstanceType) -> Plan:
+    """The plan of one replica of a stack's serving settings on its GPU instance type."""
+    dtype = kv_cache_dtype(serving.extra_args)
+    return plan(
+        Hardware.of(instance),
+        serving.profile,
+        tensor_parallel_size=serving.tensor_parallel_size,
+        gpu_memory_utilization=serving.gpu_memory_utilization,
+        max_model_len=serving.max_model_len,
+        kv_cache_dtype=dtype if dtype in KV_DTYPE_BYTES else "auto",
+        architecture=ARCHITECTURES[serving.model],
+    )
+
+
+def _problem(key: str, value: object, rule: str, fix: str) -> str:
+    return f"{PROJECT}:{key} = {value!r} {rule}. Fix: {fix}"
+
+
+def _needed_utilization(p: Plan, need_kv_per_gpu_gib: float) -> float | None:
+    """The smallest utilization (2 decimals) that leaves `need_kv_per_gpu_gib`, if it is a safe one."""
+    need = (p.weights_per_gpu_gib + p.overhead_per_gpu_gib + need_kv_per_gpu_gib) / p.gpu_memory_gib
+    need = math.ceil(need * 100 - 1e-9) / 100
+    return need if need <= MAX_SUGGESTED_UTILIZATION else None
+
+
+def _variant(p: Plan, hardware: Hardware, **changes: object) -> Plan:
+    """The same replica with some inputs changed, to test a candidate fix."""
+    inputs: dict[str, object] = {
+        "tensor_parallel_size": p.tensor_parallel_size,
+        "gpu_memory_utilization": p.gpu_memory_utilization,
+        "max_model_len": p.max_model_len,
+        "kv_cache_dtype": p.kv_cache_dtype,
+        "overhead_per_gpu_gib": p.overhead_per_gpu_gib,
+    }
+    inputs.update(changes)
+    return plan(hardware, p.profile, **inputs)  # type: ignore[arg-type]
+
+
+def check(settings: Settings) -> list[str]:
+    """Problems under which vLLM would refuse to start (weights or one full sequence do not fit)."""
+    sv, instance = settings.serving, settings.gpu_nodes.instance
+    if sv.gpus_per_replica > instance.gpus:
+        return []  # the GPU-count rule in settings reports this one
+    hw = Hardware.of(instance)
+    p = plan_for(sv, instance)
+    where = f"{p.profile} (TP {p.tensor_parallel_size}{' x DP ' + str(p.data_parallel_size) if p.data_parallel_size > 1 else ''}) on {instance.name} ({p.gpus} x {instance.gpu_model} {instance.gpu_memory_gib} GiB) at serving.gpuMemoryUtilization {p.gpu_memory_utilization:g}"
+    tp8 = plan(
+        hw,
+        "tp8-ep",
+        gpu_memory_utilization=p.gpu_memory_utilization,
+        max_model_len=p.max_model_len,
+        kv_cache_dtype=p.kv_cache_dtype,
+    )
+    use_tp8 = "pulumi config set --path 'serving.profile' tp8-ep (and remove serving.tensorParallelSize)"
+
+    if not p.weights_fit:
+        fixes = []
+        util = _needed_utilization(p, p.max_model_len * p.kv_bytes_per_token_per_gpu / GIB)
+        if util is not None:
+            fixes.append(f"pulumi config set --path 'serving.gpuMemoryUtilization' {util:g}")
+        if p.tensor_parallel_size < p.gpus and _variant(p, hw, tensor_parallel_size=p.gpus).weights_fit:
+            fixes.append(f"pulumi config set --path 'serving.tensorParallelSize' {p.gpus}")
+        if p.profile != "tp8-ep" and tp8.context_fits:
+            fixes.append(use_tp8)
+        if not fixes:
+            fixes.append("choose a GPU instance type with more memory per GPU (gpuNodes.instanceType p5e.48xlarge)")
+        key, value = (
+            ("serving.tensorParallelSize", p.tensor_parallel_size)
+            if p.data_parallel_size > 1
+            else ("serving.profile", p.profile)
+        )
+        return [
+            _problem(
+                key,
+                value,
+                f"cannot load {sv.model}: {p.weights_per_gpu_gib:.1f} GiB of weights + {p.overhead_per_gpu_gib:g} GiB runtime overhead per GPU exceed the {p.budget_per_gpu_gib:.1f} GiB vLLM may use per GPU for {where} (vLLM would fail with CUDA out of memory and restart forever)",
+                ", or ".join(fixes),
+            )
+        ]
+
+    if p.context_fits:
+        return []
+    need_gib = p.max_model_len * p.kv_bytes_per_token_per_gpu * p.tensor_parallel_size / GIB
+    have_gib = p.kv_per_gpu_gib * p.tensor_parallel_size
+    fixes = []
+    if p.max_fitting_model_len >= MODEL_LEN_STEP:
+        fixes.append(f"lower it: pulumi config set --path 'serving.maxModelLen' {p.max_fitting_model_len}")
+    util = _needed_utilization(p, p.max_model_len * p.kv_bytes_per_token_per_gpu / GIB)
+    if util is not None:
+        fixes.append(f"pulumi config set --path 'serving.gpuMemoryUtilization' {util:g}")
+    if p.profile != "tp8-ep" and tp8.context_fits:
+        fixes.append(f"{use_tp8}: {tp8.kv_tokens:,} KV tokens per replica, one replica per {instance.gpus} GPUs")
+    if KV_DTYPE_BYTES[p.kv_cache_dtype] > 1 and _variant(p, hw, kv_cache_dtype="fp8").context_fits:
+        fixes.append(
+            "FP8 KV cache (halves KV bytes; vLLM 0.32.0 accepts it for MiniMax-M2's standard attention layers, "
+            "but the checkpoint has no calibrated KV scales, so validate output quality first): "
+            "pulumi config set --path 'serving.extraArgs[0]' --kv-cache-dtype=fp8"
+        )
+    if not fixes:
+        fixes.append("choose a GPU instance type with more memory per GPU (gpuNodes.instanceType p5e.48xlarge)")
+    return [
+        _problem(
+            "serving.maxModelLen",
+            p.max_model_len,
+            f'needs {need_gib:.1f} GiB of {_dtype_label(p.kv_cache_dtype)} KV cache for one full sequence, but {where} leaves {max(0.0, have_gib):.1f} GiB ({p.kv_tokens_per_rank:,} tokens) after {p.weights_per_gpu_gib:.1f} GiB weights and {p.overhead_per_gpu_gib:g} GiB overhead per GPU (vLLM refuses to start: "To serve at least one request with the model\'s max seq len ...")',
+            ", or ".join(fixes),
+        )
+    ]
+
+
+def _dtype_label(dtype: str) -> str:
+    return "bf16" if KV_DTYPE_BYTES[dtype] == 2 else dtype
+
+
+def summary(p: Plan) -> str:
+    """One line for tables: memory split per GPU and what the KV cache holds."""
+    if not p.weights_fit:
+        return f"weights {p.weights_per_gpu_gib:.1f} GiB/GPU do not fit in {p.budget_per_gpu_gib:.1f} GiB/GPU"
+    return (
+        f"weights {p.weights_per_gpu_gib:.1f} + overhead {p.overhead_per_gpu_gib:g} + KV {p.kv_per_gpu_gib:.1f} "
+        f"of {p.budget_per_gpu_gib:.1f} GiB/GPU; KV {p.kv_gib:.0f} GiB = {p.kv_tokens:,} tokens"
+    )
+
+
+def table_for(settings: Settings) -> list[str]:
+    """The capacity section of `make plan`: the stack's replica plan and whether it starts."""
+    sv, instance = settings.serving, settings.gpu_nodes.instance
+    p = plan_for(sv, instance)
+    per_node = 1 if sv.spread_across_nodes else instance.gpus // p.gpus
+    lines = [
+        f"capacity ({sv.model}, {sv.profile}, TP {p.tensor_parallel_size}"
+        f"{', DP ' + str(p.data_parallel_size) if p.data_parallel_size > 1 else ''}"
+        f"{', EP' if p.expert_parallel else ''}, {_dtype_label(p.kv_cache_dtype)} KV cache)",
+        f"  per replica: {p.gpus} x {instance.gpu_model} {instance.gpu_memory_gib} GiB at gpuMemoryUtilization {p.gpu_memory_utilization:g}; {per_node} replica(s) per {instance.name}",
+        f"  per GPU: {summary(p)}",
+        f"  maxModelLen {p.max_model_len:,}: {p.full_context_sequences} full-context sequence(s) at once per replica, "
+        f"{p.full_context_sequences * sv.replicas} across {sv.replicas} replica(s)",
+        f"  total KV cache: {p.kv_tokens * sv.replicas:,} tokens across {sv.replicas} replica(s)",
+    ]
+    problems = check(settings)
+    lines += [f"  PROBLEM: {problem}" for problem in problems] or ["  status: fits (vLLM will start)"]
+    return lines
+
+
+def report_hardware() -> list[Hardware]:
+    """Every GPU shape the report covers: the shipped instance types, then the guide's references."""
+    seen: dict[tuple[str, float, int], Hardware] = {}
+    for instance in INSTANCE_TYPES.values():
+        hw = Hardware.of(instance)
+        seen.setdefault((hw.gpu_model, hw.gpu_memory_gib, hw.gpus), hw)
+    return [*seen.values(), GUIDE_4X96, GUIDE_8X144]
+
+
+def report_rows(
+    gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
+    max_model_len: int = profiles.MAX_CONTEXT_TOKENS,
+) -> list[tuple[Hardware, Plan]]:
+    """Hardware x profile x KV dtype at the given utilization and context."""
+    rows = []
+    for hw in report_hardware():
+        for profile in profiles.PROFILES:
+            if profiles.PROFILES[profile].gpus_per_replica > hw.gpus:
+                continue
+            for dtype in ("auto", "fp8"):
+                rows.append(
+                    (
+                        hw,
+                        plan(
+                            hw,
+                            profile,
+                            gpu_memory_utilization=gpu_memory_utilization,
+                            max_model_len=max_model_len,
+                            kv_cache_dtype=dtype,
+                        ),
+                    )
+                )
+    return rows

@@ -1,0 +1,296 @@
+"""The EKS control plane, its access, add-ons, a small system node group and the one
+Kubernetes provider every Kubernetes resource uses.
+
+Decisions:
+- Authentication mode API with explicit access entries (deployer + configured admins):
+  who is admin lives in Pulumi state, not in a ConfigMap. `bootstrap_cluster_creator_admin_permissions`
+  is False because the deployer gets its own explicit entry; with True, EKS would create an
+  entry for the same principal outside Pulumi and the explicit one would fail with
+  ResourceInUseException.
+- `bootstrap_self_managed_addons` is False: vpc-cni, kube-proxy and CoreDNS come only as
+  pinned managed add-ons, never as unmanaged copies the add-ons must first take over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+# Control-plane log types (botocore eks LogType enum): all of them.
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+# Add-ons the nodes need before they can become Ready (CNI, service routing, Pod Identity).
+NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+# CoreDNS is a Deployment: its add-on only turns ACTIVE once nodes can run its pods.
+ADDONS = (*NODE_ADDONS, "coredns")
+SYSTEM_NODES = 2
+SYSTEM_POOL_LABEL = ("minimax-vllm/pool", "system")
+
+# IAM role names are <= 64 characters; a name_prefix gets a 26-character unique suffix.
+ROLE_NAME_PREFIX_MAX = 38
+# EKS node group names are <= 63 characters; a name prefix also gets a 26-character suffix.
+NODE_GROUP_NAME_MAX = 63
+NODE_GROUP_PREFIX_MAX = NODE_GROUP_NAME_MAX - 26
+
+
+def short_name(base: str, suffix: str, limit: int) -> str:
+    """`base-suffix` within an AWS length limit; a long base is cut and keeps a short hash, so
+    two long stack names that share a prefix still get different names."""
+    full = f"{base}-{suffix}"
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+    keep = limit - len(suffix) - len(digest) - 2
+    return f"{base[:keep].rstrip('-')}-{digest}-{suffix}"
+
+
+def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token`: short-lived tokens, no secret stored."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name,
+            "users": [
+                {
+                    "name": name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["--region", region, "eks", "get-token", "--cluster-name", name, "--output", "json"],
+                        }
+                    },
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    cluster_name: str
+    kubernetes_version: str
+    region: str
+    partition: str
+    subnet_ids: pulumi.Input[Sequence[str]]  # private subnets: control-plane ENIs and system nodes
+    deployer_arn: str  # IAM role or user ARN (never an STS assumed-role ARN)
+    admin_principal_arns: tuple[str, ...]
+    public_access_cidrs: tuple[str, ...]  # empty: private API endpoint only
+    system_instance_type: str
+    log_retention_days: int
+    addon_versions: Mapping[str, str]
+    tags: Mapping[str, str]
+
+
+class Cluster(pulumi.ComponentResource):
+    """EKS cluster with secrets encryption, full control-plane logging and access entries."""
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:aws:Cluster", name, None, opts)
+        missing = [a for a in ADDONS if a not in args.addon_versions]
+        if missing:
+            raise ValueError(f"no pinned add-on versions for {missing}; add them to components/versions.py EKS_ADDON_VERSIONS")
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        policy = lambda n: f"arn:{args.partition}:iam::aws:policy/{n}"  # noqa: E731
+
+        key = aws.kms.Key(
+            f"{name}-secrets-key",
+            description=f"EKS secrets envelope encryption for {args.cluster_name}",
+            enable_key_rotation=True,
+            # The key only protects this cluster's etcd secrets; after destroy nothing needs it.
+            deletion_window_in_days=7,
+            tags=tags,
+            opts=child,
+        )
+        # Created before the cluster: otherwise EKS creates it on first log write, with
+        # infinite retention and outside Pulumi (so `destroy` would leave it behind).
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster-role",
+            name_prefix=_role_prefix(args.cluster_name, "cluster"),
+            assume_role_policy=_assume_role(["eks.amazonaws.com"], ["sts:AssumeRole", "sts:TagSession"]),
+            tags=tags,
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-policy", role=cluster_role.name, policy_arn=policy("AmazonEKSClusterPolicy"), opts=child
+        )
+        # The cluster role must be able to use the customer-managed key for envelope encryption.
+        key_access = aws.iam.RolePolicy(
+            f"{name}-cluster-kms",
+            role=cluster_role.id,
+            policy=key.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                                "Resource": arn,
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+
+        self.node_role = aws.iam.Role(
+            f"{name}-node-role",
+            name_prefix=_role_prefix(args.cluster_name, "node"),
+            assume_role_policy=_assume_role(["ec2.amazonaws.com"], ["sts:AssumeRole"]),
+            tags=tags,
+            opts=child,
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(f"{name}-node-{p}", role=self.node_role.name, policy_arn=policy(p), opts=child)
+            for p in (
+                "AmazonEKSWorkerNodePolicy",
+                "AmazonEKS_CNI_Policy",
+                "AmazonEC2ContainerRegistryReadOnly",
+                # Session Manager instead of SSH: no key pair and no open port 22 on the nodes.
+                "AmazonSSMManagedInstanceCore",
+            )
+        ]
+
+        public = bool(args.public_access_cidrs)
+        self.eks = aws.eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=args.kubernetes_version,
+            role_arn=cluster_role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=public,
+                public_access_cidrs=list(args.public_access_cidrs) if public else None,
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=False,
+            ),
+            bootstrap_self_managed_addons=False,
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
+                resources=["secrets"],
+            ),
+            enabled_cluster_log_types=list(LOG_TYPES),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy, key_access]),
+        )
+        self.name = self.eks.name
+
+        admin_policy = f"arn:{args.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+        principals = dict.fromkeys([args.deployer_arn, *args.admin_principal_arns])
+        self.admin_access: list[aws.eks.AccessPolicyAssociation] = []
+        for arn in principals:
+            label = "deployer" if arn == args.deployer_arn else f"admin-{hashlib.sha256(arn.encode()).hexdigest()[:8]}"
+            entry = aws.eks.AccessEntry(
+                f"{name}-{label}",
+                cluster_name=self.eks.name,
+                principal_arn=arn,
+                type="STANDARD",
+                tags=tags,
+                opts=child,
+            )
+            self.admin_access.append(
+                aws.eks.AccessPolicyAssociation(
+                    f"{name}-{label}-admin",
+                    cluster_name=self.eks.name,
+                    principal_arn=arn,
+                    policy_arn=admin_policy,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+                )
+            )
+
+        def addon(addon_name: str, depends_on: list[pulumi.Resource]) -> aws.eks.Addon:
+            return aws.eks.Addon(
+                f"{name}-{addon_name}",
+                cluster_name=self.eks.name,
+                addon_name=addon_name,
+                addon_version=args.addon_versions[addon_name],
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            )
+
+        # DaemonSet add-ons go in before any node, so nodes join with a working CNI.
+        node_addons = {a: addon(a, []) for a in NODE_ADDONS}
+        self.pod_identity_agent = node_addons["eks-pod-identity-agent"]
+        # What a node group must wait for: the node role's policies and the DaemonSet add-ons.
+        self.node_prerequisites: list[pulumi.Resource] = [*node_policies, *node_addons.values()]
+
+        self.system_nodes = aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=self.eks.name,
+            node_group_name_prefix=short_name(args.cluster_name, "system-", NODE_GROUP_PREFIX_MAX),
+            node_role_arn=self.node_role.arn,
+            subnet_ids=args.subnet_ids,
+            version=self.eks.version,
+            ami_type="AL2023_x86_64_STANDARD",
+            capacity_type="ON_DEMAND",
+            instance_types=[args.system_instance_type],
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(min_size=SYSTEM_NODES, desired_size=SYSTEM_NODES, max_size=SYSTEM_NODES),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            labels=dict([SYSTEM_POOL_LABEL]),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.node_prerequisites),
+        )
+        self.coredns = addon("coredns", [self.system_nodes])
+
+        # The kubeconfig also waits for the admin access policies, so nothing talks to the API
+        # before the deployer is authorised (the EKS API rejects it until then).
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(
+                self.eks.name,
+                self.eks.endpoint,
+                self.eks.certificate_authority.apply(lambda ca: ca.data),
+                *[a.id for a in self.admin_access],
+            ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region))
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.admin_access),
+        )
+        self.register_outputs(
+            {
+                "clusterName": self.name,
+                "kubeconfig": self.kubeconfig,
+                "nodeRoleArn": self.node_role.arn,
+                "systemNodeGroup": self.system_nodes.node_group_name,
+            }
+        )
+
+
+def _role_prefix(cluster_name: str, role: str) -> str:
+    return short_name(cluster_name, f"{role}-", ROLE_NAME_PREFIX_MAX)
+
+
+def _assume_role(services: list[str], actions: list[str]) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": services}, "Action": actions}],
+        }
+    )

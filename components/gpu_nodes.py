@@ -1,0 +1,167 @@
+"""The p5 managed node group that runs vLLM.
+
+Decisions:
+- Rollouts never need a second GPU node: `update_strategy` MINIMAL terminates the old node
+  before launching its replacement (the DEFAULT strategy surges: it launches new nodes
+  first, which for p5 means a spare node that on-demand or a Capacity Block usually cannot
+  supply). With `max_unavailable` 1 an AMI or launch-template update takes the endpoint down
+  while one node is replaced; that is the price of needing no spare GPU capacity.
+- A node group replacement (launch template id, subnets) deletes before it creates, for the
+  same reason.
+- IMDSv2 only, hop limit 1: pods on the GPU node (vLLM, device plugin) cannot reach the
+  node role's credentials. Everything that needs IMDS there runs on the host network
+  (aws-node, kube-proxy, pod identity agent); workloads that need AWS use Pod Identity.
+- Local NVMe is assembled by nodeadm as RAID0 at gpu_pool.NVME_MOUNT, where the model cache lives.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import gpu_pool
+from components.cluster import short_name
+
+AMI_TYPE = "AL2023_x86_64_NVIDIA"
+ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device name
+# EC2 launch template names: <= 128 characters; a name_prefix gets a 26-character suffix.
+LAUNCH_TEMPLATE_PREFIX_MAX = 128 - 26
+IMDS_HOP_LIMIT = 1
+MIME_BOUNDARY = "==MINIMAXVLLM=="
+
+
+def nodeadm_user_data(boundary: str = MIME_BOUNDARY) -> str:
+    """MIME multipart user data with a NodeConfig part: EKS merges its own NodeConfig (cluster
+    endpoint, CA) with this one, and only multipart user data can be merged."""
+    node_config = "\n".join(
+        [
+            "---",
+            "apiVersion: node.eks.aws/v1alpha1",
+            "kind: NodeConfig",
+            "spec:",
+            "  instance:",
+            "    localStorage:",
+            "      strategy: RAID0",
+        ]
+    )
+    return (
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\n'
+        "\n"
+        f"--{boundary}\n"
+        "Content-Type: application/node.eks.aws\n"
+        "\n"
+        f"{node_config}\n"
+        "\n"
+        f"--{boundary}--\n"
+    )
+
+
+@dataclass(frozen=True)
+class GpuNodeGroupArgs:
+    cluster_name: pulumi.Input[str]
+    kubernetes_version: pulumi.Input[str]
+    node_role_arn: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]  # private subnets in zones that offer the instance type
+    node_group_name: str
+    instance_type: str
+    min_size: int
+    desired_size: int
+    max_size: int
+    capacity_type: str  # ON_DEMAND | CAPACITY_BLOCK
+    capacity_reservation_id: str | None
+    root_volume_gib: int
+    tags: Mapping[str, str]
+    # The node role's policies and the CNI add-ons: nodes must not join before them.
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+class GpuNodeGroup(pulumi.ComponentResource):
+    """Managed node group of p5 nodes: AL2023 NVIDIA AMI, tainted and labelled for vLLM."""
+
+    def __init__(self, name: str, args: GpuNodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:aws:GpuNodeGroup", name, None, opts)
+        if args.capacity_type == "CAPACITY_BLOCK" and not args.capacity_reservation_id:
+            raise ValueError("a CAPACITY_BLOCK node group needs the block's capacity reservation id")
+        tags = dict(args.tags)
+        capacity_block = args.capacity_type == "CAPACITY_BLOCK"
+        instance_tags = {**tags, "Name": args.node_group_name}
+
+        reservation = None
+        if args.capacity_reservation_id:
+            # Capacity Block or On-Demand Capacity Reservation: launch only into that reservation.
+            reservation = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
+                capacity_reservation_target=aws.ec2.LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
+                    capacity_reservation_id=args.capacity_reservation_id,
+                ),
+            )
+
+        self.launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            name_prefix=short_name(args.node_group_name, "", LAUNCH_TEMPLATE_PREFIX_MAX),
+            description=f"{args.instance_type} nodes for {args.node_group_name}",
+            # EKS rejects an instance type in both the node group and its launch template; a
+            # Capacity Block node group requires it in the launch template.
+            instance_type=args.instance_type if capacity_block else None,
+            instance_market_options=(
+                aws.ec2.LaunchTemplateInstanceMarketOptionsArgs(market_type="capacity-block") if capacity_block else None
+            ),
+            capacity_reservation_specification=reservation,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=IMDS_HOP_LIMIT,
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=ROOT_DEVICE,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=args.root_volume_gib,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            user_data=base64.b64encode(nodeadm_user_data().encode()).decode(),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=instance_tags)
+                for kind in ("instance", "volume", "network-interface")
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.node_group = aws.eks.NodeGroup(
+            f"{name}-ng",
+            cluster_name=args.cluster_name,
+            node_group_name=args.node_group_name,
+            node_role_arn=args.node_role_arn,
+            subnet_ids=args.subnet_ids,
+            version=args.kubernetes_version,
+            ami_type=AMI_TYPE,
+            capacity_type=args.capacity_type,
+            instance_types=None if capacity_block else [args.instance_type],
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=self.launch_template.id,
+                version=self.launch_template.latest_version.apply(str),
+            ),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=args.min_size, desired_size=args.desired_size, max_size=args.max_size
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1, update_strategy="MINIMAL"),
+            labels=dict(gpu_pool.NODE_LABELS),
+            taints=[
+                aws.eks.NodeGroupTaintArgs(
+                    key=gpu_pool.TAINT_KEY, value=gpu_pool.TAINT_VALUE, effect=gpu_pool.EKS_TAINT_EFFECT
+                )
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), delete_before_replace=True),
+        )
+        self.node_group_name = self.node_group.node_group_name
+        self.register_outputs({"nodeGroupName": self.node_group_name, "launchTemplateId": self.launch_template.id})

@@ -1,0 +1,65 @@
+"""The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its NLB.
+
+Every Kubernetes resource uses the AWS layer's one explicit provider. Dependencies are
+declared so that `pulumi destroy` removes the Service (and so its NLB) while the controller
+and the nodes are still there, and the network last.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from components import workload
+from components.device_plugin import DevicePlugin, DevicePluginArgs
+from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.settings import PROJECT, Secrets, Settings
+from components.vllm_service import VllmService, VllmServiceArgs
+
+if TYPE_CHECKING:
+    from components.aws_layer import AwsLayer
+
+
+def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dict[str, Any]:
+    base = settings.cluster_name
+    plugin = DevicePlugin(f"{base}-nvidia", DevicePluginArgs(provider=aws.provider, depends_on=(aws.gpu_nodes,)))
+    controller = LoadBalancerController(
+        f"{base}-lbc",
+        LoadBalancerControllerArgs(
+            cluster_name=aws.cluster_name,
+            vpc_id=aws.vpc_id,
+            region=aws.region,
+            provider=aws.provider,
+            tags=settings.tags,
+            depends_on=(aws.system_nodes, aws.pod_identity_agent),
+        ),
+    )
+    vllm = VllmService(
+        f"{base}-vllm",
+        VllmServiceArgs(
+            serving=settings.serving,
+            endpoint=settings.endpoint,
+            instance=settings.gpu_nodes.instance,
+            secrets=secrets,
+            provider=aws.provider,
+            tags=settings.tags,
+            depends_on=(controller, plugin, aws.gpu_nodes),
+        ),
+    )
+    served = settings.serving.served_model_name
+    curl = vllm.endpoint_url.apply(lambda url: curl_command(url, served))
+    return {"endpointUrl": vllm.endpoint_url, "servedModelName": served, "curl": curl, "namespace": workload.NAMESPACE}
+
+
+def curl_command(url: str, served_model_name: str) -> str:
+    """A chat request to paste: the key is read from the stack's secret when it runs, never stored here."""
+    if not url.startswith("http"):
+        url = "$(pulumi stack output endpointUrl)"
+    return (
+        f"curl -sS {url}/v1/chat/completions "
+        f'-H "Authorization: Bearer $(pulumi config get {PROJECT}:apiKey)" '
+        "-H 'Content-Type: application/json' "
+        f"-d '{{\"model\": \"{served_model_name}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], "
+        "\"temperature\": 1.0, \"top_p\": 0.95, \"top_k\": 40}'"
+    )

@@ -1,0 +1,91 @@
+"""AWS Load Balancer Controller: turns the vLLM Service into an NLB, with IAM via Pod Identity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import versions
+
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "aws-load-balancer-controller"
+# The controller's published IAM policy for the pinned release (docs/install/iam_policy.json).
+IAM_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-v3.5.0-iam-policy.json"
+
+
+def iam_policy_document() -> str:
+    # Minified: the readable file is over IAM's 6,144-character managed policy limit.
+    return json.dumps(json.loads(IAM_POLICY_FILE.read_text()), separators=(",", ":"))
+
+
+POD_IDENTITY_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+)
+
+
+@dataclass(frozen=True)
+class LoadBalancerControllerArgs:
+    cluster_name: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    region: str
+    provider: k8s.Provider
+    tags: dict[str, str]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+class LoadBalancerController(pulumi.ComponentResource):
+    def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:k8s:LoadBalancerController", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        policy = aws.iam.Policy(f"{name}-policy", policy=iam_policy_document(), tags=args.tags, opts=child)
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=POD_IDENTITY_TRUST, tags=args.tags, opts=child)
+        attachment = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-identity",
+            cluster_name=args.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        repo, chart, version = versions.AWS_LOAD_BALANCER_CONTROLLER_CHART
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="aws-load-balancer-controller",
+            chart=chart,
+            version=version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            namespace=NAMESPACE,
+            values={
+                "clusterName": args.cluster_name,
+                "region": args.region,
+                "vpcId": args.vpc_id,
+                "replicaCount": 2,
+                "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                # Only Services that ask for it (loadBalancerClass) become NLBs; others are left alone.
+                "enableServiceMutatorWebhook": False,
+                "defaultTags": args.tags,
+            },
+            # Webhooks must be ready before the vLLM namespace's pods are admitted.
+            skip_await=False,
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[attachment, association, *args.depends_on]
+            ),
+        )
+        self.role_arn = role.arn
+        self.register_outputs({"roleArn": role.arn, "status": self.release.status})

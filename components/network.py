@@ -1,0 +1,186 @@
+"""The VPC the cluster lives in: public subnets for the load balancer, private ones for nodes.
+
+NAT: one NAT gateway per zone. A zone's nodes then never depend on another zone's NAT
+(an AZ outage does not cut the surviving zone's image and weight downloads), and the extra
+gateway (~$0.045/h) is noise next to a p5.48xlarge (~$55/h), so every stack gets the same
+resilient shape instead of a cheaper dev variant that behaves differently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+# EKS needs subnets in at least two zones for the control plane's network interfaces.
+MIN_ZONES = 2
+MAX_ZONES = 6
+
+
+class ZoneError(ValueError):
+    """No usable zone layout: names the zones involved and the setting that fixes it."""
+
+
+@dataclass(frozen=True)
+class ZonePlan:
+    network: tuple[str, ...]  # zones with a public and a private subnet
+    gpu: tuple[str, ...]  # the subset whose private subnets the GPU node group may use
+
+
+def plan_zones(
+    region_zones: Sequence[str],
+    offering_zones: Sequence[str] | None,
+    network_zones: Sequence[str] = (),
+    gpu_zones: Sequence[str] = (),
+) -> ZonePlan:
+    """Pick network and GPU zones; pure, so the rules are tested without AWS.
+
+    offering_zones: zones that offer the GPU instance type (None when gpu_zones is given,
+    which is then authoritative, e.g. the one zone of a Capacity Block).
+    Without network_zones: the GPU zones first, then other offering zones, then any zone,
+    until there are two, so the node group always has a subnet the instance can launch in.
+    """
+    offering = set(offering_zones or ())
+    if network_zones:
+        network = tuple(network_zones)
+    else:
+        ranked = [*gpu_zones, *(z for z in region_zones if z in offering), *region_zones]
+        network = tuple(dict.fromkeys(ranked))[: max(MIN_ZONES, len(gpu_zones))]
+    if len(network) < MIN_ZONES:
+        raise ZoneError(f"EKS needs subnets in at least {MIN_ZONES} zones, found {list(network)}; set network.availabilityZones")
+    if len(network) > MAX_ZONES:
+        raise ZoneError(f"at most {MAX_ZONES} zones are supported, got {list(network)}; shorten network.availabilityZones")
+    gpu = tuple(gpu_zones) or tuple(z for z in network if z in offering)
+    if not gpu:
+        raise ZoneError(
+            f"none of the zones {list(network)} offers the GPU instance type (offered in {sorted(offering)}); "
+            "set network.availabilityZones to include one of those, or gpuNodes.availabilityZones"
+        )
+    stray = [z for z in gpu if z not in network]
+    if stray:
+        raise ZoneError(f"GPU zones {stray} have no subnet (network zones: {list(network)}); add them to network.availabilityZones")
+    return ZonePlan(network, gpu)
+
+
+def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """(private, public) CIDRs per zone: large private blocks, because the VPC CNI gives every
+    pod a VPC address; the public ones only hold NAT gateways and load balancer ENIs."""
+    vpc = ipaddress.ip_network(vpc_cidr)
+    bits = zones.bit_length()  # 2^bits >= zones + 1 blocks: one per zone, one split for publics
+    blocks = list(vpc.subnets(prefixlen_diff=bits))
+    private = [str(b) for b in blocks[:zones]]
+    public = [str(s) for s in list(blocks[-1].subnets(prefixlen_diff=max(1, (zones - 1).bit_length())))[:zones]]
+    return private, public
+
+
+@dataclass(frozen=True)
+class ExistingVpc:
+    """A VPC made elsewhere: its subnets must already carry the EKS and load balancer tags."""
+
+    vpc_id: str
+    public_subnet_ids: tuple[str, ...]
+    private_subnets: tuple[tuple[str, str], ...]  # (subnet id, zone)
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    cluster_name: str
+    zones: ZonePlan
+    tags: Mapping[str, str]
+    vpc_cidr: str = "10.42.0.0/16"
+    existing: ExistingVpc | None = None
+
+
+class Network(pulumi.ComponentResource):
+    """A new VPC across the planned zones, or the ids of an existing one (nothing created)."""
+
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+    gpu_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:aws:Network", name, None, opts)
+        if args.existing:
+            ex = args.existing
+            self.vpc_id = pulumi.Output.from_input(ex.vpc_id)
+            self.public_subnet_ids = pulumi.Output.from_input(list(ex.public_subnet_ids))
+            self.private_subnet_ids = pulumi.Output.from_input([sid for sid, _ in ex.private_subnets])
+            self.gpu_subnet_ids = pulumi.Output.from_input([sid for sid, z in ex.private_subnets if z in args.zones.gpu])
+        else:
+            self._create(name, args)
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "publicSubnetIds": self.public_subnet_ids,
+                "privateSubnetIds": self.private_subnet_ids,
+                "gpuSubnetIds": self.gpu_subnet_ids,
+            }
+        )
+
+    def _create(self, name: str, args: NetworkArgs) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+
+        def named(label: str) -> dict[str, str]:
+            return {**tags, "Name": f"{args.cluster_name}-{label}"}
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.vpc_cidr,
+            # EKS private endpoint and node registration need VPC DNS hostnames.
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=named("vpc"),
+            opts=child,
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=child)
+        public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, tags=named("public"), opts=child)
+        aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id, opts=child)
+
+        private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones.network))
+        public_ids, private_ids, gpu_ids = [], [], []
+        for zone, private_cidr, public_cidr in zip(args.zones.network, private_cidrs, public_cidrs, strict=True):
+            public = aws.ec2.Subnet(
+                f"{name}-public-{zone}",
+                vpc_id=vpc.id,
+                availability_zone=zone,
+                cidr_block=public_cidr,
+                # Nothing launches here but NAT gateways and NLB ENIs, which get their own IPs.
+                map_public_ip_on_launch=False,
+                tags={**named(f"public-{zone}"), **cluster_tag, "kubernetes.io/role/elb": "1"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child)
+            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=named(f"nat-{zone}"), opts=child)
+            nat = aws.ec2.NatGateway(
+                f"{name}-nat-{zone}",
+                allocation_id=eip.id,
+                subnet_id=public.id,
+                tags=named(f"nat-{zone}"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+            )
+            private = aws.ec2.Subnet(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                availability_zone=zone,
+                cidr_block=private_cidr,
+                tags={**named(f"private-{zone}"), **cluster_tag, "kubernetes.io/role/internal-elb": "1"},
+                opts=child,
+            )
+            rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, tags=named(f"private-{zone}"), opts=child)
+            aws.ec2.Route(f"{name}-private-{zone}-default", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=private.id, route_table_id=rt.id, opts=child)
+            public_ids.append(public.id)
+            private_ids.append(private.id)
+            if zone in args.zones.gpu:
+                gpu_ids.append(private.id)
+
+        self.vpc_id = vpc.id
+        self.public_subnet_ids = pulumi.Output.all(*public_ids)
+        self.private_subnet_ids = pulumi.Output.all(*private_ids)
+        self.gpu_subnet_ids = pulumi.Output.all(*gpu_ids)

@@ -1,0 +1,142 @@
+"""`make plan`: render a stack offline and print what `pulumi up` would build.
+
+Summary on stdout; the rendered Kubernetes objects and Helm releases as YAML in a folder.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import capacity, profiles, workload
+from components.settings import Settings, SettingsError, from_stack_file
+from ops.offline import Rendering, render
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+# us-east list prices per hour, for the plan's cost line (GPU nodes come from INSTANCE_TYPES).
+EKS_CONTROL_PLANE_PER_HOUR = 0.10
+NAT_GATEWAY_PER_HOUR = 0.045
+NLB_PER_HOUR = 0.0225
+SYSTEM_NODE_PER_HOUR = 0.1008  # m7i.large
+
+
+def main(stack: str, out_dir: str) -> int:
+    try:
+        settings = from_stack_file(stack)
+        rendering = render(stack)
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    written = write_manifests(rendering, Path(out_dir))
+    print(summary(settings, rendering))
+    print(f"\nRendered manifests: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def redacted(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes object safe to write out: Secret values replaced."""
+    if obj.get("kind") != "Secret":
+        return obj
+    out = dict(obj)
+    for field in ("data", "stringData"):
+        if field in out:
+            out[field] = {k: "<redacted: Pulumi secret>" for k in out[field]}
+    return out
+
+
+def manifests(rendering: Rendering) -> list[dict[str, Any]]:
+    return [redacted(r.inputs) for r in rendering.kubernetes_objects()]
+
+
+def helm_releases(rendering: Rendering) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": r.inputs.get("name"),
+            "namespace": r.inputs.get("namespace"),
+            "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
+            "chart": r.inputs.get("chart"),
+            "version": r.inputs.get("version"),
+            "values": r.inputs.get("values"),
+        }
+        for r in rendering.of_type(HELM_RELEASE)
+    ]
+
+
+def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        out_dir / "kubernetes.yaml": manifests(rendering),
+        out_dir / "helm-releases.yaml": helm_releases(rendering),
+    }
+    for path, docs in files.items():
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return list(files)
+
+
+def resource_tree(rendering: Rendering) -> list[str]:
+    """Each component and how many resources of each type it holds."""
+    components = [r for r in rendering.resources if not r.type.startswith(("aws:", "kubernetes:", "pulumi:"))]
+    lines = []
+    for comp in components:
+        kinds = Counter(r.type.split(":")[-1] for r in rendering.resources if r.parent == comp.urn)
+        inner = ", ".join(f"{n} {t}" for t, n in sorted(kinds.items()))
+        lines.append(f"  {comp.type:<42} {comp.name:<34} {inner}")
+    lines.append(f"  total: {len(rendering.resources)} resources")
+    return lines
+
+
+def hourly_cost(settings: Settings) -> tuple[float, str]:
+    g = settings.gpu_nodes
+    nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
+    gpu = g.desired_size * g.instance.price_per_hour_usd
+    total = gpu + EKS_CONTROL_PLANE_PER_HOUR + nats * NAT_GATEWAY_PER_HOUR + NLB_PER_HOUR + 2 * SYSTEM_NODE_PER_HOUR
+    detail = (
+        f"{g.desired_size} x {g.instance_type} ${gpu:,.2f} + EKS ${EKS_CONTROL_PLANE_PER_HOUR:.2f} + "
+        f"{nats} NAT ${nats * NAT_GATEWAY_PER_HOUR:.2f} + NLB ${NLB_PER_HOUR:.3f} + system nodes ${2 * SYSTEM_NODE_PER_HOUR:.2f}"
+    )
+    return total, detail
+
+
+def summary(settings: Settings, rendering: Rendering) -> str:
+    sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
+    env = " ".join(f"{k}={v}" for k, v in profiles.vllm_env().items())
+    argv = shlex.join(profiles.vllm_argv(sv))
+    gpus_needed = sv.replicas * sv.gpus_per_replica
+    cost, cost_detail = hourly_cost(settings)
+    port = workload.listener_port(ep)
+    scheme = "https" if ep.certificate_arn else "http"
+    lines = [
+        f"Stack {settings.stack}: {settings.cluster_name} in {settings.region} (environment {settings.environment}, owner {settings.owner})",
+        "",
+        "Resources by component:",
+        *resource_tree(rendering),
+        "",
+        "GPU node group:",
+        f"  {g.instance_type} ({g.instance.gpus} x {g.instance.gpu_model} {g.instance.gpu_memory_gib} GB), "
+        f"nodes min/desired/max {g.min_size}/{g.desired_size}/{g.max_size}, capacity {g.capacity_type}"
+        + (f" ({g.capacity_reservation_id})" if g.capacity_reservation_id else ""),
+        f"  zones: {', '.join(g.availability_zones) or 'those of the region that offer ' + g.instance_type}",
+        "",
+        "Serving:",
+        f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
+        f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs; image {sv.image}",
+        "",
+        "vLLM command (per replica; VLLM_API_KEY and HF_TOKEN come from the Kubernetes Secret):",
+        f"  {env} {argv}",
+        "",
+        "Endpoint:",
+        f"  {ep.scheme} NLB, {scheme}://<nlb-dns-name>{'' if port in (80, 443) else f':{port}'}/v1 -> pods :{profiles.PORT}, "
+        f"health /health, idle timeout {ep.idle_timeout_seconds}s, "
+        f"sources {', '.join(ep.source_ranges) or 'VPC only' if ep.scheme == 'internal' else ', '.join(ep.source_ranges)}, API key required",
+        "",
+        "Capacity:",
+        *(f"  {line}" for line in capacity.table_for(settings)),
+        "",
+        f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
+    ]
+    return "\n".join(lines)

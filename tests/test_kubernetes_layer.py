@@ -1,0 +1,305 @@
+"""The Kubernetes layer as rendered by the offline engine: what the cluster would receive."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import kubernetes_validate
+import pytest
+
+from components import gpu_pool, profiles, settings, versions, workload
+from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
+
+STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+SECRET = "kubernetes:core/v1:Secret"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+@functools.cache
+def rendered(stack: str) -> Rendering:
+    return render(stack)
+
+
+def container(r: Rendering) -> dict:
+    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]
+
+
+def pod_spec(r: Rendering) -> dict:
+    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+def gpu_node_group(r: Rendering):
+    (group,) = [g for g in r.of_type(NODE_GROUP) if g.inputs.get("labels", {}).get(gpu_pool.POOL_LABEL[0]) == gpu_pool.POOL_LABEL[1]]
+    return group
+
+
+def release(r: Rendering, chart: str):
+    (found,) = [x for x in r.of_type(RELEASE) if x.inputs["chart"] == chart]
+    return found
+
+
+def selects(terms: list[dict], labels: dict[str, str]) -> bool:
+    """Whether a node with `labels` matches required nodeSelectorTerms (any term, all expressions)."""
+    return any(
+        all(e["operator"] == "In" and labels.get(e["key"]) in e["values"] for e in term["matchExpressions"]) for term in terms
+    )
+
+
+def tolerates(tolerations: list[dict], taint: dict) -> bool:
+    effect = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}[taint["effect"]]
+    return any(
+        t["key"] == taint["key"]
+        and t.get("effect", effect) == effect
+        and (t["operator"] == "Exists" or t.get("value") == taint.get("value"))
+        for t in tolerations
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vllm_runs_exactly_the_profile_argv_with_the_guides_environment(stack):
+    r, s = rendered(stack), settings.from_stack_file(stack)
+    c = container(r)
+    assert c["command"] + c["args"] == profiles.vllm_argv(s.serving)
+    assert c["image"] == versions.VLLM_IMAGE
+    env = {e["name"]: e for e in c["env"]}
+    assert env["SAFETENSORS_FAST_GPU"]["value"] == "1"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_count_equals_the_profile_and_replicas_come_from_settings(stack):
+    r, s = rendered(stack), settings.from_stack_file(stack)
+    limits = container(r)["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == str(profiles.PROFILES[s.serving.profile].gpus_per_replica)
+    assert r.one(DEPLOYMENT).inputs["spec"]["replicas"] == s.serving.replicas
+
+
+def test_two_4gpu_replicas_fit_one_p5_48xlarge():
+    s = settings.from_stack_file("prod-4gpu")
+    requests = container(rendered("prod-4gpu"))["resources"]["requests"]
+    inst = s.gpu_nodes.instance
+    assert 2 * int(requests["cpu"]) <= inst.vcpus - 8
+    assert 2 * int(requests["memory"].removesuffix("Gi")) <= inst.memory_gib - 32
+    assert 2 * int(requests["nvidia.com/gpu"]) == inst.gpus
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vllm_pods_tolerate_the_gpu_taint_and_select_the_gpu_nodes(stack):
+    r = rendered(stack)
+    group = gpu_node_group(r)
+    spec = pod_spec(r)
+    for taint in group.inputs["taints"]:
+        assert tolerates(spec["tolerations"], taint)
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert selects(terms, group.inputs["labels"])
+    assert not selects(terms, {"kubernetes.io/os": "linux"})  # a system node is not chosen
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_device_plugin_schedules_on_the_gpu_nodes_as_labelled_and_tainted(stack):
+    r = rendered(stack)
+    group = gpu_node_group(r)
+    values = release(r, "nvidia-device-plugin").inputs["values"]
+    terms = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert selects(terms, group.inputs["labels"])
+    for taint in group.inputs["taints"]:
+        assert tolerates(values["tolerations"], taint)
+
+
+def test_scheduling_checks_fail_for_a_node_without_the_label_or_an_untolerated_taint():
+    terms = [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+    assert not selects(terms, {"minimax-vllm/pool": "gpu"})
+    assert not tolerates([gpu_pool.TOLERATION], {"key": "other", "value": "x", "effect": "NO_SCHEDULE"})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_helm_charts_are_pinned(stack):
+    r = rendered(stack)
+    pins = {versions.NVIDIA_DEVICE_PLUGIN_CHART[1]: versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[1]: versions.AWS_LOAD_BALANCER_CONTROLLER_CHART}
+    assert {x.inputs["chart"] for x in r.of_type(RELEASE)} == set(pins)
+    for x in r.of_type(RELEASE):
+        repo, _, version = pins[x.inputs["chart"]]
+        assert x.inputs["version"] == version and x.inputs["repositoryOpts"]["repo"] == repo
+
+
+def test_load_balancer_controller_gets_iam_through_pod_identity():
+    r = rendered("prod-8gpu")
+    assoc = r.one("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    values = release(r, "aws-load-balancer-controller").inputs["values"]
+    assert (assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == ("kube-system", values["serviceAccount"]["name"])
+    role = next(x for x in r.of_type("aws:iam/role:Role") if x.outputs["arn"] == assoc.inputs["roleArn"])
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    policy = next(x for x in r.of_type("aws:iam/policy:Policy") if "elasticloadbalancing:DescribeListenerAttributes" in x.inputs["policy"])
+    assert len(policy.inputs["policy"]) <= 6144  # IAM managed policy size limit
+    assert values["clusterName"] == settings.from_stack_file("prod-8gpu").cluster_name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_reach_vllm_only_through_a_kubernetes_secret(stack):
+    r = rendered(stack)
+    secret = r.one(SECRET)
+    assert secret.inputs["stringData"]["api-key"] == PLACEHOLDER_SECRETS["apiKey"]
+    assert "stringData" in secret.secret_paths  # stays a Pulumi secret in the state
+    env = {e["name"]: e for e in container(r)["env"]}
+    assert env[workload.API_KEY_ENV]["valueFrom"]["secretKeyRef"]["name"] == secret.inputs["metadata"]["name"]
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "hf-token"
+    for res in r.resources:
+        if res is secret:
+            continue
+        text = json.dumps(res.inputs)
+        for value in PLACEHOLDER_SECRETS.values():
+            assert value not in text, (res.type, res.name)
+    assert not any(a.startswith("--api-key") for a in container(r)["args"])
+    for name, value in r.outputs.items():
+        for secret_value in PLACEHOLDER_SECRETS.values():
+            assert secret_value not in str(value) or name in r.secret_outputs, name
+
+
+def test_without_a_hugging_face_token_no_token_is_referenced():
+    r = render("dev", secrets={"hfToken": None})
+    assert "hf-token" not in r.one(SECRET).inputs["stringData"]
+    assert "HF_TOKEN" not in {e["name"] for e in container(r)["env"]}
+
+
+def test_missing_api_key_fails_before_any_resource_with_the_fix():
+    with pytest.raises(settings.SettingsError, match=r"minimax-vllm:apiKey is not set.*pulumi config set --secret minimax-vllm:apiKey"):
+        render("dev", secrets={"apiKey": None})
+
+
+def test_bad_config_fails_before_any_resource_is_declared(monkeypatch):
+    from ops import mocks
+
+    created = []
+    original = mocks.OfflineMocks.new_resource
+    monkeypatch.setattr(mocks.OfflineMocks, "new_resource", lambda self, a: created.append(a.typ) or original(self, a))
+    with pytest.raises(settings.SettingsError, match="serving.maxModelLen"):
+        render("dev", overrides={"serving": {"profile": "tp4", "maxModelLen": 500000}})
+    assert created == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_caches_live_on_the_nodes_nvme_and_shm_is_memory_backed(stack):
+    spec = pod_spec(rendered(stack))
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["cache"]["hostPath"]["path"].startswith(gpu_pool.NVME_MOUNT)
+    assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    mount = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert env["HF_HOME"].startswith(mount["cache"]) and env["VLLM_CACHE_ROOT"].startswith(mount["cache"])
+    assert mount["dshm"] == "/dev/shm"
+
+
+def test_probes_allow_a_first_220gb_download_and_liveness_waits_for_startup():
+    c = container(rendered("prod-8gpu"))
+    startup = c["startupProbe"]
+    assert startup["httpGet"]["path"] == "/health"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 45 * 60
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert "livenessProbe" in c and "initialDelaySeconds" not in c["livenessProbe"]
+
+
+def test_rollout_never_needs_a_spare_gpu_node_and_streams_can_drain():
+    spec = rendered("prod-4gpu").one(DEPLOYMENT).inputs["spec"]
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    pod = spec["template"]["spec"]
+    drain = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert drain >= 120 and pod["terminationGracePeriodSeconds"] > drain
+    pdb = rendered("prod-4gpu").one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1 and pdb["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_endpoint_is_an_nlb_with_health_check_and_a_long_idle_timeout(stack):
+    s = settings.from_stack_file(stack)
+    svc = rendered(stack).one(SERVICE).inputs
+    a = svc["metadata"]["annotations"]
+    p = "service.beta.kubernetes.io/aws-load-balancer"
+    assert svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
+    assert a[f"{p}-type"] == "external" and a[f"{p}-nlb-target-type"] == "ip"
+    assert a[f"{p}-scheme"] == s.endpoint.scheme
+    assert a[f"{p}-healthcheck-path"] == "/health"
+    idle = int(a[f"{p}-listener-attributes.TCP-80"].split("=")[1])
+    assert idle == s.endpoint.idle_timeout_seconds and idle > 350
+    assert svc["spec"]["loadBalancerSourceRanges"] == list(s.endpoint.source_ranges)
+    assert a["pulumi.com/skipAwait"] == "true"  # `pulumi up` does not hang on the NLB status
+
+
+def test_tls_endpoint_listens_on_443_with_the_acm_certificate():
+    r = render("prod-8gpu", overrides={"endpoint": {"scheme": "internet-facing", "sourceRanges": ["198.51.100.0/24"], "certificateArn": TLS_ARN}})
+    svc = r.one(SERVICE).inputs
+    a = svc["metadata"]["annotations"]
+    p = "service.beta.kubernetes.io/aws-load-balancer"
+    assert a[f"{p}-ssl-cert"] == TLS_ARN and a[f"{p}-ssl-ports"] == "443"
+    assert f"{p}-listener-attributes.TLS-443" in a
+    assert svc["spec"]["ports"][0]["port"] == 443
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_resource_uses_the_one_explicit_provider(stack):
+    r = rendered(stack)
+    (provider,) = r.of_type("pulumi:providers:kubernetes")
+    k8s_resources = [x for x in r.resources if x.type.startswith("kubernetes:")]
+    assert k8s_resources
+    for x in k8s_resources:
+        assert x.provider.startswith(provider.urn + "::"), (x.type, x.name, x.provider)
+
+
+def _depends_on(r: Rendering, urn: str) -> set[str]:
+    """Everything `urn` depends on (inputs, depends_on, its provider, transitively)."""
+    seen, todo = set(), [urn]
+    while todo:
+        res = r.by_urn(todo.pop())
+        edges = list(res.dependencies)
+        if res.provider:
+            edges.append(res.provider.rsplit("::", 1)[0])  # provider reference = "<urn>::<id>"
+        for dep in edges:
+            if dep not in seen and any(x.urn == dep for x in r.resources):
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod-8gpu"])
+def test_destroy_removes_the_service_before_the_controller_nodes_and_network(stack):
+    r = rendered(stack)
+    deps = _depends_on(r, r.one(SERVICE).urn)
+    controller = release(r, "aws-load-balancer-controller")
+    assert controller.urn in deps
+    assert gpu_node_group(r).urn in deps
+    assert r.one("aws:eks/cluster:Cluster").urn in deps
+    assert any(x.urn in deps for x in r.of_type("aws:ec2/subnet:Subnet"))
+    assert r.one("aws:eks/podIdentityAssociation:PodIdentityAssociation").urn in _depends_on(r, controller.urn)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nothing_is_retained_or_protected_on_destroy(stack):
+    for x in rendered(stack).resources:
+        assert not x.options["retainOnDelete"] and not x.options["protect"], (x.type, x.name)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rendered_kubernetes_object_validates_against_the_pinned_kubernetes_schemas(stack):
+    objects = rendered(stack).kubernetes_objects()
+    assert {o.inputs["kind"] for o in objects} >= {"Namespace", "Secret", "Deployment", "PodDisruptionBudget", "Service"}
+    for o in objects:
+        kubernetes_validate.validate(o.inputs, f"{versions.KUBERNETES_VERSION}.0", strict=True)
+
+
+def test_schema_validation_rejects_a_misspelt_field():
+    obj = dict(rendered("dev").one(SERVICE).inputs)
+    obj["spec"] = {**obj["spec"], "loadBalancerSourceRange": ["10.0.0.0/8"]}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(obj, f"{versions.KUBERNETES_VERSION}.0", strict=True)
+
+
+def test_outputs_give_a_curl_that_reads_the_key_from_the_stacks_secret():
+    out = rendered("prod-8gpu").outputs
+    assert out["servedModelName"] == "minimax-m2.5"
+    assert out["endpointUrl"].startswith("http://")
+    assert "pulumi config get minimax-vllm:apiKey" in out["curl"]
+    assert out["endpointUrl"] in out["curl"] and '"model": "minimax-m2.5"' in out["curl"]
