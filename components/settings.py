@@ -520,8 +520,9 @@ def _check_together(st: Settings, r: _Reader) -> None:
 # --- sources --------------------------------------------------------------------------
 
 
-def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
+def read_stack_file(stack: str) -> dict[str, Any]:
     """The `config:` map of stacks/Pulumi.<stack>.yaml, keys as written (`ns:key`)."""
+    stacks_dir = STACKS_DIR
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))

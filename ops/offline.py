@@ -160,6 +160,8 @@ def _unwrap_secrets(value: Any, path: str, found: set[str]) -> Any:
         return {k: _unwrap_secrets(v, f"{path}.{k}" if path else k, found) for k, v in value.items()}
     if isinstance(value, list):
         return [_unwrap_secrets(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format carries every number as a double
     return value
 
 

@@ -49,8 +49,14 @@ def redacted(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _readable(obj: dict[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind, metadata first, as people write manifests; the rest sorted."""
+    head = ("apiVersion", "kind", "metadata")
+    return {**{k: obj[k] for k in head if k in obj}, **{k: obj[k] for k in sorted(obj) if k not in head}}
+
+
 def manifests(rendering: Rendering) -> list[dict[str, Any]]:
-    return [redacted(r.inputs) for r in rendering.kubernetes_objects()]
+    return [_readable(redacted(r.inputs)) for r in rendering.kubernetes_objects()]
 
 
 def helm_releases(rendering: Rendering) -> list[dict[str, Any]]:
@@ -74,7 +80,7 @@ def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
         out_dir / "helm-releases.yaml": helm_releases(rendering),
     }
     for path, docs in files.items():
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False, width=120))
     return list(files)
 
 

@@ -30,7 +30,7 @@ def flag_value(argv, flag):
 
 
 def test_4gpu_profile_is_the_guides_4gpu_command():
-    argv = profiles.vllm_argv(serving(profile="tp4"))
+    argv = profiles.vllm_argv(serving(profile="tp4", maxModelLen=131072))
     assert argv[:3] == ["vllm", "serve", "MiniMaxAI/MiniMax-M2.5"]
     assert flag_value(argv, "--tensor-parallel-size") == "4"
     assert "--enable-expert-parallel" not in argv
@@ -106,6 +106,6 @@ def test_only_the_profile_module_builds_vllm_flags():
         rel = path.relative_to(ROOT)
         if rel.parts[0] in {".venv", "tests"} or rel == Path("components/profiles.py"):
             continue
-        if re.search(r"--(tensor-parallel-size|enable-expert-parallel|tool-call-parser)\b", path.read_text()):
+        if re.search(r"[\"']--(tensor-parallel-size|enable-expert-parallel|tool-call-parser)[\"'=]", path.read_text()):
             offenders.append(str(rel))
     assert offenders == []

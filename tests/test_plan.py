@@ -1,0 +1,49 @@
+"""`make plan`: the offline rendering a user reads before spending on p5 hours."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import yaml
+
+from components import profiles, settings
+from ops import plan
+from ops.offline import PLACEHOLDER_SECRETS
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod-4gpu", "prod-8gpu", "staging"])
+def test_plan_prints_the_exact_vllm_command_and_writes_manifests(stack, tmp_path, capsys):
+    assert plan.main(stack, str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    s = settings.from_stack_file(stack)
+    assert shlex.join(profiles.vllm_argv(s.serving)) in out
+    assert "SAFETENSORS_FAST_GPU=1 vllm serve" in out
+    assert f"{s.gpu_nodes.instance_type} (8 x" in out
+    assert "Capacity:" in out and "Cost: about $" in out
+    docs = list(yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text()))
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "Secret", "Namespace", "PodDisruptionBudget"} <= kinds
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == s.serving.replicas and isinstance(deployment["spec"]["replicas"], int)
+    releases = list(yaml.safe_load_all((tmp_path / "helm-releases.yaml").read_text()))
+    assert {r["chart"] for r in releases} == {"nvidia-device-plugin", "aws-load-balancer-controller"}
+
+
+def test_plan_output_and_files_hold_no_secret_value(tmp_path, capsys):
+    plan.main("prod-8gpu", str(tmp_path))
+    written = capsys.readouterr().out + "".join(p.read_text() for p in tmp_path.iterdir())
+    for value in PLACEHOLDER_SECRETS.values():
+        assert value not in written
+    assert "<redacted: Pulumi secret>" in written
+
+
+def test_plan_of_a_bad_stack_exits_2_with_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(settings, "STACKS_DIR", tmp_path)
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        "config:\n  aws:region: us-east-2\n  minimax-vllm:owner: me\n  minimax-vllm:serving:\n    profile: tp3\n"
+    )
+    assert plan.main("broken", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "minimax-vllm:serving.profile = 'tp3'" in err and "pulumi config set --path 'serving.profile'" in err
+    assert not (tmp_path / "out").exists()
