@@ -315,7 +315,7 @@ def check(settings: Settings) -> list[str]:
         fixes.append(
             "FP8 KV cache (halves KV bytes; vLLM 0.32.0 accepts it for MiniMax-M2's standard attention layers, "
             "but the checkpoint has no calibrated KV scales, so validate output quality first): "
-            "pulumi config set --path 'serving.extraArgs[0]' --kv-cache-dtype=fp8"
+            f"pulumi config set --path 'serving.extraArgs[{len(sv.extra_args)}]' --kv-cache-dtype=fp8"
         )
     if not fixes:
         fixes.append("choose a GPU instance type with more memory per GPU (gpuNodes.instanceType p5e.48xlarge)")

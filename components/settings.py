@@ -336,7 +336,7 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
         if key not in TOP_LEVEL_KEYS:
             r.fail(key, raw[key], f"is not a known setting; known: {', '.join(TOP_LEVEL_KEYS)}", f"pulumi config rm {PROJECT}:{key}")
     if not region:
-        problems.append(f"aws:region is not set. Fix: pulumi config set aws:region us-east-2")
+        problems.append("aws:region is not set. Fix: pulumi config set aws:region us-east-2")
         region = ""
 
     environment = r.get(raw, "environment", stack, _str, "must match [A-Za-z0-9._:/=+@-]{1,63}", _NAME_TAG.match)
