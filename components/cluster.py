@@ -65,7 +65,16 @@ def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["--region", region, "eks", "get-token", "--cluster-name", name, "--output", "json"],
+                            "args": [
+                                "--region",
+                                region,
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                name,
+                                "--output",
+                                "json",
+                            ],
                         }
                     },
                 }
@@ -98,7 +107,9 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("minimax-vllm:aws:Cluster", name, None, opts)
         missing = [a for a in ADDONS if a not in args.addon_versions]
         if missing:
-            raise ValueError(f"no pinned add-on versions for {missing}; add them to components/versions.py EKS_ADDON_VERSIONS")
+            raise ValueError(
+                f"no pinned add-on versions for {missing}; add them to components/versions.py EKS_ADDON_VERSIONS"
+            )
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
         policy = lambda n: f"arn:{args.partition}:iam::aws:policy/{n}"  # noqa: E731
@@ -250,7 +261,9 @@ class Cluster(pulumi.ComponentResource):
             ami_type="AL2023_x86_64_STANDARD",
             capacity_type="ON_DEMAND",
             instance_types=[args.system_instance_type],
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(min_size=SYSTEM_NODES, desired_size=SYSTEM_NODES, max_size=SYSTEM_NODES),
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=SYSTEM_NODES, desired_size=SYSTEM_NODES, max_size=SYSTEM_NODES
+            ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             labels=dict([SYSTEM_POOL_LABEL]),
             tags=tags,

@@ -12,6 +12,9 @@ Decisions:
   node role's credentials. Everything that needs IMDS there runs on the host network
   (aws-node, kube-proxy, pod identity agent); workloads that need AWS use Pod Identity.
 - Local NVMe is assembled by nodeadm as RAID0 at gpu_pool.NVME_MOUNT, where the model cache lives.
+- Capacity Block: EKS wants desiredSize 0 while such a node group is upgraded, and EC2
+  reclaims the instances when the block ends (scale to 0 at least 30 minutes before).
+  An On-Demand Capacity Reservation is zonal: set gpuNodes.availabilityZones to its zone.
 """
 
 from __future__ import annotations
@@ -108,7 +111,9 @@ class GpuNodeGroup(pulumi.ComponentResource):
             # Capacity Block node group requires it in the launch template.
             instance_type=args.instance_type if capacity_block else None,
             instance_market_options=(
-                aws.ec2.LaunchTemplateInstanceMarketOptionsArgs(market_type="capacity-block") if capacity_block else None
+                aws.ec2.LaunchTemplateInstanceMarketOptionsArgs(market_type="capacity-block")
+                if capacity_block
+                else None
             ),
             capacity_reservation_specification=reservation,
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(

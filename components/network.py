@@ -50,9 +50,13 @@ def plan_zones(
         ranked = [*gpu_zones, *(z for z in region_zones if z in offering), *region_zones]
         network = tuple(dict.fromkeys(ranked))[: max(MIN_ZONES, len(gpu_zones))]
     if len(network) < MIN_ZONES:
-        raise ZoneError(f"EKS needs subnets in at least {MIN_ZONES} zones, found {list(network)}; set network.availabilityZones")
+        raise ZoneError(
+            f"EKS needs subnets in at least {MIN_ZONES} zones, found {list(network)}; set network.availabilityZones"
+        )
     if len(network) > MAX_ZONES:
-        raise ZoneError(f"at most {MAX_ZONES} zones are supported, got {list(network)}; shorten network.availabilityZones")
+        raise ZoneError(
+            f"at most {MAX_ZONES} zones are supported, got {list(network)}; shorten network.availabilityZones"
+        )
     gpu = tuple(gpu_zones) or tuple(z for z in network if z in offering)
     if not gpu:
         raise ZoneError(
@@ -61,7 +65,9 @@ def plan_zones(
         )
     stray = [z for z in gpu if z not in network]
     if stray:
-        raise ZoneError(f"GPU zones {stray} have no subnet (network zones: {list(network)}); add them to network.availabilityZones")
+        raise ZoneError(
+            f"GPU zones {stray} have no subnet (network zones: {list(network)}); add them to network.availabilityZones"
+        )
     return ZonePlan(network, gpu)
 
 
@@ -109,7 +115,9 @@ class Network(pulumi.ComponentResource):
             self.vpc_id = pulumi.Output.from_input(ex.vpc_id)
             self.public_subnet_ids = pulumi.Output.from_input(list(ex.public_subnet_ids))
             self.private_subnet_ids = pulumi.Output.from_input([sid for sid, _ in ex.private_subnets])
-            self.gpu_subnet_ids = pulumi.Output.from_input([sid for sid, z in ex.private_subnets if z in args.zones.gpu])
+            self.gpu_subnet_ids = pulumi.Output.from_input(
+                [sid for sid, z in ex.private_subnets if z in args.zones.gpu]
+            )
         else:
             self._create(name, args)
         self.register_outputs(
@@ -140,7 +148,13 @@ class Network(pulumi.ComponentResource):
         )
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=child)
         public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, tags=named("public"), opts=child)
-        aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id, opts=child)
+        aws.ec2.Route(
+            f"{name}-public-default",
+            route_table_id=public_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=igw.id,
+            opts=child,
+        )
 
         private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones.network))
         public_ids, private_ids, gpu_ids = [], [], []
@@ -155,7 +169,9 @@ class Network(pulumi.ComponentResource):
                 tags={**named(f"public-{zone}"), **cluster_tag, "kubernetes.io/role/elb": "1"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+            )
             eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=named(f"nat-{zone}"), opts=child)
             nat = aws.ec2.NatGateway(
                 f"{name}-nat-{zone}",
@@ -173,8 +189,16 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, tags=named(f"private-{zone}"), opts=child)
-            aws.ec2.Route(f"{name}-private-{zone}-default", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=private.id, route_table_id=rt.id, opts=child)
+            aws.ec2.Route(
+                f"{name}-private-{zone}-default",
+                route_table_id=rt.id,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=nat.id,
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{zone}", subnet_id=private.id, route_table_id=rt.id, opts=child
+            )
             public_ids.append(public.id)
             private_ids.append(private.id)
             if zone in args.zones.gpu:

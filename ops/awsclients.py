@@ -1,0 +1,93 @@
+"""boto3 clients and error handling shared by preflight and sweep.
+
+AWS errors fall into three kinds the commands treat differently: missing credentials
+(nothing can be checked), access denied (this check cannot be made), and throttling
+(retried with backoff, then reported).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError
+
+Sleep = Callable[[float], None]
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"})
+CREDENTIALS_FIX = "configure AWS credentials: `aws configure`, `aws sso login --profile <profile>` or AWS_PROFILE=<profile>; check with `aws sts get-caller-identity`"
+
+# botocore retries throttling itself first ("standard" mode); `call` adds bounded retries on top.
+BOTO_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=30)
+
+
+class CredentialsMissing(Exception):
+    """No AWS credentials were found: every AWS check would fail the same way."""
+
+
+class Throttled(Exception):
+    """AWS kept throttling an API call after the retries."""
+
+    def __init__(self, operation: str, attempts: int):
+        self.operation = operation
+        self.attempts = attempts
+        super().__init__(f"{operation} throttled by AWS after {attempts} attempts")
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Message", "")) or str(err)
+
+
+def is_denied(err: ClientError) -> bool:
+    return error_code(err) in DENIED_CODES
+
+
+def operation_of(fn: Callable[..., Any]) -> str:
+    """`describe_capacity_reservations` -> `ec2:DescribeCapacityReservations`, for IAM fixes."""
+    client = getattr(fn, "__self__", None)
+    prefix = client.meta.service_model.signing_name if client is not None else ""
+    name = "".join(part.capitalize() for part in getattr(fn, "__name__", "call").split("_"))
+    return f"{prefix}:{name}" if prefix else name
+
+
+def call(
+    fn: Callable[..., Any], *, sleep: Sleep = time.sleep, attempts: int = 4, base_delay: float = 1.0, **kwargs: Any
+) -> Any:
+    """Call a boto3 method, retrying throttling with exponential backoff; raise `Throttled` after that."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(**kwargs)
+        except NoCredentialsError as err:
+            raise CredentialsMissing(str(err)) from err
+        except ClientError as err:
+            if error_code(err) not in THROTTLING_CODES:
+                raise
+            if attempt == attempts:
+                raise Throttled(operation_of(fn), attempts) from err
+            sleep(min(base_delay * 2 ** (attempt - 1), 20.0))
+    raise AssertionError("unreachable")
+
+
+def clients(region: str, *services: str, session: boto3.session.Session | None = None) -> tuple[Any, ...]:
+    """One boto3 client per service in the stack's region."""
+    session = session or boto3.session.Session()
+    return tuple(session.client(s, region_name=region, config=BOTO_CONFIG) for s in services)

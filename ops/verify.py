@@ -1,0 +1,431 @@
+"""The seeds' pass criteria, checked against a deployed endpoint after `pulumi up`.
+
+Standard library only (urllib), so verifying needs nothing beyond Python. Each request
+sends MiniMax's recommended sampling; the second turn sends the first answer back with
+its thinking, because MiniMax documents that stripping `<think>` degrades quality.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.settings import from_stack_file
+from ops.report import Check, UsageError, failed, passed, skipped
+
+# Recommended sampling from the model card; top_k is a vLLM extension sent top-level.
+SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 40}
+MAX_TOKENS = 2048
+APPEND_THINK = "minimax_m2_append_think"
+SPLIT_THINK = "minimax_m2"
+# vLLM's field for split-out thinking; newer releases call it `reasoning`.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+_THINK = re.compile(r"<think>(.*?)</think>", re.S)
+
+# The seed's smoke-test tool.
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Return current weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+FIRST_QUESTION = "What is 17 * 23? Think it through, then answer with the number."
+SECOND_QUESTION = "Now add 100 to that result. Answer with the number."
+TOOL_QUESTION = "Use the get_weather tool for Athens, then summarize."
+TEXT_TOOL_MARKERS = ("get_weather", "<minimax:tool_call>", "<invoke", "tool_call")
+
+PARSER_FIX = "check the vLLM argv (`make plan`): --enable-auto-tool-choice --tool-call-parser minimax_m2 --reasoning-parser <parser>"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to verify: where the endpoint is, what it serves and how thinking is returned."""
+
+    endpoint: str
+    model: str
+    api_key: str
+    reasoning_parser: str
+
+
+# --- where the endpoint is --------------------------------------------------------------
+
+
+def normalize_endpoint(url: str) -> str:
+    """Accept `host`, `http://host/`, `http://host/v1`: the checks add the paths themselves."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    """`pulumi stack output --json --show-secrets` for the stack (secrets for an exported apiKey)."""
+    if not shutil.which("pulumi"):
+        raise UsageError("no --endpoint given and the pulumi CLI is not installed; pass --endpoint URL --model NAME")
+    cmd = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise UsageError(f"`{' '.join(cmd)}` timed out") from err
+    if done.returncode != 0:
+        raise UsageError(f"`{' '.join(cmd)}` failed: {done.stderr.strip() or done.stdout.strip()}")
+    return json.loads(done.stdout or "{}")
+
+
+def resolve_target(
+    stack: str, endpoint: str | None, model: str | None, api_key: str | None, reasoning_parser: str | None
+) -> Target:
+    """Flags first, then the stack's outputs, then the stack file; a missing piece is a usage error."""
+    outputs = stack_outputs(stack) if not endpoint else {}
+    endpoint = endpoint or outputs.get("endpointUrl")
+    if not endpoint:
+        raise UsageError(f"stack {stack} has no output endpointUrl (is it deployed?); pass --endpoint URL")
+    api_key = api_key or outputs.get("apiKey")
+    if not api_key:
+        raise UsageError(
+            "the endpoint requires an API key: pass --api-key or set MINIMAX_VLLM_API_KEY (e.g. `export MINIMAX_VLLM_API_KEY=$(pulumi config get apiKey)`)"
+        )
+    model = model or outputs.get("servedModelName")
+    if not model or not reasoning_parser:
+        serving = from_stack_file(stack).serving
+        model = model or serving.served_model_name
+        reasoning_parser = reasoning_parser or serving.reasoning_parser
+    return Target(normalize_endpoint(endpoint), model, api_key, reasoning_parser)
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+
+class Unreachable(Exception):
+    """The endpoint did not answer at all (DNS, connection refused, timeout)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.body or b"{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")[:300]
+
+
+_OWN_KEY = object()
+
+
+@dataclass
+class Client:
+    """A tiny OpenAI-wire client; records the payload of every request for the report."""
+
+    endpoint: str
+    api_key: str | None
+    timeout: float
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def _request(
+        self, method: str, path: str, payload: dict[str, Any] | None, api_key: str | None
+    ) -> urllib.request.Request:
+        headers = {"Accept": "application/json"}
+        data = None
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+            self.sent.append(payload)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return urllib.request.Request(self.endpoint + path, data=data, headers=headers, method=method)
+
+    def call(self, method: str, path: str, payload: dict[str, Any] | None = None, *, api_key: Any = _OWN_KEY) -> Reply:
+        """`api_key=None` sends no key, a string sends that key instead of the client's own."""
+        key = self.api_key if api_key is _OWN_KEY else api_key
+        try:
+            with urllib.request.urlopen(self._request(method, path, payload, key), timeout=self.timeout) as resp:
+                return Reply(resp.status, resp.read())
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, err.read())
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+            raise Unreachable(f"{method} {self.endpoint}{path}: {getattr(err, 'reason', err)}") from err
+
+    def stream(self, path: str, payload: dict[str, Any]) -> tuple[int, Iterator[str]]:
+        """Status and the SSE lines of a streaming request, read as they arrive."""
+        try:
+            resp = urllib.request.urlopen(self._request("POST", path, payload, self.api_key), timeout=self.timeout)
+        except urllib.error.HTTPError as err:
+            return err.code, iter([err.read().decode("utf-8", "replace")])
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+            raise Unreachable(f"POST {self.endpoint}{path}: {getattr(err, 'reason', err)}") from err
+
+        def lines() -> Iterator[str]:
+            with resp:
+                for raw in resp:
+                    yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+        return resp.status, lines()
+
+
+def chat_body(model: str, messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Every generation request goes through here, so every one carries the recommended sampling."""
+    return {"model": model, "messages": messages, "max_tokens": MAX_TOKENS, **SAMPLING, **extra}
+
+
+# --- reading answers -------------------------------------------------------------------
+
+
+def message_of(reply: Reply) -> dict[str, Any]:
+    choices = reply.json().get("choices") or [{}]
+    return choices[0].get("message") or {}
+
+
+def split_thinking(message: dict[str, Any]) -> tuple[str, str, str]:
+    """(thinking inside content, thinking in the reasoning field, answer text without thinking)."""
+    content = message.get("content") or ""
+    inline = "".join(_THINK.findall(content))
+    answer = _THINK.sub("", content)
+    if not inline and "</think>" in content:  # opening tag in the prompt, closing one in the output
+        inline, _, answer = content.partition("</think>")
+    separate = next(
+        (message[f] for f in REASONING_FIELDS if isinstance(message.get(f), str) and message[f].strip()), ""
+    )
+    return inline.strip(), separate.strip(), answer.strip()
+
+
+def thinking_text(message: dict[str, Any], parser: str) -> str:
+    inline, separate, _ = split_thinking(message)
+    return inline if parser == APPEND_THINK else separate
+
+
+def history_message(message: dict[str, Any], parser: str) -> dict[str, Any]:
+    """The assistant turn as a client must send it back: thinking kept as `<think>...</think>`."""
+    if parser == APPEND_THINK:
+        return {"role": "assistant", "content": message.get("content") or ""}
+    _, separate, answer = split_thinking(message)
+    content = f"<think>\n{separate}\n</think>\n\n{answer}" if separate else answer
+    return {"role": "assistant", "content": content}
+
+
+# --- the checks ------------------------------------------------------------------------
+
+
+def check_health(c: Client) -> Check:
+    reply = c.call("GET", "/health", api_key=None)
+    if reply.status == 200:
+        return passed("health", "GET /health 200")
+    return failed(
+        "health",
+        f"GET /health {reply.status}: {reply.text}",
+        "kubectl -n <namespace> logs deploy/<vllm deployment>: the server may still be loading 220 GB of weights",
+    )
+
+
+def check_models(c: Client, model: str) -> Check:
+    reply = c.call("GET", "/v1/models")
+    if reply.status == 401:
+        return failed(
+            "models", "GET /v1/models with the API key: 401", "use the stack's key: `pulumi config get apiKey`"
+        )
+    ids = [m.get("id") for m in reply.json().get("data", []) if isinstance(m, dict)]
+    if reply.status == 200 and model in ids:
+        return passed("models", f"serves {model}")
+    return failed(
+        "models",
+        f"GET /v1/models {reply.status}: served {ids or reply.text}, expected {model}",
+        "pass --model <served name> or check serving.servedModelName",
+    )
+
+
+def check_auth(c: Client) -> Check:
+    anonymous = c.call("GET", "/v1/models", api_key=None).status
+    wrong = c.call("GET", "/v1/models", api_key="not-the-key").status
+    if anonymous == 401 and wrong == 401:
+        return passed("auth", "requests without the key or with a wrong key: 401")
+    return failed(
+        "auth",
+        f"without the key: {anonymous}, with a wrong key: {wrong} (expected 401)",
+        "vLLM must run with the API key (VLLM_API_KEY from the Kubernetes Secret)",
+    )
+
+
+def check_chat(reply: Reply) -> Check:
+    if reply.status != 200:
+        return failed("chat", f"POST /v1/chat/completions {reply.status}: {reply.text}", PARSER_FIX)
+    _, _, answer = split_thinking(message_of(reply))
+    if answer:
+        return passed("chat", f"answer: {answer[:60]!r}")
+    finish = (reply.json().get("choices") or [{}])[0].get("finish_reason")
+    return failed(
+        "chat", f"no answer besides thinking (finish_reason {finish})", "raise max_tokens or check the server log"
+    )
+
+
+def check_thinking(reply: Reply, parser: str) -> Check:
+    if reply.status != 200:
+        return skipped("thinking", "no chat answer to inspect")
+    inline, separate, _ = split_thinking(message_of(reply))
+    if parser == APPEND_THINK and inline:
+        return passed("thinking", f"{len(inline)} chars inside content as <think>...</think> ({parser})")
+    if parser == SPLIT_THINK and separate:
+        return passed("thinking", f"{len(separate)} chars in the reasoning field ({parser})")
+    if parser == APPEND_THINK and separate:
+        return failed(
+            "thinking",
+            "thinking came in the separate reasoning field, not inside content",
+            f"the server runs --reasoning-parser {SPLIT_THINK}: verify with --reasoning-parser {SPLIT_THINK}, or set serving.reasoningParser {APPEND_THINK}",
+        )
+    if parser == SPLIT_THINK and inline:
+        return failed(
+            "thinking",
+            "thinking came inside content, not in the reasoning field",
+            f"the server runs --reasoning-parser {APPEND_THINK}: verify with --reasoning-parser {APPEND_THINK}, or set serving.reasoningParser {SPLIT_THINK}",
+        )
+    return failed("thinking", f"no thinking in the answer (expected with {parser})", PARSER_FIX)
+
+
+def check_tool_call(reply: Reply) -> Check:
+    if reply.status != 200:
+        return failed("tool call", f"POST /v1/chat/completions with tools {reply.status}: {reply.text}", PARSER_FIX)
+    message = message_of(reply)
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") or {}
+        if fn.get("name") != "get_weather":
+            continue
+        try:
+            args = json.loads(fn.get("arguments") or "")
+        except ValueError:
+            return failed("tool call", f"get_weather arguments are not JSON: {fn.get('arguments')!r}", PARSER_FIX)
+        return passed("tool call", f"structured tool_calls: get_weather({json.dumps(args)})")
+    _, _, answer = split_thinking(message)
+    if any(marker in answer for marker in TEXT_TOOL_MARKERS):
+        return failed(
+            "tool call",
+            f"the tool call came back as plain text: {answer[:80]!r}",
+            "vLLM needs --enable-auto-tool-choice --tool-call-parser minimax_m2",
+        )
+    return failed("tool call", f"no tool_calls entry for get_weather (answer: {answer[:60]!r})", PARSER_FIX)
+
+
+def check_second_turn(c: Client, target: Target, first: Reply) -> Check:
+    if first.status != 200:
+        return skipped("second turn", "no first answer to continue from")
+    message = message_of(first)
+    thinking = thinking_text(message, target.reasoning_parser)
+    if not thinking:
+        return skipped("second turn", "the first answer has no thinking to send back (see thinking)")
+    history = [
+        {"role": "user", "content": FIRST_QUESTION},
+        history_message(message, target.reasoning_parser),
+        {"role": "user", "content": SECOND_QUESTION},
+    ]
+    reply = c.call("POST", "/v1/chat/completions", chat_body(target.model, history))
+    _, _, answer = split_thinking(message_of(reply))
+    if reply.status == 200 and answer:
+        return passed("second turn", f"history carried {len(thinking)} chars of <think>; answer: {answer[:40]!r}")
+    return failed(
+        "second turn",
+        f"POST with the thinking in history {reply.status}: {reply.text}",
+        "check the server log for chat template errors",
+    )
+
+
+def check_sampling(c: Client, replies: list[Reply]) -> Check:
+    generation = [p for p in c.sent if "messages" in p]
+    wrong = [p for p in generation if any(p.get(k) != v for k, v in SAMPLING.items())]
+    rejected = [r.status for r in replies if r.status == 400]
+    shown = ", ".join(f"{k}={v}" for k, v in SAMPLING.items())
+    if generation and not wrong and not rejected:
+        return passed("sampling", f"all {len(generation)} generation requests sent {shown}")
+    return failed(
+        "sampling",
+        f"{len(wrong)} request(s) without {shown}; {len(rejected)} rejected with 400",
+        "the vLLM release must accept top_k (a vLLM extension to the OpenAI API)",
+    )
+
+
+def check_streaming(c: Client, target: Target) -> Check:
+    status, lines = c.stream(
+        "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": "Say hello."}], stream=True)
+    )
+    if status != 200:
+        return failed("streaming", f"POST stream=true {status}: {''.join(lines)[:200]}")
+    chunks, text, done = 0, 0, False
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:") :].strip()
+        if data == "[DONE]":
+            done = True
+            break
+        chunks += 1
+        try:
+            delta = (json.loads(data).get("choices") or [{}])[0].get("delta") or {}
+        except ValueError:
+            return failed("streaming", f"chunk is not JSON: {data[:80]!r}")
+        text += sum(len(delta.get(k) or "") for k in ("content", *REASONING_FIELDS))
+    if done and chunks and text:
+        return passed("streaming", f"{chunks} SSE chunks, ended with data: [DONE]")
+    if not done:
+        return failed(
+            "streaming",
+            f"{chunks} chunks, no closing data: [DONE]",
+            "the load balancer or a proxy cut the stream: check endpoint.idleTimeoutSeconds",
+        )
+    return failed("streaming", f"{chunks} chunks carried no text")
+
+
+def run(target: Target, timeout: float = 300.0) -> list[Check]:
+    """Every criterion in order; later ones are skipped when the endpoint does not answer."""
+    c = Client(target.endpoint, target.api_key, timeout)
+    names = ["health", "models", "auth", "chat", "thinking", "tool call", "second turn", "streaming", "sampling"]
+    checks: list[Check] = []
+    try:
+        checks.append(check_health(c))
+        if checks[0].failed:
+            return checks + [skipped(n, "endpoint not healthy") for n in names[1:]]
+        checks += [check_models(c, target.model), check_auth(c)]
+        first = c.call(
+            "POST", "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": FIRST_QUESTION}])
+        )
+        checks += [check_chat(first), check_thinking(first, target.reasoning_parser)]
+        tool = c.call(
+            "POST",
+            "/v1/chat/completions",
+            chat_body(
+                target.model, [{"role": "user", "content": TOOL_QUESTION}], tools=[WEATHER_TOOL], tool_choice="auto"
+            ),
+        )
+        checks.append(check_tool_call(tool))
+        checks.append(check_second_turn(c, target, first))
+        checks.append(check_streaming(c, target))
+        checks.append(check_sampling(c, [first, tool]))
+    except Unreachable as err:
+        done = {ch.name for ch in checks}
+        pending = [n for n in names if n not in done]
+        checks.append(
+            failed(
+                pending[0],
+                f"unreachable: {err}",
+                "check the NLB DNS name, endpoint.sourceRanges (your IP must be allowed) and that the pods are Ready",
+            )
+        )
+        checks += [skipped(n, "endpoint unreachable") for n in pending[1:]]
+    return checks
+
+
+def main(target: Target, timeout: float = 300.0) -> tuple[str, list[Check]]:
+    title = f"verify: {target.endpoint} model {target.model} (reasoning parser {target.reasoning_parser})"
+    return title, run(target, timeout)

@@ -1,0 +1,355 @@
+"""preflight: moto for instance offerings, botocore Stubber where moto lacks the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+import ops
+from components.settings import Settings, parse
+from ops import awsclients, preflight
+from ops.__main__ import main as ops_main
+
+UTC = dt.UTC
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def make_settings(region: str = "us-east-2", **gpu: Any) -> Settings:
+    nodes = {"instanceType": "p5.48xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 2, **gpu}
+    return parse({"owner": "ml-platform", "gpuNodes": nodes}, "test", region)
+
+
+def block_settings(zone: str = "us-east-2a") -> Settings:
+    return make_settings(
+        capacityType="CAPACITY_BLOCK", capacityReservationId="cr-0123456789abcdef0", availabilityZones=[zone]
+    )
+
+
+def quota_client(value: float = 384.0, region: str = "us-east-2") -> tuple[Any, Stubber]:
+    client = boto3.client("service-quotas", region_name=region)
+    stub = Stubber(client)
+    stub.add_response(
+        "get_service_quota",
+        {"Quota": {"QuotaCode": preflight.P_QUOTA_CODE, "Value": value}},
+        {"ServiceCode": "ec2", "QuotaCode": preflight.P_QUOTA_CODE},
+    )
+    stub.activate()
+    return client, stub
+
+
+def by_name(checks: list[Any]) -> dict[str, Any]:
+    return {c.name: c for c in checks}
+
+
+def no_sleep(_: float) -> None:
+    pass
+
+
+# --- instance offerings (moto) --------------------------------------------------------
+
+
+@mock_aws
+def test_offered_type_in_configured_zones_passes() -> None:
+    settings = make_settings(availabilityZones=["us-east-2a", "us-east-2b"])
+    quotas, _ = quota_client()
+    checks = by_name(preflight.run(settings, boto3.client("ec2", region_name="us-east-2"), quotas, no_sleep))
+    assert checks["offered in region"].status == "PASS"
+    assert checks["offered in zones"].status == "PASS"
+    assert checks["on-demand vCPU quota"].status == "PASS"
+    assert checks["capacity reservation"].status == "SKIP"
+
+
+@mock_aws
+def test_zone_that_does_not_offer_the_type_fails_naming_the_offered_zones() -> None:
+    settings = make_settings(availabilityZones=["us-east-2a", "us-east-2d"])
+    quotas, _ = quota_client()
+    zone = by_name(preflight.run(settings, boto3.client("ec2", region_name="us-east-2"), quotas, no_sleep))[
+        "offered in zones"
+    ]
+    assert zone.status == "FAIL"
+    assert "us-east-2d" in zone.detail and "us-east-2a, us-east-2b, us-east-2c" in zone.detail
+    assert "gpuNodes.availabilityZones" in zone.fix
+
+
+@mock_aws
+def test_region_without_the_type_fails() -> None:
+    settings = make_settings(region="af-south-1")
+    quotas, _ = quota_client(region="af-south-1")
+    checks = by_name(preflight.run(settings, boto3.client("ec2", region_name="af-south-1"), quotas, no_sleep))
+    assert checks["offered in region"].status == "FAIL"
+    assert checks["offered in zones"].status == "FAIL"
+
+
+# --- on-demand quota (Stubber) ---------------------------------------------------------
+
+
+@mock_aws
+def test_quota_below_max_size_times_192_fails_with_the_exact_increase_command() -> None:
+    settings = make_settings(maxSize=3)
+    quotas, stub = quota_client(value=192.0)
+    quota = by_name(preflight.run(settings, boto3.client("ec2", region_name="us-east-2"), quotas, no_sleep))[
+        "on-demand vCPU quota"
+    ]
+    assert quota.status == "FAIL"
+    assert "needs 576" in quota.detail
+    assert (
+        quota.fix
+        == "aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-417A185B --desired-value 576 --region us-east-2"
+    )
+    stub.assert_no_pending_responses()
+
+
+@mock_aws
+def test_quota_never_changed_falls_back_to_the_aws_default() -> None:
+    quotas = boto3.client("service-quotas", region_name="us-east-2")
+    stub = Stubber(quotas)
+    stub.add_client_error("get_service_quota", "NoSuchResourceException", "no applied quota")
+    stub.add_response("get_aws_default_service_quota", {"Quota": {"Value": 0.0}})
+    stub.activate()
+    quota = by_name(preflight.run(make_settings(), boto3.client("ec2", region_name="us-east-2"), quotas, no_sleep))[
+        "on-demand vCPU quota"
+    ]
+    assert quota.status == "FAIL" and "AWS default" in quota.detail
+    assert "--desired-value 384" in quota.fix
+
+
+# --- capacity reservations (Stubber) ----------------------------------------------------
+
+
+def stubbed_ec2(reservation: dict[str, Any] | None, error: str | None = None) -> tuple[Any, Stubber]:
+    client = boto3.client("ec2", region_name="us-east-2")
+    stub = Stubber(client)
+    stub.add_response(
+        "describe_instance_type_offerings",
+        {"InstanceTypeOfferings": [{"InstanceType": "p5.48xlarge", "LocationType": "region", "Location": "us-east-2"}]},
+    )
+    zones = [
+        {"InstanceType": "p5.48xlarge", "LocationType": "availability-zone", "Location": z}
+        for z in ("us-east-2a", "us-east-2b")
+    ]
+    stub.add_response("describe_instance_type_offerings", {"InstanceTypeOfferings": zones})
+    if error:
+        stub.add_client_error("describe_capacity_reservations", error, "nope")
+    else:
+        stub.add_response(
+            "describe_capacity_reservations",
+            {"CapacityReservations": [reservation] if reservation else []},
+            {"CapacityReservationIds": ["cr-0123456789abcdef0"]},
+        )
+    stub.activate()
+    return client, stub
+
+
+def reservation(**overrides: Any) -> dict[str, Any]:
+    cr = {
+        "CapacityReservationId": "cr-0123456789abcdef0",
+        "InstanceType": "p5.48xlarge",
+        "AvailabilityZone": "us-east-2a",
+        "State": "active",
+        "ReservationType": "capacity-block",
+        "TotalInstanceCount": 1,
+        "StartDate": dt.datetime(2026, 12, 1, 11, 30, tzinfo=UTC),
+        "EndDate": dt.datetime(2026, 12, 8, 11, 30, tzinfo=UTC),
+    }
+    return {**cr, **overrides}
+
+
+def test_active_capacity_block_in_the_right_zone_passes_and_skips_the_quota() -> None:
+    ec2, stub = stubbed_ec2(reservation())
+    checks = preflight.run(block_settings(), ec2, None, no_sleep)
+    assert [c.status for c in checks if c.failed] == []
+    assert by_name(checks)["on-demand vCPU quota"].status == "SKIP"
+    assert {"reservation state", "reservation kind", "reservation type", "reservation zone", "reservation size"} <= set(
+        by_name(checks)
+    )
+    stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("state", ["scheduled", "payment-pending"])
+def test_capacity_block_not_yet_started_is_reported_with_its_start_date(state: str) -> None:
+    ec2, _ = stubbed_ec2(reservation(State=state))
+    row = by_name(preflight.run(block_settings(), ec2, None, no_sleep))["reservation state"]
+    assert row.status == "FAIL"
+    assert state in row.detail and "2026-12-01 11:30" in row.detail
+    assert "2026-12-01 11:30" in row.fix
+
+
+def test_reservation_for_another_type_or_zone_fails_with_the_config_fix() -> None:
+    ec2, _ = stubbed_ec2(reservation(InstanceType="p5e.48xlarge", AvailabilityZone="us-east-2b"))
+    checks = by_name(preflight.run(block_settings(), ec2, None, no_sleep))
+    assert checks["reservation type"].status == "FAIL"
+    assert checks["reservation type"].fix == "pulumi config set --path 'gpuNodes.instanceType' p5e.48xlarge"
+    assert checks["reservation zone"].status == "FAIL"
+    assert "us-east-2b" in checks["reservation zone"].fix
+
+
+def test_on_demand_reservation_under_capacity_block_settings_fails_kind() -> None:
+    ec2, _ = stubbed_ec2(reservation(ReservationType="default"))
+    row = by_name(preflight.run(block_settings(), ec2, None, no_sleep))["reservation kind"]
+    assert row.status == "FAIL" and "ON_DEMAND" in row.fix
+
+
+@pytest.mark.parametrize("reply,error", [(None, None), (None, "InvalidCapacityReservationId.NotFound")])
+def test_missing_reservation_fails(reply: Any, error: str | None) -> None:
+    ec2, _ = stubbed_ec2(reply, error)
+    row = by_name(preflight.run(block_settings(), ec2, None, no_sleep))["capacity reservation"]
+    assert row.status == "FAIL" and "does not exist" in row.detail
+
+
+# --- credentials, access and throttling ----------------------------------------------
+
+
+def test_access_denied_fails_that_check_naming_the_iam_action_and_keeps_going() -> None:
+    ec2, _ = stubbed_ec2(None, "UnauthorizedOperation")
+    checks = by_name(preflight.run(block_settings(), ec2, None, no_sleep))
+    row = checks["capacity reservation"]
+    assert row.status == "FAIL"
+    assert "ec2:DescribeCapacityReservations" in row.detail and "ec2:DescribeCapacityReservations" in row.fix
+    assert checks["offered in zones"].status == "PASS"
+
+
+@mock_aws
+def test_quota_access_denied_names_service_quotas_action() -> None:
+    quotas = boto3.client("service-quotas", region_name="us-east-2")
+    stub = Stubber(quotas)
+    stub.add_client_error("get_service_quota", "AccessDeniedException", "not allowed")
+    stub.activate()
+    row = by_name(preflight.run(make_settings(), boto3.client("ec2", region_name="us-east-2"), quotas, no_sleep))[
+        "on-demand vCPU quota"
+    ]
+    assert row.status == "FAIL" and "servicequotas:GetServiceQuota" in row.fix
+
+
+@mock_aws
+def test_throttling_is_retried_with_backoff_then_succeeds() -> None:
+    quotas = boto3.client("service-quotas", region_name="us-east-2")
+    stub = Stubber(quotas)
+    stub.add_client_error("get_service_quota", "TooManyRequestsException", "slow down")
+    stub.add_client_error("get_service_quota", "ThrottlingException", "slow down")
+    stub.add_response("get_service_quota", {"Quota": {"Value": 384.0}})
+    stub.activate()
+    sleeps: list[float] = []
+    row = by_name(preflight.run(make_settings(), boto3.client("ec2", region_name="us-east-2"), quotas, sleeps.append))[
+        "on-demand vCPU quota"
+    ]
+    assert row.status == "PASS"
+    assert sleeps == [1.0, 2.0]
+
+
+@mock_aws
+def test_throttling_that_persists_is_reported_after_bounded_retries() -> None:
+    quotas = boto3.client("service-quotas", region_name="us-east-2")
+    stub = Stubber(quotas)
+    for _ in range(4):
+        stub.add_client_error("get_service_quota", "ThrottlingException", "slow down")
+    stub.activate()
+    sleeps: list[float] = []
+    row = by_name(preflight.run(make_settings(), boto3.client("ec2", region_name="us-east-2"), quotas, sleeps.append))[
+        "on-demand vCPU quota"
+    ]
+    assert row.status == "FAIL" and "throttled" in row.detail and "4 attempts" in row.detail
+    assert len(sleeps) == 3
+
+
+def test_missing_credentials_raise_before_any_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    session = boto3.session.Session()
+    with pytest.raises(awsclients.CredentialsMissing):
+        preflight.main(make_settings(), session=session, sleep=no_sleep)
+
+
+def test_cli_exits_2_with_a_fix_when_credentials_are_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_creds(*_: Any, **__: Any) -> Any:
+        raise awsclients.CredentialsMissing("Unable to locate credentials")
+
+    monkeypatch.setattr(preflight, "main", no_creds)
+    assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "Unable to locate credentials" in err and "aws sts get-caller-identity" in err
+
+
+@mock_aws
+def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_clients = awsclients.clients
+
+    def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
+        (ec2,) = real_clients(region, "ec2")
+        quotas, _ = quota_client(value=0.0)
+        return ec2, quotas
+
+    monkeypatch.setattr(awsclients, "clients", clients)
+    assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "on-demand vCPU quota" in out
+        and "FAIL" in out
+        and "fix: aws service-quotas request-service-quota-increase" in out
+    )
+
+
+# --- the `python -m ops` dispatcher -------------------------------------------------------
+
+
+def test_unknown_stack_is_a_config_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ops_main(["preflight", "--stack", "no-such-stack"]) == 2
+    assert "known stacks" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error_exit_2() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        ops_main(["deploy"])
+    assert exit_info.value.code == 2
+
+
+def test_plan_is_imported_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    calls: list[tuple[str, str]] = []
+    fake = types.ModuleType("ops.plan")
+    fake.main = lambda stack, out_dir: calls.append((stack, out_dir)) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ops.plan", fake)
+    monkeypatch.setattr(ops, "plan", fake, raising=False)
+    assert ops_main(["plan", "--stack", "dev"]) == 0
+    assert ops_main(["plan", "--stack", "dev", "--out", "/tmp/x"]) == 0
+    assert calls == [("dev", "plan-out/dev"), ("dev", "/tmp/x")]
+
+
+def test_preflight_verify_and_sweep_do_not_import_pulumi() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ops.__main__, ops.preflight, ops.verify, ops.sweep; sys.exit('pulumi' in sys.modules)"
+    root = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False, timeout=60).returncode == 0

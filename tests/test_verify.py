@@ -1,0 +1,227 @@
+"""verify against a loopback fake of vLLM's OpenAI server, healthy and misconfigured."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ops import verify
+from ops.__main__ import main as ops_main
+from ops.report import UsageError, exit_code
+from tests.fake_vllm_server import THINKING, Behaviour, FakeVllm
+
+Start = Callable[..., FakeVllm]
+
+
+@pytest.fixture
+def serve() -> Iterator[Start]:
+    servers: list[FakeVllm] = []
+
+    def start(**behaviour: Any) -> FakeVllm:
+        server = FakeVllm(Behaviour(**behaviour)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def target(server: FakeVllm, parser: str | None = None) -> verify.Target:
+    return verify.Target(server.url, "minimax-m2.5", "test-key", parser or server.behaviour.reasoning)
+
+
+def results(server: FakeVllm, parser: str | None = None) -> dict[str, Any]:
+    return {c.name: c for c in verify.run(target(server, parser), timeout=5)}
+
+
+def statuses(checks: dict[str, Any]) -> dict[str, str]:
+    return {name: c.status for name, c in checks.items()}
+
+
+ALL = ["health", "models", "auth", "chat", "thinking", "tool call", "second turn", "streaming", "sampling"]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"reasoning": "minimax_m2_append_think"},
+        {"reasoning": "minimax_m2", "reasoning_field": "reasoning_content"},
+        {"reasoning": "minimax_m2", "reasoning_field": "reasoning"},
+    ],
+    ids=["append_think", "split-reasoning_content", "split-reasoning"],
+)
+def test_healthy_server_passes_every_criterion(serve: Start, shape: dict[str, str]) -> None:
+    checks = results(serve(**shape))
+    assert list(checks) == ALL
+    assert statuses(checks) == dict.fromkeys(ALL, "PASS")
+
+
+@pytest.mark.parametrize("reasoning", ["minimax_m2_append_think", "minimax_m2"])
+def test_second_turn_sends_the_thinking_back_as_think_text(serve: Start, reasoning: str) -> None:
+    server = serve(reasoning=reasoning)
+    results(server)
+    second = [b for b in server.behaviour.chat_requests() if len(b["messages"]) == 3]
+    assert len(second) == 1
+    assistant = second[0]["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert f"<think>\n{THINKING}\n</think>" in assistant["content"]
+    assert assistant["content"].rstrip().endswith("391")
+
+
+def test_every_generation_request_carries_the_recommended_sampling(serve: Start) -> None:
+    server = serve()
+    results(server)
+    sent = server.behaviour.chat_requests()
+    assert len(sent) == 4  # chat, tool call, second turn, streaming
+    for body in sent:
+        assert (body["temperature"], body["top_p"], body["top_k"]) == (1.0, 0.95, 40)
+    tool = next(b for b in sent if b.get("tools"))
+    assert tool["tool_choice"] == "auto" and tool["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_api_key_is_sent_as_a_bearer_token(serve: Start) -> None:
+    server = serve()
+    results(server)
+    posts = [r for r in server.behaviour.requests if r["method"] == "POST"]
+    assert posts and all(r["authorization"] == "Bearer test-key" for r in posts)
+
+
+def test_tool_call_returned_as_plain_text_fails(serve: Start) -> None:
+    row = results(serve(tool_as_text=True))["tool call"]
+    assert row.status == "FAIL"
+    assert "plain text" in row.detail and "--tool-call-parser minimax_m2" in row.fix
+
+
+@pytest.mark.parametrize("reasoning", ["minimax_m2_append_think", "minimax_m2"])
+def test_missing_thinking_fails_and_the_second_turn_is_skipped(serve: Start, reasoning: str) -> None:
+    checks = results(serve(reasoning=reasoning, thinking=False))
+    assert checks["thinking"].status == "FAIL"
+    assert checks["second turn"].status == "SKIP"
+    assert exit_code(checks.values()) == 1
+
+
+def test_server_that_does_not_enforce_the_key_fails_auth(serve: Start) -> None:
+    row = results(serve(enforce_auth=False))["auth"]
+    assert row.status == "FAIL" and "200" in row.detail
+
+
+@pytest.mark.parametrize(
+    "server_parser,expected,hint",
+    [
+        ("minimax_m2_append_think", "minimax_m2", "inside content"),
+        ("minimax_m2", "minimax_m2_append_think", "reasoning field"),
+    ],
+)
+def test_thinking_in_the_other_parsers_place_fails_naming_it(
+    serve: Start, server_parser: str, expected: str, hint: str
+) -> None:
+    row = results(serve(reasoning=server_parser), parser=expected)["thinking"]
+    assert row.status == "FAIL" and hint in row.detail and server_parser in row.fix
+
+
+def test_stream_without_done_fails(serve: Start) -> None:
+    row = results(serve(stream_done=False))["streaming"]
+    assert row.status == "FAIL" and "[DONE]" in row.detail
+
+
+def test_unhealthy_server_fails_health_and_skips_the_rest(serve: Start) -> None:
+    checks = results(serve(healthy=False))
+    assert checks["health"].status == "FAIL"
+    assert {c.status for name, c in checks.items() if name != "health"} == {"SKIP"}
+
+
+def test_unreachable_endpoint_fails_fast() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    checks = verify.run(verify.Target(f"http://127.0.0.1:{port}", "m", "k", "minimax_m2"), timeout=2)
+    assert checks[0].status == "FAIL" and "unreachable" in checks[0].detail
+    assert [c.name for c in checks] == ALL
+
+
+def test_wrong_model_name_fails_models(serve: Start) -> None:
+    server = serve()
+    checks = {
+        c.name: c
+        for c in verify.run(verify.Target(server.url, "other", "test-key", "minimax_m2_append_think"), timeout=5)
+    }
+    assert checks["models"].status == "FAIL" and "minimax-m2.5" in checks["models"].detail
+
+
+# --- command line and target resolution -------------------------------------------------
+
+
+def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
+    serve: Start, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = serve()
+    monkeypatch.setenv("MINIMAX_VLLM_API_KEY", "test-key")
+    code = ops_main(
+        [
+            "verify",
+            "--stack",
+            "prod-8gpu",
+            "--endpoint",
+            server.url + "/v1/",
+            "--model",
+            "minimax-m2.5",
+            "--timeout",
+            "5",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "tool call" in out and "PASS" in out and "all 9 ok" in out
+
+
+def test_cli_exits_1_when_a_criterion_fails(serve: Start, capsys: pytest.CaptureFixture[str]) -> None:
+    server = serve(tool_as_text=True)
+    code = ops_main(
+        ["verify", "--endpoint", server.url, "--model", "minimax-m2.5", "--api-key", "test-key", "--timeout", "5"]
+    )
+    assert code == 1
+    assert "fix: vLLM needs --enable-auto-tool-choice" in capsys.readouterr().out
+
+
+def test_cli_without_an_api_key_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MINIMAX_VLLM_API_KEY", raising=False)
+    assert ops_main(["verify", "--endpoint", "http://127.0.0.1:9", "--model", "m"]) == 2
+    assert "MINIMAX_VLLM_API_KEY" in capsys.readouterr().err
+
+
+def test_target_from_pulumi_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(cmd)
+        return subprocess.CompletedProcess(
+            cmd, 0, '{"endpointUrl": "nlb.example.com", "servedModelName": "minimax-m2.5"}', ""
+        )
+
+    monkeypatch.setattr(verify.shutil, "which", lambda _: "/usr/bin/pulumi")
+    monkeypatch.setattr(verify.subprocess, "run", fake_run)
+    t = verify.resolve_target("prod-8gpu", None, None, "k", None)
+    assert seen == [["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", "prod-8gpu"]]
+    assert t == verify.Target("http://nlb.example.com", "minimax-m2.5", "k", "minimax_m2_append_think")
+
+
+def test_no_pulumi_cli_and_no_endpoint_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify.shutil, "which", lambda _: None)
+    with pytest.raises(UsageError, match="--endpoint"):
+        verify.resolve_target("prod-8gpu", None, None, "k", None)
+
+
+def test_model_and_parser_default_from_the_stack_file() -> None:
+    t = verify.resolve_target("prod-8gpu", "https://x.example.com/v1", None, "k", None)
+    assert (t.endpoint, t.model, t.reasoning_parser) == (
+        "https://x.example.com",
+        "minimax-m2.5",
+        "minimax_m2_append_think",
+    )
