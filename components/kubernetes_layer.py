@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pulumi
-
 from components import workload
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -60,6 +58,6 @@ def curl_command(url: str, served_model_name: str) -> str:
         f"curl -sS {url}/v1/chat/completions "
         f'-H "Authorization: Bearer $(pulumi config get {PROJECT}:apiKey)" '
         "-H 'Content-Type: application/json' "
-        f"-d '{{\"model\": \"{served_model_name}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], "
-        "\"temperature\": 1.0, \"top_p\": 0.95, \"top_k\": 40}'"
+        f'-d \'{{"model": "{served_model_name}", "messages": [{{"role": "user", "content": "Hello"}}], '
+        '"temperature": 1.0, "top_p": 0.95, "top_k": 40}\''
     )

@@ -24,6 +24,7 @@ STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 SECRET_KEYS = ("apiKey", "hfToken")
 REQUIRED_SECRETS = ("apiKey",)
 
+
 # p5 family: all eight GPUs per node. gpu_memory_gib is per GPU (HBM).
 @dataclass(frozen=True)
 class InstanceType:
@@ -334,15 +335,33 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
     r = _Reader(raw, problems)
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
-            r.fail(key, raw[key], f"is not a known setting; known: {', '.join(TOP_LEVEL_KEYS)}", f"pulumi config rm {PROJECT}:{key}")
+            r.fail(
+                key,
+                raw[key],
+                f"is not a known setting; known: {', '.join(TOP_LEVEL_KEYS)}",
+                f"pulumi config rm {PROJECT}:{key}",
+            )
     if not region:
         problems.append("aws:region is not set. Fix: pulumi config set aws:region us-east-2")
         region = ""
 
     environment = r.get(raw, "environment", stack, _str, "must match [A-Za-z0-9._:/=+@-]{1,63}", _NAME_TAG.match)
-    owner = r.get(raw, "owner", "", _str, "must name a team or person (tag value, 1-63 characters)", _NAME_TAG.match, example="ml-platform")
+    owner = r.get(
+        raw,
+        "owner",
+        "",
+        _str,
+        "must name a team or person (tag value, 1-63 characters)",
+        _NAME_TAG.match,
+        example="ml-platform",
+    )
     if not owner and "owner" not in raw:
-        r.fail("owner", None, "is required: every AWS resource is tagged with its owner", f"pulumi config set {PROJECT}:owner ml-platform")
+        r.fail(
+            "owner",
+            None,
+            "is required: every AWS resource is tagged with its owner",
+            f"pulumi config set {PROJECT}:owner ml-platform",
+        )
 
     serving = _parse_serving(r)
     network = _parse_network(r)
@@ -361,16 +380,52 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
 
 def _parse_serving(r: _Reader) -> ServingSettings:
     s = r.section("serving", _SECTIONS["serving"])
-    profile = r.get(s, "serving.profile", "tp8-ep", _str, f"is not a profile; choose one of: {', '.join(profiles.PROFILES)}", lambda v: v in profiles.PROFILES)
-    model = r.get(s, "serving.model", profiles.MODELS[0], _str, f"is not a supported model; choose one of: {', '.join(profiles.MODELS)}", lambda v: v in profiles.MODELS)
+    profile = r.get(
+        s,
+        "serving.profile",
+        "tp8-ep",
+        _str,
+        f"is not a profile; choose one of: {', '.join(profiles.PROFILES)}",
+        lambda v: v in profiles.PROFILES,
+    )
+    model = r.get(
+        s,
+        "serving.model",
+        profiles.MODELS[0],
+        _str,
+        f"is not a supported model; choose one of: {', '.join(profiles.MODELS)}",
+        lambda v: v in profiles.MODELS,
+    )
     default_tp = profiles.PROFILES[profile].tensor_parallel_size
     gpus = profiles.PROFILES[profile].gpus_per_replica
     return ServingSettings(
         profile=profile,
         model=model,
-        revision=r.get(s, "serving.revision", None, _str, "must be a Hugging Face commit sha, branch or tag", _REVISION.match, example="<40-hex commit sha>"),
-        served_model_name=r.get(s, "serving.servedModelName", model.split("/")[-1].lower(), _str, "must be 1-64 characters of letters, digits, '.', '_' or '-'", _SERVED_NAME.match),
-        reasoning_parser=r.get(s, "serving.reasoningParser", profiles.REASONING_PARSERS[0], _str, f"is not a MiniMax reasoning parser; choose one of: {', '.join(profiles.REASONING_PARSERS)}", lambda v: v in profiles.REASONING_PARSERS),
+        revision=r.get(
+            s,
+            "serving.revision",
+            None,
+            _str,
+            "must be a Hugging Face commit sha, branch or tag",
+            _REVISION.match,
+            example="<40-hex commit sha>",
+        ),
+        served_model_name=r.get(
+            s,
+            "serving.servedModelName",
+            model.split("/")[-1].lower(),
+            _str,
+            "must be 1-64 characters of letters, digits, '.', '_' or '-'",
+            _SERVED_NAME.match,
+        ),
+        reasoning_parser=r.get(
+            s,
+            "serving.reasoningParser",
+            profiles.REASONING_PARSERS[0],
+            _str,
+            f"is not a MiniMax reasoning parser; choose one of: {', '.join(profiles.REASONING_PARSERS)}",
+            lambda v: v in profiles.REASONING_PARSERS,
+        ),
         tensor_parallel_size=r.get(
             s,
             "serving.tensorParallelSize",
@@ -389,7 +444,9 @@ def _parse_serving(r: _Reader) -> ServingSettings:
             f"must be from 1024 to {profiles.MAX_CONTEXT_TOKENS} tokens (the model's context window)",
             lambda v: 1024 <= v <= profiles.MAX_CONTEXT_TOKENS,
         ),
-        gpu_memory_utilization=r.get(s, "serving.gpuMemoryUtilization", 0.90, _float, "must be a fraction in (0, 1]", lambda v: 0 < v <= 1),
+        gpu_memory_utilization=r.get(
+            s, "serving.gpuMemoryUtilization", 0.90, _float, "must be a fraction in (0, 1]", lambda v: 0 < v <= 1
+        ),
         piecewise_cudagraph=r.get(s, "serving.piecewiseCudagraph", False, _bool, "must be true or false"),
         extra_args=_parse_extra_args(r, s),
         image=_parse_image(r, s),
@@ -401,9 +458,19 @@ def _parse_extra_args(r: _Reader, s: Mapping[str, Any]) -> tuple[str, ...]:
     for token in args:
         name = profiles.flag_name(token)
         if name in profiles.SECRET_FLAGS:
-            r.fail("serving.extraArgs", token, "would put a secret into the container's argv; the API key and Hugging Face token come from Kubernetes Secrets", f"pulumi config set --secret {PROJECT}:{'apiKey' if name == 'api-key' else 'hfToken'} <value>")
+            r.fail(
+                "serving.extraArgs",
+                token,
+                "would put a secret into the container's argv; the API key and Hugging Face token come from Kubernetes Secrets",
+                f"pulumi config set --secret {PROJECT}:{'apiKey' if name == 'api-key' else 'hfToken'} <value>",
+            )
         elif name in profiles.OWNED_FLAGS:
-            r.fail("serving.extraArgs", token, f"sets --{name}, which the profile and settings own and extra arguments may not override", "set the matching serving.* setting instead and remove it from serving.extraArgs")
+            r.fail(
+                "serving.extraArgs",
+                token,
+                f"sets --{name}, which the profile and settings own and extra arguments may not override",
+                "set the matching serving.* setting instead and remove it from serving.extraArgs",
+            )
     return args
 
 
@@ -423,18 +490,64 @@ def _parse_image(r: _Reader, s: Mapping[str, Any]) -> str:
 def _parse_network(r: _Reader) -> NetworkSettings:
     s = r.section("network", _SECTIONS["network"])
     return NetworkSettings(
-        vpc_cidr=r.get(s, "network.vpcCidr", "10.42.0.0/16", _str, "must be an IPv4 CIDR from /16 to /20 with no host bits set", lambda v: _cidr(v) and 16 <= ipaddress.ip_network(v).prefixlen <= 20),
-        availability_zones=r.get(s, "network.availabilityZones", (), _str_list, "must be a list of at least two zone names like us-east-2a", lambda v: len(v) >= 2 and len(set(v)) == len(v) and _all(_AZ)(v), example=["us-east-2a"]),
-        existing_vpc_id=r.get(s, "network.existingVpcId", None, _str, "must be a VPC id like vpc-0123456789abcdef0", _VPC.match, example="vpc-0123456789abcdef0"),
-        public_subnet_ids=r.get(s, "network.publicSubnetIds", (), _str_list, "must be a list of subnet ids", _all(_SUBNET), example=["subnet-0123456789abcdef0"]),
-        private_subnet_ids=r.get(s, "network.privateSubnetIds", (), _str_list, "must be a list of subnet ids", _all(_SUBNET), example=["subnet-0123456789abcdef0"]),
+        vpc_cidr=r.get(
+            s,
+            "network.vpcCidr",
+            "10.42.0.0/16",
+            _str,
+            "must be an IPv4 CIDR from /16 to /20 with no host bits set",
+            lambda v: _cidr(v) and 16 <= ipaddress.ip_network(v).prefixlen <= 20,
+        ),
+        availability_zones=r.get(
+            s,
+            "network.availabilityZones",
+            (),
+            _str_list,
+            "must be a list of at least two zone names like us-east-2a",
+            lambda v: len(v) >= 2 and len(set(v)) == len(v) and _all(_AZ)(v),
+            example=["us-east-2a"],
+        ),
+        existing_vpc_id=r.get(
+            s,
+            "network.existingVpcId",
+            None,
+            _str,
+            "must be a VPC id like vpc-0123456789abcdef0",
+            _VPC.match,
+            example="vpc-0123456789abcdef0",
+        ),
+        public_subnet_ids=r.get(
+            s,
+            "network.publicSubnetIds",
+            (),
+            _str_list,
+            "must be a list of subnet ids",
+            _all(_SUBNET),
+            example=["subnet-0123456789abcdef0"],
+        ),
+        private_subnet_ids=r.get(
+            s,
+            "network.privateSubnetIds",
+            (),
+            _str_list,
+            "must be a list of subnet ids",
+            _all(_SUBNET),
+            example=["subnet-0123456789abcdef0"],
+        ),
     )
 
 
 def _parse_cluster(r: _Reader) -> ClusterSettings:
     s = r.section("cluster", _SECTIONS["cluster"])
     return ClusterSettings(
-        kubernetes_version=r.get(s, "cluster.kubernetesVersion", versions.KUBERNETES_VERSION, _str, f"must be an EKS version like {versions.KUBERNETES_VERSION}", _K8S_VERSION.match),
+        kubernetes_version=r.get(
+            s,
+            "cluster.kubernetesVersion",
+            versions.KUBERNETES_VERSION,
+            _str,
+            f"must be an EKS version like {versions.KUBERNETES_VERSION}",
+            _K8S_VERSION.match,
+        ),
         public_access_cidrs=r.get(
             s,
             "cluster.publicAccessCidrs",
@@ -444,35 +557,121 @@ def _parse_cluster(r: _Reader) -> ClusterSettings:
             _all(lambda c: _cidr(c) and ipaddress.ip_network(c).prefixlen > 0),
             example=["198.51.100.7/32"],
         ),
-        admin_principal_arns=r.get(s, "cluster.adminPrincipalArns", (), _str_list, "must be IAM role or user ARNs", _all(_ARN), example=["arn:aws:iam::123456789012:role/Admin"]),
-        system_instance_type=r.get(s, "cluster.systemInstanceType", "m7i.large", _str, "must be an instance type name like m7i.large", re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$").match),
-        log_retention_days=r.get(s, "cluster.logRetentionDays", 30, _int, "must be a CloudWatch retention: 1, 3, 5, 7, 14, 30, 60, 90, 180 or 365", lambda v: v in (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)),
+        admin_principal_arns=r.get(
+            s,
+            "cluster.adminPrincipalArns",
+            (),
+            _str_list,
+            "must be IAM role or user ARNs",
+            _all(_ARN),
+            example=["arn:aws:iam::123456789012:role/Admin"],
+        ),
+        system_instance_type=r.get(
+            s,
+            "cluster.systemInstanceType",
+            "m7i.large",
+            _str,
+            "must be an instance type name like m7i.large",
+            re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$").match,
+        ),
+        log_retention_days=r.get(
+            s,
+            "cluster.logRetentionDays",
+            30,
+            _int,
+            "must be a CloudWatch retention: 1, 3, 5, 7, 14, 30, 60, 90, 180 or 365",
+            lambda v: v in (1, 3, 5, 7, 14, 30, 60, 90, 180, 365),
+        ),
     )
 
 
 def _parse_gpu_nodes(r: _Reader) -> GpuNodeSettings:
     s = r.section("gpuNodes", _SECTIONS["gpuNodes"])
-    size = lambda key, default: r.get(s, f"gpuNodes.{key}", default, _int, "must be an integer from 0 to 100", lambda v: 0 <= v <= 100)  # noqa: E731
+    size = lambda key, default: r.get(
+        s, f"gpuNodes.{key}", default, _int, "must be an integer from 0 to 100", lambda v: 0 <= v <= 100
+    )  # noqa: E731
     return GpuNodeSettings(
-        instance_type=r.get(s, "gpuNodes.instanceType", "p5.48xlarge", _str, f"is not a supported GPU instance type; choose one of: {', '.join(INSTANCE_TYPES)}", lambda v: v in INSTANCE_TYPES),
+        instance_type=r.get(
+            s,
+            "gpuNodes.instanceType",
+            "p5.48xlarge",
+            _str,
+            f"is not a supported GPU instance type; choose one of: {', '.join(INSTANCE_TYPES)}",
+            lambda v: v in INSTANCE_TYPES,
+        ),
         min_size=size("minSize", 1),
         desired_size=size("desiredSize", 1),
         max_size=r.get(s, "gpuNodes.maxSize", 1, _int, "must be an integer from 1 to 100", lambda v: 1 <= v <= 100),
-        capacity_type=r.get(s, "gpuNodes.capacityType", "ON_DEMAND", _str, f"must be one of: {', '.join(CAPACITY_TYPES)}", lambda v: v in CAPACITY_TYPES),
-        capacity_reservation_id=r.get(s, "gpuNodes.capacityReservationId", None, _str, "must be a capacity reservation id like cr-0123456789abcdef0", _RESERVATION.match, example="cr-0123456789abcdef0"),
-        availability_zones=r.get(s, "gpuNodes.availabilityZones", (), _str_list, "must be a list of zone names like us-east-2a", lambda v: len(v) >= 1 and _all(_AZ)(v), example=["us-east-2a"]),
-        root_volume_gib=r.get(s, "gpuNodes.rootVolumeGiB", 200, _int, "must be from 100 to 2000 GiB (the vLLM image alone is tens of GB)", lambda v: 100 <= v <= 2000),
+        capacity_type=r.get(
+            s,
+            "gpuNodes.capacityType",
+            "ON_DEMAND",
+            _str,
+            f"must be one of: {', '.join(CAPACITY_TYPES)}",
+            lambda v: v in CAPACITY_TYPES,
+        ),
+        capacity_reservation_id=r.get(
+            s,
+            "gpuNodes.capacityReservationId",
+            None,
+            _str,
+            "must be a capacity reservation id like cr-0123456789abcdef0",
+            _RESERVATION.match,
+            example="cr-0123456789abcdef0",
+        ),
+        availability_zones=r.get(
+            s,
+            "gpuNodes.availabilityZones",
+            (),
+            _str_list,
+            "must be a list of zone names like us-east-2a",
+            lambda v: len(v) >= 1 and _all(_AZ)(v),
+            example=["us-east-2a"],
+        ),
+        root_volume_gib=r.get(
+            s,
+            "gpuNodes.rootVolumeGiB",
+            200,
+            _int,
+            "must be from 100 to 2000 GiB (the vLLM image alone is tens of GB)",
+            lambda v: 100 <= v <= 2000,
+        ),
     )
 
 
 def _parse_endpoint(r: _Reader) -> EndpointSettings:
     s = r.section("endpoint", _SECTIONS["endpoint"])
     return EndpointSettings(
-        scheme=r.get(s, "endpoint.scheme", "internal", _str, f"must be one of: {', '.join(SCHEMES)}", lambda v: v in SCHEMES),
-        source_ranges=r.get(s, "endpoint.sourceRanges", (), _str_list, "must be a list of IPv4 CIDRs", _all(_cidr), example=["10.0.0.0/8"]),
-        certificate_arn=r.get(s, "endpoint.certificateArn", None, _str, "must be an ACM certificate ARN", _ACM_ARN.match, example="arn:aws:acm:us-east-2:123456789012:certificate/<uuid>"),
+        scheme=r.get(
+            s, "endpoint.scheme", "internal", _str, f"must be one of: {', '.join(SCHEMES)}", lambda v: v in SCHEMES
+        ),
+        source_ranges=r.get(
+            s,
+            "endpoint.sourceRanges",
+            (),
+            _str_list,
+            "must be a list of IPv4 CIDRs",
+            _all(_cidr),
+            example=["10.0.0.0/8"],
+        ),
+        certificate_arn=r.get(
+            s,
+            "endpoint.certificateArn",
+            None,
+            _str,
+            "must be an ACM certificate ARN",
+            _ACM_ARN.match,
+            example="arn:aws:acm:us-east-2:123456789012:certificate/<uuid>",
+        ),
         # NLB TCP idle timeout range is 60-6000 s; the default 350 s cuts long generations.
-        idle_timeout_seconds=r.get(s, "endpoint.idleTimeoutSeconds", 3600, _int, "must be from 60 to 6000 seconds (the NLB TCP idle timeout range)", lambda v: 60 <= v <= 6000),
+        idle_timeout_seconds=r.get(
+            s,
+            "endpoint.idleTimeoutSeconds",
+            3600,
+            _int,
+            "must be from 60 to 6000 seconds (the NLB TCP idle timeout range)",
+            lambda v: 60 <= v <= 6000,
+        ),
     )
 
 
@@ -480,9 +679,19 @@ def _check_together(st: Settings, r: _Reader) -> None:
     """Rules that involve more than one setting."""
     g, sv, net = st.gpu_nodes, st.serving, st.network
     if g.min_size > g.max_size:
-        r.fail("gpuNodes.minSize", g.min_size, f"is above gpuNodes.maxSize ({g.max_size})", f"pulumi config set --path 'gpuNodes.maxSize' {g.min_size}")
+        r.fail(
+            "gpuNodes.minSize",
+            g.min_size,
+            f"is above gpuNodes.maxSize ({g.max_size})",
+            f"pulumi config set --path 'gpuNodes.maxSize' {g.min_size}",
+        )
     if not g.min_size <= g.desired_size <= g.max_size:
-        r.fail("gpuNodes.desiredSize", g.desired_size, f"must lie between gpuNodes.minSize ({g.min_size}) and gpuNodes.maxSize ({g.max_size})", f"pulumi config set --path 'gpuNodes.desiredSize' {max(g.min_size, min(g.desired_size, g.max_size))}")
+        r.fail(
+            "gpuNodes.desiredSize",
+            g.desired_size,
+            f"must lie between gpuNodes.minSize ({g.min_size}) and gpuNodes.maxSize ({g.max_size})",
+            f"pulumi config set --path 'gpuNodes.desiredSize' {max(g.min_size, min(g.desired_size, g.max_size))}",
+        )
     per_node = g.instance.gpus
     needed = sv.replicas * sv.gpus_per_replica
     replicas_per_node = 1 if sv.spread_across_nodes else per_node // sv.gpus_per_replica
@@ -495,23 +704,58 @@ def _check_together(st: Settings, r: _Reader) -> None:
             f"pulumi config set --path 'gpuNodes.desiredSize' {nodes_needed} (and maxSize at least that), or lower serving.replicas",
         )
     if g.capacity_type == "CAPACITY_BLOCK" and not g.capacity_reservation_id:
-        r.fail("gpuNodes.capacityReservationId", None, "is required when gpuNodes.capacityType is CAPACITY_BLOCK", "pulumi config set --path 'gpuNodes.capacityReservationId' cr-0123456789abcdef0")
+        r.fail(
+            "gpuNodes.capacityReservationId",
+            None,
+            "is required when gpuNodes.capacityType is CAPACITY_BLOCK",
+            "pulumi config set --path 'gpuNodes.capacityReservationId' cr-0123456789abcdef0",
+        )
     if g.capacity_type == "CAPACITY_BLOCK" and len(g.availability_zones) != 1:
-        r.fail("gpuNodes.availabilityZones", list(g.availability_zones), "must name exactly the one zone of the Capacity Block", "pulumi config set --path 'gpuNodes.availabilityZones[0]' <zone of the reservation>")
+        r.fail(
+            "gpuNodes.availabilityZones",
+            list(g.availability_zones),
+            "must name exactly the one zone of the Capacity Block",
+            "pulumi config set --path 'gpuNodes.availabilityZones[0]' <zone of the reservation>",
+        )
     if net.existing_vpc_id and not (net.public_subnet_ids and net.private_subnet_ids):
-        r.fail("network.privateSubnetIds", list(net.private_subnet_ids), "and network.publicSubnetIds are both required with network.existingVpcId", "pulumi config set --path 'network.privateSubnetIds[0]' subnet-...")
+        r.fail(
+            "network.privateSubnetIds",
+            list(net.private_subnet_ids),
+            "and network.publicSubnetIds are both required with network.existingVpcId",
+            "pulumi config set --path 'network.privateSubnetIds[0]' subnet-...",
+        )
     if (net.public_subnet_ids or net.private_subnet_ids) and not net.existing_vpc_id:
-        r.fail("network.existingVpcId", None, "is required when subnet ids are given", "pulumi config set --path 'network.existingVpcId' vpc-...")
+        r.fail(
+            "network.existingVpcId",
+            None,
+            "is required when subnet ids are given",
+            "pulumi config set --path 'network.existingVpcId' vpc-...",
+        )
     if net.availability_zones and g.availability_zones:
         stray = sorted(set(g.availability_zones) - set(net.availability_zones))
         if stray:
-            r.fail("gpuNodes.availabilityZones", list(g.availability_zones), f"names zones outside network.availabilityZones: {', '.join(stray)}", "pulumi config set --path 'gpuNodes.availabilityZones[0]' " + net.availability_zones[0])
+            r.fail(
+                "gpuNodes.availabilityZones",
+                list(g.availability_zones),
+                f"names zones outside network.availabilityZones: {', '.join(stray)}",
+                "pulumi config set --path 'gpuNodes.availabilityZones[0]' " + net.availability_zones[0],
+            )
     for zone in (*net.availability_zones, *g.availability_zones):
         if st.region and not zone.startswith(st.region):
-            r.fail("network.availabilityZones", zone, f"is not a zone of aws:region {st.region}", f"use zones of {st.region}, e.g. {st.region}a")
+            r.fail(
+                "network.availabilityZones",
+                zone,
+                f"is not a zone of aws:region {st.region}",
+                f"use zones of {st.region}, e.g. {st.region}a",
+            )
             break
     if st.endpoint.scheme == "internet-facing" and not st.endpoint.source_ranges:
-        r.fail("endpoint.sourceRanges", [], "must list the client networks allowed to reach an internet-facing endpoint", "pulumi config set --path 'endpoint.sourceRanges[0]' 198.51.100.0/24")
+        r.fail(
+            "endpoint.sourceRanges",
+            [],
+            "must list the client networks allowed to reach an internet-facing endpoint",
+            "pulumi config set --path 'endpoint.sourceRanges[0]' 198.51.100.0/24",
+        )
     from components import capacity  # imports this module; deferred to avoid a cycle
 
     r.problems.extend(capacity.check(st))
@@ -559,7 +803,9 @@ def load() -> tuple[Settings, Secrets]:
     problems: list[str] = []
     for key in REQUIRED_SECRETS:
         if cfg.get_secret(key) is None:
-            problems.append(f"{PROJECT}:{key} is not set; it is a required secret. Fix: pulumi config set --secret {PROJECT}:{key} <value>")
+            problems.append(
+                f"{PROJECT}:{key} is not set; it is a required secret. Fix: pulumi config set --secret {PROJECT}:{key} <value>"
+            )
     try:
         settings = parse(raw, pulumi.get_stack(), pulumi.Config("aws").get("region"))
     except SettingsError as err:

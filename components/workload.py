@@ -68,7 +68,9 @@ def _env(has_hf_token: bool) -> list[dict]:
         {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}},
     ]
     if has_hf_token:
-        env.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}})
+        env.append(
+            {"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}}
+        )
     return env
 
 
@@ -139,7 +141,10 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
                     "volumes": [
                         # On the node's NVMe RAID0: survives pod restarts, so nothing is downloaded
                         # or compiled twice.
-                        {"name": "cache", "hostPath": {"path": gpu_pool.MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"}},
+                        {
+                            "name": "cache",
+                            "hostPath": {"path": gpu_pool.MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"},
+                        },
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
                     ],
                 },

@@ -42,7 +42,10 @@ def _physical_name(args: pulumi.runtime.MockResourceArgs) -> str:
 Computed = Callable[[pulumi.runtime.MockResourceArgs], dict[str, Any]]
 COMPUTED: dict[str, Computed] = {
     "aws:ec2/vpc:Vpc": lambda a: {"arn": _arn("ec2", f"vpc/vpc-{_hex(a.name)}")},
-    "aws:iam/role:Role": lambda a: {"arn": _arn("iam", f"role/{_physical_name(a)}", region=False), "name": _physical_name(a)},
+    "aws:iam/role:Role": lambda a: {
+        "arn": _arn("iam", f"role/{_physical_name(a)}", region=False),
+        "name": _physical_name(a),
+    },
     "aws:iam/policy:Policy": lambda a: {"arn": _arn("iam", f"policy/{_physical_name(a)}", region=False)},
     "aws:kms/key:Key": lambda a: {"arn": _arn("kms", f"key/{_hex(a.name, 32)}"), "keyId": _hex(a.name, 32)},
     "aws:eks/cluster:Cluster": lambda a: {
@@ -50,21 +53,41 @@ COMPUTED: dict[str, Computed] = {
         "arn": _arn("eks", f"cluster/{_physical_name(a)}"),
         "endpoint": f"https://{_hex(a.name, 32).upper()}.gr7.{OfflineMocks.region}.eks.amazonaws.com",
         "certificateAuthority": {"data": base64.b64encode(b"offline-ca").decode()},
-        "vpcConfig": {**(a.inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{_hex(a.name)}", "vpcId": f"vpc-{_hex('vpc')}"},
-        "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{OfflineMocks.region}.amazonaws.com/id/{_hex(a.name, 32).upper()}"}]}],
+        "vpcConfig": {
+            **(a.inputs.get("vpcConfig") or {}),
+            "clusterSecurityGroupId": f"sg-{_hex(a.name)}",
+            "vpcId": f"vpc-{_hex('vpc')}",
+        },
+        "identities": [
+            {
+                "oidcs": [
+                    {"issuer": f"https://oidc.eks.{OfflineMocks.region}.amazonaws.com/id/{_hex(a.name, 32).upper()}"}
+                ]
+            }
+        ],
         "status": "ACTIVE",
     },
     "aws:eks/nodeGroup:NodeGroup": lambda a: {
         "arn": _arn("eks", f"nodegroup/{a.name}"),
         "status": "ACTIVE",
-        "nodeGroupName": a.inputs.get("nodeGroupName") or f"{a.inputs.get('nodeGroupNamePrefix', a.name)}{_hex(a.name, 26)}",
+        "nodeGroupName": a.inputs.get("nodeGroupName")
+        or f"{a.inputs.get('nodeGroupNamePrefix', a.name)}{_hex(a.name, 26)}",
     },
     "aws:eks/addon:Addon": lambda a: {"arn": _arn("eks", f"addon/{a.name}")},
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs.get('name', a.name)}")},
-    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {"latestVersion": 1, "arn": _arn("ec2", f"launch-template/lt-{_hex(a.name)}")},
-    "aws:lb/loadBalancer:LoadBalancer": lambda a: {"dnsName": f"{a.name}-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"},
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {
+        "latestVersion": 1,
+        "arn": _arn("ec2", f"launch-template/lt-{_hex(a.name)}"),
+    },
+    "aws:lb/loadBalancer:LoadBalancer": lambda a: {
+        "dnsName": f"{a.name}-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"
+    },
     "kubernetes:core/v1:Service": lambda a: {
-        "status": {"loadBalancer": {"ingress": [{"hostname": f"k8s-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"}]}}
+        "status": {
+            "loadBalancer": {
+                "ingress": [{"hostname": f"k8s-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"}]
+            }
+        }
     },
 }
 # Ids that must look like the real thing because other resources validate or parse them.
@@ -115,7 +138,9 @@ GPU_OFFERING_ZONE_SUFFIXES = ("b", "c")
 
 def _offerings(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("locationType") != "availability-zone":
-        raise UnknownInvokeError(f"getInstanceTypeOfferings answered only for locationType availability-zone, got {args!r}")
+        raise UnknownInvokeError(
+            f"getInstanceTypeOfferings answered only for locationType availability-zone, got {args!r}"
+        )
     types = [v for f in args.get("filters") or [] if f["name"] == "instance-type" for v in f["values"]]
     zones = [f"{OfflineMocks.region}{z}" for z in GPU_OFFERING_ZONE_SUFFIXES]
     pairs = [(t, z) for t in types for z in zones]
@@ -138,8 +163,22 @@ def _session_context(arn: str) -> dict[str, Any]:
     if parts[2] == "sts" and parts[5].startswith("assumed-role/"):
         role = parts[5].split("/")[1]
         issuer = f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
-        return {"arn": arn, "issuerArn": issuer, "issuerName": role, "issuerId": "AROAOFFLINEDEPLOYER", "sessionName": parts[5].split("/")[2], "id": arn}
-    return {"arn": arn, "issuerArn": arn, "issuerName": arn.rsplit("/", 1)[-1], "issuerId": "", "sessionName": "", "id": arn}
+        return {
+            "arn": arn,
+            "issuerArn": issuer,
+            "issuerName": role,
+            "issuerId": "AROAOFFLINEDEPLOYER",
+            "sessionName": parts[5].split("/")[2],
+            "id": arn,
+        }
+    return {
+        "arn": arn,
+        "issuerArn": arn,
+        "issuerName": arn.rsplit("/", 1)[-1],
+        "issuerId": "",
+        "sessionName": "",
+        "id": arn,
+    }
 
 
 class UnknownInvokeError(RuntimeError):
@@ -165,5 +204,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         answer = INVOKES.get(args.token)
         if answer is None:
-            raise UnknownInvokeError(f"offline engine has no answer for invoke {args.token}; add one to ops/mocks.py INVOKES")
+            raise UnknownInvokeError(
+                f"offline engine has no answer for invoke {args.token}; add one to ops/mocks.py INVOKES"
+            )
         return answer(args.args), []

@@ -82,7 +82,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+def stack_config(
+    stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """A stack file's config with overrides applied, and the secret values to use."""
     values = config.read_stack_file(stack)
     for key, value in (overrides or {}).items():
@@ -96,14 +98,20 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None, secrets
     return values, {k: v for k, v in chosen.items() if v is not None}
 
 
-def render(stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None) -> Rendering:
+def render(
+    stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None
+) -> Rendering:
     """Run the program for `stack` under mocks and return everything it registered.
 
     overrides: config keys (`serving` or `aws:region`) to replace, None to remove.
     secrets: secret values by key (None removes one); placeholders otherwise.
     """
     values, secret_values = stack_config(stack, overrides, secrets)
-    flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if not isinstance(v, Mapping) or "secure" not in v}
+    flat = {
+        k: v if isinstance(v, str) else json.dumps(v)
+        for k, v in values.items()
+        if not isinstance(v, Mapping) or "secure" not in v
+    }
     for key, value in secret_values.items():
         flat[f"{config.PROJECT}:{key}"] = value
     pulumi.runtime.set_all_config(flat, secret_keys=[f"{config.PROJECT}:{k}" for k in secret_values])

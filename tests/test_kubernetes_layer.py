@@ -34,7 +34,11 @@ def pod_spec(r: Rendering) -> dict:
 
 
 def gpu_node_group(r: Rendering):
-    (group,) = [g for g in r.of_type(NODE_GROUP) if g.inputs.get("labels", {}).get(gpu_pool.POOL_LABEL[0]) == gpu_pool.POOL_LABEL[1]]
+    (group,) = [
+        g
+        for g in r.of_type(NODE_GROUP)
+        if g.inputs.get("labels", {}).get(gpu_pool.POOL_LABEL[0]) == gpu_pool.POOL_LABEL[1]
+    ]
     return group
 
 
@@ -46,12 +50,15 @@ def release(r: Rendering, chart: str):
 def selects(terms: list[dict], labels: dict[str, str]) -> bool:
     """Whether a node with `labels` matches required nodeSelectorTerms (any term, all expressions)."""
     return any(
-        all(e["operator"] == "In" and labels.get(e["key"]) in e["values"] for e in term["matchExpressions"]) for term in terms
+        all(e["operator"] == "In" and labels.get(e["key"]) in e["values"] for e in term["matchExpressions"])
+        for term in terms
     )
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
-    effect = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}[taint["effect"]]
+    effect = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}[
+        taint["effect"]
+    ]
     return any(
         t["key"] == taint["key"]
         and t.get("effect", effect) == effect
@@ -119,7 +126,10 @@ def test_scheduling_checks_fail_for_a_node_without_the_label_or_an_untolerated_t
 @pytest.mark.parametrize("stack", STACKS)
 def test_helm_charts_are_pinned(stack):
     r = rendered(stack)
-    pins = {versions.NVIDIA_DEVICE_PLUGIN_CHART[1]: versions.NVIDIA_DEVICE_PLUGIN_CHART, versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[1]: versions.AWS_LOAD_BALANCER_CONTROLLER_CHART}
+    pins = {
+        versions.NVIDIA_DEVICE_PLUGIN_CHART[1]: versions.NVIDIA_DEVICE_PLUGIN_CHART,
+        versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[1]: versions.AWS_LOAD_BALANCER_CONTROLLER_CHART,
+    }
     assert {x.inputs["chart"] for x in r.of_type(RELEASE)} == set(pins)
     for x in r.of_type(RELEASE):
         repo, _, version = pins[x.inputs["chart"]]
@@ -130,11 +140,18 @@ def test_load_balancer_controller_gets_iam_through_pod_identity():
     r = rendered("prod-8gpu")
     assoc = r.one("aws:eks/podIdentityAssociation:PodIdentityAssociation")
     values = release(r, "aws-load-balancer-controller").inputs["values"]
-    assert (assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == ("kube-system", values["serviceAccount"]["name"])
+    assert (assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == (
+        "kube-system",
+        values["serviceAccount"]["name"],
+    )
     role = next(x for x in r.of_type("aws:iam/role:Role") if x.outputs["arn"] == assoc.inputs["roleArn"])
     trust = json.loads(role.inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-    policy = next(x for x in r.of_type("aws:iam/policy:Policy") if "elasticloadbalancing:DescribeListenerAttributes" in x.inputs["policy"])
+    policy = next(
+        x
+        for x in r.of_type("aws:iam/policy:Policy")
+        if "elasticloadbalancing:DescribeListenerAttributes" in x.inputs["policy"]
+    )
     assert len(policy.inputs["policy"]) <= 6144  # IAM managed policy size limit
     assert values["clusterName"] == settings.from_stack_file("prod-8gpu").cluster_name
 
@@ -167,7 +184,9 @@ def test_without_a_hugging_face_token_no_token_is_referenced():
 
 
 def test_missing_api_key_fails_before_any_resource_with_the_fix():
-    with pytest.raises(settings.SettingsError, match=r"minimax-vllm:apiKey is not set.*pulumi config set --secret minimax-vllm:apiKey"):
+    with pytest.raises(
+        settings.SettingsError, match=r"minimax-vllm:apiKey is not set.*pulumi config set --secret minimax-vllm:apiKey"
+    ):
         render("dev", secrets={"apiKey": None})
 
 
@@ -230,7 +249,12 @@ def test_endpoint_is_an_nlb_with_health_check_and_a_long_idle_timeout(stack):
 
 
 def test_tls_endpoint_listens_on_443_with_the_acm_certificate():
-    r = render("prod-8gpu", overrides={"endpoint": {"scheme": "internet-facing", "sourceRanges": ["198.51.100.0/24"], "certificateArn": TLS_ARN}})
+    r = render(
+        "prod-8gpu",
+        overrides={
+            "endpoint": {"scheme": "internet-facing", "sourceRanges": ["198.51.100.0/24"], "certificateArn": TLS_ARN}
+        },
+    )
     svc = r.one(SERVICE).inputs
     a = svc["metadata"]["annotations"]
     p = "service.beta.kubernetes.io/aws-load-balancer"
@@ -285,7 +309,13 @@ def test_nothing_is_retained_or_protected_on_destroy(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_rendered_kubernetes_object_validates_against_the_pinned_kubernetes_schemas(stack):
     objects = rendered(stack).kubernetes_objects()
-    assert {o.inputs["kind"] for o in objects} >= {"Namespace", "Secret", "Deployment", "PodDisruptionBudget", "Service"}
+    assert {o.inputs["kind"] for o in objects} >= {
+        "Namespace",
+        "Secret",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+    }
     for o in objects:
         kubernetes_validate.validate(o.inputs, f"{versions.KUBERNETES_VERSION}.0", strict=True)
 

@@ -54,7 +54,14 @@ def test_guide_environment_sets_safetensors_fast_gpu():
 
 def test_selected_model_revision_name_and_limits_reach_the_argv():
     argv = profiles.vllm_argv(
-        serving(model="MiniMaxAI/MiniMax-M2.1", revision="a" * 40, servedModelName="m21", maxModelLen=65536, gpuMemoryUtilization=0.92, reasoningParser="minimax_m2")
+        serving(
+            model="MiniMaxAI/MiniMax-M2.1",
+            revision="a" * 40,
+            servedModelName="m21",
+            maxModelLen=65536,
+            gpuMemoryUtilization=0.92,
+            reasoningParser="minimax_m2",
+        )
     )
     assert argv[2] == "MiniMaxAI/MiniMax-M2.1"
     assert flag_value(argv, "--revision") == "a" * 40
@@ -94,7 +101,15 @@ def test_every_flag_is_written_in_one_spelling():
     assert all("_" not in f for f in flags)
 
 
-@pytest.mark.parametrize("token,name", [("--Tensor_Parallel_Size=4", "tensor-parallel-size"), ("--no-enable-expert-parallel", "enable-expert-parallel"), ("-tp", "tp"), ("value", None)])
+@pytest.mark.parametrize(
+    "token,name",
+    [
+        ("--Tensor_Parallel_Size=4", "tensor-parallel-size"),
+        ("--no-enable-expert-parallel", "enable-expert-parallel"),
+        ("-tp", "tp"),
+        ("value", None),
+    ],
+)
 def test_flag_name_normalises_every_spelling(token, name):
     assert profiles.flag_name(token) == name
 

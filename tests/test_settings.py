@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -174,7 +173,10 @@ def test_node_min_above_max_is_rejected():
 def test_capacity_block_needs_a_reservation_and_one_zone():
     raw = with_("gpuNodes.capacityType", "CAPACITY_BLOCK")
     messages = "\n".join(problems_of(raw))
-    assert "gpuNodes.capacityReservationId" in messages and "required when gpuNodes.capacityType is CAPACITY_BLOCK" in messages
+    assert (
+        "gpuNodes.capacityReservationId" in messages
+        and "required when gpuNodes.capacityType is CAPACITY_BLOCK" in messages
+    )
     assert "exactly the one zone" in messages
     raw["gpuNodes"].update(capacityReservationId="cr-0123456789abcdef0", availabilityZones=["us-east-2b"])
     assert parse(raw, "test", REGION).gpu_nodes.capacity_reservation_id == "cr-0123456789abcdef0"
@@ -204,7 +206,16 @@ def test_existing_vpc_needs_both_subnet_lists():
 
 @pytest.mark.parametrize(
     "token",
-    ["--tensor-parallel-size=2", "--tensor_parallel_size", "-tp", "--no-enable-expert-parallel", "--reasoning-parser=deepseek_r1", "--port", "--model", "--max-model-len=8192"],
+    [
+        "--tensor-parallel-size=2",
+        "--tensor_parallel_size",
+        "-tp",
+        "--no-enable-expert-parallel",
+        "--reasoning-parser=deepseek_r1",
+        "--port",
+        "--model",
+        "--max-model-len=8192",
+    ],
 )
 def test_extra_args_cannot_override_profile_flags(token):
     (message,) = problems_of(with_("serving.extraArgs", [token]))
@@ -238,6 +249,9 @@ def test_cluster_name_is_a_valid_eks_name():
 def test_spreading_replicas_across_nodes_needs_a_node_per_replica():
     raw = with_("serving.profile", "tp4")
     raw["serving"].update(replicas=2, spreadAcrossNodes=True)
-    assert "needs 8 GPUs on 2 p5.48xlarge node(s) (1 replica(s) of the tp4 profile per node, spread across nodes)" in problems_of(raw)[0]
+    assert (
+        "needs 8 GPUs on 2 p5.48xlarge node(s) (1 replica(s) of the tp4 profile per node, spread across nodes)"
+        in problems_of(raw)[0]
+    )
     raw["gpuNodes"] = {"minSize": 2, "desiredSize": 2, "maxSize": 2}
     assert parse(raw, "test", REGION).serving.spread_across_nodes is True
