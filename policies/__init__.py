@@ -1,0 +1,1 @@
+"""Policy-as-code guardrails; the rules are importable as `policies.rules`."""

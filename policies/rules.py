@@ -1,0 +1,557 @@
+"""Guardrails as plain functions over a resource's type and properties.
+
+Each rule returns the list of violation messages for one resource (or, for the one
+cross-resource rule, for the whole stack), so tests call them directly on the offline
+rendering and `all_policies()` wraps them for `pulumi preview --policy-pack policies`.
+
+Properties arrive from the policy engine as read-only Mapping/Sequence proxies that raise
+when a value is unknown during preview; the helpers below accept any Mapping/Sequence and
+the rules read only the fields they judge, so an unknown subnet id or KMS ARN never stops
+a rule that does not look at it. This module imports nothing from the project: the pack
+runs in its own virtualenv with only `policies/` on the path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+Props = Mapping[str, Any]
+ResourceCheck = Callable[[str, Props], list[str]]
+StackCheck = Callable[[Sequence[tuple[str, Props]]], list[str]]
+
+# The GPU node group's taint (components/gpu_pool.py; a test keeps the two equal).
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+
+WORLD_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
+REQUIRED_EKS_LOG_TYPES = ("api", "audit", "authenticator")
+API_KEY_ENV = "VLLM_API_KEY"
+SECRET_NAME_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIALS"})
+SECRET_FLAGS = ("--api-key", "--hf-token")
+# The device plugin needs host access to the GPUs; if it is ever rendered as objects rather
+# than through its Helm release, its pods are recognised by NVIDIA's image.
+PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
+
+SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
+LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+LBC_CLASS = "service.k8s.aws/nlb"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _seq(value: Any) -> Sequence[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value
+    return ()
+
+
+def _truthy(value: Any) -> bool:
+    """Booleans may arrive as strings from the provider schema (`"true"`)."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _kind(resource_type: str) -> str:
+    return resource_type.rsplit(":", 1)[-1]
+
+
+def _is_kubernetes_object(resource_type: str) -> bool:
+    return resource_type.startswith("kubernetes:") and not resource_type.startswith("kubernetes:helm.sh/")
+
+
+def _object_name(props: Props) -> str:
+    meta = _map(props.get("metadata"))
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+
+
+def _pod_template(resource_type: str, props: Props) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """(pod metadata, pod spec) of a workload object, or None if it runs no pods."""
+    if not _is_kubernetes_object(resource_type):
+        return None
+    kind = _kind(resource_type)
+    spec = _map(props.get("spec"))
+    if kind == "Pod":
+        return _map(props.get("metadata")), spec
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"):
+        template = _map(spec.get("template"))
+    elif kind == "CronJob":
+        template = _map(_map(_map(spec.get("jobTemplate")).get("spec")).get("template"))
+    else:
+        return None
+    return _map(template.get("metadata")), _map(template.get("spec"))
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for container in _seq(pod_spec.get(field)):
+            yield _map(container)
+
+
+def _workload(resource_type: str, props: Props) -> tuple[str, Mapping[str, Any], Mapping[str, Any]] | None:
+    template = _pod_template(resource_type, props)
+    if template is None:
+        return None
+    return f"{_kind(resource_type)} {_object_name(props)}", template[0], template[1]
+
+
+def _gpu_count(container: Mapping[str, Any]) -> float:
+    resources = _map(container.get("resources"))
+    counts = []
+    for section in ("requests", "limits"):
+        value = _map(resources.get(section)).get(GPU_RESOURCE)
+        try:
+            counts.append(float(value))
+        except (TypeError, ValueError):
+            continue
+    return max(counts, default=0.0)
+
+
+def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, str]) -> bool:
+    """Kubernetes' toleration matching (empty effect matches all, empty key with Exists matches all)."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint["effect"]:
+        return False
+    operator = toleration.get("operator") or "Equal"
+    key = toleration.get("key") or ""
+    if not key:
+        return operator == "Exists"
+    if key != taint["key"]:
+        return False
+    return operator == "Exists" or (toleration.get("value") or "") == taint["value"]
+
+
+def _image_problem(image: Any) -> str | None:
+    if not isinstance(image, str) or not image:
+        return "has no image"
+    if "@" in image:
+        return None  # pinned by digest
+    name_end = image.rfind("/")
+    colon = image.rfind(":")
+    if colon <= name_end:
+        return f"uses image {image!r} without a tag (Kubernetes pulls `latest`)"
+    if image[colon + 1 :] == "latest":
+        return f"uses image {image!r}: `latest` is not a pinned version"
+    return None
+
+
+def _secret_like_name(name: str) -> bool:
+    return any(word in SECRET_NAME_WORDS for word in re.split(r"[^A-Za-z0-9]+", name.upper()))
+
+
+# ---------------------------------------------------------------- AWS rules
+
+
+def eks_secrets_encryption(resource_type: str, props: Props) -> list[str]:
+    """Kubernetes Secrets hold the API key and HF token: envelope-encrypt them with KMS."""
+    if resource_type != "aws:eks/cluster:Cluster":
+        return []
+    configs = props.get("encryptionConfig")
+    configs = [configs] if isinstance(configs, Mapping) else _seq(configs)
+    for config in configs:
+        if "secrets" in _seq(_map(config).get("resources")):
+            return []
+    return ['EKS cluster has no encryptionConfig with resources ["secrets"]: Kubernetes Secrets are not KMS-encrypted']
+
+
+def eks_control_plane_logging(resource_type: str, props: Props) -> list[str]:
+    """Without api/audit/authenticator logs nobody can tell who did what to the cluster."""
+    if resource_type != "aws:eks/cluster:Cluster":
+        return []
+    enabled = set(_seq(props.get("enabledClusterLogTypes")))
+    missing = [t for t in REQUIRED_EKS_LOG_TYPES if t not in enabled]
+    if missing:
+        return [f"EKS cluster does not enable control-plane log types {missing} in enabledClusterLogTypes"]
+    return []
+
+
+def eks_endpoint_not_public(resource_type: str, props: Props) -> list[str]:
+    """A public EKS API reachable from anywhere is one leaked credential away from takeover."""
+    if resource_type != "aws:eks/cluster:Cluster":
+        return []
+    vpc = _map(props.get("vpcConfig"))
+    public = vpc.get("endpointPublicAccess")
+    if public is not None and not _truthy(public):
+        return []
+    # AWS enables public access by default and opens it to 0.0.0.0/0 when no CIDRs are given.
+    cidrs = list(_seq(vpc.get("publicAccessCidrs")))
+    if not cidrs:
+        return ["EKS API endpoint is public with no publicAccessCidrs, which AWS opens to 0.0.0.0/0"]
+    world = sorted(WORLD_CIDRS.intersection(cidrs))
+    if world:
+        return [f"EKS API endpoint is public and publicAccessCidrs contains {world[0]} (open to the world)"]
+    return []
+
+
+def launch_template_imdsv2(resource_type: str, props: Props) -> list[str]:
+    """IMDSv1 lets any SSRF in a pod read the node role's credentials; require session tokens."""
+    if resource_type != "aws:ec2/launchTemplate:LaunchTemplate":
+        return []
+    tokens = _map(props.get("metadataOptions")).get("httpTokens")
+    if tokens != "required":
+        return [f'launch template metadataOptions.httpTokens is {tokens!r}, not "required" (IMDSv2)']
+    return []
+
+
+def launch_template_encrypted_ebs(resource_type: str, props: Props) -> list[str]:
+    """Node volumes may hold model weights, logs and pulled secrets: encrypt them at rest."""
+    if resource_type != "aws:ec2/launchTemplate:LaunchTemplate":
+        return []
+    mappings = _seq(props.get("blockDeviceMappings"))
+    ebs_mappings = [m for m in mappings if _map(m).get("ebs") is not None]
+    if not ebs_mappings:
+        return [
+            "launch template declares no EBS blockDeviceMappings, so root-volume encryption depends on the AMI and account default"
+        ]
+    return [
+        f"launch template EBS volume {_map(m).get('deviceName') or '?'} is not encrypted (ebs.encrypted must be true)"
+        for m in ebs_mappings
+        if not _truthy(_map(_map(m).get("ebs")).get("encrypted"))
+    ]
+
+
+# ---------------------------------------------------------------- Kubernetes rules
+
+
+def no_privileged_pods(resource_type: str, props: Props) -> list[str]:
+    """Privileged or host-namespace pods escape the container boundary; only the device plugin needs that."""
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    all_containers = list(_containers(spec))
+    images = [c.get("image") for c in all_containers]
+    if images and all(isinstance(i, str) and i.startswith(PRIVILEGED_IMAGE_ALLOWLIST) for i in images):
+        return []
+    problems = [
+        f"{what} sets {field}: true" for field in ("hostNetwork", "hostPID", "hostIPC") if _truthy(spec.get(field))
+    ]
+    for container in all_containers:
+        if _truthy(_map(container.get("securityContext")).get("privileged")):
+            problems.append(f"{what} container {container.get('name')!r} is privileged")
+    return problems
+
+
+def container_resources(resource_type: str, props: Props) -> list[str]:
+    """Requests let the scheduler pack p5 nodes correctly; a memory limit keeps one pod from OOM-ing the node.
+
+    A CPU limit is not required: it only throttles.
+    """
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    problems = []
+    for container in _containers(spec):
+        resources = _map(container.get("resources"))
+        requests, limits = _map(resources.get("requests")), _map(resources.get("limits"))
+        missing = [f"requests.{r}" for r in ("cpu", "memory") if requests.get(r) is None]
+        missing += ["limits.memory"] if limits.get("memory") is None else []
+        if missing:
+            problems.append(f"{what} container {container.get('name')!r} has no resources {', '.join(missing)}")
+    return problems
+
+
+def pinned_images(resource_type: str, props: Props) -> list[str]:
+    """A moving tag changes what runs without a diff in `pulumi preview`; Helm charts likewise."""
+    if resource_type in ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"):
+        version = props.get("version")
+        if not isinstance(version, str) or not version.strip():
+            return [f"Helm chart {props.get('chart')!r} has no pinned version"]
+        if re.search(r"[\^~*<>|=]|\s-\s|(^|\.)[xX*](\.|$)|^latest$", version.strip()):
+            return [f"Helm chart {props.get('chart')!r} version {version!r} is a range, not a pinned version"]
+        return []
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    problems = []
+    for container in _containers(spec):
+        problem = _image_problem(container.get("image"))
+        if problem:
+            problems.append(f"{what} container {container.get('name')!r} {problem}")
+    return problems
+
+
+def gpu_pods_tolerate_taint(resource_type: str, props: Props) -> list[str]:
+    """A GPU pod without the taint's toleration never schedules on the (tainted) p5 nodes."""
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    if not any(_gpu_count(c) > 0 for c in _containers(spec)):
+        return []
+    if any(_tolerates(_map(t), GPU_TAINT) for t in _seq(spec.get("tolerations"))):
+        return []
+    taint = f"{GPU_TAINT['key']}={GPU_TAINT['value']}:{GPU_TAINT['effect']}"
+    return [f"{what} requests {GPU_RESOURCE} but does not tolerate the GPU node taint {taint}"]
+
+
+def no_plaintext_secrets(resource_type: str, props: Props, known_secrets: Iterable[str] = ()) -> list[str]:
+    """Env values, args, command and annotations are readable by anyone who can `get` the object.
+
+    known_secrets: secret values to look for verbatim (the offline tests pass their placeholders).
+    """
+    if not _is_kubernetes_object(resource_type):
+        return []
+    known = [s for s in known_secrets if s]
+    what = f"{_kind(resource_type)} {_object_name(props)}"
+    problems = []
+
+    def leaks(text: Any) -> bool:
+        return isinstance(text, str) and any(secret in text for secret in known)
+
+    annotation_sets = [_map(_map(props.get("metadata")).get("annotations"))]
+    workload = _workload(resource_type, props)
+    if workload is not None:
+        annotation_sets.append(_map(workload[1].get("annotations")))
+    for annotation_map in annotation_sets:
+        for key in annotation_map:
+            value = annotation_map[key]
+            if leaks(value):
+                problems.append(f"{what} annotation {key!r} carries a secret value in plain text")
+            elif _secret_like_name(key.rsplit("/", 1)[-1]) and value:
+                problems.append(f"{what} annotation {key!r} looks like a secret set in plain text")
+
+    if workload is None:
+        return problems
+    for container in _containers(workload[2]):
+        cname = container.get("name")
+        for env in _seq(container.get("env")):
+            env = _map(env)
+            name, value = str(env.get("name") or ""), env.get("value")
+            if leaks(value):
+                problems.append(f"{what} container {cname!r} env {name} carries a secret value in plain text")
+            elif value and _secret_like_name(name):
+                problems.append(
+                    f"{what} container {cname!r} env {name} has a literal value; use valueFrom.secretKeyRef"
+                )
+        for field in ("command", "args"):
+            for item in _seq(container.get(field)):
+                if leaks(item):
+                    problems.append(f"{what} container {cname!r} {field} carries a secret value in plain text")
+                elif isinstance(item, str) and any(re.search(rf"(^|\s){flag}(=|\s|$)", item) for flag in SECRET_FLAGS):
+                    flag = next(f for f in SECRET_FLAGS if f in item)
+                    problems.append(
+                        f"{what} container {cname!r} {field} passes {flag} on the command line; pass it from a Secret via env"
+                    )
+    return problems
+
+
+# ---------------------------------------------------------------- stack rule
+
+
+def _is_internet_facing(service: Props) -> bool:
+    annotations = _map(_map(service.get("metadata")).get("annotations"))
+    scheme = annotations.get(SCHEME_ANNOTATION)
+    if scheme is not None:
+        return scheme == "internet-facing"
+    if annotations.get(INTERNAL_ANNOTATION) in ("true", "0.0.0.0/0"):
+        return False
+    spec = _map(service.get("spec"))
+    # The AWS Load Balancer Controller defaults to internal; the in-tree controller to internet-facing.
+    managed_by_lbc = spec.get("loadBalancerClass") == LBC_CLASS or annotations.get(LB_TYPE_ANNOTATION) in (
+        "external",
+        "nlb-ip",
+    )
+    return not managed_by_lbc
+
+
+def _source_ranges(service: Props) -> list[str]:
+    ranges = list(_seq(_map(service.get("spec")).get("loadBalancerSourceRanges")))
+    if ranges:
+        return ranges
+    annotation = _map(_map(service.get("metadata")).get("annotations")).get(SOURCE_RANGES_ANNOTATION)
+    return [r.strip() for r in annotation.split(",") if r.strip()] if isinstance(annotation, str) else []
+
+
+def _has_api_key_from_secret(pod_spec: Mapping[str, Any]) -> bool:
+    for container in _containers(pod_spec):
+        for env in _seq(container.get("env")):
+            env = _map(env)
+            if env.get("name") == API_KEY_ENV and _map(_map(env.get("valueFrom")).get("secretKeyRef")).get("key"):
+                return True
+    return False
+
+
+def public_endpoint_requires_api_key(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """An internet-facing load balancer open to 0.0.0.0/0 is acceptable only in front of pods that demand an API key.
+
+    Cross-resource: the Service is judged by the workloads its selector picks in its namespace;
+    every one of them must read VLLM_API_KEY from a Secret.
+    """
+    workloads = []
+    for resource_type, props in resources:
+        template = _pod_template(resource_type, props)
+        if template is not None:
+            namespace = _map(props.get("metadata")).get("namespace") or "default"
+            workloads.append((namespace, _map(template[0].get("labels")), template[1]))
+
+    problems = []
+    for resource_type, props in resources:
+        if resource_type != "kubernetes:core/v1:Service":
+            continue
+        spec = _map(props.get("spec"))
+        if spec.get("type") != "LoadBalancer" or not _is_internet_facing(props):
+            continue
+        ranges = _source_ranges(props)
+        if ranges and not WORLD_CIDRS.intersection(ranges):
+            continue
+        opening = "no loadBalancerSourceRanges" if not ranges else f"loadBalancerSourceRanges {ranges}"
+        what = f"Service {_object_name(props)} is an internet-facing load balancer with {opening}"
+        namespace = _map(props.get("metadata")).get("namespace") or "default"
+        selector = _map(spec.get("selector"))
+        selected = [
+            pod_spec
+            for ns, labels, pod_spec in workloads
+            if selector and ns == namespace and all(labels.get(k) == v for k, v in selector.items())
+        ]
+        if not selected:
+            problems.append(f"{what} and selects no workload that requires an API key ({API_KEY_ENV} from a Secret)")
+        elif not all(_has_api_key_from_secret(pod_spec) for pod_spec in selected):
+            problems.append(f"{what} and a workload it selects does not read {API_KEY_ENV} from a secretKeyRef")
+    return problems
+
+
+# ---------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One resource rule and how hard it is enforced; the description says why."""
+
+    name: str
+    check: ResourceCheck
+    description: str
+    enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY
+
+
+@dataclass(frozen=True)
+class StackRule:
+    name: str
+    check: StackCheck
+    description: str
+    enforcement_level: EnforcementLevel = EnforcementLevel.MANDATORY
+
+
+# Every rule is mandatory: each guards against a leak or an outage that a deploy must not ship.
+RESOURCE_RULES: tuple[Rule, ...] = (
+    Rule(
+        "eks-secrets-encryption",
+        eks_secrets_encryption,
+        'Mandatory. EKS clusters envelope-encrypt Kubernetes Secrets with KMS (encryptionConfig resources ["secrets"]): they hold the API key and HF token.',
+    ),
+    Rule(
+        "eks-control-plane-logging",
+        eks_control_plane_logging,
+        "Mandatory. EKS clusters ship api, audit and authenticator control-plane logs, the only record of who changed the cluster.",
+    ),
+    Rule(
+        "eks-endpoint-not-public",
+        eks_endpoint_not_public,
+        "Mandatory. A public EKS API endpoint lists publicAccessCidrs without 0.0.0.0/0; public access with no CIDRs is open to the world (AWS default).",
+    ),
+    Rule(
+        "launch-template-imdsv2",
+        launch_template_imdsv2,
+        'Mandatory. Launch templates require IMDSv2 (metadataOptions.httpTokens "required") so a pod SSRF cannot read node credentials.',
+    ),
+    Rule(
+        "launch-template-encrypted-ebs",
+        launch_template_encrypted_ebs,
+        "Mandatory. Launch templates declare their EBS volumes and encrypt every one (ebs.encrypted true).",
+    ),
+    Rule(
+        "no-privileged-pods",
+        no_privileged_pods,
+        "Mandatory. Rendered pods are not privileged and use no host network, PID or IPC namespace; the NVIDIA device plugin (a Helm release, or NVIDIA's image) is exempt.",
+    ),
+    Rule(
+        "container-resources",
+        container_resources,
+        "Mandatory. Every container requests cpu and memory and limits memory, so p5 nodes are packed as planned and one pod cannot OOM a node.",
+    ),
+    Rule(
+        "pinned-images",
+        pinned_images,
+        "Mandatory. Container images carry a tag other than `latest` (or a digest) and every Helm chart a fixed version, so `pulumi preview` shows every change.",
+    ),
+    Rule(
+        "gpu-pods-tolerate-taint",
+        gpu_pods_tolerate_taint,
+        "Mandatory. Pods requesting nvidia.com/gpu tolerate the GPU node taint nvidia.com/gpu=true:NoSchedule, or they never schedule.",
+    ),
+    Rule(
+        "no-plaintext-secrets",
+        no_plaintext_secrets,
+        "Mandatory. No secret in plain-text env values, args, command or annotations: secret-looking env vars (KEY, TOKEN, PASSWORD, SECRET) use valueFrom.secretKeyRef and no --api-key/--hf-token flag is passed.",
+    ),
+)
+
+STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "public-endpoint-requires-api-key",
+        public_endpoint_requires_api_key,
+        "Mandatory. An internet-facing LoadBalancer Service open to 0.0.0.0/0 (or with no source ranges) only fronts pods that read VLLM_API_KEY from a Secret.",
+    ),
+)
+
+
+def all_rule_names() -> list[str]:
+    return [r.name for r in RESOURCE_RULES] + [r.name for r in STACK_RULES]
+
+
+def _resource_validation(check: ResourceCheck) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in check(args.resource_type, args.props):
+            report_violation(message, None)
+
+    return validate
+
+
+def _stack_validation(check: StackCheck) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for message in check([(r.resource_type, r.props) for r in args.resources]):
+            report_violation(message, None)
+
+    return validate
+
+
+def all_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """Every rule of this module as a pulumi-policy Policy: the one place rules are wrapped."""
+    policies: list[ResourceValidationPolicy | StackValidationPolicy] = [
+        ResourceValidationPolicy(
+            name=rule.name,
+            description=rule.description,
+            enforcement_level=rule.enforcement_level,
+            validate=_resource_validation(rule.check),
+        )
+        for rule in RESOURCE_RULES
+    ]
+    policies += [
+        StackValidationPolicy(
+            name=rule.name,
+            description=rule.description,
+            enforcement_level=rule.enforcement_level,
+            validate=_stack_validation(rule.check),
+        )
+        for rule in STACK_RULES
+    ]
+    return policies

@@ -1,0 +1,620 @@
+"""The guardrails pack: every shipped stack passes it, and every rule catches what it names."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import runpy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi_policy
+import pytest
+from pulumi_policy import EnforcementLevel, PolicyResource, ResourceValidationArgs, StackValidationArgs
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+from components import gpu_pool
+from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
+from policies import rules
+
+STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+CLUSTER = "aws:eks/cluster:Cluster"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+SERVICE = "kubernetes:core/v1:Service"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRETS = tuple(PLACEHOLDER_SECRETS.values())
+
+
+@functools.cache
+def rendered(stack: str) -> Rendering:
+    return render(stack)
+
+
+def props(type_token: str, stack: str = "prod-8gpu", name_part: str = "") -> dict[str, Any]:
+    """A deep copy of one rendered resource's inputs, free to modify."""
+    found = [r for r in rendered(stack).of_type(type_token) if name_part in r.name]
+    assert len(found) == 1, [r.name for r in found]
+    return copy.deepcopy(found[0].inputs)
+
+
+def vllm_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def check(rule_name: str, type_token: str, resource: dict[str, Any]) -> list[str]:
+    """Run one resource rule; the secrets rule also looks for the offline placeholder values."""
+    if rule_name == "no-plaintext-secrets":
+        return rules.no_plaintext_secrets(type_token, resource, known_secrets=SECRETS)
+    rule = next(r for r in rules.RESOURCE_RULES if r.name == rule_name)
+    return rule.check(type_token, resource)
+
+
+# ------------------------------------------------------------ every stack passes
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("rule", rules.RESOURCE_RULES, ids=lambda r: r.name)
+def test_every_stack_passes_resource_rule(stack: str, rule: rules.Rule) -> None:
+    violations = [
+        f"{r.type} {r.name}: {message}"
+        for r in rendered(stack).resources
+        for message in check(rule.name, r.type, r.inputs)
+    ]
+    assert violations == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("rule", rules.STACK_RULES, ids=lambda r: r.name)
+def test_every_stack_passes_stack_rule(stack: str, rule: rules.StackRule) -> None:
+    assert rule.check([(r.type, r.inputs) for r in rendered(stack).resources]) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_pulumi_secret_reaches_a_workload_spec(stack: str) -> None:
+    """Secrets reach Kubernetes only as Secret objects; a workload carrying one would leak it."""
+    leaking = {
+        r.name: sorted(r.secret_paths)
+        for r in rendered(stack).kubernetes_objects()
+        if r.secret_paths and r.inputs.get("kind") != "Secret"
+    }
+    assert leaking == {}
+
+
+# ------------------------------------------------------------ failing and passing fixtures
+
+
+def _without(resource: dict[str, Any], *path: str | int) -> dict[str, Any]:
+    target = resource
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return resource
+
+
+def _with(resource: dict[str, Any], mutate: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    mutate(resource)
+    return resource
+
+
+def _pod(resource: dict[str, Any]) -> dict[str, Any]:
+    return resource["spec"]["template"]["spec"]
+
+
+def _device_plugin_daemonset(privileged: bool, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "device-plugin", "namespace": "kube-system"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "device-plugin"}},
+                "spec": {
+                    "hostNetwork": True,
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [
+                        {
+                            "name": "plugin",
+                            "image": image,
+                            "securityContext": {"privileged": privileged},
+                            "resources": {"requests": {"cpu": "10m", "memory": "20Mi"}, "limits": {"memory": "50Mi"}},
+                        }
+                    ],
+                },
+            }
+        },
+    }
+
+
+def _env(resource: dict[str, Any], name: str, value: str) -> None:
+    vllm_container(resource).setdefault("env", []).append({"name": name, "value": value})
+
+
+# (rule, type, props factory, text the message must contain)
+FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
+    ("eks-secrets-encryption", CLUSTER, lambda: _without(props(CLUSTER), "encryptionConfig"), 'resources ["secrets"]'),
+    (
+        "eks-secrets-encryption",
+        CLUSTER,
+        lambda: _with(props(CLUSTER), lambda p: p["encryptionConfig"].update(resources=[])),
+        "not KMS-encrypted",
+    ),
+    (
+        "eks-control-plane-logging",
+        CLUSTER,
+        lambda: _with(props(CLUSTER), lambda p: p.update(enabledClusterLogTypes=["api"])),
+        "['audit', 'authenticator']",
+    ),
+    (
+        "eks-control-plane-logging",
+        CLUSTER,
+        lambda: _without(props(CLUSTER), "enabledClusterLogTypes"),
+        "['api', 'audit', 'authenticator']",
+    ),
+    (
+        "eks-endpoint-not-public",
+        CLUSTER,
+        lambda: _with(props(CLUSTER), lambda p: p["vpcConfig"].update(publicAccessCidrs=["10.0.0.0/8", "0.0.0.0/0"])),
+        "contains 0.0.0.0/0",
+    ),
+    (
+        "eks-endpoint-not-public",
+        CLUSTER,
+        lambda: _without(props(CLUSTER), "vpcConfig", "publicAccessCidrs"),
+        "no publicAccessCidrs",
+    ),
+    ("eks-endpoint-not-public", CLUSTER, lambda: {"vpcConfig": {"subnetIds": ["subnet-1"]}}, "opens to 0.0.0.0/0"),
+    (
+        "launch-template-imdsv2",
+        LAUNCH_TEMPLATE,
+        lambda: _with(props(LAUNCH_TEMPLATE), lambda p: p["metadataOptions"].update(httpTokens="optional")),
+        "httpTokens is 'optional'",
+    ),
+    ("launch-template-imdsv2", LAUNCH_TEMPLATE, lambda: _without(props(LAUNCH_TEMPLATE), "metadataOptions"), "IMDSv2"),
+    (
+        "launch-template-encrypted-ebs",
+        LAUNCH_TEMPLATE,
+        lambda: _with(props(LAUNCH_TEMPLATE), lambda p: p["blockDeviceMappings"][0]["ebs"].update(encrypted="false")),
+        "/dev/xvda is not encrypted",
+    ),
+    (
+        "launch-template-encrypted-ebs",
+        LAUNCH_TEMPLATE,
+        lambda: _without(props(LAUNCH_TEMPLATE), "blockDeviceMappings"),
+        "no EBS blockDeviceMappings",
+    ),
+    (
+        "no-privileged-pods",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _pod(p).update(hostNetwork=True)),
+        "sets hostNetwork: true",
+    ),
+    (
+        "no-privileged-pods",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _pod(p).update(hostPID=True, hostIPC=True)),
+        "sets hostPID: true",
+    ),
+    (
+        "no-privileged-pods",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: vllm_container(p)["securityContext"].update(privileged=True)),
+        "container 'vllm' is privileged",
+    ),
+    (
+        "no-privileged-pods",
+        DAEMONSET,
+        lambda: _device_plugin_daemonset(True, "example.com/not-nvidia/plugin:v1"),
+        "is privileged",
+    ),
+    (
+        "container-resources",
+        DEPLOYMENT,
+        lambda: _without(props(DEPLOYMENT), "spec", "template", "spec", "containers", 0, "resources"),
+        "no resources requests.cpu, requests.memory, limits.memory",
+    ),
+    (
+        "container-resources",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: vllm_container(p)["resources"]["limits"].pop("memory")),
+        "limits.memory",
+    ),
+    (
+        "pinned-images",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: vllm_container(p).update(image="vllm/vllm-openai")),
+        "without a tag",
+    ),
+    (
+        "pinned-images",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: vllm_container(p).update(image="localhost:5000/vllm-openai")),
+        "without a tag",
+    ),
+    (
+        "pinned-images",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: vllm_container(p).update(image="vllm/vllm-openai:latest")),
+        "`latest` is not a pinned version",
+    ),
+    (
+        "pinned-images",
+        RELEASE,
+        lambda: _without(props(RELEASE, name_part="nvidia"), "version"),
+        "'nvidia-device-plugin' has no pinned version",
+    ),
+    (
+        "pinned-images",
+        RELEASE,
+        lambda: _with(props(RELEASE, name_part="lbc"), lambda p: p.update(version="^3.5.0")),
+        "is a range",
+    ),
+    (
+        "pinned-images",
+        RELEASE,
+        lambda: _with(props(RELEASE, name_part="lbc"), lambda p: p.update(version="3.x")),
+        "is a range",
+    ),
+    (
+        "gpu-pods-tolerate-taint",
+        DEPLOYMENT,
+        lambda: _without(props(DEPLOYMENT), "spec", "template", "spec", "tolerations"),
+        "does not tolerate the GPU node taint nvidia.com/gpu=true:NoSchedule",
+    ),
+    (
+        "gpu-pods-tolerate-taint",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT),
+            lambda p: _pod(p).update(
+                tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}]
+            ),
+        ),
+        "does not tolerate",
+    ),
+    (
+        "gpu-pods-tolerate-taint",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT), lambda p: _pod(p).update(tolerations=[{"key": "nvidia.com/gpu", "value": "false"}])
+        ),
+        "does not tolerate",
+    ),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _env(p, "VLLM_API_KEY", "sk-123")),
+        "env VLLM_API_KEY has a literal value; use valueFrom.secretKeyRef",
+    ),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _env(p, "DB_PASSWORD", "hunter2")),
+        "env DB_PASSWORD has a literal value",
+    ),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _env(p, "EXTRA", SECRETS[1])),
+        "env EXTRA carries a secret value",
+    ),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: vllm_container(p)["args"].extend(["--api-key", "sk-123"])),
+        "args passes --api-key on the command line",
+    ),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT), lambda p: vllm_container(p).update(command=["sh", "-c", "vllm serve --hf-token=$T"])
+        ),
+        "command passes --hf-token",
+    ),
+    (
+        "no-plaintext-secrets",
+        SERVICE,
+        lambda: _with(props(SERVICE), lambda p: p["metadata"]["annotations"].update(note=SECRETS[0])),
+        "annotation 'note' carries a secret value",
+    ),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT),
+            lambda p: p["spec"]["template"]["metadata"].update(annotations={"example.com/api-key": "abc"}),
+        ),
+        "annotation 'example.com/api-key' looks like a secret",
+    ),
+]
+
+PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+    ("eks-secrets-encryption", CLUSTER, lambda: props(CLUSTER)),
+    ("eks-secrets-encryption", CLUSTER, lambda: {"encryptionConfig": [{"resources": ["secrets"]}]}),
+    ("eks-control-plane-logging", CLUSTER, lambda: {"enabledClusterLogTypes": ["authenticator", "audit", "api"]}),
+    ("eks-endpoint-not-public", CLUSTER, lambda: props(CLUSTER)),
+    (
+        "eks-endpoint-not-public",
+        CLUSTER,
+        lambda: {"vpcConfig": {"endpointPublicAccess": False, "endpointPrivateAccess": True}},
+    ),
+    ("launch-template-imdsv2", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE)),
+    ("launch-template-encrypted-ebs", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE)),
+    (
+        "launch-template-encrypted-ebs",
+        LAUNCH_TEMPLATE,
+        lambda: {
+            "blockDeviceMappings": [
+                {"deviceName": "/dev/xvda", "ebs": {"encrypted": True}},
+                {"deviceName": "/dev/sdb", "virtualName": "ephemeral0"},
+            ]
+        },
+    ),
+    ("no-privileged-pods", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "no-privileged-pods",
+        DAEMONSET,
+        lambda: _device_plugin_daemonset(True, "nvcr.io/nvidia/k8s-device-plugin:v0.20.1"),
+    ),
+    ("container-resources", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "container-resources",
+        DAEMONSET,
+        lambda: _device_plugin_daemonset(False, "nvcr.io/nvidia/k8s-device-plugin:v0.20.1"),
+    ),
+    ("pinned-images", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "pinned-images",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT), lambda p: vllm_container(p).update(image="localhost:5000/vllm@sha256:" + "a" * 64)
+        ),
+    ),
+    ("pinned-images", RELEASE, lambda: props(RELEASE, name_part="nvidia")),
+    (
+        "pinned-images",
+        RELEASE,
+        lambda: _with(props(RELEASE, name_part="lbc"), lambda p: p.update(version="1.0.0-linux")),
+    ),
+    ("gpu-pods-tolerate-taint", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "gpu-pods-tolerate-taint",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT),
+            lambda p: _pod(p).update(tolerations=[{"key": "nvidia.com/gpu", "operator": "Equal", "value": "true"}]),
+        ),
+    ),
+    (
+        "gpu-pods-tolerate-taint",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _pod(p).update(tolerations=[{"operator": "Exists"}])),
+    ),
+    (
+        "gpu-pods-tolerate-taint",
+        DAEMONSET,
+        lambda: _with(_device_plugin_daemonset(False, "busybox:1.36"), lambda p: _pod(p).pop("tolerations")),
+    ),
+    ("no-plaintext-secrets", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "no-plaintext-secrets",
+        DEPLOYMENT,
+        lambda: _with(props(DEPLOYMENT), lambda p: _env(p, "TOKENIZERS_PARALLELISM", "false")),
+    ),
+    ("no-plaintext-secrets", SERVICE, lambda: props(SERVICE)),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "type_token", "make", "expected"), FAILING, ids=[f"{f[0]}-{i}" for i, f in enumerate(FAILING)]
+)
+def test_rule_rejects_failing_fixture(
+    rule_name: str, type_token: str, make: Callable[[], dict[str, Any]], expected: str
+) -> None:
+    messages = check(rule_name, type_token, make())
+    assert messages, f"{rule_name} accepted a fixture it must reject"
+    assert any(expected in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("rule_name", "type_token", "make"), PASSING, ids=[f"{p[0]}-{i}" for i, p in enumerate(PASSING)]
+)
+def test_rule_accepts_passing_fixture(rule_name: str, type_token: str, make: Callable[[], dict[str, Any]]) -> None:
+    assert check(rule_name, type_token, make()) == []
+
+
+def test_every_resource_rule_has_failing_and_passing_fixtures() -> None:
+    names = {r.name for r in rules.RESOURCE_RULES}
+    assert names <= {f[0] for f in FAILING}
+    assert names <= {p[0] for p in PASSING}
+
+
+# ------------------------------------------------------------ the cross-resource rule
+
+
+def _stack(service: dict[str, Any], *workloads: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(SERVICE, service)] + [(DEPLOYMENT, w) for w in workloads]
+
+
+def _open_service(ranges: list[str] | None) -> dict[str, Any]:
+    service = props(SERVICE)
+    if ranges is None:
+        del service["spec"]["loadBalancerSourceRanges"]
+    else:
+        service["spec"]["loadBalancerSourceRanges"] = ranges
+    return service
+
+
+def _deployment_without_api_key() -> dict[str, Any]:
+    deployment = props(DEPLOYMENT)
+    vllm_container(deployment)["env"] = [e for e in vllm_container(deployment)["env"] if e["name"] != "VLLM_API_KEY"]
+    return deployment
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        (
+            lambda: _stack(_open_service(["0.0.0.0/0"]), _deployment_without_api_key()),
+            "does not read VLLM_API_KEY from a secretKeyRef",
+        ),
+        (lambda: _stack(_open_service(None), _deployment_without_api_key()), "with no loadBalancerSourceRanges"),
+        (lambda: _stack(_open_service(["::/0"])), "selects no workload that requires an API key"),
+        (
+            lambda: _stack(
+                _open_service(["0.0.0.0/0"]),
+                _with(props(DEPLOYMENT), lambda p: p["metadata"].update(namespace="elsewhere")),
+            ),
+            "selects no workload",
+        ),
+        (
+            lambda: _stack(
+                _with(
+                    _open_service(None),
+                    lambda s: (
+                        s["metadata"]["annotations"].pop(rules.SCHEME_ANNOTATION),
+                        s["spec"].pop("loadBalancerClass"),
+                        s["metadata"]["annotations"].pop(rules.LB_TYPE_ANNOTATION),
+                    ),
+                )
+            ),
+            "internet-facing",  # the in-tree controller's default scheme
+        ),
+    ],
+    ids=["open-without-key", "no-ranges", "no-workload", "other-namespace", "in-tree-default-scheme"],
+)
+def test_public_endpoint_without_api_key_is_rejected(resources: Callable[[], list], expected: str) -> None:
+    messages = rules.public_endpoint_requires_api_key(resources())
+    assert messages and any(expected in m for m in messages), messages
+    assert "Service minimax-vllm/vllm" in messages[0]
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        lambda: _stack(_open_service(["0.0.0.0/0"]), props(DEPLOYMENT)),
+        lambda: _stack(_open_service(["203.0.113.0/24"]), _deployment_without_api_key()),
+        lambda: _stack(
+            _with(
+                _open_service(None),
+                lambda s: s["metadata"]["annotations"].update({rules.SCHEME_ANNOTATION: "internal"}),
+            ),
+            _deployment_without_api_key(),
+        ),
+        lambda: _stack(
+            _with(_open_service(None), lambda s: s["spec"].update(type="ClusterIP")), _deployment_without_api_key()
+        ),
+    ],
+    ids=["open-with-key", "source-restricted", "internal", "not-a-load-balancer"],
+)
+def test_public_endpoint_rule_accepts(resources: Callable[[], list]) -> None:
+    assert rules.public_endpoint_requires_api_key(resources()) == []
+
+
+# ------------------------------------------------------------ wiring into pulumi-policy
+
+
+def test_all_policies_wraps_every_rule_once_with_its_kind() -> None:
+    policies = rules.all_policies()
+    assert [p.name for p in policies] == rules.all_rule_names()
+    assert len(set(rules.all_rule_names())) == len(policies)
+    by_name = {p.name: p for p in policies}
+    assert all(isinstance(by_name[r.name], pulumi_policy.ResourceValidationPolicy) for r in rules.RESOURCE_RULES)
+    assert all(isinstance(by_name[r.name], pulumi_policy.StackValidationPolicy) for r in rules.STACK_RULES)
+
+
+def test_every_check_function_in_rules_is_registered() -> None:
+    """A rule written but not registered would silently never run."""
+    registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
+    public = {
+        fn
+        for name, fn in vars(rules).items()
+        if inspect.isfunction(fn) and fn.__module__ == rules.__name__ and not name.startswith("_")
+    }
+    public -= {rules.all_policies, rules.all_rule_names}
+    assert public == registered
+
+
+def test_every_rule_is_mandatory_and_says_so() -> None:
+    for policy in rules.all_policies():
+        assert policy.enforcement_level is EnforcementLevel.MANDATORY, policy.name
+        assert policy.description.startswith("Mandatory."), policy.name
+
+
+def test_policy_pack_main_registers_all_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs policies/__main__.py as the CLI does, with PolicyPack (which starts a gRPC server) replaced."""
+    captured: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: captured.update(kwargs))
+    monkeypatch.delitem(sys.modules, "rules", raising=False)
+    try:
+        runpy.run_path(str(POLICY_DIR), run_name="__main__")
+    finally:
+        sys.modules.pop("rules", None)
+    assert captured["name"] == "minimax-vllm-guardrails"
+    assert captured["enforcement_level"] is EnforcementLevel.MANDATORY
+    assert [p.name for p in captured["policies"]] == rules.all_rule_names()
+
+
+def test_policy_pack_project_file_runs_python_in_its_own_virtualenv() -> None:
+    import yaml
+
+    project = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["virtualenv"]
+    requirements = (POLICY_DIR / "requirements.txt").read_text()
+    dev_pin = next(
+        line
+        for line in (POLICY_DIR.parent / "requirements-dev.txt").read_text().splitlines()
+        if line.startswith("pulumi-policy==")
+    )
+    assert dev_pin in requirements.splitlines()
+
+
+def test_resource_policy_reports_through_the_engine_wrapper() -> None:
+    """The wrapper hands messages to report_violation, with props as the engine's unknown-checking proxy."""
+    policy = next(p for p in rules.all_policies() if p.name == "launch-template-imdsv2")
+    resource = _with(props(LAUNCH_TEMPLATE), lambda p: p["metadataOptions"].update(httpTokens="optional"))
+    reported: list[str] = []
+    args = ResourceValidationArgs(LAUNCH_TEMPLATE, unknown_checking_proxy(resource), "urn:lt", "lt", None, None)
+    policy.validate(args, lambda message, urn=None: reported.append(message))
+    assert reported == ["launch template metadataOptions.httpTokens is 'optional', not \"required\" (IMDSv2)"]
+
+
+def test_stack_policy_reports_through_the_engine_wrapper() -> None:
+    policy = next(p for p in rules.all_policies() if p.name == "public-endpoint-requires-api-key")
+    resources = [
+        PolicyResource(t, unknown_checking_proxy(p), f"urn:{i}", str(i), None, None, None, [], {})
+        for i, (t, p) in enumerate(_stack(_open_service(["0.0.0.0/0"]), _deployment_without_api_key()))
+    ]
+    reported: list[str] = []
+    policy.validate(StackValidationArgs(resources), lambda message, urn=None: reported.append(message))
+    assert len(reported) == 1 and "VLLM_API_KEY" in reported[0]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rules_read_engine_proxies_and_ignore_unrelated_unknowns(stack: str) -> None:
+    """During preview, ids and ARNs are unknown; rules that do not judge them must still run."""
+    for r in rendered(stack).resources:
+        resource = copy.deepcopy(r.inputs)
+        if r.type == CLUSTER:
+            resource["roleArn"] = UNKNOWN_STRING_VALUE
+            resource["vpcConfig"]["subnetIds"] = [UNKNOWN_STRING_VALUE]
+            resource["encryptionConfig"]["provider"]["keyArn"] = UNKNOWN_STRING_VALUE
+        for rule in rules.RESOURCE_RULES:
+            assert check(rule.name, r.type, unknown_checking_proxy(resource)) == [], (r.name, rule.name)
+
+
+def test_gpu_taint_matches_the_node_group() -> None:
+    """The pack cannot import the program, so it repeats the taint; this keeps the copies equal."""
+    assert rules.GPU_TAINT == {
+        "key": gpu_pool.TAINT_KEY,
+        "value": gpu_pool.TAINT_VALUE,
+        "effect": gpu_pool.TAINT_EFFECT,
+    }
+    assert rules.GPU_RESOURCE == gpu_pool.TAINT_KEY
