@@ -11,9 +11,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs, short_name
+from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
+from components.node_template import short_name
 from components.settings import Settings
 
 

@@ -22,6 +22,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.node_template import node_launch_template, short_name
+
 # Control-plane log types (botocore eks LogType enum): all of them.
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 # Add-ons the nodes need before they can become Ready (CNI, service routing, Pod Identity).
@@ -29,6 +31,7 @@ NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # CoreDNS is a Deployment: its add-on only turns ACTIVE once nodes can run its pods.
 ADDONS = (*NODE_ADDONS, "coredns")
 SYSTEM_NODES = 2
+SYSTEM_ROOT_VOLUME_GIB = 50
 SYSTEM_POOL_LABEL = ("minimax-vllm/pool", "system")
 
 # IAM role names are <= 64 characters; a name_prefix gets a 26-character unique suffix.
@@ -36,17 +39,6 @@ ROLE_NAME_PREFIX_MAX = 38
 # EKS node group names are <= 63 characters; a name prefix also gets a 26-character suffix.
 NODE_GROUP_NAME_MAX = 63
 NODE_GROUP_PREFIX_MAX = NODE_GROUP_NAME_MAX - 26
-
-
-def short_name(base: str, suffix: str, limit: int) -> str:
-    """`base-suffix` within an AWS length limit; a long base is cut and keeps a short hash, so
-    two long stack names that share a prefix still get different names."""
-    full = f"{base}-{suffix}"
-    if len(full) <= limit:
-        return full
-    digest = hashlib.sha256(base.encode()).hexdigest()[:6]
-    keep = limit - len(suffix) - len(digest) - 2
-    return f"{base[:keep].rstrip('-')}-{digest}-{suffix}"
 
 
 def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -251,6 +243,14 @@ class Cluster(pulumi.ComponentResource):
         # What a node group must wait for: the node role's policies and the DaemonSet add-ons.
         self.node_prerequisites: list[pulumi.Resource] = [*node_policies, *node_addons.values()]
 
+        system_template = node_launch_template(
+            f"{name}-system-lt",
+            node_group_name=f"{args.cluster_name}-system",
+            description=f"system nodes of {args.cluster_name}",
+            root_volume_gib=SYSTEM_ROOT_VOLUME_GIB,
+            tags=tags,
+            parent=self,
+        )
         self.system_nodes = aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=self.eks.name,
@@ -261,6 +261,9 @@ class Cluster(pulumi.ComponentResource):
             ami_type="AL2023_x86_64_STANDARD",
             capacity_type="ON_DEMAND",
             instance_types=[args.system_instance_type],
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=system_template.id, version=system_template.latest_version.apply(str)
+            ),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=SYSTEM_NODES, desired_size=SYSTEM_NODES, max_size=SYSTEM_NODES
             ),

@@ -27,13 +27,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components import gpu_pool
-from components.cluster import short_name
+from components.node_template import node_launch_template
 
 AMI_TYPE = "AL2023_x86_64_NVIDIA"
-ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS AMIs' root device name
-# EC2 launch template names: <= 128 characters; a name_prefix gets a 26-character suffix.
-LAUNCH_TEMPLATE_PREFIX_MAX = 128 - 26
-IMDS_HOP_LIMIT = 1
 MIME_BOUNDARY = "==MINIMAXVLLM=="
 
 
@@ -92,7 +88,6 @@ class GpuNodeGroup(pulumi.ComponentResource):
             raise ValueError("a CAPACITY_BLOCK node group needs the block's capacity reservation id")
         tags = dict(args.tags)
         capacity_block = args.capacity_type == "CAPACITY_BLOCK"
-        instance_tags = {**tags, "Name": args.node_group_name}
 
         reservation = None
         if args.capacity_reservation_id:
@@ -103,10 +98,13 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 ),
             )
 
-        self.launch_template = aws.ec2.LaunchTemplate(
+        self.launch_template = node_launch_template(
             f"{name}-lt",
-            name_prefix=short_name(args.node_group_name, "", LAUNCH_TEMPLATE_PREFIX_MAX),
+            node_group_name=args.node_group_name,
             description=f"{args.instance_type} nodes for {args.node_group_name}",
+            root_volume_gib=args.root_volume_gib,
+            tags=tags,
+            parent=self,
             # EKS rejects an instance type in both the node group and its launch template; a
             # Capacity Block node group requires it in the launch template.
             instance_type=args.instance_type if capacity_block else None,
@@ -116,29 +114,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 else None
             ),
             capacity_reservation_specification=reservation,
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=IMDS_HOP_LIMIT,
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name=ROOT_DEVICE,
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=args.root_volume_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
             user_data=base64.b64encode(nodeadm_user_data().encode()).decode(),
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=instance_tags)
-                for kind in ("instance", "volume", "network-interface")
-            ],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.node_group = aws.eks.NodeGroup(

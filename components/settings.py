@@ -587,9 +587,10 @@ def _parse_cluster(r: _Reader) -> ClusterSettings:
 
 def _parse_gpu_nodes(r: _Reader) -> GpuNodeSettings:
     s = r.section("gpuNodes", _SECTIONS["gpuNodes"])
-    size = lambda key, default: r.get(
-        s, f"gpuNodes.{key}", default, _int, "must be an integer from 0 to 100", lambda v: 0 <= v <= 100
-    )  # noqa: E731
+
+    def size(key: str, default: int) -> int:
+        return r.get(s, f"gpuNodes.{key}", default, _int, "must be an integer from 0 to 100", lambda v: 0 <= v <= 100)
+
     return GpuNodeSettings(
         instance_type=r.get(
             s,

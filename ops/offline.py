@@ -32,6 +32,7 @@ class Resource:
     """One registered resource: what the program asked the engine to create."""
 
     urn: str
+    id: str
     type: str
     name: str
     inputs: dict[str, Any]
@@ -135,6 +136,7 @@ def render(
         resources.append(
             Resource(
                 urn=urn,
+                id=registration.id,
                 type=request.type,
                 name=request.name,
                 inputs=inputs,

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from components import gpu_pool, versions
-from components.cluster import LOG_TYPES, NODE_GROUP_NAME_MAX, ROLE_NAME_PREFIX_MAX, short_name
-from components.gpu_nodes import AMI_TYPE, LAUNCH_TEMPLATE_PREFIX_MAX
+from components.cluster import LOG_TYPES, NODE_GROUP_NAME_MAX, ROLE_NAME_PREFIX_MAX
+from components.gpu_nodes import AMI_TYPE
 from components.network import ZoneError, plan_zones, subnet_cidrs
+from components.node_template import LAUNCH_TEMPLATE_PREFIX_MAX, short_name
 from components.settings import from_stack_file
 from ops import mocks
 from ops.offline import Rendering, Resource, render
@@ -67,7 +68,19 @@ def system_group(r: Rendering) -> Resource:
 
 
 def launch_template(r: Rendering) -> Resource:
-    return r.one(LAUNCH_TEMPLATE)
+    """The GPU node group's launch template."""
+    (template,) = [t for t in r.of_type(LAUNCH_TEMPLATE) if t.parent == r.one(GPU).urn]
+    return template
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_system_nodes_also_require_imdsv2_and_an_encrypted_root_volume(stack):
+    r = rendered(stack)
+    (template,) = [t for t in r.of_type(LAUNCH_TEMPLATE) if t.parent == r.one(CLUSTER).urn]
+    assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+    (root,) = template.inputs["blockDeviceMappings"]
+    assert root["ebs"]["encrypted"] == "true" and root["ebs"]["volumeType"] == "gp3"
+    assert system_group(r).inputs["launchTemplate"]["id"] == template.id
 
 
 def gpu_subnet_zones(r: Rendering) -> list[str]:
@@ -524,7 +537,6 @@ def test_aws_children_are_parented_to_their_component(stack):
             K8S_PROVIDER,
             "aws:iam/rolePolicy:RolePolicy",
         },
-        gpu.urn: {LAUNCH_TEMPLATE},
     }
     for parent, types in expected.items():
         for type_token in types:
@@ -532,4 +544,5 @@ def test_aws_children_are_parented_to_their_component(stack):
             assert found, type_token
             assert all(x.parent == parent for x in found), type_token
     assert {g.parent for g in r.of_type(NODE_GROUP)} == {cluster.urn, gpu.urn}
+    assert {t.parent for t in r.of_type(LAUNCH_TEMPLATE)} == {cluster.urn, gpu.urn}
     assert all("pulumi:pulumi:Stack" in c.parent for c in (network, cluster, gpu))

@@ -172,20 +172,30 @@ FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
     (
         "launch-template-imdsv2",
         LAUNCH_TEMPLATE,
-        lambda: _with(props(LAUNCH_TEMPLATE), lambda p: p["metadataOptions"].update(httpTokens="optional")),
+        lambda: _with(
+            props(LAUNCH_TEMPLATE, name_part="gpu-lt"), lambda p: p["metadataOptions"].update(httpTokens="optional")
+        ),
         "httpTokens is 'optional'",
     ),
-    ("launch-template-imdsv2", LAUNCH_TEMPLATE, lambda: _without(props(LAUNCH_TEMPLATE), "metadataOptions"), "IMDSv2"),
+    (
+        "launch-template-imdsv2",
+        LAUNCH_TEMPLATE,
+        lambda: _without(props(LAUNCH_TEMPLATE, name_part="gpu-lt"), "metadataOptions"),
+        "IMDSv2",
+    ),
     (
         "launch-template-encrypted-ebs",
         LAUNCH_TEMPLATE,
-        lambda: _with(props(LAUNCH_TEMPLATE), lambda p: p["blockDeviceMappings"][0]["ebs"].update(encrypted="false")),
+        lambda: _with(
+            props(LAUNCH_TEMPLATE, name_part="gpu-lt"),
+            lambda p: p["blockDeviceMappings"][0]["ebs"].update(encrypted="false"),
+        ),
         "/dev/xvda is not encrypted",
     ),
     (
         "launch-template-encrypted-ebs",
         LAUNCH_TEMPLATE,
-        lambda: _without(props(LAUNCH_TEMPLATE), "blockDeviceMappings"),
+        lambda: _without(props(LAUNCH_TEMPLATE, name_part="gpu-lt"), "blockDeviceMappings"),
         "no EBS blockDeviceMappings",
     ),
     (
@@ -344,8 +354,10 @@ PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         CLUSTER,
         lambda: {"vpcConfig": {"endpointPublicAccess": False, "endpointPrivateAccess": True}},
     ),
-    ("launch-template-imdsv2", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE)),
-    ("launch-template-encrypted-ebs", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE)),
+    ("launch-template-imdsv2", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE, name_part="gpu-lt")),
+    ("launch-template-encrypted-ebs", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE, name_part="gpu-lt")),
+    ("launch-template-imdsv2", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE, name_part="system-lt")),
+    ("launch-template-encrypted-ebs", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE, name_part="system-lt")),
     (
         "launch-template-encrypted-ebs",
         LAUNCH_TEMPLATE,
@@ -579,7 +591,9 @@ def test_policy_pack_project_file_runs_python_in_its_own_virtualenv() -> None:
 def test_resource_policy_reports_through_the_engine_wrapper() -> None:
     """The wrapper hands messages to report_violation, with props as the engine's unknown-checking proxy."""
     policy = next(p for p in rules.all_policies() if p.name == "launch-template-imdsv2")
-    resource = _with(props(LAUNCH_TEMPLATE), lambda p: p["metadataOptions"].update(httpTokens="optional"))
+    resource = _with(
+        props(LAUNCH_TEMPLATE, name_part="gpu-lt"), lambda p: p["metadataOptions"].update(httpTokens="optional")
+    )
     reported: list[str] = []
     args = ResourceValidationArgs(LAUNCH_TEMPLATE, unknown_checking_proxy(resource), "urn:lt", "lt", None, None)
     policy.validate(args, lambda message, urn=None: reported.append(message))
