@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
         run=_preflight
     )
 
-    verify = command("verify", "after `pulumi up`: the seeds' pass criteria against the live endpoint")
+    verify = command("verify", "after `pulumi up`: the MiniMax serving guides' pass criteria against the live endpoint")
     verify.add_argument(
         "--endpoint",
         help="base URL, e.g. http://my-nlb.elb.us-east-2.amazonaws.com (default: pulumi stack output endpointUrl)",

@@ -1,4 +1,4 @@
-"""The seeds' pass criteria, checked against a deployed endpoint after `pulumi up`.
+"""The MiniMax serving guides' pass criteria, checked against a deployed endpoint after `pulumi up`.
 
 Standard library only (urllib), so verifying needs nothing beyond Python. Each request
 sends MiniMax's recommended sampling; the second turn sends the first answer back with
@@ -29,7 +29,7 @@ SPLIT_THINK = "minimax_m2"
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 _THINK = re.compile(r"<think>(.*?)</think>", re.S)
 
-# The seed's smoke-test tool.
+# The smoke-test tool of the MiniMax-M2 vLLM recipe.
 WEATHER_TOOL = {
     "type": "function",
     "function": {

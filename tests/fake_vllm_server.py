@@ -2,7 +2,7 @@
 
 Speaks the wire format of `vllm serve --enable-auto-tool-choice --tool-call-parser
 minimax_m2 --reasoning-parser <parser> --api-key ...`, can be told to misbehave in the
-ways the seeds warn about, and records every request so tests can inspect what was sent.
+ways the MiniMax guides warn about, and records every request so tests can inspect what was sent.
 """
 
 from __future__ import annotations
