@@ -149,3 +149,11 @@ def test_api_key_is_read_from_vllm_api_key_environment_variable(vllm_cli, monkey
     source = inspect.getsource(register.init_entrypoints_middleware)
     assert "args.api_key or [envs.VLLM_API_KEY]" in source
     assert "AuthenticationMiddleware" in source
+
+
+def test_pinned_release_implements_the_minimax_m2_architecture(vllm_cli):
+    """The guide's "MiniMax-M2 model is not currently supported" means a vLLM too old for the
+    checkpoint's architecture (config.json: MiniMaxM2ForCausalLM, shared by M2, M2.1 and M2.5)."""
+    from vllm.model_executor.models.registry import ModelRegistry
+
+    assert "MiniMaxM2ForCausalLM" in ModelRegistry.get_supported_archs()
