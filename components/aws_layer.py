@@ -79,12 +79,7 @@ def build_aws(settings: Settings) -> AwsLayer:
         NetworkArgs(cluster_name=name, zones=zones, tags=tags, vpc_cidr=settings.network.vpc_cidr, existing=existing),
     )
     k8s_version = settings.cluster.kubernetes_version
-    addon_versions = versions.EKS_ADDON_VERSIONS.get(k8s_version)
-    if addon_versions is None:
-        raise ValueError(
-            f"cluster.kubernetesVersion {k8s_version} has no pinned EKS add-on versions "
-            f"(pinned: {', '.join(versions.EKS_ADDON_VERSIONS)}); add them to components/versions.py EKS_ADDON_VERSIONS"
-        )
+    addon_versions = versions.EKS_ADDON_VERSIONS[k8s_version]  # settings admit only pinned versions
     cluster = Cluster(
         name,
         ClusterArgs(

@@ -58,7 +58,6 @@ _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_K8S_VERSION = re.compile(r"^1\.\d{2}$")
 _NAME_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,62}$")
 
 
@@ -545,8 +544,9 @@ def _parse_cluster(r: _Reader) -> ClusterSettings:
             "cluster.kubernetesVersion",
             versions.KUBERNETES_VERSION,
             _str,
-            f"must be an EKS version like {versions.KUBERNETES_VERSION}",
-            _K8S_VERSION.match,
+            f"must be an EKS version with pinned add-ons: {', '.join(versions.EKS_ADDON_VERSIONS)}"
+            " (to add one, pin its add-ons in components/versions.py EKS_ADDON_VERSIONS)",
+            lambda v: v in versions.EKS_ADDON_VERSIONS,
         ),
         public_access_cidrs=r.get(
             s,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.settings import from_stack_file
+from components.settings import PROJECT, from_stack_file
 from ops.report import Check, UsageError, failed, passed, skipped
 
 # Recommended sampling from the model card; top_k is a vLLM extension sent top-level.
@@ -67,18 +67,28 @@ def normalize_endpoint(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def stack_outputs(stack: str) -> dict[str, Any]:
-    """`pulumi stack output --json --show-secrets` for the stack (secrets for an exported apiKey)."""
+def _pulumi(*args: str) -> str:
+    """Run the pulumi CLI and return its output; any failure is a usage error that says what ran."""
     if not shutil.which("pulumi"):
-        raise UsageError("no --endpoint given and the pulumi CLI is not installed; pass --endpoint URL --model NAME")
-    cmd = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
+        raise UsageError("the pulumi CLI is not installed; pass --endpoint URL --model NAME and --api-key")
+    cmd = ["pulumi", *args]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired as err:
         raise UsageError(f"`{' '.join(cmd)}` timed out") from err
     if done.returncode != 0:
         raise UsageError(f"`{' '.join(cmd)}` failed: {done.stderr.strip() or done.stdout.strip()}")
-    return json.loads(done.stdout or "{}")
+    return done.stdout
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    """The deployed stack's outputs (endpointUrl, servedModelName)."""
+    return json.loads(_pulumi("stack", "output", "--json", "--stack", stack) or "{}")
+
+
+def stack_api_key(stack: str) -> str:
+    """The endpoint's key from the stack's secret config, decrypted by the CLI and never stored."""
+    return _pulumi("config", "get", f"{PROJECT}:apiKey", "--stack", stack).strip()
 
 
 def resolve_target(
@@ -89,10 +99,12 @@ def resolve_target(
     endpoint = endpoint or outputs.get("endpointUrl")
     if not endpoint:
         raise UsageError(f"stack {stack} has no output endpointUrl (is it deployed?); pass --endpoint URL")
-    api_key = api_key or outputs.get("apiKey")
+    if not api_key and shutil.which("pulumi"):
+        api_key = stack_api_key(stack)
     if not api_key:
         raise UsageError(
-            "the endpoint requires an API key: pass --api-key or set MINIMAX_VLLM_API_KEY (e.g. `export MINIMAX_VLLM_API_KEY=$(pulumi config get apiKey)`)"
+            "the endpoint requires an API key: pass --api-key or set MINIMAX_VLLM_API_KEY"
+            f" (e.g. `export MINIMAX_VLLM_API_KEY=$(pulumi config get {PROJECT}:apiKey)`)"
         )
     model = model or outputs.get("servedModelName")
     if not model or not reasoning_parser:

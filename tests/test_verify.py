@@ -208,8 +208,22 @@ def test_target_from_pulumi_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(verify.shutil, "which", lambda _: "/usr/bin/pulumi")
     monkeypatch.setattr(verify.subprocess, "run", fake_run)
     t = verify.resolve_target("prod-8gpu", None, None, "k", None)
-    assert seen == [["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", "prod-8gpu"]]
+    assert seen == [["pulumi", "stack", "output", "--json", "--stack", "prod-8gpu"]]
     assert t == verify.Target("http://nlb.example.com", "minimax-m2.5", "k", "minimax_m2_append_think")
+
+
+def test_api_key_comes_from_the_stacks_secret_config_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "s3cret\n", "")
+
+    monkeypatch.setattr(verify.shutil, "which", lambda _: "/usr/bin/pulumi")
+    monkeypatch.setattr(verify.subprocess, "run", fake_run)
+    t = verify.resolve_target("prod-8gpu", "https://x.example.com", "m", None, "minimax_m2")
+    assert seen == [["pulumi", "config", "get", "minimax-vllm:apiKey", "--stack", "prod-8gpu"]]
+    assert t.api_key == "s3cret"
 
 
 def test_no_pulumi_cli_and_no_endpoint_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
