@@ -8,7 +8,7 @@ VLLM_RELEASE = "0.32.0"
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_RELEASE}"
 
 # EKS control plane and the Kubernetes schemas the rendered manifests are validated against.
-KUBERNETES_VERSION = "1.34"
+KUBERNETES_VERSION = "1.35"  # standard support to 2027-03; 1.34 leaves it on 2026-12-02
 
 # EKS managed add-ons, pinned per Kubernetes version: an add-on build is only supported on
 # the control-plane versions AWS lists for it. Before `pulumi up`, or to bump a pin, check with

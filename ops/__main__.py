@@ -71,9 +71,10 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", help="output folder (default plan-out/<stack>)")
     plan.set_defaults(run=_plan)
 
-    command("preflight", "before `pulumi up`: instance offerings, vCPU quota, capacity reservation").set_defaults(
-        run=_preflight
-    )
+    command(
+        "preflight",
+        "before `pulumi up`: instance offerings, vCPU quota, capacity reservation, EKS version and add-on pins",
+    ).set_defaults(run=_preflight)
 
     verify = command("verify", "after `pulumi up`: the MiniMax serving guides' pass criteria against the live endpoint")
     verify.add_argument(

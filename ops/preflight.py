@@ -2,17 +2,21 @@
 
 A p5 node group that cannot launch fails only after the VPC and EKS cluster exist (20+
 minutes in), so the instance offering, the vCPU quota and any capacity reservation are
-checked first, each failure with the command that fixes it.
+checked first, each failure with the command that fixes it. So are the Kubernetes version
+and the pinned EKS add-on builds: an add-on build AWS does not list for the cluster version
+fails `pulumi up` only once the cluster is up.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from components import versions
 from components.settings import Settings
 from ops import awsclients
 from ops.awsclients import Sleep, Throttled, call, error_code, error_message, is_denied, operation_of
@@ -23,10 +27,20 @@ P_QUOTA_CODE = "L-417A185B"
 P_QUOTA_NAME = "Running On-Demand P instances"
 # Capacity Block states that mean "bought, not yet usable" (EC2 CapacityReservation.State).
 PENDING_STATES = frozenset({"scheduled", "payment-pending", "pending", "assessing", "delayed"})
+# EKS DescribeClusterVersions `versionStatus`; the deprecated `status` spells them
+# "standard-support" etc., normalised to these by `_support_status`.
+STANDARD_SUPPORT, EXTENDED_SUPPORT, UNSUPPORTED = "STANDARD_SUPPORT", "EXTENDED_SUPPORT", "UNSUPPORTED"
+# EKS control-plane list prices per cluster-hour (https://aws.amazon.com/eks/pricing/).
+STANDARD_PRICE, EXTENDED_PRICE = 0.10, 0.60
+ADDON_PINS = "components/versions.py EKS_ADDON_VERSIONS"
 
 
-def run(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep = time.sleep) -> list[Check]:
-    """Every preflight check for a stack, in the order a reader would fix them."""
+def run(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep = time.sleep, *, eks: Any = None) -> list[Check]:
+    """Every preflight check for a stack, in the order a reader would fix them.
+
+    `eks` is optional so callers that only check capacity keep working; without it the EKS
+    checks show as skipped rows, never as passes.
+    """
     checks: list[Check] = []
     for name, check in (
         ("offered in region", _region_offering),
@@ -35,6 +49,14 @@ def run(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep = time.sleep) ->
         ("capacity reservation", _reservation),
     ):
         checks += _guard(name, lambda c=check: c(settings, ec2, quotas, sleep))
+    for name, eks_check in (
+        ("kubernetes version", _kubernetes_version),
+        ("add-on versions", _addon_versions),
+    ):
+        if eks is None:
+            checks.append(skipped(name, "no EKS client given, so not checked"))
+        else:
+            checks += _guard(name, lambda c=eks_check: c(settings, eks, sleep))
     return checks
 
 
@@ -289,6 +311,129 @@ def _size(desired: int, cr: dict[str, Any]) -> Check:
     )
 
 
+def _pages(fn: Callable[..., Any], sleep: Sleep, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item under `key` across an EKS API's nextToken pages."""
+    while True:
+        page = _aws(fn, sleep, **kwargs)
+        yield from page.get(key, [])
+        if not page.get("nextToken"):
+            return
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """Order by the numbers, not the text, so eksbuild.10 sorts after eksbuild.2."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
+
+
+def _support_status(entry: dict[str, Any]) -> str:
+    """`versionStatus`, or the deprecated lower-case `status` for older responses."""
+    status = entry.get("versionStatus") or str(entry.get("status", "")).upper().replace("-", "_")
+    return status or "UNKNOWN"
+
+
+def _newest_standard(eks: Any, sleep: Sleep) -> str | None:
+    found = [
+        v["clusterVersion"]
+        for v in _pages(eks.describe_cluster_versions, sleep, "clusterVersions", versionStatus=STANDARD_SUPPORT)
+        if v.get("clusterVersion") and _support_status(v) == STANDARD_SUPPORT
+    ]
+    return max(found, key=_version_key) if found else None
+
+
+def _version_fix(newest: str | None) -> str:
+    """The config command, plus where that version's add-on pins live (settings reject a version without them)."""
+    if newest is None:
+        return f"pulumi config set --path 'cluster.kubernetesVersion' <a version in standard support> (`aws eks describe-cluster-versions --version-status STANDARD_SUPPORT`), pinned in {ADDON_PINS}"
+    command = f"pulumi config set --path 'cluster.kubernetesVersion' {newest}"
+    if newest in versions.EKS_ADDON_VERSIONS:
+        return f'{command} (its add-on pins: {ADDON_PINS}["{newest}"])'
+    return f'pin its add-ons in {ADDON_PINS}["{newest}"] (`aws eks describe-addon-versions --kubernetes-version {newest} --addon-name <name>`), then {command}'
+
+
+def _date(value: Any) -> str:
+    return f"{value:%Y-%m-%d}" if value else "an unannounced date"
+
+
+def _kubernetes_version(settings: Settings, eks: Any, sleep: Sleep) -> list[Check]:
+    """The cluster version must be one EKS creates here, in standard support: extended support costs 6x."""
+    name, v, region = "kubernetes version", settings.cluster.kubernetes_version, settings.region
+    entry = next(
+        (
+            e
+            for e in _pages(eks.describe_cluster_versions, sleep, "clusterVersions", clusterVersions=[v])
+            if e.get("clusterVersion") == v
+        ),
+        None,
+    )
+    status = _support_status(entry) if entry else None
+    if status == STANDARD_SUPPORT:
+        until = entry.get("endOfStandardSupportDate") if entry else None
+        return [passed(name, f"{v} is in standard support in {region}" + (f" until {_date(until)}" if until else ""))]
+    fix = _version_fix(_newest_standard(eks, sleep))
+    if entry is None:
+        return [failed(name, f"EKS does not offer Kubernetes {v} in {region}", fix)]
+    if status == EXTENDED_SUPPORT:
+        extra = (EXTENDED_PRICE - STANDARD_PRICE) * 730
+        return [
+            failed(
+                name,
+                f"{v} is in extended support (standard support ended {_date(entry.get('endOfStandardSupportDate'))},"
+                f" extended ends {_date(entry.get('endOfExtendedSupportDate'))}): the control plane bills at"
+                f" ${EXTENDED_PRICE:.2f} instead of ${STANDARD_PRICE:.2f} per cluster-hour, about ${extra:.0f} more a month",
+                fix,
+            )
+        ]
+    why = "past the end of extended support" if status == UNSUPPORTED else f"in support status {status}"
+    return [failed(name, f"Kubernetes {v} is {why} in {region}: EKS will not create a cluster on it", fix)]
+
+
+def _addon_versions(settings: Settings, eks: Any, sleep: Sleep) -> list[Check]:
+    """Every pinned add-on build must be one AWS lists for the cluster version, or `pulumi up` fails late."""
+    v = settings.cluster.kubernetes_version
+    pins = versions.EKS_ADDON_VERSIONS.get(v)
+    if not pins:
+        return [
+            failed(
+                "add-on versions",
+                f"no add-on versions are pinned for Kubernetes {v}",
+                f'add {ADDON_PINS}["{v}"] with a build of each add-on (`aws eks describe-addon-versions --kubernetes-version {v} --addon-name <name>`)',
+            )
+        ]
+    return [_addon(eks, sleep, v, addon, pin) for addon, pin in pins.items()]
+
+
+def _addon(eks: Any, sleep: Sleep, v: str, addon: str, pin: str) -> Check:
+    name = f"add-on {addon}"
+    compatible: list[str] = []
+    default: str | None = None
+    for info in _pages(eks.describe_addon_versions, sleep, "addons", kubernetesVersion=v, addonName=addon):
+        if info.get("addonName", addon) != addon:
+            continue
+        for build in info.get("addonVersions", []):
+            for compat in build.get("compatibilities", []):
+                if compat.get("clusterVersion") == v:
+                    compatible.append(build["addonVersion"])
+                    if compat.get("defaultVersion") and default is None:
+                        default = build["addonVersion"]
+    if pin in compatible:
+        return passed(name, f"{pin} is listed for Kubernetes {v}")
+    where = f'{ADDON_PINS}["{v}"]["{addon}"]'
+    if not compatible:
+        return failed(
+            name,
+            f"pinned {pin}, but AWS lists no {addon} build for Kubernetes {v} in this region",
+            f"check `aws eks describe-addon-versions --kubernetes-version {v} --addon-name {addon}`, then edit {where}",
+        )
+    suggested = default or max(compatible, key=_version_key)
+    label = "the default" if default else "the newest"
+    return failed(
+        name,
+        f"pinned {pin} is not listed for Kubernetes {v}; {label} listed build is {suggested}",
+        f'edit {where} = "{suggested}"',
+    )
+
+
 def title(settings: Settings) -> str:
     g = settings.gpu_nodes
     return (
@@ -298,5 +443,5 @@ def title(settings: Settings) -> str:
 
 def main(settings: Settings, session: Any = None, sleep: Sleep = time.sleep) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas = awsclients.clients(settings.region, "ec2", "service-quotas", session=session)
-    return title(settings), run(settings, ec2, quotas, sleep)
+    ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
+    return title(settings), run(settings, ec2, quotas, sleep, eks=eks)

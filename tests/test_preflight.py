@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 import ops
+from components import versions
 from components.settings import Settings, parse
 from ops import awsclients, preflight
 from ops.__main__ import main as ops_main
@@ -306,7 +308,8 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
         (ec2,) = real_clients(region, "ec2")
         quotas, _ = quota_client(value=0.0)
-        return ec2, quotas
+        eks, _ = eks_client()
+        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks}[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -316,6 +319,238 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
         and "FAIL" in out
         and "fix: aws service-quotas request-service-quota-increase" in out
     )
+
+
+def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
+        asked.append((region, services))
+        return tuple(object() for _ in services)
+
+    seen: dict[str, Any] = {}
+
+    def run(settings: Settings, ec2: Any, quotas: Any, sleep: Any, *, eks: Any = None) -> list[Any]:
+        seen["eks"] = eks
+        return []
+
+    monkeypatch.setattr(awsclients, "clients", clients)
+    monkeypatch.setattr(preflight, "run", run)
+    preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks"))]
+    assert seen["eks"] is not None
+
+
+# --- Kubernetes version and EKS add-ons (Stubber: moto lacks these APIs) -------------------
+
+K8S = versions.KUBERNETES_VERSION
+PINS = versions.EKS_ADDON_VERSIONS[K8S]
+
+
+def with_kubernetes(version: str) -> Settings:
+    s = make_settings()
+    return dataclasses.replace(s, cluster=dataclasses.replace(s.cluster, kubernetes_version=version))
+
+
+def cluster_version(version: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "clusterVersion": version,
+        "versionStatus": status,
+        "endOfStandardSupportDate": dt.datetime(2026, 12, 2, tzinfo=UTC),
+        "endOfExtendedSupportDate": dt.datetime(2027, 12, 2, tzinfo=UTC),
+        **extra,
+    }
+
+
+def addon_reply(
+    name: str, builds: list[tuple[str, bool]], version: str = K8S, token: str | None = None
+) -> dict[str, Any]:
+    """One DescribeAddonVersions page: (addonVersion, defaultVersion) builds compatible with `version`."""
+    reply: dict[str, Any] = {
+        "addons": [
+            {
+                "addonName": name,
+                "addonVersions": [
+                    {
+                        "addonVersion": build,
+                        "compatibilities": [{"clusterVersion": version, "defaultVersion": default}],
+                    }
+                    for build, default in builds
+                ],
+            }
+        ]
+    }
+    if token:
+        reply["nextToken"] = token
+    return reply
+
+
+def eks_client(
+    version_replies: list[dict[str, Any]] | None = None,
+    addon_replies: dict[str, dict[str, Any]] | None = None,
+    denied_addons: bool = False,
+) -> tuple[Any, Stubber]:
+    """An EKS client stubbed for both checks, in call order; by default everything passes."""
+    client = boto3.client("eks", region_name="us-east-2")
+    stub = Stubber(client)
+    for reply in version_replies or [{"clusterVersions": [cluster_version(K8S, "STANDARD_SUPPORT")]}]:
+        stub.add_response("describe_cluster_versions", reply)
+    for name, pin in PINS.items():
+        if denied_addons:
+            stub.add_client_error("describe_addon_versions", "AccessDeniedException", "not authorized")
+            break
+        reply = (addon_replies or {}).get(name) or addon_reply(name, [(pin, True)])
+        stub.add_response("describe_addon_versions", reply, {"kubernetesVersion": K8S, "addonName": name})
+    stub.activate()
+    return client, stub
+
+
+def eks_rows(settings: Settings, eks: Any) -> dict[str, Any]:
+    ec2, _ = stubbed_ec2(None)  # the offerings pass; no reservation is configured
+    return by_name(preflight.run(settings, ec2, quota_client()[0], no_sleep, eks=eks))
+
+
+def test_standard_support_version_and_listed_add_ons_pass() -> None:
+    eks, stub = eks_client()
+    rows = eks_rows(make_settings(), eks)
+    assert rows["kubernetes version"].status == "PASS"
+    assert "standard support" in rows["kubernetes version"].detail and "2026-12-02" in rows["kubernetes version"].detail
+    assert {f"add-on {n}" for n in PINS} <= set(rows)
+    assert all(rows[f"add-on {n}"].status == "PASS" for n in PINS)
+    stub.assert_no_pending_responses()
+
+
+def test_without_an_eks_client_the_eks_checks_are_skipped_not_passed() -> None:
+    rows = eks_rows(make_settings(), None)
+    assert rows["kubernetes version"].status == "SKIP"
+    assert rows["add-on versions"].status == "SKIP"
+
+
+def test_extended_support_fails_with_the_cost_and_the_newest_standard_version() -> None:
+    eks, stub = eks_client(
+        [
+            {"clusterVersions": [cluster_version(K8S, "EXTENDED_SUPPORT")]},
+            {"clusterVersions": [cluster_version("1.35", "STANDARD_SUPPORT")], "nextToken": "page-2"},
+            {"clusterVersions": [cluster_version("1.36", "STANDARD_SUPPORT")]},
+        ]
+    )
+    row = eks_rows(make_settings(), eks)["kubernetes version"]
+    assert row.status == "FAIL"
+    assert "extended support" in row.detail and "$0.60" in row.detail and "$0.10" in row.detail
+    assert "2026-12-02" in row.detail and "2027-12-02" in row.detail
+    assert row.fix.startswith('pin its add-ons in components/versions.py EKS_ADDON_VERSIONS["1.36"]')
+    assert row.fix.endswith("pulumi config set --path 'cluster.kubernetesVersion' 1.36")
+    stub.assert_no_pending_responses()
+
+
+def test_extended_support_fix_names_the_existing_pins_when_the_newest_version_is_pinned() -> None:
+    newest = max(versions.EKS_ADDON_VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
+    eks, _ = eks_client(
+        [
+            {"clusterVersions": [cluster_version(K8S, "EXTENDED_SUPPORT")]},
+            {"clusterVersions": [cluster_version(newest, "STANDARD_SUPPORT")]},
+        ]
+    )
+    row = eks_rows(make_settings(), eks)["kubernetes version"]
+    assert row.fix == (
+        f"pulumi config set --path 'cluster.kubernetesVersion' {newest}"
+        f' (its add-on pins: components/versions.py EKS_ADDON_VERSIONS["{newest}"])'
+    )
+
+
+def test_deprecated_status_field_is_understood() -> None:
+    entry = {"clusterVersion": K8S, "status": "standard-support"}
+    eks, _ = eks_client([{"clusterVersions": [entry]}])
+    assert eks_rows(make_settings(), eks)["kubernetes version"].status == "PASS"
+
+
+@pytest.mark.parametrize(
+    "reply,wording",
+    [
+        ({"clusterVersions": [cluster_version(K8S, "UNSUPPORTED")]}, "past the end of extended support"),
+        ({"clusterVersions": []}, "does not offer"),
+    ],
+)
+def test_unsupported_or_unoffered_version_fails(reply: dict[str, Any], wording: str) -> None:
+    eks, stub = eks_client([reply, {"clusterVersions": [cluster_version("1.35", "STANDARD_SUPPORT")]}])
+    row = eks_rows(make_settings(), eks)["kubernetes version"]
+    assert row.status == "FAIL" and wording in row.detail
+    assert "pulumi config set --path 'cluster.kubernetesVersion' 1.35" in row.fix
+    stub.assert_no_pending_responses()
+
+
+def test_pinned_add_on_not_listed_fails_naming_the_default_build() -> None:
+    replies = {"coredns": addon_reply("coredns", [("v1.99.0-eksbuild.1", False), ("v1.12.4-eksbuild.1", True)])}
+    eks, _ = eks_client(addon_replies=replies)
+    rows = eks_rows(make_settings(), eks)
+    row = rows["add-on coredns"]
+    assert row.status == "FAIL"
+    assert PINS["coredns"] in row.detail and "v1.12.4-eksbuild.1" in row.detail
+    assert row.fix == f'edit components/versions.py EKS_ADDON_VERSIONS["{K8S}"]["coredns"] = "v1.12.4-eksbuild.1"'
+    assert rows["add-on vpc-cni"].status == "PASS"
+
+
+def test_without_a_default_build_the_newest_listed_build_is_suggested() -> None:
+    builds = [("v1.20.4-eksbuild.9", False), ("v1.20.4-eksbuild.10", False), ("v1.19.0-eksbuild.1", False)]
+    eks, _ = eks_client(addon_replies={"vpc-cni": addon_reply("vpc-cni", builds)})
+    row = eks_rows(make_settings(), eks)["add-on vpc-cni"]
+    assert row.status == "FAIL" and "newest listed build is v1.20.4-eksbuild.10" in row.detail
+
+
+def test_a_build_listed_only_for_another_kubernetes_version_does_not_count() -> None:
+    replies = {"kube-proxy": addon_reply("kube-proxy", [(PINS["kube-proxy"], True)], version="1.30")}
+    eks, _ = eks_client(addon_replies=replies)
+    row = eks_rows(make_settings(), eks)["add-on kube-proxy"]
+    assert row.status == "FAIL" and "lists no kube-proxy build" in row.detail
+    assert f'EKS_ADDON_VERSIONS["{K8S}"]["kube-proxy"]' in row.fix
+
+
+def test_add_on_versions_are_followed_across_pages() -> None:
+    client = boto3.client("eks", region_name="us-east-2")
+    stub = Stubber(client)
+    stub.add_response("describe_cluster_versions", {"clusterVersions": [cluster_version(K8S, "STANDARD_SUPPORT")]})
+    for name, pin in PINS.items():
+        if name == "vpc-cni":
+            stub.add_response(
+                "describe_addon_versions",
+                addon_reply(name, [("v1.21.0-eksbuild.1", True)], token="page-2"),
+                {"kubernetesVersion": K8S, "addonName": name},
+            )
+            stub.add_response(
+                "describe_addon_versions",
+                addon_reply(name, [(pin, False)]),
+                {"kubernetesVersion": K8S, "addonName": name, "nextToken": "page-2"},
+            )
+        else:
+            stub.add_response("describe_addon_versions", addon_reply(name, [(pin, True)]))
+    stub.activate()
+    rows = eks_rows(make_settings(), client)
+    assert rows["add-on vpc-cni"].status == "PASS"
+    stub.assert_no_pending_responses()
+
+
+def test_kubernetes_version_without_pins_fails_with_where_to_add_them() -> None:
+    client = boto3.client("eks", region_name="us-east-2")
+    stub = Stubber(client)
+    stub.add_response("describe_cluster_versions", {"clusterVersions": [cluster_version("1.99", "STANDARD_SUPPORT")]})
+    stub.activate()
+    rows = eks_rows(with_kubernetes("1.99"), client)
+    assert rows["kubernetes version"].status == "PASS"
+    row = rows["add-on versions"]
+    assert row.status == "FAIL" and "1.99" in row.detail
+    assert 'components/versions.py EKS_ADDON_VERSIONS["1.99"]' in row.fix
+    stub.assert_no_pending_responses()
+
+
+def test_add_on_access_denied_names_the_eks_action_and_other_checks_still_run() -> None:
+    eks, stub = eks_client(denied_addons=True)
+    rows = eks_rows(make_settings(), eks)
+    row = rows["add-on versions"]
+    assert row.status == "FAIL"
+    assert "eks:DescribeAddonVersions" in row.detail and "eks:DescribeAddonVersions" in row.fix
+    assert rows["kubernetes version"].status == "PASS"
+    assert rows["offered in region"].status == "PASS" and rows["on-demand vCPU quota"].status == "PASS"
+    stub.assert_no_pending_responses()
 
 
 # --- the `python -m ops` dispatcher -------------------------------------------------------
