@@ -5,6 +5,7 @@ Summary on stdout; the rendered Kubernetes objects and Helm releases as YAML in 
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import sys
 from collections import Counter
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from components import capacity, profiles, workload
-from components.settings import Settings, SettingsError, from_stack_file
+from components.settings import PROJECT, Settings, SettingsError, from_stack_file
 from ops.offline import Rendering, render
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -89,11 +90,54 @@ def resource_tree(rendering: Rendering) -> list[str]:
     components = [r for r in rendering.resources if not r.type.startswith(("aws:", "kubernetes:", "pulumi:"))]
     lines = []
     for comp in components:
-        kinds = Counter(r.type.split(":")[-1] for r in rendering.resources if r.parent == comp.urn)
+        kinds = Counter(_kind(r.type) for r in rendering.resources if r.parent == comp.urn)
         inner = ", ".join(f"{n} {t}" for t, n in sorted(kinds.items()))
         lines.append(f"  {comp.type:<42} {comp.name:<34} {inner}")
     lines.append(f"  total: {len(rendering.resources)} resources")
     return lines
+
+
+def _kind(type_token: str) -> str:
+    """`aws:eks/cluster:Cluster` -> `Cluster`; a provider reads as `Provider(kubernetes)`."""
+    if type_token.startswith("pulumi:providers:"):
+        return f"Provider({type_token.rsplit(':', 1)[-1]})"
+    return type_token.rsplit(":", 1)[-1]
+
+
+# RFC 5737 documentation ranges: placeholders in the shipped stacks, unusable for real.
+PLACEHOLDER_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+
+
+def before_up(settings: Settings) -> list[str]:
+    """What to set before `pulumi up` with this stack, beyond what the offline plan can check."""
+    todo = [
+        f"pulumi config set --secret {PROJECT}:apiKey <key>  (the offline plan used a placeholder)",
+    ]
+
+    def placeholders(cidrs: tuple[str, ...]) -> list[str]:
+        return [c for c in cidrs if any(ipaddress.ip_network(c).subnet_of(n) for n in PLACEHOLDER_NETWORKS)]
+
+    if found := placeholders(settings.cluster.public_access_cidrs):
+        todo.append(
+            f"cluster.publicAccessCidrs {', '.join(found)} is a documentation range: "
+            "pulumi config set --path 'cluster.publicAccessCidrs[0]' <your-ip>/32"
+        )
+    if found := placeholders(settings.endpoint.source_ranges):
+        todo.append(
+            f"endpoint.sourceRanges {', '.join(found)} is a documentation range: "
+            "pulumi config set --path 'endpoint.sourceRanges[0]' <client-network>/<bits>"
+        )
+    if not settings.serving.revision:
+        todo.append(
+            f"serving.revision is unpinned, so a restart may load a newer {settings.serving.model}: "
+            "pulumi config set --path 'serving.revision' <hub-commit-sha>"
+        )
+    if settings.endpoint.scheme == "internet-facing" and not settings.endpoint.certificate_arn:
+        todo.append(
+            "the internet-facing endpoint is plain HTTP (the API key travels in clear): "
+            "pulumi config set --path 'endpoint.certificateArn' arn:aws:acm:..."
+        )
+    return todo
 
 
 def hourly_cost(settings: Settings) -> tuple[float, str]:
@@ -126,7 +170,7 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         f"  {g.instance_type} ({g.instance.gpus} x {g.instance.gpu_model} {g.instance.gpu_memory_gib} GB), "
         f"nodes min/desired/max {g.min_size}/{g.desired_size}/{g.max_size}, capacity {g.capacity_type}"
         + (f" ({g.capacity_reservation_id})" if g.capacity_reservation_id else ""),
-        f"  zones: {', '.join(g.availability_zones) or 'those of the region that offer ' + g.instance_type}",
+        f"  zones: {', '.join(g.availability_zones) or 'looked up at deploy time: those of the region that offer ' + g.instance_type}",
         "",
         "Serving:",
         f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
@@ -144,5 +188,8 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         *(f"  {line}" for line in capacity.table_for(settings)),
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
+        "",
+        "Before `pulumi up`:",
+        *(f"  - {line}" for line in before_up(settings)),
     ]
     return "\n".join(lines)

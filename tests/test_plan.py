@@ -47,3 +47,27 @@ def test_plan_of_a_bad_stack_exits_2_with_the_fix(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "minimax-vllm:serving.profile = 'tp3'" in err and "pulumi config set --path 'serving.profile'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_plan_lists_what_to_set_before_pulumi_up(tmp_path, capsys):
+    plan.main("prod-8gpu", str(tmp_path))
+    todo = capsys.readouterr().out.split("Before `pulumi up`:")[1]
+    assert "pulumi config set --secret minimax-vllm:apiKey" in todo
+    assert "cluster.publicAccessCidrs 203.0.113.0/24 is a documentation range" in todo
+    assert "serving.revision is unpinned" in todo
+    assert "plain HTTP" in todo  # internet-facing without a certificate
+
+
+def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set():
+    raw = {
+        "owner": "ml-platform",
+        "serving": {"revision": "a" * 40},
+        "cluster": {"publicAccessCidrs": ["52.1.2.3/32"]},
+        "endpoint": {
+            "scheme": "internet-facing",
+            "sourceRanges": ["52.0.0.0/16"],
+            "certificateArn": "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+        },
+    }
+    todo = plan.before_up(settings.parse(raw, "x", "us-east-2"))
+    assert len(todo) == 1 and "apiKey" in todo[0]
