@@ -34,16 +34,15 @@ class InstanceType:
     gpu_memory_gib: int
     vcpus: int
     memory_gib: int
-    nvme_disks: int
     price_per_hour_usd: float  # us-east on-demand list price, for the plan's cost line
 
 
 INSTANCE_TYPES = {
     t.name: t
     for t in (
-        InstanceType("p5.48xlarge", 8, "H100", 80, 192, 2048, 8, 55.04),
-        InstanceType("p5e.48xlarge", 8, "H200", 141, 192, 2048, 8, 63.30),
-        InstanceType("p5en.48xlarge", 8, "H200", 141, 192, 2048, 8, 63.30),
+        InstanceType("p5.48xlarge", 8, "H100", 80, 192, 2048, 55.04),
+        InstanceType("p5e.48xlarge", 8, "H200", 141, 192, 2048, 63.30),
+        InstanceType("p5en.48xlarge", 8, "H200", 141, 192, 2048, 63.30),
     )
 }
 CAPACITY_TYPES = ("ON_DEMAND", "CAPACITY_BLOCK")

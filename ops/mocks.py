@@ -22,10 +22,6 @@ def _hex(name: str, n: int = 17) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:n]
 
 
-def _region(args: pulumi.runtime.MockResourceArgs | pulumi.runtime.MockCallArgs) -> str:
-    return OfflineMocks.region
-
-
 def _arn(service: str, resource: str, region: bool = True) -> str:
     return f"arn:{PARTITION}:{service}:{OfflineMocks.region if region else ''}:{ACCOUNT_ID}:{resource}"
 
