@@ -189,6 +189,12 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
         "",
+        "Stack outputs (offline values; the NLB name is known only after `pulumi up`):",
+        *(
+            f"  {name}: {'[secret]' if name in rendering.secret_outputs else value}"
+            for name, value in sorted(rendering.outputs.items())
+        ),
+        "",
         "Before `pulumi up`:",
         *(f"  - {line}" for line in before_up(settings)),
     ]

@@ -36,6 +36,7 @@ def test_plan_output_and_files_hold_no_secret_value(tmp_path, capsys):
     for value in PLACEHOLDER_SECRETS.values():
         assert value not in written
     assert "<redacted: Pulumi secret>" in written
+    assert "kubeconfig: [secret]" in written
 
 
 def test_plan_of_a_bad_stack_exits_2_with_the_fix(tmp_path, capsys, monkeypatch):
