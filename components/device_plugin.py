@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import gpu_pool, versions
+from components.helm import pinned_release
 
 NAMESPACE = "nvidia-device-plugin"
 
@@ -41,18 +42,14 @@ class DevicePluginArgs:
 class DevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, args: DevicePluginArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("minimax-vllm:k8s:DevicePlugin", name, None, opts)
-        repo, chart, version = versions.NVIDIA_DEVICE_PLUGIN_CHART
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name="nvidia-device-plugin",
-            chart=chart,
-            version=version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            versions.NVIDIA_DEVICE_PLUGIN_CHART,
             namespace=NAMESPACE,
-            create_namespace=True,
             values=chart_values(),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
+            create_namespace=True,
             # A DaemonSet with no GPU node yet is still a correct install.
             skip_await=True,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"status": self.release.status})

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.helm import pinned_release
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -63,13 +64,9 @@ class LoadBalancerController(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        repo, chart, version = versions.AWS_LOAD_BALANCER_CONTROLLER_CHART
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-release",
-            name="aws-load-balancer-controller",
-            chart=chart,
-            version=version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            versions.AWS_LOAD_BALANCER_CONTROLLER_CHART,
             namespace=NAMESPACE,
             values={
                 "clusterName": args.cluster_name,

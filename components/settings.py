@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,6 +225,13 @@ class _Reader:
             return default
         return value
 
+    def choice(self, section: Mapping[str, Any], path: str, default: str, options: Iterable[str], noun: str) -> str:
+        """A field from a closed set: the message lists every allowed value."""
+        allowed = tuple(options)
+        return self.get(
+            section, path, default, _str, f"is not {noun}; choose one of: {', '.join(allowed)}", allowed.__contains__
+        )
+
 
 def _set_command(path: str, example: Any) -> str:
     if isinstance(example, (list, tuple)):
@@ -378,22 +385,8 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
 
 def _parse_serving(r: _Reader) -> ServingSettings:
     s = r.section("serving", _SECTIONS["serving"])
-    profile = r.get(
-        s,
-        "serving.profile",
-        "tp8-ep",
-        _str,
-        f"is not a profile; choose one of: {', '.join(profiles.PROFILES)}",
-        lambda v: v in profiles.PROFILES,
-    )
-    model = r.get(
-        s,
-        "serving.model",
-        profiles.MODELS[0],
-        _str,
-        f"is not a supported model; choose one of: {', '.join(profiles.MODELS)}",
-        lambda v: v in profiles.MODELS,
-    )
+    profile = r.choice(s, "serving.profile", "tp8-ep", profiles.PROFILES, "a profile")
+    model = r.choice(s, "serving.model", profiles.MODELS[0], profiles.MODELS, "a supported model")
     default_tp = profiles.PROFILES[profile].tensor_parallel_size
     gpus = profiles.PROFILES[profile].gpus_per_replica
     return ServingSettings(
@@ -416,13 +409,12 @@ def _parse_serving(r: _Reader) -> ServingSettings:
             "must be 1-64 characters of letters, digits, '.', '_' or '-'",
             _SERVED_NAME.match,
         ),
-        reasoning_parser=r.get(
+        reasoning_parser=r.choice(
             s,
             "serving.reasoningParser",
             profiles.REASONING_PARSERS[0],
-            _str,
-            f"is not a MiniMax reasoning parser; choose one of: {', '.join(profiles.REASONING_PARSERS)}",
-            lambda v: v in profiles.REASONING_PARSERS,
+            profiles.REASONING_PARSERS,
+            "a MiniMax reasoning parser",
         ),
         tensor_parallel_size=r.get(
             s,
@@ -591,25 +583,13 @@ def _parse_gpu_nodes(r: _Reader) -> GpuNodeSettings:
         return r.get(s, f"gpuNodes.{key}", default, _int, "must be an integer from 0 to 100", lambda v: 0 <= v <= 100)
 
     return GpuNodeSettings(
-        instance_type=r.get(
-            s,
-            "gpuNodes.instanceType",
-            "p5.48xlarge",
-            _str,
-            f"is not a supported GPU instance type; choose one of: {', '.join(INSTANCE_TYPES)}",
-            lambda v: v in INSTANCE_TYPES,
+        instance_type=r.choice(
+            s, "gpuNodes.instanceType", "p5.48xlarge", INSTANCE_TYPES, "a supported GPU instance type"
         ),
         min_size=size("minSize", 1),
         desired_size=size("desiredSize", 1),
         max_size=r.get(s, "gpuNodes.maxSize", 1, _int, "must be an integer from 1 to 100", lambda v: 1 <= v <= 100),
-        capacity_type=r.get(
-            s,
-            "gpuNodes.capacityType",
-            "ON_DEMAND",
-            _str,
-            f"must be one of: {', '.join(CAPACITY_TYPES)}",
-            lambda v: v in CAPACITY_TYPES,
-        ),
+        capacity_type=r.choice(s, "gpuNodes.capacityType", "ON_DEMAND", CAPACITY_TYPES, "a capacity type"),
         capacity_reservation_id=r.get(
             s,
             "gpuNodes.capacityReservationId",
@@ -642,9 +622,7 @@ def _parse_gpu_nodes(r: _Reader) -> GpuNodeSettings:
 def _parse_endpoint(r: _Reader) -> EndpointSettings:
     s = r.section("endpoint", _SECTIONS["endpoint"])
     return EndpointSettings(
-        scheme=r.get(
-            s, "endpoint.scheme", "internal", _str, f"must be one of: {', '.join(SCHEMES)}", lambda v: v in SCHEMES
-        ),
+        scheme=r.choice(s, "endpoint.scheme", "internal", SCHEMES, "a load balancer scheme"),
         source_ranges=r.get(
             s,
             "endpoint.sourceRanges",
