@@ -2,8 +2,8 @@
 
 import pulumi
 
+from components.config import load
 from components.platform import build
-from components.settings import load
 
 settings, secrets = load()
 for name, value in build(settings, secrets).items():

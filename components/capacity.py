@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass
 
 from components import profiles
-from components.settings import INSTANCE_TYPES, PROJECT, InstanceType, ServingSettings, Settings
+from components.catalog import INSTANCE_TYPES, InstanceType
+from components.settings import PROJECT, ServingSettings, Settings
 
 GIB = 2**30
 

@@ -7,83 +7,29 @@ flag-validation tests all call `vllm_argv`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from components.catalog import (  # noqa: F401 (re-exported: profiles' facts live in the catalog)
+    MAX_CONTEXT_TOKENS,
+    MODELS,
+    OWNED_FLAGS,
+    PORT,
+    PROFILES,
+    REASONING_PARSERS,
+    SECRET_FLAGS,
+    TOOL_CALL_PARSER,
+    Profile,
+    flag_name,
+)
 
 if TYPE_CHECKING:
     from components.settings import ServingSettings
-
-MODELS = ("MiniMaxAI/MiniMax-M2.5", "MiniMaxAI/MiniMax-M2.1", "MiniMaxAI/MiniMax-M2")
-REASONING_PARSERS = ("minimax_m2_append_think", "minimax_m2")
-TOOL_CALL_PARSER = "minimax_m2"
-MAX_CONTEXT_TOKENS = 196_608  # MiniMax-M2.x context window per sequence
-PORT = 8000
 
 # The MiniMax guide's workaround for "CUDA error: an illegal memory access was encountered".
 PIECEWISE_COMPILATION_CONFIG = {"cudagraph_mode": "PIECEWISE"}
 
 # Environment every profile sets (the guide launches with SAFETENSORS_FAST_GPU=1).
 BASE_ENV = {"SAFETENSORS_FAST_GPU": "1"}
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A serving shape from the MiniMax guide: how many GPUs one replica uses and how."""
-
-    name: str
-    gpus_per_replica: int
-    tensor_parallel_size: int
-    expert_parallel: bool
-    summary: str
-
-
-PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
-        Profile("tp4", 4, 4, False, "4 GPUs, tensor parallel 4 (two replicas share a p5.48xlarge)"),
-        # MiniMax's recipe: pure TP8 is not supported for M2.x; 8 GPUs need expert parallelism.
-        Profile("tp8-ep", 8, 8, True, "8 GPUs, tensor parallel 8 + expert parallel"),
-    )
-}
-
-# Flags the profile and settings own. Extra arguments may not set them (under any spelling),
-# so a stack cannot silently override the shape the plan and capacity check describe.
-OWNED_FLAGS = frozenset(
-    {
-        "model",
-        "revision",
-        "served-model-name",
-        "trust-remote-code",
-        "tensor-parallel-size",
-        "tp",
-        "data-parallel-size",
-        "dp",
-        "enable-expert-parallel",
-        "ep",
-        "enable-auto-tool-choice",
-        "tool-call-parser",
-        "reasoning-parser",
-        "max-model-len",
-        "gpu-memory-utilization",
-        "compilation-config",
-        "o",
-        "host",
-        "port",
-        "download-dir",
-    }
-)
-# Flags that would put a secret into the argv (visible in the pod spec and `ps`).
-SECRET_FLAGS = frozenset({"api-key", "hf-token"})
-
-
-def flag_name(token: str) -> str | None:
-    """The canonical name of a command-line flag token (`--Foo_bar=1` -> `foo-bar`), else None."""
-    if not token.startswith("-") or token in {"-", "--"}:
-        return None
-    name = token.lstrip("-").split("=", 1)[0].replace("_", "-").lower()
-    if name.startswith("no-"):
-        name = name[3:]
-    return name
 
 
 def data_parallel_size(profile: Profile, tensor_parallel_size: int) -> int:

@@ -11,7 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from components.settings import SettingsError, from_stack_file
+from components.config import from_stack_file
+from components.settings import SettingsError
 from ops.awsclients import CREDENTIALS_FIX, CredentialsMissing
 from ops.report import EXIT_USAGE, UsageError, emit
 

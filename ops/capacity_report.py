@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from components import capacity, profiles, settings
+from components import capacity, config, profiles, settings
 
 COLUMNS = ("hardware", "profile", "KV dtype", "weights/GPU", "KV/GPU", "KV tokens", "full-context seqs", "starts")
 
@@ -62,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack = path.name[len("Pulumi.") : -len(".yaml")]
         print(f"\nstack {stack}:")
         try:
-            st = settings.from_stack_file(stack)
-        except settings.SettingsError as err:
+            st = config.from_stack_file(stack)
+        except config.SettingsError as err:
             print("\n".join(f"  PROBLEM: {problem}" for problem in err.problems))
             status = 1
             continue

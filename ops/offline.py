@@ -19,7 +19,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components import settings as config
+from components import config
 from ops.mocks import OfflineMocks
 
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from components import capacity, profiles, workload
-from components.settings import PROJECT, Settings, SettingsError, from_stack_file
+from components.config import from_stack_file
+from components.settings import PROJECT, Settings, SettingsError
 from ops.offline import Rendering, render
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.settings import PROJECT, from_stack_file
+from components.config import from_stack_file
+from components.settings import PROJECT
 from ops.report import Check, UsageError, failed, passed, skipped
 
 # Recommended sampling from the model card; top_k is a vLLM extension sent top-level.

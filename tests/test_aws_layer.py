@@ -15,10 +15,10 @@ import yaml
 
 from components import gpu_pool, versions
 from components.cluster import LOG_TYPES, NODE_GROUP_NAME_MAX, ROLE_NAME_PREFIX_MAX
+from components.config import from_stack_file
 from components.gpu_nodes import AMI_TYPE
 from components.network import ZoneError, plan_zones, subnet_cidrs
 from components.node_template import LAUNCH_TEMPLATE_PREFIX_MAX, short_name
-from components.settings import from_stack_file
 from ops import mocks
 from ops.offline import Rendering, Resource, render
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from components import capacity, profiles, settings
+from components import capacity, config, profiles, settings
 from components.capacity import GIB, GUIDE_4X96, GUIDE_8X144, MINIMAX_M2, Hardware, plan
 
 H100 = Hardware.of(settings.INSTANCE_TYPES["p5.48xlarge"])
@@ -16,7 +16,7 @@ SHIPPED_STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in settings
 
 def _parse(serving: dict, instance_type: str = "p5.48xlarge") -> settings.Settings:
     raw = {"owner": "ml-platform", "serving": serving, "gpuNodes": {"instanceType": instance_type}}
-    return settings.parse(raw, "capacity-test", "us-east-2")
+    return config.parse(raw, "capacity-test", "us-east-2")
 
 
 def _problems(serving: dict, instance_type: str = "p5.48xlarge") -> list[str]:
@@ -90,7 +90,7 @@ def test_kv_cache_dtype_is_read_from_extra_args_in_both_spellings():
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_every_shipped_stack_passes_its_capacity_check(stack):
-    st = settings.from_stack_file(stack)
+    st = config.from_stack_file(stack)
     assert capacity.check(st) == []
     assert capacity.table_for(st)[-1] == "  status: fits (vLLM will start)"
 
@@ -153,7 +153,7 @@ def test_h200_serves_tp4_with_full_context():
 
 
 def test_table_for_reports_the_stack_plan_and_problems():
-    lines = capacity.table_for(settings.from_stack_file("prod-8gpu"))
+    lines = capacity.table_for(config.from_stack_file("prod-8gpu"))
     assert lines[0].startswith("capacity (MiniMaxAI/MiniMax-M2.5, tp8-ep, TP 8, EP, bf16 KV cache)")
     assert any("6 full-context sequence(s)" in line for line in lines)
     fits = _parse({"profile": "tp4", "maxModelLen": 32_768})

@@ -8,7 +8,7 @@ import json
 import kubernetes_validate
 import pytest
 
-from components import gpu_pool, profiles, settings, versions, workload
+from components import config, gpu_pool, profiles, settings, versions, workload
 from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -69,7 +69,7 @@ def tolerates(tolerations: list[dict], taint: dict) -> bool:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_vllm_runs_exactly_the_profile_argv_with_the_guides_environment(stack):
-    r, s = rendered(stack), settings.from_stack_file(stack)
+    r, s = rendered(stack), config.from_stack_file(stack)
     c = container(r)
     assert c["command"] + c["args"] == profiles.vllm_argv(s.serving)
     assert c["image"] == versions.VLLM_IMAGE
@@ -79,14 +79,14 @@ def test_vllm_runs_exactly_the_profile_argv_with_the_guides_environment(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_count_equals_the_profile_and_replicas_come_from_settings(stack):
-    r, s = rendered(stack), settings.from_stack_file(stack)
+    r, s = rendered(stack), config.from_stack_file(stack)
     limits = container(r)["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == str(profiles.PROFILES[s.serving.profile].gpus_per_replica)
     assert r.one(DEPLOYMENT).inputs["spec"]["replicas"] == s.serving.replicas
 
 
 def test_two_4gpu_replicas_fit_one_p5_48xlarge():
-    s = settings.from_stack_file("prod-4gpu")
+    s = config.from_stack_file("prod-4gpu")
     requests = container(rendered("prod-4gpu"))["resources"]["requests"]
     inst = s.gpu_nodes.instance
     assert 2 * int(requests["cpu"]) <= inst.vcpus - 8
@@ -153,7 +153,7 @@ def test_load_balancer_controller_gets_iam_through_pod_identity():
         if "elasticloadbalancing:DescribeListenerAttributes" in x.inputs["policy"]
     )
     assert len(policy.inputs["policy"]) <= 6144  # IAM managed policy size limit
-    assert values["clusterName"] == settings.from_stack_file("prod-8gpu").cluster_name
+    assert values["clusterName"] == config.from_stack_file("prod-8gpu").cluster_name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -234,7 +234,7 @@ def test_rollout_never_needs_a_spare_gpu_node_and_streams_can_drain():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_endpoint_is_an_nlb_with_health_check_and_a_long_idle_timeout(stack):
-    s = settings.from_stack_file(stack)
+    s = config.from_stack_file(stack)
     svc = rendered(stack).one(SERVICE).inputs
     a = svc["metadata"]["annotations"]
     p = "service.beta.kubernetes.io/aws-load-balancer"

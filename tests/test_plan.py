@@ -7,7 +7,7 @@ import shlex
 import pytest
 import yaml
 
-from components import profiles, settings
+from components import config, profiles, settings
 from ops import plan
 from ops.offline import PLACEHOLDER_SECRETS
 
@@ -16,7 +16,7 @@ from ops.offline import PLACEHOLDER_SECRETS
 def test_plan_prints_the_exact_vllm_command_and_writes_manifests(stack, tmp_path, capsys):
     assert plan.main(stack, str(tmp_path)) == 0
     out = capsys.readouterr().out
-    s = settings.from_stack_file(stack)
+    s = config.from_stack_file(stack)
     assert shlex.join(profiles.vllm_argv(s.serving)) in out
     assert "SAFETENSORS_FAST_GPU=1 vllm serve" in out
     assert f"{s.gpu_nodes.instance_type} (8 x" in out
@@ -70,5 +70,5 @@ def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_
             "certificateArn": "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
         },
     }
-    todo = plan.before_up(settings.parse(raw, "x", "us-east-2"))
+    todo = plan.before_up(config.parse(raw, "x", "us-east-2"))
     assert len(todo) == 1 and "apiKey" in todo[0]

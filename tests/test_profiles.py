@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components import profiles
-from components.settings import parse
+from components.config import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE_COMMON = ["--trust-remote-code", "--enable-auto-tool-choice", "--tool-call-parser", "minimax_m2"]

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from components import settings
-from components.settings import SettingsError, parse
+from components import config, settings
+from components.config import parse
+from components.settings import SettingsError
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 REGION = "us-east-2"
@@ -33,9 +34,9 @@ def with_(path: str, value: Any) -> dict[str, Any]:
     return raw
 
 
-def problems_of(raw: dict[str, Any], region: str | None = REGION) -> list[str]:
+def problems_of(raw: dict[str, Any], region: str | None = REGION, stack: str = "test") -> list[str]:
     with pytest.raises(SettingsError) as caught:
-        parse(raw, "test", region)
+        parse(raw, stack, region)
     return caught.value.problems
 
 
@@ -58,22 +59,22 @@ def test_settings_are_frozen():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_shipped_stack_is_valid(stack):
-    s = settings.from_stack_file(stack)
+    s = config.from_stack_file(stack)
     assert s.owner and s.region
     assert s.tags == {"project": "minimax-vllm", "stack": stack, "environment": s.environment, "owner": s.owner}
 
 
 def test_prod_4gpu_packs_two_4gpu_replicas_on_one_p5_and_prod_8gpu_uses_expert_parallel():
-    four, eight = settings.from_stack_file("prod-4gpu"), settings.from_stack_file("prod-8gpu")
+    four, eight = config.from_stack_file("prod-4gpu"), config.from_stack_file("prod-8gpu")
     assert (four.serving.profile, four.serving.replicas, four.gpu_nodes.desired_size) == ("tp4", 2, 1)
     assert (eight.serving.profile, eight.serving.tensor_parallel_size) == ("tp8-ep", 8)
 
 
 def test_no_stack_file_holds_a_secret_in_plain_text():
     for stack in STACKS:
-        config = settings.read_stack_file(stack)
+        values = config.read_stack_file(stack)
         for key in settings.SECRET_KEYS:
-            value = config.get(f"minimax-vllm:{key}")
+            value = values.get(f"minimax-vllm:{key}")
             assert value is None or (isinstance(value, dict) and "secure" in value), (stack, key)
 
 
@@ -239,12 +240,69 @@ def test_unknown_top_level_key_is_reported():
 
 def test_unknown_stack_names_the_known_ones():
     with pytest.raises(SettingsError, match="known stacks: dev, prod-4gpu, prod-8gpu, staging"):
-        settings.from_stack_file("prod")
+        config.from_stack_file("prod")
 
 
-def test_cluster_name_is_a_valid_eks_name():
-    s = parse(base(), "team.prod_8", REGION)
-    assert s.cluster_name == "minimax-vllm-team-prod-8"
+def test_cluster_name_is_the_project_and_stack_name():
+    assert parse(base(), "team-prod-8", REGION).cluster_name == "minimax-vllm-team-prod-8"
+    assert len(parse(base(), "x" * 87, REGION).cluster_name) == 100  # the EKS limit
+
+
+@pytest.mark.parametrize("stack", ["team.prod_8", "team_prod", "prod 8", "x" * 88])
+def test_stack_names_that_would_not_map_one_to_one_to_a_cluster_name_are_refused(stack):
+    (message,) = problems_of(base(), stack=stack)
+    assert f"stack name {stack!r} cannot name its EKS cluster one-to-one" in message
+    assert "Fix: use a stack name of letters, digits and hyphens" in message
+
+
+def test_two_stacks_that_differ_only_in_replaced_characters_cannot_both_exist():
+    # Before the rule, both named the same cluster `minimax-vllm-team-a`.
+    assert parse(base(), "team-a", REGION).cluster_name == "minimax-vllm-team-a"
+    assert problems_of(base(), stack="team_a")
+
+
+def test_shipped_stacks_have_distinct_cluster_names():
+    names = [config.from_stack_file(stack).cluster_name for stack in STACKS]
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize(
+    ("raw_key", "expected"),
+    [
+        ("serving.maxModelLength", "did you mean maxModelLen?"),
+        ("gpuNodes.rootVolumeGib", "did you mean rootVolumeGiB?"),
+        ("endpoint.idleTimeout", "did you mean idleTimeoutSeconds?"),
+    ],
+)
+def test_a_misspelled_key_is_told_the_key_it_resembles(raw_key, expected):
+    (message,) = problems_of(with_(raw_key, 1))
+    assert f"minimax-vllm:{raw_key} = 1 is not a known setting" in message
+    assert expected in message
+    assert f"Fix: pulumi config rm --path '{raw_key}'" in message
+
+
+def test_a_misspelled_top_level_key_is_told_the_key_it_resembles():
+    raw = base()
+    raw["ownr"] = "ml-platform"
+    (message,) = problems_of(raw)
+    assert "did you mean owner?" in message and "Fix: pulumi config rm minimax-vllm:ownr" in message
+
+
+def test_a_section_that_is_not_an_object_is_named():
+    (message,) = problems_of(with_("gpuNodes", 5))
+    assert "minimax-vllm:gpuNodes = 5 must be an object" in message
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, monkeypatch):
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        "config:\n  aws:region: us-east-2\n  minimax-vllm:serving: {replicas: 1\n"
+    )
+    monkeypatch.setattr(settings, "STACKS_DIR", tmp_path)
+    with pytest.raises(SettingsError) as caught:
+        config.from_stack_file("broken")
+    (message,) = caught.value.problems
+    assert f"{tmp_path / 'Pulumi.broken.yaml'}:4:1: YAML syntax error" in message
+    assert "<unicode string>" not in message
 
 
 def test_spreading_replicas_across_nodes_needs_a_node_per_replica():

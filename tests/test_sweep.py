@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from components.settings import from_stack_file
+from components.config import from_stack_file
 from ops import sweep
 from ops.__main__ import main as ops_main
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from components import capacity, profiles, settings, versions
+from components import capacity, config, profiles, settings, versions
 
 pytestmark = pytest.mark.vllm
 
@@ -69,7 +69,7 @@ def test_stacks_exist_to_check():
 
 @pytest.mark.parametrize("stack", SHIPPED_STACKS)
 def test_shipped_stack_argv_is_accepted_by_pinned_vllm(vllm_cli, stack):
-    serving = settings.from_stack_file(stack).serving
+    serving = config.from_stack_file(stack).serving
     checked = vllm_cli.accepted(profiles.vllm_argv(serving))
     _assert_means(checked, serving)
     assert checked.cache_config.cache_dtype == capacity.kv_cache_dtype(serving.extra_args)
@@ -95,12 +95,12 @@ def test_reasoning_parser_is_registered_in_vllm(vllm_cli, name):
 
 
 def test_invented_flag_is_rejected_with_vllms_message(vllm_cli):
-    argv = profiles.vllm_argv(settings.from_stack_file("dev").serving) + ["--enable-minimax-turbo"]
+    argv = profiles.vllm_argv(config.from_stack_file("dev").serving) + ["--enable-minimax-turbo"]
     assert "unrecognized arguments: --enable-minimax-turbo" in vllm_cli.rejection(argv)
 
 
 def test_unknown_reasoning_parser_is_rejected_with_vllms_message(vllm_cli):
-    serving = settings.from_stack_file("dev").serving
+    serving = config.from_stack_file("dev").serving
     argv = [("minimax_m9" if a == serving.reasoning_parser else a) for a in profiles.vllm_argv(serving)]
     assert "Reasoning parser 'minimax_m9' not found" in vllm_cli.rejection(argv)
 
