@@ -158,7 +158,8 @@ def render_errors(
         key = ".".join(path)
         if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             unknown = str(e["loc"][len(path)])
-            problems.setdefault(f"{key}.{unknown}", _unknown(project, key, unknown, e["input"], cls, top_level_keys))
+            known = tuple(_fields(cls)) if key else tuple(top_level_keys)
+            problems.setdefault(f"{key}.{unknown}", unknown_key(project, key, unknown, e["input"], known))
             continue
         if key in problems or info is None:
             continue
@@ -178,14 +179,13 @@ def render_errors(
     return list(problems.values())
 
 
-def _unknown(project: str, section: str, key: str, value: Any, cls: type | None, top_level_keys: Iterable[str]) -> str:
+def unknown_key(project: str, section: str, key: str, value: Any, known: tuple[str, ...]) -> str:
+    """A key the schema does not know: the known ones, the likely intended one, how to remove it."""
     if not section:
-        known = tuple(top_level_keys)
         return (
             f"{project}:{key} = {value!r} is not a known setting; known: {', '.join(known)}"
             f"{did_you_mean(key, known)}. Fix: pulumi config rm {project}:{key}"
         )
-    known = tuple(_fields(cls)) if cls else ()
     return (
         f"{project}:{section}.{key} = {value!r} is not a known setting; known fields of {section}: "
         f"{', '.join(known)}{did_you_mean(key, known)}. Fix: pulumi config rm --path '{section}.{key}'"

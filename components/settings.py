@@ -55,6 +55,7 @@ from components.schema import (
     one_of,
     render_errors,
     rule,
+    unknown_key,
 )
 
 __all__ = ["CAPACITY_TYPES", "INSTANCE_TYPES", "SCHEMES", "InstanceType", "SettingsError"]  # re-exported facts
@@ -263,7 +264,8 @@ class Secrets:
     hf_token: Any | None
 
 
-USER_FIELDS = ("owner", "environment", "serving", "network", "cluster", "gpuNodes", "endpoint")
+# The keys a stack sets (`stack` and `region` come from Pulumi), and all keys it may hold.
+USER_FIELDS = tuple(f.alias or n for n, f in Settings.__pydantic_fields__.items() if n not in ("stack", "region"))
 TOP_LEVEL_KEYS = (*USER_FIELDS, *SECRET_KEYS)
 
 
@@ -281,12 +283,13 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
     data = {
         k: _without_nones(v) for k, v in raw.items() if k not in SECRET_KEYS and (v is not None or k not in USER_FIELDS)
     }
+    for key in ("stack", "region"):  # Pulumi's to give, not the stack file's
+        if key in data:
+            problems.append(unknown_key(PROJECT, "", key, data.pop(key), TOP_LEVEL_KEYS))
     try:
         settings = Settings(stack=stack, region=region or "", **data)
     except ValidationError as err:
         raise SettingsError(problems + render_errors(err, Settings, data, PROJECT, TOP_LEVEL_KEYS)) from None
-    except TypeError as err:  # a key named like a constructor argument (`stack`, `region`)
-        raise SettingsError([*problems, f"{PROJECT}: {err}"]) from None
     if problems:
         raise SettingsError(problems)
     return settings
