@@ -18,8 +18,16 @@ ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
 
 
-def _hex(name: str, n: int = 17) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()[:n]
+# Every stand-in the mocks invent for a value AWS (or Pulumi's auto-naming) assigns at
+# `pulumi up`, and who assigns it, so the plan can show it as unknown instead of as real.
+INVENTED: dict[str, str] = {}
+
+
+def _hex(name: str, n: int = 17, by: str = "AWS") -> str:
+    token = hashlib.sha256(name.encode()).hexdigest()[:n]
+    if n >= 7:  # shorter ones only pick a zone, they never appear in a value
+        INVENTED[token] = by
+    return token
 
 
 def _arn(service: str, resource: str, region: bool = True) -> str:
@@ -31,7 +39,7 @@ def _physical_name(args: pulumi.runtime.MockResourceArgs) -> str:
         return args.inputs["name"]
     if args.inputs.get("namePrefix"):  # AWS appends a 26-character unique suffix
         return f"{args.inputs['namePrefix']}{_hex(args.name, 26)}"
-    return f"{args.name}-{_hex(args.name, 7)}"
+    return f"{args.name}-{_hex(args.name, 7, by='Pulumi')}"
 
 
 # Computed outputs by resource type token: inputs are echoed, these are added.
@@ -186,6 +194,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
 
     def __init__(self, region: str):
         OfflineMocks.region = region or "us-east-2"
+        INVENTED.clear()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         outputs = dict(args.inputs)

@@ -20,10 +20,13 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components import config
+from components.settings import REQUIRED_SECRETS
+from ops import mocks as offline_mocks
 from ops.mocks import OfflineMocks
 
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 # Stand-ins for `pulumi config set --secret` values, so the offline run never needs the real ones.
+# Used for the required secrets and for those the stack file holds (as `secure:` values).
 PLACEHOLDER_SECRETS = {"apiKey": "offline-placeholder-api-key", "hfToken": "offline-placeholder-hf-token"}
 
 
@@ -51,6 +54,7 @@ class Rendering:
     outputs: dict[str, Any]
     secret_outputs: frozenset[str]
     secrets: dict[str, str] = field(default_factory=dict)
+    invented: dict[str, str] = field(default_factory=dict)  # mock token -> who assigns the real value
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -94,7 +98,8 @@ def stack_config(
             values.pop(full, None)
         else:
             values[full] = value
-    chosen = dict(PLACEHOLDER_SECRETS)
+    present = config.secrets_set_in(values) | set(REQUIRED_SECRETS)
+    chosen: dict[str, str | None] = {k: v for k, v in PLACEHOLDER_SECRETS.items() if k in present}
     chosen.update(secrets or {})
     return values, {k: v for k, v in chosen.items() if v is not None}
 
@@ -105,7 +110,8 @@ def render(
     """Run the program for `stack` under mocks and return everything it registered.
 
     overrides: config keys (`serving` or `aws:region`) to replace, None to remove.
-    secrets: secret values by key (None removes one); placeholders otherwise.
+    secrets: secret values by key (None removes one); otherwise placeholders for the required
+    secrets and those the stack file holds, so optional ones appear only when set.
     """
     values, secret_values = stack_config(stack, overrides, secrets)
     flat = {
@@ -127,7 +133,9 @@ def render(
 
     outputs, secret_outputs = _resolve_outputs(root.outputs)
     resources = []
-    for urn, registration in monitor.get_registered_resources().items():
+    # Sorted: the SDK registers resources from a thread pool as their inputs resolve, so the
+    # monitor's order changes from run to run.
+    for urn, registration in sorted(monitor.get_registered_resources().items()):
         request = monitor.requests.get(urn)
         if request is None:
             continue
@@ -154,7 +162,7 @@ def render(
                 },
             )
         )
-    return Rendering(stack, resources, outputs, frozenset(secret_outputs), secret_values)
+    return Rendering(stack, resources, outputs, frozenset(secret_outputs), secret_values, dict(offline_mocks.INVENTED))
 
 
 # How the Pulumi wire format marks a secret value.

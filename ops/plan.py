@@ -6,17 +6,19 @@ Summary on stdout; the rendered Kubernetes objects and Helm releases as YAML in 
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components import capacity, profiles, workload
-from components.config import from_stack_file
-from components.settings import PROJECT, Settings, SettingsError
+from components.config import from_stack_file, read_stack_file, secrets_set_in
+from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
 from ops.offline import Rendering, render
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -30,12 +32,13 @@ SYSTEM_NODE_PER_HOUR = 0.1008  # m7i.large
 def main(stack: str, out_dir: str) -> int:
     try:
         settings = from_stack_file(stack)
+        secrets_set = secrets_set_in(read_stack_file(stack))
         rendering = render(stack)
     except SettingsError as err:
         print(err, file=sys.stderr)
         return 2
     written = write_manifests(rendering, Path(out_dir))
-    print(summary(settings, rendering))
+    print(summary(settings, rendering, secrets_set))
     print(f"\nRendered manifests: {', '.join(str(p) for p in written)}")
     return 0
 
@@ -51,26 +54,46 @@ def redacted(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _readable(obj: dict[str, Any]) -> dict[str, Any]:
-    """apiVersion, kind, metadata first, as people write manifests; the rest sorted."""
-    head = ("apiVersion", "kind", "metadata")
-    return {**{k: obj[k] for k in head if k in obj}, **{k: obj[k] for k in sorted(obj) if k not in head}}
+def known(value: Any, invented: Mapping[str, str]) -> Any:
+    """`value` with the mocks' stand-ins for what is assigned at `pulumi up` shown as such.
+
+    A mock id (vpc-0f3c...) or NLB hostname in the plan would read as a real value; the whole
+    word holding one becomes `<assigned by AWS>` (or `<assigned by Pulumi>` for auto-names).
+    """
+    if not invented:
+        return value
+    tokens = "|".join(re.escape(t) for t in sorted(invented, key=len, reverse=True))
+    word = re.compile(rf"[A-Za-z0-9_.-]*({tokens})[A-Za-z0-9_.-]*", re.IGNORECASE)
+
+    def mask(v: Any) -> Any:
+        if isinstance(v, str):
+            return word.sub(lambda m: f"<assigned by {invented[m.group(1).lower()]}>", v)
+        if isinstance(v, Mapping):
+            return {k: mask(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [mask(x) for x in v]
+        return v
+
+    return mask(value)
 
 
 def manifests(rendering: Rendering) -> list[dict[str, Any]]:
-    return [_readable(redacted(r.inputs)) for r in rendering.kubernetes_objects()]
+    return [known(redacted(r.inputs), rendering.invented) for r in rendering.kubernetes_objects()]
 
 
 def helm_releases(rendering: Rendering) -> list[dict[str, Any]]:
     return [
-        {
-            "name": r.inputs.get("name"),
-            "namespace": r.inputs.get("namespace"),
-            "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
-            "chart": r.inputs.get("chart"),
-            "version": r.inputs.get("version"),
-            "values": r.inputs.get("values"),
-        }
+        known(
+            {
+                "name": r.inputs.get("name"),
+                "namespace": r.inputs.get("namespace"),
+                "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
+                "chart": r.inputs.get("chart"),
+                "version": r.inputs.get("version"),
+                "values": r.inputs.get("values"),
+            },
+            rendering.invented,
+        )
         for r in rendering.of_type(HELM_RELEASE)
     ]
 
@@ -82,7 +105,9 @@ def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
         out_dir / "helm-releases.yaml": helm_releases(rendering),
     }
     for path, docs in files.items():
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False, width=120))
+        # Keys sorted: the engine hands mappings over in protobuf map order, not the program's.
+        # (Sorted, apiVersion, kind, metadata come first anyway.) Documents are in URN order.
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=True, width=120))
     return list(files)
 
 
@@ -109,10 +134,15 @@ def _kind(type_token: str) -> str:
 PLACEHOLDER_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
-def before_up(settings: Settings) -> list[str]:
-    """What to set before `pulumi up` with this stack, beyond what the offline plan can check."""
+def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> list[str]:
+    """What to set before `pulumi up` with this stack, beyond what the offline plan can check.
+
+    secrets_set: the secret keys the stack file already holds.
+    """
     todo = [
-        f"pulumi config set --secret {PROJECT}:apiKey <key>  (the offline plan used a placeholder)",
+        f"pulumi config set --secret {PROJECT}:{key} <key>  (the offline plan used a placeholder)"
+        for key in REQUIRED_SECRETS
+        if key not in secrets_set
     ]
 
     def placeholders(cidrs: tuple[str, ...]) -> list[str]:
@@ -153,8 +183,10 @@ def hourly_cost(settings: Settings) -> tuple[float, str]:
     return total, detail
 
 
-def summary(settings: Settings, rendering: Rendering) -> str:
+def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
+    per_node = min(sv.replicas, 1 if sv.spread_across_nodes else g.instance.gpus // sv.gpus_per_replica)
+    from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
     env = " ".join(f"{k}={v}" for k, v in profiles.vllm_env().items())
     argv = shlex.join(profiles.vllm_argv(sv))
     gpus_needed = sv.replicas * sv.gpus_per_replica
@@ -175,9 +207,10 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         "",
         "Serving:",
         f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
-        f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs; image {sv.image}",
+        f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs, "
+        f"{per_node} replica(s) per {g.instance_type}; image {sv.image}",
         "",
-        "vLLM command (per replica; VLLM_API_KEY and HF_TOKEN come from the Kubernetes Secret):",
+        f"vLLM command (per replica; {from_secret} from the Kubernetes Secret):",
         f"  {env} {argv}",
         "",
         "Endpoint:",
@@ -190,13 +223,13 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
         "",
-        "Stack outputs (offline values; the NLB name is known only after `pulumi up`):",
+        "Stack outputs (what AWS assigns is known only after `pulumi up`):",
         *(
-            f"  {name}: {'[secret]' if name in rendering.secret_outputs else value}"
+            f"  {name}: {'[secret]' if name in rendering.secret_outputs else known(value, rendering.invented)}"
             for name, value in sorted(rendering.outputs.items())
         ),
         "",
         "Before `pulumi up`:",
-        *(f"  - {line}" for line in before_up(settings)),
+        *(f"  - {line}" for line in before_up(settings, secrets_set) or ["nothing the offline plan can tell"]),
     ]
     return "\n".join(lines)

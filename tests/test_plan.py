@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from components import config, profiles, settings
 from ops import plan
-from ops.offline import PLACEHOLDER_SECRETS
+from ops.offline import PLACEHOLDER_SECRETS, render
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod-4gpu", "prod-8gpu", "staging"])
@@ -72,3 +78,82 @@ def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_
     }
     todo = plan.before_up(config.parse(raw, "x", "us-east-2"))
     assert len(todo) == 1 and "apiKey" in todo[0]
+
+
+def _stack_copy(tmp_path, monkeypatch, source: str, name: str, extra: dict) -> None:
+    """A copy of a shipped stack file with some config keys changed, as a new stack `name`."""
+    doc = yaml.safe_load((settings.STACKS_DIR / f"Pulumi.{source}.yaml").read_text())
+    doc["config"].update(extra)
+    (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(settings, "STACKS_DIR", tmp_path)
+
+
+def test_plan_is_byte_identical_across_runs(tmp_path):
+    # Separate processes with different hash seeds: registration order and set order vary there.
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"run{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, "-m", "ops", "plan", "--stack", "prod-8gpu", "--out", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        files = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+        outputs.append((run.stdout.replace(str(out), "OUT"), files))
+    assert outputs[0] == outputs[1]
+
+
+def test_plan_writes_mappings_with_sorted_keys(tmp_path, capsys):
+    plan.main("prod-8gpu", str(tmp_path))
+    text = (tmp_path / "kubernetes.yaml").read_text()
+    docs = list(yaml.safe_load_all(text))
+    assert text == yaml.safe_dump_all(docs, sort_keys=True, width=120)
+
+
+def test_plan_shows_values_aws_assigns_as_unknown_not_as_mock_ids(tmp_path, capsys):
+    plan.main("prod-8gpu", str(tmp_path))
+    out = capsys.readouterr().out
+    written = out + "".join(p.read_text() for p in tmp_path.iterdir())
+    rendering = render("prod-8gpu")
+    assert rendering.invented  # the mocks did invent ids and hostnames
+    for token in rendering.invented:
+        assert token not in written.lower(), token
+    assert "vpcId: <assigned by AWS>" in out
+    assert "endpointUrl: http://<assigned by AWS>" in out
+    assert "vpcId: <assigned by AWS>" in (tmp_path / "helm-releases.yaml").read_text()
+    assert "clusterName: minimax-vllm-prod-8gpu" in out  # what the stack fixes stays visible
+
+
+def test_plan_renders_the_hugging_face_token_only_when_the_stack_sets_it(tmp_path, monkeypatch, capsys):
+    plan.main("dev", str(tmp_path / "without"))
+    out = capsys.readouterr().out
+    assert "HF_TOKEN" not in out
+    assert "hf-token" not in (tmp_path / "without" / "kubernetes.yaml").read_text()
+    _stack_copy(tmp_path, monkeypatch, "dev", "dev-token", {"minimax-vllm:hfToken": {"secure": "v1:AAAA"}})
+    plan.main("dev-token", str(tmp_path / "with"))
+    out = capsys.readouterr().out
+    assert "VLLM_API_KEY and HF_TOKEN from the Kubernetes Secret" in out
+    assert "hf-token: '<redacted: Pulumi secret>'" in (tmp_path / "with" / "kubernetes.yaml").read_text()
+
+
+def test_plan_does_not_ask_for_a_secret_the_stack_already_holds(tmp_path, monkeypatch, capsys):
+    _stack_copy(tmp_path, monkeypatch, "prod-8gpu", "keyed", {"minimax-vllm:apiKey": {"secure": "v1:AAAA"}})
+    assert plan.main("keyed", str(tmp_path / "out")) == 0
+    todo = capsys.readouterr().out.split("Before `pulumi up`:")[1]
+    assert "apiKey" not in todo
+    assert "serving.revision is unpinned" in todo
+
+
+def test_a_one_replica_tp4_stack_is_not_told_two_replicas_share_a_node(tmp_path, monkeypatch, capsys):
+    doc = yaml.safe_load((settings.STACKS_DIR / "Pulumi.prod-4gpu.yaml").read_text())
+    serving = {**doc["config"]["minimax-vllm:serving"], "replicas": 1}
+    _stack_copy(tmp_path, monkeypatch, "prod-4gpu", "one", {"minimax-vllm:serving": serving})
+    assert plan.main("one", str(tmp_path / "out")) == 0
+    out = capsys.readouterr().out
+    assert "two replicas" not in out and "2 replica(s) per" not in out
+    assert "1 replica(s) x 4 GPUs = 4 of 8 GPUs, 1 replica(s) per p5.48xlarge" in out
