@@ -9,6 +9,11 @@ export VLLM_TARGET_DEVICE := cpu
 # The CPU torch wheel may lie in a local wheel folder; pip finds it there when present.
 PIP_FIND_LINKS_DIR := $(wildcard /opt/wheels)
 PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR))
+# The test tier needs the CPU build of torch (pinned in requirements-dev.txt): from the local
+# wheel folder when there is one, else from PyTorch's CPU index. Installed before vLLM, so pip
+# keeps it instead of pulling the multi-GB CUDA build.
+TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
+TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: plan test lint capacity clean
 
@@ -18,6 +23,7 @@ $(VENV)/.runtime: requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --disable-pip-version-check -q $(TORCH_SOURCE) $(TORCH_CPU)
 	$(PIP) -r requirements-dev.txt
 	# torchvision/torchaudio/torchcodec break vLLM's import beside a CPU torch, and the
 	# flag checks need none of them.

@@ -60,9 +60,17 @@ def render(title: str, checks: Iterable[Check]) -> str:
         lines.append(f"{c.name.ljust(width)}  {c.status.ljust(6)}  {c.detail}")
         if c.fix:
             lines.append(f"{' ' * width}          fix: {c.fix}")
-    failures = sum(c.failed for c in rows)
-    lines.append(f"{len(rows) - failures} ok, {failures} failed" if failures else f"all {len(rows)} ok")
+    lines.append(tally(rows))
     return "\n".join(lines)
+
+
+def tally(checks: list[Check]) -> str:
+    """The summary line: a skipped check is not ok, it was not checked."""
+    failures, skips = sum(c.failed for c in checks), sum(c.status == "SKIP" for c in checks)
+    if not failures and not skips:
+        return f"all {len(checks)} ok"
+    parts = [f"{len(checks) - failures - skips} ok", f"{failures} failed"] + ([f"{skips} skipped"] if skips else [])
+    return ", ".join(parts)
 
 
 def exit_code(checks: Iterable[Check]) -> int:

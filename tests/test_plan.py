@@ -157,3 +157,14 @@ def test_a_one_replica_tp4_stack_is_not_told_two_replicas_share_a_node(tmp_path,
     out = capsys.readouterr().out
     assert "two replicas" not in out and "2 replica(s) per" not in out
     assert "1 replica(s) x 4 GPUs = 4 of 8 GPUs, 1 replica(s) per p5.48xlarge" in out
+
+
+def test_plan_of_a_stack_file_with_a_yaml_syntax_error_names_file_line_and_column(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(settings, "STACKS_DIR", tmp_path)
+    path = tmp_path / "Pulumi.typo.yaml"
+    path.write_text("config:\n  aws:region: us-east-2\n  minimax-vllm:owner: [me\n  minimax-vllm:environment: dev\n")
+    assert plan.main("typo", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4:" in err and "YAML syntax error" in err
+    assert "Traceback" not in err and "<unicode string>" not in err
+    assert len(err.strip().splitlines()) == 2  # the heading and the one problem

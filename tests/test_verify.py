@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ops import verify
+from ops import report, verify
 from ops.__main__ import main as ops_main
 from ops.report import UsageError, exit_code
 from tests.fake_vllm_server import THINKING, Behaviour, FakeVllm
@@ -103,6 +103,15 @@ def test_missing_thinking_fails_and_the_second_turn_is_skipped(serve: Start, rea
     assert checks["thinking"].status == "FAIL"
     assert checks["second turn"].status == "SKIP"
     assert exit_code(checks.values()) == 1
+
+
+def test_summary_does_not_count_skipped_checks_as_ok(serve: Start) -> None:
+    checks = list(results(serve(healthy=False)).values())
+    skips = sum(c.status == "SKIP" for c in checks)
+    assert skips == len(checks) - 1
+    assert report.render("verify", checks).splitlines()[-1] == f"0 ok, 1 failed, {skips} skipped"
+    passing_but_skipped = [report.passed("a", "x"), report.skipped("b", "not run")]
+    assert report.render("t", passing_but_skipped).splitlines()[-1] == "1 ok, 0 failed, 1 skipped"
 
 
 def test_server_that_does_not_enforce_the_key_fails_auth(serve: Start) -> None:
