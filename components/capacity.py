@@ -348,7 +348,7 @@ def table_for(settings: Settings) -> list[str]:
     """The capacity section of `make plan`: the stack's replica plan and whether it starts."""
     sv, instance = settings.serving, settings.gpu_nodes.instance
     p = plan_for(sv, instance)
-    per_node = min(sv.replicas, 1 if sv.spread_across_nodes else instance.gpus // p.gpus)
+    per_node = min(sv.replicas, settings.replicas_per_node)
     lines = [
         f"capacity ({sv.model}, {sv.profile}, TP {p.tensor_parallel_size}"
         f"{', DP ' + str(p.data_parallel_size) if p.data_parallel_size > 1 else ''}"

@@ -71,6 +71,8 @@ StrList = Annotated[tuple[str, ...], BeforeValidator(_str_list)]
 
 
 def holds(test: Callable[[Any], Any]) -> AfterValidator:
+    """A check on a field's parsed value; when it fails, the user reads the field's rule."""
+
     def check(value: Any) -> Any:
         if not test(value):
             raise ValueError("breaks the rule")
@@ -83,11 +85,12 @@ def matches(pattern: str) -> AfterValidator:
     return holds(re.compile(pattern).match)
 
 
-def one_of(options: Iterable[str]) -> AfterValidator:
+def one_of(options: Iterable[Any]) -> AfterValidator:
     return holds(tuple(options).__contains__)
 
 
 def each(test: Callable[[str], Any], at_least: int = 0) -> AfterValidator:
+    """Every item of a list passes `test`, and there are at least `at_least` of them."""
     return holds(lambda items: len(items) >= at_least and all(test(i) for i in items))
 
 
@@ -98,6 +101,7 @@ def rule(default: Any, text: str, example: Any = None, **constraints: Any) -> An
 
 
 def closed(noun: str, options: Iterable[str]) -> str:
+    """The rule of a closed set, listing every allowed value."""
     return f"is not {noun}; choose one of: {', '.join(options)}"
 
 

@@ -177,7 +177,7 @@ class ClusterSettings:
     system_instance_type: Annotated[Str, matches(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = rule(
         "m7i.large", "must be an instance type name like m7i.large"
     )
-    log_retention_days: Annotated[Int, one_of((1, 3, 5, 7, 14, 30, 60, 90, 180, 365))] = rule(  # type: ignore[arg-type]
+    log_retention_days: Annotated[Int, one_of((1, 3, 5, 7, 14, 30, 60, 90, 180, 365))] = rule(
         30, "must be a CloudWatch retention: 1, 3, 5, 7, 14, 30, 60, 90, 180 or 365"
     )
 
@@ -249,6 +249,12 @@ class Settings:
         One-to-one with the stack name (see `stack_name_problems`), so two stacks never share it.
         """
         return f"{PROJECT}-{self.stack}"
+
+    @property
+    def replicas_per_node(self) -> int:
+        """How many replicas one GPU node can hold (one when they are spread across nodes)."""
+        per_node = self.gpu_nodes.instance.gpus // self.serving.gpus_per_replica
+        return 1 if self.serving.spread_across_nodes else per_node
 
     @property
     def tags(self) -> dict[str, str]:

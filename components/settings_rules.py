@@ -40,7 +40,7 @@ def check(st: Settings) -> list[str]:
             )
         )
     needed = sv.replicas * sv.gpus_per_replica
-    replicas_per_node = 1 if sv.spread_across_nodes else g.instance.gpus // sv.gpus_per_replica
+    replicas_per_node = st.replicas_per_node
     nodes_needed = -(-sv.replicas // replicas_per_node)
     if nodes_needed > g.desired_size:
         spread = ", spread across nodes" if sv.spread_across_nodes else ""

@@ -185,7 +185,7 @@ def hourly_cost(settings: Settings) -> tuple[float, str]:
 
 def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
-    per_node = min(sv.replicas, 1 if sv.spread_across_nodes else g.instance.gpus // sv.gpus_per_replica)
+    per_node = min(sv.replicas, settings.replicas_per_node)
     from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
     env = " ".join(f"{k}={v}" for k, v in profiles.vllm_env().items())
     argv = shlex.join(profiles.vllm_argv(sv))
