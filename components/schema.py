@@ -136,6 +136,7 @@ def set_command(path: str, example: Any) -> str:
 
 
 def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """The known key a misspelled one most resembles, if any is close."""
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -148,7 +149,7 @@ def _fields(cls: type) -> dict[str, FieldInfo]:
 def render_errors(
     err: ValidationError, root: type, data: Mapping[str, Any], project: str, top_level_keys: Iterable[str]
 ) -> list[str]:
-    """One message per bad key, in the order of the input."""
+    """One message per bad key (the first error pydantic reports for it), in the schema's order."""
     problems: dict[str, str] = {}
     for e in err.errors():
         cls, path, info = root, [], None
