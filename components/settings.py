@@ -742,9 +742,9 @@ def _check_together(st: Settings, r: _Reader) -> None:
 # --- sources --------------------------------------------------------------------------
 
 
-def read_stack_file(stack: str) -> dict[str, Any]:
-    """The `config:` map of stacks/Pulumi.<stack>.yaml, keys as written (`ns:key`)."""
-    stacks_dir = STACKS_DIR
+def read_stack_file(stack: str, stacks_dir: Path | None = None) -> dict[str, Any]:
+    """The `config:` map of stacks/Pulumi.<stack>.yaml (or of another folder's), keys as written (`ns:key`)."""
+    stacks_dir = stacks_dir or STACKS_DIR
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
