@@ -76,7 +76,7 @@ def reservation_lookup_command(offering: Offering) -> str:
             f"Name=availability-zone,Values={offering.zone}",
             f"Name=instance-type,Values={offering.instance_type}",
             "--query",
-            "CapacityReservations[?ReservationType=='capacity-block'].[CapacityReservationId,State,StartDate,EndDate]",
+            "CapacityReservations[].[CapacityReservationId,ReservationType,State,StartDate,EndDate]",
             "--output",
             "text",
         ]

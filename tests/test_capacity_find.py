@@ -365,3 +365,13 @@ def test_find_builds_one_ec2_client_per_region(monkeypatch: pytest.MonkeyPatch) 
     assert ec2_for(HOME) is ec2_for(HOME)
     ec2_for("us-east-1")
     assert made == [HOME, "us-east-1"]
+
+
+def test_capacity_commands_do_not_import_pulumi() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, ops.capacity_cli, ops.capacity_use, ops.capacity_block_state; sys.exit('pulumi' in sys.modules)"
+    root = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False, timeout=60).returncode == 0
