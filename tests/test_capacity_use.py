@@ -200,6 +200,8 @@ def test_applied_commands_render_a_node_group_on_the_block(tmp_path: Path) -> No
     subnets = {s.id: s for s in r.of_type("aws:ec2/subnet:Subnet")}
     assert [subnets[i].inputs["availabilityZone"] for i in group.inputs["subnetIds"]] == ["us-west-2b"]
     assert r.outputs["region"] == "us-west-2"
+    # The scale-to-zero command reads these stack outputs.
+    assert {"clusterName", "gpuNodeGroupName"} <= set(r.outputs)
 
 
 def test_a_stack_with_two_gpu_zones_and_other_network_zones_ends_with_only_the_blocks_zone(tmp_path: Path) -> None:
