@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from components.capacity_block_settings import CapacityBlockSettings
+from ops.awsclients import Sleep, call_checked
 from ops.report import Check, failed, info, passed, skipped
 
 UTC = dt.UTC
@@ -101,3 +102,30 @@ def _reminder(stack: str, region: str, max_size: int, end: dt.datetime) -> Check
         " (EC2 takes the instances back at the end)",
         scale_to_zero_command(stack, region, max_size),
     )
+
+
+def block_health(ec2: Any, cr: dict[str, Any], desired: int, sleep: Sleep) -> list[Check]:
+    """An active block's usable instances (`ec2:DescribeCapacityBlockStatus`): capacity that
+    failed EC2's status checks cannot take a node, so it must leave room for desiredSize."""
+    block_id = cr.get("CapacityBlockId")
+    if cr.get("State") != "active" or not block_id:
+        return []
+    statuses = call_checked(ec2.describe_capacity_block_status, sleep, CapacityBlockIds=[block_id])
+    status = next((s for s in statuses.get("CapacityBlockStatuses", []) if s.get("CapacityBlockId") == block_id), None)
+    if status is None:
+        return [skipped("block health", f"EC2 reports no status for {block_id} yet")]
+    total, broken = int(status.get("TotalCapacity", 0)), int(status.get("TotalUnavailableCapacity", 0))
+    detail = (
+        f"{block_id}: {total - broken} of {total} instance(s) usable ({broken} failed status checks),"
+        f" {int(status.get('TotalAvailableCapacity', 0))} free to launch,"
+        f" interconnect {status.get('InterconnectStatus', 'unknown')}"
+    )
+    if total - broken < desired:
+        return [
+            failed(
+                "block health",
+                f"{detail}; gpuNodes.desiredSize is {desired}",
+                "ask AWS Support about the impaired capacity, or lower gpuNodes.desiredSize (and serving.replicas) to the usable count",
+            )
+        ]
+    return [passed("block health", detail)]

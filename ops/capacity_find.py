@@ -74,8 +74,8 @@ class Search:
         return kwargs
 
     def describe(self) -> str:
-        window = f", starting {_when(self.start)} or later" if self.start else ""
-        window += f", ending by {_when(self.end)}" if self.end else ""
+        window = f", starting {when_utc(self.start)} or later" if self.start else ""
+        window += f", ending by {when_utc(self.end)}" if self.end else ""
         return f"{self.instance_count} x {self.instance_type} for {self.duration_hours} h{window}"
 
 
@@ -257,7 +257,7 @@ def _region_row(region: str, ec2: Any, search: Search, sleep: Sleep, into: list[
     if not offers:
         return [info(region, "no offering in the window")]
     cheapest = min(offers, key=lambda o: o.upfront_fee)
-    return [passed(region, f"{len(offers)} offering(s), from {_money(cheapest.upfront_fee, cheapest.currency)}")]
+    return [passed(region, f"{len(offers)} offering(s), from {money(cheapest.upfront_fee, cheapest.currency)}")]
 
 
 def _scores_row(found: Found, ec2: Any, sleep: Sleep) -> list[Check]:
@@ -317,11 +317,11 @@ COLUMNS = (
 )
 
 
-def _when(value: dt.datetime | None) -> str:
+def when_utc(value: dt.datetime | None) -> str:
     return f"{value.astimezone(UTC):%Y-%m-%d %H:%M}" if value else "-"
 
 
-def _money(amount: float, currency: str = "USD") -> str:
+def money(amount: float, currency: str = "USD") -> str:
     return f"{amount:,.2f} {currency}"
 
 
@@ -334,12 +334,12 @@ def rows(found: Found) -> list[tuple[str, ...]]:
             (
                 o.region,
                 o.zone,
-                _when(o.start),
-                _when(o.end),
+                when_utc(o.start),
+                when_utc(o.end),
                 f"{o.duration_hours:g}",
-                _money(o.upfront_fee, o.currency),
-                _money(o.hourly, o.currency),
-                _money(od) if od is not None else "-",
+                money(o.upfront_fee, o.currency),
+                money(o.hourly, o.currency),
+                money(od) if od is not None else "-",
                 str(score) if score is not None else "-",
                 o.offering_id,
             )

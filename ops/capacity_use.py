@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from components import settings as config
 from ops.awsclients import Sleep, call_checked
 from ops.capacity_block_state import scale_to_zero_command
-from ops.capacity_find import Offering, _money, _when
+from ops.capacity_find import Offering, money, when_utc
 
 INSTANCE_PLATFORM = "Linux/UNIX"  # the EKS AL2023 NVIDIA AMI
 # Stands in for the reservation id until the block is bought. Settings reject it (not hex),
@@ -164,7 +164,7 @@ def purchase(ec2: Any, offering: Offering, sleep: Sleep = time.sleep) -> str:
 def _fee(offering: Offering) -> str:
     if offering.start is None:  # given on the command line, not listed by `capacity find`
         return "the fee listed by `aws ec2 describe-capacity-block-offerings`"
-    return _money(offering.upfront_fee, offering.currency)
+    return money(offering.upfront_fee, offering.currency)
 
 
 def confirmed(offering: Offering, ask: Callable[[str], str], out: TextIO) -> bool:
@@ -179,7 +179,7 @@ def confirmed(offering: Offering, ask: Callable[[str], str], out: TextIO) -> boo
 
 def describe(offering: Offering) -> str:
     when = (
-        f", {_when(offering.start)} to {_when(offering.end)} UTC ({offering.duration_hours:g} h)"
+        f", {when_utc(offering.start)} to {when_utc(offering.end)} UTC ({offering.duration_hours:g} h)"
         if offering.start
         else ""
     )
@@ -221,8 +221,8 @@ def guide(
     found = problems(stack, apply(raw_config, changes(offering, check_id, raw_config)))
     if found:
         lines += ["", "These settings would be rejected; fix these first:", *(f"   - {p}" for p in found)]
-    starts = f" ({_when(offering.start)} UTC)" if offering.start else ""
-    ends = f" ({_when(offering.end)} UTC)" if offering.end else ""
+    starts = f" ({when_utc(offering.start)} UTC)" if offering.start else ""
+    ends = f" ({when_utc(offering.end)} UTC)" if offering.end else ""
     lines += [
         "",
         f"3. Once the block is active{starts}: python -m ops preflight --stack {stack}, then pulumi up --stack {stack}",

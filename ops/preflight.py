@@ -25,7 +25,7 @@ from ops import awsclients
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
-from ops.capacity_block_state import block_checks
+from ops.capacity_block_state import block_checks, block_health
 from ops.report import Check, failed, passed, skipped
 
 # Service Quotas: "Running On-Demand P instances" (vCPUs), the quota every p5 counts against.
@@ -243,6 +243,7 @@ def _reservation(
             if cr.get("ReservationType") == "capacity-block"
             else []
         ),
+        *_guard("block health", lambda: block_health(ec2, cr, g.desired_size, sleep)),
     ]
 
 

@@ -43,7 +43,7 @@ def block_settings(capacity_type: str = "CAPACITY_BLOCK") -> Settings:
     return parse({"owner": "ml-platform", "gpuNodes": nodes}, "test", "us-east-2")
 
 
-def ec2_with(reservation: dict[str, Any]) -> Any:
+def ec2_with(reservation: dict[str, Any], status: dict[str, Any] | str | None = None) -> Any:
     """EC2 stubbed for preflight's calls in order: offerings (region, zones), then the reservation."""
     client = boto3.client("ec2", region_name="us-east-2")
     stub = Stubber(client)
@@ -62,6 +62,14 @@ def ec2_with(reservation: dict[str, Any]) -> Any:
     stub.add_response(
         "describe_capacity_reservations", {"CapacityReservations": [reservation]}, {"CapacityReservationIds": [RID]}
     )
+    if isinstance(status, str):
+        stub.add_client_error("describe_capacity_block_status", status, "not allowed")
+    elif status is not None:
+        stub.add_response(
+            "describe_capacity_block_status",
+            {"CapacityBlockStatuses": [status]},
+            {"CapacityBlockIds": [reservation["CapacityBlockId"]]},
+        )
     stub.activate()
     return client
 
@@ -87,9 +95,14 @@ def quotas() -> Any:
     return client
 
 
-def rows(reservation: dict[str, Any], window: CapacityBlockSettings | None = None, **settings: Any) -> dict[str, Any]:
+def rows(
+    reservation: dict[str, Any],
+    window: CapacityBlockSettings | None = None,
+    status: dict[str, Any] | str | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
     checks = preflight.run(
-        block_settings(**settings), ec2_with(reservation), quotas(), lambda _: None, now=NOW, window=window
+        block_settings(**settings), ec2_with(reservation, status), quotas(), lambda _: None, now=NOW, window=window
     )
     return {c.name: c for c in checks}
 
@@ -152,6 +165,40 @@ def test_ended_block_is_not_followed_and_the_state_row_fails() -> None:
 def test_on_demand_capacity_reservation_has_no_block_rows() -> None:
     r = rows(block("active", NOW - hours(1), NOW + hours(3), kind="default"), capacity_type="ON_DEMAND")
     assert "block window" not in r and "block end" not in r
+
+
+def status(total: int, broken: int, interconnect: str = "ok") -> dict[str, Any]:
+    return {
+        "CapacityBlockId": "cb-0123456789abcdef0",
+        "InterconnectStatus": interconnect,
+        "TotalCapacity": total,
+        "TotalAvailableCapacity": total - broken,
+        "TotalUnavailableCapacity": broken,
+    }
+
+
+def active_block() -> dict[str, Any]:
+    return {**block("active", NOW - hours(1), NOW + hours(100)), "CapacityBlockId": "cb-0123456789abcdef0"}
+
+
+def test_active_block_health_passes_with_enough_usable_instances() -> None:
+    row = rows(active_block(), status=status(2, 1))["block health"]
+    assert row.status == "PASS"
+    assert row.detail == (
+        "cb-0123456789abcdef0: 1 of 2 instance(s) usable (1 failed status checks), 1 free to launch, interconnect ok"
+    )
+
+
+def test_active_block_with_too_few_usable_instances_fails() -> None:
+    row = rows(active_block(), status=status(1, 1, "impaired"))["block health"]
+    assert row.failed and "0 of 1 instance(s) usable" in row.detail and "interconnect impaired" in row.detail
+    assert "gpuNodes.desiredSize is 1" in row.detail
+
+
+def test_block_status_denied_names_the_action_and_keeps_the_other_block_rows() -> None:
+    r = rows(active_block(), status="UnauthorizedOperation")
+    assert r["block health"].failed and "ec2:DescribeCapacityBlockStatus" in r["block health"].fix
+    assert r["block window"].status == "PASS" and r["reservation state"].status == "PASS"
 
 
 def test_preflight_cli_refuses_a_window_of_zero_hours(capsys: pytest.CaptureFixture[str]) -> None:
