@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from components.settings import INSTANCE_TYPES, from_stack_file, read_stack_file
+from components.settings import from_stack_file, read_stack_file
 from ops import awsclients, capacity_find, capacity_use
 from ops.awsclients import AccessDenied, Sleep, Throttled, error_code, error_message
 from ops.report import EXIT_FAILED, EXIT_OK, UsageError, emit
@@ -45,8 +45,8 @@ def search_from(args: argparse.Namespace) -> tuple[capacity_find.Search, str]:
     settings = from_stack_file(args.stack)
     g = settings.gpu_nodes
     itype = args.instance_type or g.instance_type
-    if itype not in INSTANCE_TYPES:
-        known = ", ".join(INSTANCE_TYPES)
+    if itype not in capacity_find.catalogued_types():
+        known = ", ".join(capacity_find.catalogued_types())
         raise UsageError(f"--instance-type {itype} is not a supported GPU instance type; choose one of: {known}")
     count = args.count if args.count is not None else max(g.desired_size, 1)
     if not 1 <= count <= 64:

@@ -36,6 +36,11 @@ DEFAULT_SAVE = Path("plan-out/capacity-offerings.json")
 EC2For = Callable[[str], Any]  # region -> EC2 client
 
 
+def catalogued_types() -> tuple[str, ...]:
+    """The GPU instance types the stack supports (the catalogue's names)."""
+    return tuple(INSTANCE_TYPES)
+
+
 def list_price_per_hour(instance_type: str) -> float | None:
     """On-demand list price of one instance-hour, from the catalogue (None when not listed)."""
     known = INSTANCE_TYPES.get(instance_type)
