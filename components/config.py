@@ -24,15 +24,15 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
     return parsed
 
 
-def stack_file(stack: str) -> Path:
-    return settings.STACKS_DIR / f"Pulumi.{stack}.yaml"
+def stack_file(stack: str, stacks_dir: Path | None = None) -> Path:
+    return (stacks_dir or settings.STACKS_DIR) / f"Pulumi.{stack}.yaml"
 
 
-def read_stack_file(stack: str) -> dict[str, Any]:
-    """The `config:` map of stacks/Pulumi.<stack>.yaml, keys as written (`ns:key`)."""
-    path = stack_file(stack)
+def read_stack_file(stack: str, stacks_dir: Path | None = None) -> dict[str, Any]:
+    """The `config:` map of stacks/Pulumi.<stack>.yaml (or another folder's), keys as written (`ns:key`)."""
+    path = stack_file(stack, stacks_dir)
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in settings.STACKS_DIR.glob("Pulumi.*.yaml"))
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
         raise SettingsError([f"stack '{stack}' has no file {path}; known stacks: {', '.join(known)}"])
     try:
         doc = yaml.safe_load(path.read_text()) or {}

@@ -1,4 +1,4 @@
-"""`python -m ops plan|preflight|verify|sweep --stack NAME`.
+"""`python -m ops plan|preflight|verify|sweep|capacity --stack NAME`.
 
 Exit codes scripts can rely on: 0 every check passed, 1 a check failed, 2 usage or
 configuration error (bad stack file, missing endpoint or API key, no AWS credentials).
@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from components.config import from_stack_file
 from components.settings import SettingsError
@@ -21,10 +22,28 @@ API_KEY_ENV = "MINIMAX_VLLM_API_KEY"
 
 
 def _preflight(args: argparse.Namespace) -> int:
+    from components.capacity_block_settings import CapacityBlockSettings
     from ops import preflight
 
-    title, checks = preflight.main(from_stack_file(args.stack))
+    settings = from_stack_file(args.stack)
+    try:
+        window = CapacityBlockSettings(min_window_hours=args.min_window_hours, ending_soon_hours=args.ending_soon_hours)
+    except ValueError as err:  # pydantic's ValidationError: the message names the field and its bounds
+        raise UsageError(f"--min-window-hours / --ending-soon-hours: {err}") from None
+    title, checks = preflight.main(settings, window=window)
     return emit(title, checks)
+
+
+def _capacity_find(args: argparse.Namespace) -> int:
+    from ops import capacity_cli
+
+    return capacity_cli.find(args)
+
+
+def _capacity_use(args: argparse.Namespace) -> int:
+    from ops import capacity_cli
+
+    return capacity_cli.use(args)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -59,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ops", description="Operate a minimax-vllm stack without the Pulumi engine."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,capacity}")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
@@ -72,10 +91,23 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", help="output folder (default plan-out/<stack>)")
     plan.set_defaults(run=_plan)
 
-    command(
+    preflight = command(
         "preflight",
         "before `pulumi up`: instance offerings, vCPU quota, capacity reservation, EKS version and add-on pins",
-    ).set_defaults(run=_preflight)
+    )
+    preflight.add_argument(
+        "--min-window-hours",
+        type=int,
+        default=24,
+        help="fail when a Capacity Block leaves fewer hours than this (default 24)",
+    )
+    preflight.add_argument(
+        "--ending-soon-hours",
+        type=int,
+        default=48,
+        help="report an active Capacity Block ending within this many hours (default 48)",
+    )
+    preflight.set_defaults(run=_preflight)
 
     verify = command("verify", "after `pulumi up`: the MiniMax serving guides' pass criteria against the live endpoint")
     verify.add_argument(
@@ -102,7 +134,51 @@ def parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--apply", action="store_true", help="delete (default: dry run, list only)")
     sweep.set_defaults(run=_sweep)
+    _capacity_parser(sub, command)
     return p
+
+
+def _capacity_parser(sub: Any, command: Any) -> None:
+    """`capacity find` and `capacity use`: Capacity Blocks for ML, before `pulumi up`."""
+    capacity = sub.add_parser(
+        "capacity",
+        help="before `pulumi up`: find a Capacity Block for the GPU nodes, then point the stack at it",
+        description="Capacity Blocks for ML: `find` lists offerings across regions, `use` prints how to buy one and configure the stack.",
+    )
+    verbs = capacity.add_subparsers(dest="verb", required=True, metavar="{find,use}")
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        c = verbs.add_parser(name, help=help_text, description=help_text)
+        c.add_argument(
+            "--stack", default=DEFAULT_STACK, help=f"stack name: stacks/Pulumi.<stack>.yaml (default {DEFAULT_STACK})"
+        )
+        return c
+
+    find = verb("find", "Capacity Block offerings across regions, sorted by start date and total price")
+    find.add_argument("--instance-type", help="default: the stack's gpuNodes.instanceType")
+    find.add_argument("--count", type=int, help="instances in the block (default: the stack's gpuNodes.desiredSize)")
+    find.add_argument(
+        "--hours", type=int, default=24, help="block duration: 24-336 in days, then whole weeks (default 24)"
+    )
+    find.add_argument("--start", help="earliest start, e.g. 2026-12-01 or 2026-12-01T08:00 (UTC)")
+    find.add_argument("--end", help="latest end, same format (UTC)")
+    find.add_argument(
+        "--regions", help="comma-separated regions (default: every enabled region that offers the instance type)"
+    )
+    find.add_argument("--save", default="plan-out/capacity-offerings.json", help="where `use` finds the offerings")
+    find.set_defaults(run=_capacity_find)
+
+    use = verb("use", "print the purchase command and the `pulumi config set` commands for one offering")
+    use.add_argument("offering_id", help="an OFFERING id from `capacity find`")
+    use.add_argument("--offerings", default="plan-out/capacity-offerings.json", help="saved by `capacity find`")
+    use.add_argument("--reservation-id", help="the block's capacity reservation id (cr-...), once bought")
+    use.add_argument("--region", help="with --zone and --count: an offering not saved by `capacity find`")
+    use.add_argument("--zone", help="the offering's availability zone")
+    use.add_argument("--count", type=int, help="the offering's instance count")
+    use.add_argument(
+        "--purchase", action="store_true", help="buy it, after typing the offering id back (default: print only)"
+    )
+    use.set_defaults(run=_capacity_use)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

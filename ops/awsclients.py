@@ -87,6 +87,24 @@ def call(
     raise AssertionError("unreachable")
 
 
+class AccessDenied(Exception):
+    """AWS refused an API call: names the IAM action to grant, and keeps AWS's error code."""
+
+    def __init__(self, operation: str, message: str, code: str = ""):
+        self.operation, self.message, self.code = operation, message, code
+        super().__init__(f"{operation}: {message}")
+
+
+def call_checked(fn: Callable[..., Any], sleep: Sleep = time.sleep, **kwargs: Any) -> Any:
+    """`call`, with access denied raised as `AccessDenied` naming the IAM action it needs."""
+    try:
+        return call(fn, sleep=sleep, **kwargs)
+    except ClientError as err:
+        if is_denied(err):
+            raise AccessDenied(operation_of(fn), error_message(err), error_code(err)) from err
+        raise
+
+
 def clients(region: str, *services: str, session: boto3.session.Session | None = None) -> tuple[Any, ...]:
     """One boto3 client per service in the stack's region."""
     session = session or boto3.session.Session()

@@ -88,10 +88,13 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def stack_config(
-    stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
+    stacks_dir: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """A stack file's config with overrides applied, and the secret values to use."""
-    values = config.read_stack_file(stack)
+    values = config.read_stack_file(stack, stacks_dir)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{config.PROJECT}:{key}"
         if value is None:
@@ -105,15 +108,19 @@ def stack_config(
 
 
 def render(
-    stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
+    stacks_dir: Path | None = None,
 ) -> Rendering:
     """Run the program for `stack` under mocks and return everything it registered.
 
     overrides: config keys (`serving` or `aws:region`) to replace, None to remove.
     secrets: secret values by key (None removes one); otherwise placeholders for the required
     secrets and those the stack file holds, so optional ones appear only when set.
+    stacks_dir: read Pulumi.<stack>.yaml from this folder instead of stacks/.
     """
-    values, secret_values = stack_config(stack, overrides, secrets)
+    values, secret_values = stack_config(stack, overrides, secrets, stacks_dir)
     flat = {
         k: v if isinstance(v, str) else json.dumps(v)
         for k, v in values.items()

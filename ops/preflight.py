@@ -9,6 +9,8 @@ fails `pulumi up` only once the cluster is up.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +19,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components import versions
+from components.capacity_block_settings import CapacityBlockSettings
 from components.settings import Settings
 from ops import awsclients
-from ops.awsclients import Sleep, Throttled, call, error_code, error_message, is_denied, operation_of
+from ops.awsclients import AccessDenied as _Denied
+from ops.awsclients import Sleep, Throttled, error_code, error_message
+from ops.awsclients import call_checked as _aws
+from ops.capacity_block_state import block_checks, block_health
 from ops.report import Check, failed, passed, skipped
 
 # Service Quotas: "Running On-Demand P instances" (vCPUs), the quota every p5 counts against.
@@ -35,18 +41,30 @@ STANDARD_PRICE, EXTENDED_PRICE = 0.10, 0.60
 ADDON_PINS = "components/versions.py EKS_ADDON_VERSIONS"
 
 
-def run(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep = time.sleep, *, eks: Any = None) -> list[Check]:
+def run(
+    settings: Settings,
+    ec2: Any,
+    quotas: Any,
+    sleep: Sleep = time.sleep,
+    *,
+    eks: Any = None,
+    now: dt.datetime | None = None,
+    window: CapacityBlockSettings | None = None,
+) -> list[Check]:
     """Every preflight check for a stack, in the order a reader would fix them.
 
     `eks` is optional so callers that only check capacity keep working; without it the EKS
-    checks show as skipped rows, never as passes.
+    checks show as skipped rows, never as passes. `now` and `window` time a Capacity Block.
     """
     checks: list[Check] = []
+    reservation = functools.partial(
+        _reservation, now=now or dt.datetime.now(dt.UTC), window=window or CapacityBlockSettings()
+    )
     for name, check in (
         ("offered in region", _region_offering),
         ("offered in zones", _zone_offering),
         ("on-demand vCPU quota", _quota),
-        ("capacity reservation", _reservation),
+        ("capacity reservation", reservation),
     ):
         checks += _guard(name, lambda c=check: c(settings, ec2, quotas, sleep))
     for name, eks_check in (
@@ -86,22 +104,6 @@ def _guard(name: str, check: Callable[[], list[Check]]) -> list[Check]:
         return [
             failed(name, f"could not reach AWS: {err}", "check network access to the AWS APIs (proxy, VPC endpoints)")
         ]
-
-
-class _Denied(Exception):
-    def __init__(self, operation: str, message: str):
-        self.operation, self.message = operation, message
-        super().__init__(f"{operation}: {message}")
-
-
-def _aws(fn: Callable[..., Any], sleep: Sleep, **kwargs: Any) -> Any:
-    """`awsclients.call`, with access denied named by the IAM action it needs."""
-    try:
-        return call(fn, sleep=sleep, **kwargs)
-    except ClientError as err:
-        if is_denied(err):
-            raise _Denied(operation_of(fn), error_message(err)) from err
-        raise
 
 
 def _offerings(ec2: Any, sleep: Sleep, location_type: str, instance_type: str) -> Iterator[dict[str, Any]]:
@@ -201,7 +203,9 @@ def _quota_value(quotas: Any, sleep: Sleep) -> tuple[float, str]:
     return float(quota["Quota"]["Value"]), " (AWS default)"
 
 
-def _reservation(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep) -> list[Check]:
+def _reservation(
+    settings: Settings, ec2: Any, quotas: Any, sleep: Sleep, *, now: dt.datetime, window: CapacityBlockSettings
+) -> list[Check]:
     g = settings.gpu_nodes
     rid = g.capacity_reservation_id
     if not rid:
@@ -227,6 +231,19 @@ def _reservation(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep) -> lis
             f"{rid} exists ({cr.get('ReservationType', 'default')}, {cr.get('AvailabilityZone')})",
         ),
         *_reservation_fit(settings, cr),
+        *(
+            block_checks(
+                cr,
+                stack=settings.stack,
+                region=settings.region,
+                max_size=g.max_size,
+                now=now,
+                window=window,
+            )
+            if cr.get("ReservationType") == "capacity-block"
+            else []
+        ),
+        *_guard("block health", lambda: block_health(ec2, cr, g.desired_size, sleep)),
     ]
 
 
@@ -441,7 +458,9 @@ def title(settings: Settings) -> str:
     )
 
 
-def main(settings: Settings, session: Any = None, sleep: Sleep = time.sleep) -> tuple[str, list[Check]]:
+def main(
+    settings: Settings, session: Any = None, sleep: Sleep = time.sleep, window: CapacityBlockSettings | None = None
+) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
     ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
-    return title(settings), run(settings, ec2, quotas, sleep, eks=eks)
+    return title(settings), run(settings, ec2, quotas, sleep, eks=eks, window=window)

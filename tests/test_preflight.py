@@ -175,7 +175,8 @@ def reservation(**overrides: Any) -> dict[str, Any]:
 
 def test_active_capacity_block_in_the_right_zone_passes_and_skips_the_quota() -> None:
     ec2, stub = stubbed_ec2(reservation())
-    checks = preflight.run(block_settings(), ec2, None, no_sleep)
+    # A day into the week-long block: its window and end reminder pass as well.
+    checks = preflight.run(block_settings(), ec2, None, no_sleep, now=dt.datetime(2026, 12, 2, tzinfo=UTC))
     assert [c.status for c in checks if c.failed] == []
     assert by_name(checks)["on-demand vCPU quota"].status == "SKIP"
     assert {"reservation state", "reservation kind", "reservation type", "reservation zone", "reservation size"} <= set(
@@ -331,7 +332,7 @@ def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.Monk
 
     seen: dict[str, Any] = {}
 
-    def run(settings: Settings, ec2: Any, quotas: Any, sleep: Any, *, eks: Any = None) -> list[Any]:
+    def run(settings: Settings, ec2: Any, quotas: Any, sleep: Any, *, eks: Any = None, **_: Any) -> list[Any]:
         seen["eks"] = eks
         return []
 
