@@ -29,6 +29,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from components import versions
+from components.capacity_block_settings import CapacityBlockSettings
 from components.catalog import (
     CAPACITY_TYPES,
     INSTANCE_TYPES,
@@ -236,6 +237,7 @@ class Settings:
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     gpu_nodes: GpuNodeSettings = Field(default_factory=GpuNodeSettings)
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
+    capacity_block: CapacityBlockSettings = Field(default_factory=CapacityBlockSettings)
 
     @field_validator("environment")
     @classmethod

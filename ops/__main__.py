@@ -26,8 +26,12 @@ def _preflight(args: argparse.Namespace) -> int:
     from ops import preflight
 
     settings = from_stack_file(args.stack)
+    chosen = settings.capacity_block  # the stack's `capacityBlock` section; flags override it
     try:
-        window = CapacityBlockSettings(min_window_hours=args.min_window_hours, ending_soon_hours=args.ending_soon_hours)
+        window = CapacityBlockSettings(
+            min_window_hours=args.min_window_hours or chosen.min_window_hours,
+            ending_soon_hours=args.ending_soon_hours or chosen.ending_soon_hours,
+        )
     except ValueError as err:  # pydantic's ValidationError: the message names the field and its bounds
         raise UsageError(f"--min-window-hours / --ending-soon-hours: {err}") from None
     title, checks = preflight.main(settings, window=window)
@@ -98,14 +102,14 @@ def parser() -> argparse.ArgumentParser:
     preflight.add_argument(
         "--min-window-hours",
         type=int,
-        default=24,
-        help="fail when a Capacity Block leaves fewer hours than this (default 24)",
+        default=None,
+        help="fail when a Capacity Block leaves fewer hours than this (default: capacityBlock.minWindowHours, 24)",
     )
     preflight.add_argument(
         "--ending-soon-hours",
         type=int,
-        default=48,
-        help="report an active Capacity Block ending within this many hours (default 48)",
+        default=None,
+        help="report an active Capacity Block ending within this many hours (default: capacityBlock.endingSoonHours, 48)",
     )
     preflight.set_defaults(run=_preflight)
 
