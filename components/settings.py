@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from components import profiles, versions
+from components import exposure_rules, profiles, versions
+from components.endpoint_settings import ENDPOINT_KEYS, EndpointSettings, parse_endpoint
 
 PROJECT = "minimax-vllm"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -46,7 +47,6 @@ INSTANCE_TYPES = {
     )
 }
 CAPACITY_TYPES = ("ON_DEMAND", "CAPACITY_BLOCK")
-SCHEMES = ("internal", "internet-facing")
 
 _IMAGE_TAG = re.compile(r"^v\d+\.\d+\.\d+(\.post\d+)?$")
 _REVISION = re.compile(r"^[0-9a-f]{40}$|^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
@@ -54,7 +54,6 @@ _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RESERVATION = re.compile(r"^cr-[0-9a-f]{8,17}$")
 _AZ = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$")
-_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _NAME_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,62}$")
@@ -125,14 +124,6 @@ class GpuNodeSettings:
 
 
 @dataclass(frozen=True)
-class EndpointSettings:
-    scheme: str
-    source_ranges: tuple[str, ...]
-    certificate_arn: str | None
-    idle_timeout_seconds: int
-
-
-@dataclass(frozen=True)
 class Settings:
     stack: str
     environment: str
@@ -197,6 +188,10 @@ class _Reader:
 
     def fail(self, key: str, value: Any, rule: str, fix: str) -> None:
         self.problems.append(f"{PROJECT}:{key} = {value!r} {rule}. Fix: {fix}")
+
+    def fail_all(self, problems: Iterable[exposure_rules.Problem]) -> None:
+        for p in problems:
+            self.fail(p.key, p.value, p.rule, p.fix)
 
     def get(
         self,
@@ -329,7 +324,7 @@ _SECTIONS = {
         "availabilityZones",
         "rootVolumeGiB",
     ),
-    "endpoint": ("scheme", "sourceRanges", "certificateArn", "idleTimeoutSeconds"),
+    "endpoint": ENDPOINT_KEYS,
 }
 TOP_LEVEL_KEYS = ("environment", "owner", *_SECTIONS, *SECRET_KEYS)
 
@@ -450,7 +445,7 @@ def _parse_extra_args(r: _Reader, s: Mapping[str, Any]) -> tuple[str, ...]:
         if name in profiles.SECRET_FLAGS:
             r.fail(
                 "serving.extraArgs",
-                token,
+                token.split("=", 1)[0] + ("=<hidden>" if "=" in token else ""),
                 "would put a secret into the container's argv; the API key and Hugging Face token come from Kubernetes Secrets",
                 f"pulumi config set --secret {PROJECT}:{'apiKey' if name == 'api-key' else 'hfToken'} <value>",
             )
@@ -461,6 +456,7 @@ def _parse_extra_args(r: _Reader, s: Mapping[str, Any]) -> tuple[str, ...]:
                 f"sets --{name}, which the profile and settings own and extra arguments may not override",
                 "set the matching serving.* setting instead and remove it from serving.extraArgs",
             )
+    r.fail_all(exposure_rules.extra_args_problems(args))
     return args
 
 
@@ -529,7 +525,7 @@ def _parse_network(r: _Reader) -> NetworkSettings:
 
 def _parse_cluster(r: _Reader) -> ClusterSettings:
     s = r.section("cluster", _SECTIONS["cluster"])
-    return ClusterSettings(
+    cluster = ClusterSettings(
         kubernetes_version=r.get(
             s,
             "cluster.kubernetesVersion",
@@ -574,6 +570,8 @@ def _parse_cluster(r: _Reader) -> ClusterSettings:
             lambda v: v in (1, 3, 5, 7, 14, 30, 60, 90, 180, 365),
         ),
     )
+    r.fail_all(exposure_rules.world_range_problems("cluster.publicAccessCidrs", cluster.public_access_cidrs))
+    return cluster
 
 
 def _parse_gpu_nodes(r: _Reader) -> GpuNodeSettings:
@@ -620,37 +618,9 @@ def _parse_gpu_nodes(r: _Reader) -> GpuNodeSettings:
 
 
 def _parse_endpoint(r: _Reader) -> EndpointSettings:
-    s = r.section("endpoint", _SECTIONS["endpoint"])
-    return EndpointSettings(
-        scheme=r.choice(s, "endpoint.scheme", "internal", SCHEMES, "a load balancer scheme"),
-        source_ranges=r.get(
-            s,
-            "endpoint.sourceRanges",
-            (),
-            _str_list,
-            "must be a list of IPv4 CIDRs",
-            _all(_cidr),
-            example=["10.0.0.0/8"],
-        ),
-        certificate_arn=r.get(
-            s,
-            "endpoint.certificateArn",
-            None,
-            _str,
-            "must be an ACM certificate ARN",
-            _ACM_ARN.match,
-            example="arn:aws:acm:us-east-2:123456789012:certificate/<uuid>",
-        ),
-        # NLB TCP idle timeout range is 60-6000 s; the default 350 s cuts long generations.
-        idle_timeout_seconds=r.get(
-            s,
-            "endpoint.idleTimeoutSeconds",
-            3600,
-            _int,
-            "must be from 60 to 6000 seconds (the NLB TCP idle timeout range)",
-            lambda v: 60 <= v <= 6000,
-        ),
-    )
+    endpoint, problems = parse_endpoint(r.section("endpoint", _SECTIONS["endpoint"]))
+    r.fail_all(problems)
+    return endpoint
 
 
 def _check_together(st: Settings, r: _Reader) -> None:
@@ -779,6 +749,7 @@ def load() -> tuple[Settings, Secrets]:
     raw = {k: v for k, v in raw.items() if v is not None}
     raw.update({key: None for key in _unknown_config_keys()})
     problems: list[str] = []
+    _Reader({}, problems).fail_all(exposure_rules.api_key_problems(cfg.get("apiKey")))
     for key in REQUIRED_SECRETS:
         if cfg.get_secret(key) is None:
             problems.append(

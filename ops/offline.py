@@ -6,6 +6,7 @@ No AWS credentials and no Pulumi CLI are needed. `make plan` and the tests both 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import runpy
 from collections.abc import Mapping
@@ -19,12 +20,16 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components import deploy_gate
 from components import settings as config
 from ops.mocks import OfflineMocks
 
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 # Stand-ins for `pulumi config set --secret` values, so the offline run never needs the real ones.
-PLACEHOLDER_SECRETS = {"apiKey": "offline-placeholder-api-key", "hfToken": "offline-placeholder-hf-token"}
+PLACEHOLDER_SECRETS = {
+    "apiKey": "offline-placeholder-api-key-never-deployed",  # long enough for the API key rule
+    "hfToken": "offline-placeholder-hf-token",
+}
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,17 @@ def stack_config(
 
 
 def render(
-    stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str | None] | None = None
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
+    *,
+    as_deploy: bool = False,
 ) -> Rendering:
     """Run the program for `stack` under mocks and return everything it registered.
 
     overrides: config keys (`serving` or `aws:region`) to replace, None to remove.
     secrets: secret values by key (None removes one); placeholders otherwise.
+    as_deploy: run without the offline mark, as `pulumi up` would (tests of the deploy gate).
     """
     values, secret_values = stack_config(stack, overrides, secrets)
     flat = {
@@ -123,7 +133,9 @@ def render(
     pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
     root = pulumi_settings.get_root_resource()
     pulumi_settings.SETTINGS.rpc_manager.clear()
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+    mark = contextlib.nullcontext() if as_deploy else deploy_gate.offline_engine()
+    with mark:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
 
     outputs, secret_outputs = _resolve_outputs(root.outputs)
     resources = []
