@@ -183,9 +183,7 @@ def deploy_problems(
         "cluster.publicAccessCidrs", public_access_cidrs, "the public Kubernetes API endpoint is reached from it"
     )
     if scheme == "internet-facing":
-        found += non_routable_problems(
-            "endpoint.sourceRanges", source_ranges, "the endpoint is internet-facing"
-        )
+        found += non_routable_problems("endpoint.sourceRanges", source_ranges, "the endpoint is internet-facing")
     found += tls_problems(scheme, certificate_arn, insecure_opt_out)
     return found
 

@@ -63,7 +63,11 @@ class VllmService(pulumi.ComponentResource):
         pdb = workload.disruption_budget()
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=in_ns)
         svc = endpoint.service(
-            name=workload.APP, namespace=workload.NAMESPACE, labels=workload.LABELS, port=profiles.PORT, target_port="http"
+            name=workload.APP,
+            namespace=workload.NAMESPACE,
+            labels=workload.LABELS,
+            port=profiles.PORT,
+            target_port="http",
         )
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
         ing = endpoint.ingress(
