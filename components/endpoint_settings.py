@@ -6,10 +6,11 @@ A pydantic model, so the settings schema can take it as its `endpoint` section a
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from components import exposure_rules
@@ -40,24 +41,18 @@ class EndpointSettings(BaseModel):
 
     @field_validator("source_ranges")
     @classmethod
-    def _ipv4_networks(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
-        import ipaddress
-
+    def _narrow_ipv4_networks(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
         for cidr in ranges:
             try:
                 net = ipaddress.ip_network(cidr, strict=True)
             except ValueError:
-                raise ValueError(f"{cidr!r} is not an IPv4 CIDR without host bits") from None
+                raise ValueError(f"must be IPv4 CIDRs without host bits; {cidr!r} is not") from None
             if net.version != 4:
-                raise ValueError(f"{cidr!r} is not an IPv4 CIDR (the load balancer is IPv4)")
-        return ranges
-
-    @model_validator(mode="after")
-    def _not_the_whole_internet(self) -> EndpointSettings:
-        found = exposure_rules.world_range_problems("endpoint.sourceRanges", self.source_ranges)
+                raise ValueError(f"must be IPv4 CIDRs (the load balancer is IPv4); {cidr!r} is not")
+        found = exposure_rules.world_range_problems("endpoint.sourceRanges", ranges)
         if found:
             raise ValueError(found[0].rule)
-        return self
+        return ranges
 
 
 ENDPOINT_KEYS = tuple(f.alias or name for name, f in EndpointSettings.model_fields.items())
@@ -88,10 +83,10 @@ def parse_endpoint(raw: Mapping[str, Any]) -> tuple[EndpointSettings, list[Probl
     except ValidationError as err:
         problems = []
         for e in err.errors():
-            alias = str(e["loc"][0]) if e["loc"] else "sourceRanges"
+            alias = str(e["loc"][0])
             rule, example = _RULES[alias]
-            if e["type"] == "value_error":
-                rule = f"{rule}: {e['ctx']['error']}"
+            if e["type"] == "value_error":  # our validators' messages say it all
+                rule = str(e["ctx"]["error"])
             fix = f"pulumi config set --path 'endpoint.{alias}{'[0]' if alias == 'sourceRanges' else ''}' {example}"
             problems.append(Problem(f"endpoint.{alias}", known.get(alias), rule, fix))
         return EndpointSettings(), problems

@@ -82,9 +82,15 @@ def parse_networks(cidrs: Iterable[str]) -> list[Network]:
     return nets
 
 
+# IANA allocates IPv6 internet addresses only from 2000::/3; the rest is reserved or special.
+IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+
+
 def routable(net: Network) -> bool:
     """Whether the internet can route to (part of) this network: not private, reserved,
     documentation (RFC 5737 / 3849), shared (RFC 6598), loopback, link-local or multicast."""
+    if net.version == 6 and not net.overlaps(IPV6_GLOBAL_UNICAST):
+        return False
     return net.is_global and not net.is_multicast
 
 

@@ -52,11 +52,19 @@ def test_plan_of_a_bad_stack_exits_2_with_the_fix(tmp_path, capsys, monkeypatch)
 
 def test_plan_lists_what_to_set_before_pulumi_up(tmp_path, capsys):
     plan.main("prod-8gpu", str(tmp_path))
-    todo = capsys.readouterr().out.split("Before `pulumi up`:")[1]
+    todo = capsys.readouterr().out.split("Before `pulumi up`")[1]
     assert "pulumi config set --secret minimax-vllm:apiKey" in todo
-    assert "cluster.publicAccessCidrs 203.0.113.0/24 is a documentation range" in todo
+    assert "cluster.publicAccessCidrs ['203.0.113.0/24'] is not routable" in todo
+    assert "endpoint.sourceRanges ['203.0.113.0/24'] is not routable" in todo
     assert "serving.revision is unpinned" in todo
-    assert "plain HTTP" in todo  # internet-facing without a certificate
+    assert "endpoint.certificateArn None is required on an internet-facing endpoint" in todo
+
+
+def test_plan_shows_the_exposed_paths(tmp_path, capsys):
+    plan.main("prod-8gpu", str(tmp_path))
+    out = capsys.readouterr().out
+    assert "forwarded: /v1/*, /health (API key required under /v1); every other path: the ALB's own 404" in out
+    assert "idle timeout 3600s" in out
 
 
 def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set():
