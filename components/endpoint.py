@@ -25,6 +25,7 @@ REFUSE_ACTION = "refuse-404"
 # TLS 1.3 and 1.2 only; an ALB security policy (Elastic Load Balancing docs, "Security policies").
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ANNOTATION = "alb.ingress.kubernetes.io"
+PLAIN_HTTP_ACCEPTED = "minimax-vllm/plain-http-on-internet"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ def annotations(endpoint: EndpointSettings, tags: dict[str, str], drain_seconds:
         out[f"{a}/ssl-policy"] = SSL_POLICY
     if endpoint.waf_acl_arn:
         out[f"{a}/wafv2-acl-arn"] = endpoint.waf_acl_arn
+    if endpoint.scheme == "internet-facing" and not endpoint.certificate_arn:
+        # Only reachable with endpoint.insecureAllowPlainHttpOnInternet (the deploy gate stops it
+        # otherwise); recorded on the object so the policy pack sees the choice was explicit.
+        out[PLAIN_HTTP_ACCEPTED] = "true" if endpoint.insecure_allow_plain_http_on_internet else "false"
     return dict(sorted(out.items()))
 
 
