@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import kubernetes_validate
@@ -22,6 +23,11 @@ SHAPES = {
         scheme="internet-facing", source_ranges=("52.0.0.0/16",), insecure_allow_plain_http_on_internet=True
     ),
 }
+
+
+@functools.cache
+def rendered_dev():
+    return render("dev")
 
 
 def ingress(ep: EndpointSettings) -> dict:
@@ -124,7 +130,7 @@ def test_schema_validation_rejects_a_misspelt_ingress_field() -> None:
 
 def test_the_ingress_does_not_wait_for_the_pods_it_makes_ready() -> None:
     """Readiness gates wait for the ALB's target group, so the Ingress must not depend on the Deployment."""
-    r = render("dev")
+    r = rendered_dev()
     ing = r.one("kubernetes:networking.k8s.io/v1:Ingress")
     deployment = r.one("kubernetes:apps/v1:Deployment")
     assert deployment.urn not in ing.dependencies
@@ -132,7 +138,7 @@ def test_the_ingress_does_not_wait_for_the_pods_it_makes_ready() -> None:
 
 
 def test_the_controller_chart_creates_the_ingress_class_the_ingress_names() -> None:
-    r = render("dev")
+    r = rendered_dev()
     (release,) = [
         x for x in r.of_type("kubernetes:helm.sh/v3:Release") if x.inputs["chart"] == "aws-load-balancer-controller"
     ]
