@@ -159,7 +159,7 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         f"  {env} {argv}",
         "",
         "Endpoint:",
-        f"  {ep.scheme} ALB, {scheme}://<alb-dns-name>:{endpoint.listener_port(ep)} -> pods :{profiles.PORT}, "
+        f"  {ep.scheme} ALB, {scheme}://<alb-dns-name> (port {endpoint.listener_port(ep)} only) -> pods :{profiles.PORT}, "
         f"idle timeout {ep.idle_timeout_seconds}s, sources {sources}"
         + (f", WAF {ep.waf_acl_arn}" if ep.waf_acl_arn else ""),
         f"  forwarded: {exposed} (API key required under /v1); every other path: the ALB's own 404",
