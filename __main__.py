@@ -1,10 +1,12 @@
-"""minimax-vllm: MiniMax-M2.x on vLLM, EKS p5 GPU nodes and an NLB, from one stack's settings."""
+"""minimax-vllm: MiniMax-M2.x on vLLM, EKS p5 GPU nodes and an ALB, from one stack's settings."""
 
 import pulumi
 
 from components.config import load
+from components.deploy_gate import stop_unless_ready
 from components.platform import build
 
 settings, secrets = load()
+stop_unless_ready(settings)  # placeholders never reach AWS
 for name, value in build(settings, secrets).items():
     pulumi.export(name, value)

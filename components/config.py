@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components import capacity, settings, settings_rules
+from components import capacity, exposure_rules, settings, settings_rules
 from components.settings import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, Secrets, Settings, SettingsError
 
 
@@ -84,6 +84,12 @@ def load() -> tuple[Settings, Secrets]:
         for key in REQUIRED_SECRETS
         if cfg.get_secret(key) is None
     ]
+    if "apiKey" not in [p.split(":", 1)[1].split(" ", 1)[0] for p in problems]:
+        # The key's length only: the value itself stays a Pulumi secret and is never printed.
+        problems += [
+            f"{PROJECT}:{p.key} = {p.value!r} {p.rule}. Fix: {p.fix}"
+            for p in exposure_rules.api_key_problems(cfg.get("apiKey"))
+        ]
     try:
         parsed = parse(raw, pulumi.get_stack(), pulumi.Config("aws").get("region"))
     except SettingsError as err:

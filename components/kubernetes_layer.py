@@ -1,7 +1,7 @@
-"""The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its NLB.
+"""The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its ALB.
 
 Every Kubernetes resource uses the AWS layer's one explicit provider. Dependencies are
-declared so that `pulumi destroy` removes the Service (and so its NLB) while the controller
+declared so that `pulumi destroy` removes the Ingress (and so its ALB) while the controller
 and the nodes are still there, and the network last.
 """
 

@@ -1,4 +1,4 @@
-"""AWS Load Balancer Controller: turns the vLLM Service into an NLB, with IAM via Pod Identity."""
+"""AWS Load Balancer Controller: turns the vLLM Ingress into an ALB, with IAM via Pod Identity."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components import endpoint, versions
 from components.helm import pinned_release
 
 NAMESPACE = "kube-system"
@@ -76,6 +76,11 @@ class LoadBalancerController(pulumi.ComponentResource):
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
                 # Only Services that ask for it (loadBalancerClass) become NLBs; others are left alone.
                 "enableServiceMutatorWebhook": False,
+                # The IngressClass the vLLM Ingress names; not the cluster default, so no other
+                # Ingress becomes an ALB by accident.
+                "createIngressClassResource": True,
+                "ingressClass": endpoint.INGRESS_CLASS,
+                "ingressClassConfig": {"default": False},
                 "defaultTags": args.tags,
             },
             # Webhooks must be ready before the vLLM namespace's pods are admitted.

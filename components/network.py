@@ -164,7 +164,7 @@ class Network(pulumi.ComponentResource):
                 vpc_id=vpc.id,
                 availability_zone=zone,
                 cidr_block=public_cidr,
-                # Nothing launches here but NAT gateways and NLB ENIs, which get their own IPs.
+                # Nothing launches here but NAT gateways and load balancer ENIs, which get their own IPs.
                 map_public_ip_on_launch=False,
                 tags={**named(f"public-{zone}"), **cluster_tag, "kubernetes.io/role/elb": "1"},
                 opts=child,

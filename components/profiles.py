@@ -32,6 +32,13 @@ PIECEWISE_COMPILATION_CONFIG = {"cudagraph_mode": "PIECEWISE"}
 BASE_ENV = {"SAFETENSORS_FAST_GPU": "1"}
 
 
+def served_model_names(serving: ServingSettings) -> list[str]:
+    """The names clients may send as `model`: the short alias, then the Hub id (the guide's
+    curl sends `MiniMaxAI/MiniMax-M2.5`). vLLM answers to all of them and reports the first in
+    responses and in the `model_name` label of its metrics."""
+    return list(dict.fromkeys((serving.served_model_name, serving.model)))
+
+
 def data_parallel_size(profile: Profile, tensor_parallel_size: int) -> int:
     """Data-parallel ranks inside one replica when tensor parallelism spans fewer GPUs."""
     return profile.gpus_per_replica // tensor_parallel_size
@@ -57,7 +64,7 @@ def vllm_argv(serving: ServingSettings) -> list[str]:
         "--reasoning-parser",
         serving.reasoning_parser,
         "--served-model-name",
-        serving.served_model_name,
+        *served_model_names(serving),
         "--max-model-len",
         str(serving.max_model_len),
         "--gpu-memory-utilization",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components import exposure_rules
 from components.catalog import OWNED_FLAGS, SECRET_FLAGS, flag_name
 from components.schema import set_command
 from components.settings import PROJECT, Settings
@@ -20,6 +21,10 @@ def check(st: Settings) -> list[str]:
     """Rules that involve more than one setting, or each item of a list."""
     g, sv, net = st.gpu_nodes, st.serving, st.network
     out = _extra_args_problems(sv.extra_args)
+    exposure = exposure_rules.extra_args_problems(sv.extra_args)
+    exposure += exposure_rules.world_range_problems("endpoint.sourceRanges", st.endpoint.source_ranges)
+    exposure += exposure_rules.world_range_problems("cluster.publicAccessCidrs", st.cluster.public_access_cidrs)
+    out += [_fail(p.key, p.value, p.rule, p.fix) for p in exposure]
     if g.min_size > g.max_size:
         out.append(
             _fail(

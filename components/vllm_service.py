@@ -1,4 +1,4 @@
-"""The vLLM workload (namespace, credentials, Deployment, disruption budget) and its NLB endpoint."""
+"""The vLLM workload (namespace, credentials, Deployment, disruption budget) and its ALB endpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import workload
+from components import endpoint, profiles, workload
 from components.settings import EndpointSettings, InstanceType, Secrets, ServingSettings
 
 # Wait for the model to really serve before `pulumi up` reports success, within the startup budget.
@@ -23,8 +23,8 @@ class VllmServiceArgs:
     secrets: Secrets
     provider: k8s.Provider
     tags: dict[str, str]
-    # The Service must go before the load balancer controller on destroy, so the controller is
-    # still there to delete the NLB it made.
+    # The Ingress must go before the load balancer controller on destroy, so the controller is
+    # still there to delete the ALB it made.
     depends_on: tuple[pulumi.Resource, ...] = ()
 
 
@@ -61,20 +61,42 @@ class VllmService(pulumi.ComponentResource):
         )
         pdb = workload.disruption_budget()
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=in_ns)
-        svc = workload.service(args.endpoint, args.tags)
+        svc = endpoint.service(
+            name=workload.APP,
+            namespace=workload.NAMESPACE,
+            labels=workload.LABELS,
+            port=profiles.PORT,
+            target_port="http",
+        )
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
+        ing = endpoint.ingress(
+            args.endpoint,
+            args.tags,
+            name=workload.APP,
+            namespace=workload.NAMESPACE,
+            labels=workload.LABELS,
+            service_name=workload.APP,
+            service_port="http",
+            drain_seconds=workload.DRAIN_SECONDS,
+        )
+        # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
+        self.ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=ing["metadata"],
+            spec=ing["spec"],
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.service])),
+        )
 
-        scheme = "https" if args.endpoint.certificate_arn else "http"
-        port = workload.listener_port(args.endpoint)
-        self.endpoint_url = self.service.status.apply(lambda status: _url(status, scheme, port))
+        scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
+        self.endpoint_url = self.ingress.status.apply(lambda status: _url(status, scheme, port))
         self.register_outputs({"endpointUrl": self.endpoint_url})
 
 
 def _url(status: Any, scheme: str, port: int) -> str:
-    """The NLB's URL once the controller has published it; until then, how to get it."""
+    """The ALB's URL once the controller has published it in the Ingress status; until then, how to get it."""
     ingress = (getattr(getattr(status, "load_balancer", None), "ingress", None) or []) if status else []
     host = next((getattr(i, "hostname", None) or getattr(i, "ip", None) for i in ingress), None)
     if not host:
-        return "pending: the NLB is being created; run `pulumi refresh` then `pulumi stack output endpointUrl`"
+        return "pending: the ALB is being created; run `pulumi refresh` then `pulumi stack output endpointUrl`"
     default = 443 if scheme == "https" else 80
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")

@@ -1,4 +1,4 @@
-"""The vLLM workload and its endpoint as plain Kubernetes objects (pure functions, no Pulumi).
+"""The vLLM workload as plain Kubernetes objects (pure functions, no Pulumi); the endpoint is in endpoint.py.
 
 The Kubernetes layer sends these dicts as they are, so tests and `make plan` read exactly
 what the cluster receives.
@@ -7,7 +7,7 @@ what the cluster receives.
 from __future__ import annotations
 
 from components import gpu_pool, profiles
-from components.settings import EndpointSettings, InstanceType, ServingSettings
+from components.settings import InstanceType, ServingSettings
 
 NAMESPACE = "minimax-vllm"
 APP = "vllm"
@@ -31,7 +31,7 @@ LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "minimax-v
 
 def namespace() -> dict:
     # The load balancer controller injects readiness gates here, so a rollout waits until the
-    # new pod is healthy in the NLB before it stops the next old one.
+    # new pod is healthy in the load balancer before it stops the next old one.
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -160,52 +160,4 @@ def disruption_budget() -> dict:
         "kind": "PodDisruptionBudget",
         "metadata": {"name": APP, "namespace": NAMESPACE, "labels": LABELS},
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
-    }
-
-
-def listener_port(endpoint: EndpointSettings) -> int:
-    return 443 if endpoint.certificate_arn else 80
-
-
-def service(endpoint: EndpointSettings, tags: dict[str, str]) -> dict:
-    """The endpoint: an NLB made by the AWS Load Balancer Controller, IP targets on port 8000."""
-    port = listener_port(endpoint)
-    protocol = "TLS" if endpoint.certificate_arn else "TCP"
-    prefix = "service.beta.kubernetes.io/aws-load-balancer"
-    annotations = {
-        f"{prefix}-type": "external",
-        f"{prefix}-nlb-target-type": "ip",
-        f"{prefix}-scheme": endpoint.scheme,
-        f"{prefix}-healthcheck-protocol": "http",
-        f"{prefix}-healthcheck-path": "/health",
-        f"{prefix}-healthcheck-port": "traffic-port",
-        f"{prefix}-healthcheck-success-codes": "200",
-        # NLB TCP listeners close idle connections after 350 s by default: too short for a long
-        # generation whose first token takes minutes.
-        f"{prefix}-listener-attributes.{protocol}-{port}": f"tcp.idle_timeout.seconds={endpoint.idle_timeout_seconds}",
-        # Client IPs must reach the targets for loadBalancerSourceRanges to be enforced with IP targets.
-        f"{prefix}-target-group-attributes": f"preserve_client_ip.enabled=true,deregistration_delay.timeout_seconds={DRAIN_SECONDS}",
-        f"{prefix}-attributes": "load_balancing.cross_zone.enabled=true",
-        f"{prefix}-additional-resource-tags": ",".join(f"{k}={v}" for k, v in sorted(tags.items())),
-        # `pulumi up` must not wait for the load balancer's status (the NLB and the model take
-        # their time); the endpoint output is read from the Service once it has one.
-        "pulumi.com/skipAwait": "true",
-    }
-    if endpoint.certificate_arn:
-        annotations[f"{prefix}-ssl-cert"] = endpoint.certificate_arn
-        annotations[f"{prefix}-ssl-ports"] = str(port)
-        annotations[f"{prefix}-ssl-negotiation-policy"] = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    spec = {
-        "type": "LoadBalancer",
-        "loadBalancerClass": "service.k8s.aws/nlb",
-        "selector": LABELS,
-        "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
-    }
-    if endpoint.source_ranges:
-        spec["loadBalancerSourceRanges"] = list(endpoint.source_ranges)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": APP, "namespace": NAMESPACE, "labels": LABELS, "annotations": annotations},
-        "spec": spec,
     }

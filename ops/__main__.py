@@ -29,8 +29,8 @@ def _preflight(args: argparse.Namespace) -> int:
     chosen = settings.capacity_block  # the stack's `capacityBlock` section; flags override it
     try:
         window = CapacityBlockSettings(
-            min_window_hours=args.min_window_hours or chosen.min_window_hours,
-            ending_soon_hours=args.ending_soon_hours or chosen.ending_soon_hours,
+            min_window_hours=chosen.min_window_hours if args.min_window_hours is None else args.min_window_hours,
+            ending_soon_hours=chosen.ending_soon_hours if args.ending_soon_hours is None else args.ending_soon_hours,
         )
     except ValueError as err:  # pydantic's ValidationError: the message names the field and its bounds
         raise UsageError(f"--min-window-hours / --ending-soon-hours: {err}") from None

@@ -86,10 +86,11 @@ COMPUTED: dict[str, Computed] = {
     "aws:lb/loadBalancer:LoadBalancer": lambda a: {
         "dnsName": f"{a.name}-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"
     },
-    "kubernetes:core/v1:Service": lambda a: {
+    # The controller publishes the ALB's DNS name in the Ingress status.
+    "kubernetes:networking.k8s.io/v1:Ingress": lambda a: {
         "status": {
             "loadBalancer": {
-                "ingress": [{"hostname": f"k8s-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"}]
+                "ingress": [{"hostname": f"k8s-{_hex(a.name, 10)}.{OfflineMocks.region}.elb.amazonaws.com"}]
             }
         }
     },

@@ -6,6 +6,7 @@ No AWS credentials and no Pulumi CLI are needed. `make plan` and the tests both 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import runpy
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components import config
+from components import config, deploy_gate
 from components.settings import REQUIRED_SECRETS
 from ops import mocks as offline_mocks
 from ops.mocks import OfflineMocks
@@ -27,7 +28,10 @@ from ops.mocks import OfflineMocks
 PROGRAM = Path(__file__).resolve().parent.parent / "__main__.py"
 # Stand-ins for `pulumi config set --secret` values, so the offline run never needs the real ones.
 # Used for the required secrets and for those the stack file holds (as `secure:` values).
-PLACEHOLDER_SECRETS = {"apiKey": "offline-placeholder-api-key", "hfToken": "offline-placeholder-hf-token"}
+PLACEHOLDER_SECRETS = {
+    "apiKey": "offline-placeholder-api-key-never-deployed",  # long enough for the API key rule
+    "hfToken": "offline-placeholder-hf-token",
+}
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,8 @@ def render(
     overrides: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str | None] | None = None,
     stacks_dir: Path | None = None,
+    *,
+    as_deploy: bool = False,
 ) -> Rendering:
     """Run the program for `stack` under mocks and return everything it registered.
 
@@ -119,6 +125,7 @@ def render(
     secrets: secret values by key (None removes one); otherwise placeholders for the required
     secrets and those the stack file holds, so optional ones appear only when set.
     stacks_dir: read Pulumi.<stack>.yaml from this folder instead of stacks/.
+    as_deploy: run without the offline mark, as `pulumi up` would (tests of the deploy gate).
     """
     values, secret_values = stack_config(stack, overrides, secrets, stacks_dir)
     flat = {
@@ -136,7 +143,9 @@ def render(
     pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
     root = pulumi_settings.get_root_resource()
     pulumi_settings.SETTINGS.rpc_manager.clear()
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+    mark = contextlib.nullcontext() if as_deploy else deploy_gate.offline_engine()
+    with mark:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
 
     outputs, secret_outputs = _resolve_outputs(root.outputs)
     resources = []

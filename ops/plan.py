@@ -5,7 +5,6 @@ Summary on stdout; the rendered Kubernetes objects and Helm releases as YAML in 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 import sys
@@ -16,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from components import capacity, profiles, workload
+from components import capacity, endpoint, profiles
 from components.config import from_stack_file, read_stack_file, secrets_set_in
+from components.deploy_gate import problems_before_deploy
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
 from ops.offline import Rendering, render
 
@@ -25,7 +25,7 @@ HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 # us-east list prices per hour, for the plan's cost line (GPU nodes come from INSTANCE_TYPES).
 EKS_CONTROL_PLANE_PER_HOUR = 0.10
 NAT_GATEWAY_PER_HOUR = 0.045
-NLB_PER_HOUR = 0.0225
+ALB_PER_HOUR = 0.0225  # plus LCUs, which follow traffic
 SYSTEM_NODE_PER_HOUR = 0.1008  # m7i.large
 
 
@@ -130,43 +130,21 @@ def _kind(type_token: str) -> str:
     return type_token.rsplit(":", 1)[-1]
 
 
-# RFC 5737 documentation ranges: placeholders in the shipped stacks, unusable for real.
-PLACEHOLDER_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
-
-
 def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> list[str]:
-    """What to set before `pulumi up` with this stack, beyond what the offline plan can check.
+    """What to set before `pulumi up` with this stack; a real run stops on all but the revision.
 
     secrets_set: the secret keys the stack file already holds.
     """
     todo = [
-        f"pulumi config set --secret {PROJECT}:{key} <key>  (the offline plan used a placeholder)"
+        f"pulumi config set --secret {PROJECT}:{key} <value>  (the offline plan used a placeholder)"
         for key in REQUIRED_SECRETS
         if key not in secrets_set
     ]
-
-    def placeholders(cidrs: tuple[str, ...]) -> list[str]:
-        return [c for c in cidrs if any(ipaddress.ip_network(c).subnet_of(n) for n in PLACEHOLDER_NETWORKS)]
-
-    if found := placeholders(settings.cluster.public_access_cidrs):
-        todo.append(
-            f"cluster.publicAccessCidrs {', '.join(found)} is a documentation range: "
-            "pulumi config set --path 'cluster.publicAccessCidrs[0]' <your-ip>/32"
-        )
-    if found := placeholders(settings.endpoint.source_ranges):
-        todo.append(
-            f"endpoint.sourceRanges {', '.join(found)} is a documentation range: "
-            "pulumi config set --path 'endpoint.sourceRanges[0]' <client-network>/<bits>"
-        )
+    todo += [f"{p.key} {p.value!r} {p.rule}: {p.fix}" for p in problems_before_deploy(settings)]
     if not settings.serving.revision:
         todo.append(
             f"serving.revision is unpinned, so a restart may load a newer {settings.serving.model}: "
             "pulumi config set --path 'serving.revision' <hub-commit-sha>"
-        )
-    if settings.endpoint.scheme == "internet-facing" and not settings.endpoint.certificate_arn:
-        todo.append(
-            "the internet-facing endpoint is plain HTTP (the API key travels in clear): "
-            "pulumi config set --path 'endpoint.certificateArn' arn:aws:acm:..."
         )
     return todo
 
@@ -175,10 +153,10 @@ def hourly_cost(settings: Settings) -> tuple[float, str]:
     g = settings.gpu_nodes
     nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
     gpu = g.desired_size * g.instance.price_per_hour_usd
-    total = gpu + EKS_CONTROL_PLANE_PER_HOUR + nats * NAT_GATEWAY_PER_HOUR + NLB_PER_HOUR + 2 * SYSTEM_NODE_PER_HOUR
+    total = gpu + EKS_CONTROL_PLANE_PER_HOUR + nats * NAT_GATEWAY_PER_HOUR + ALB_PER_HOUR + 2 * SYSTEM_NODE_PER_HOUR
     detail = (
         f"{g.desired_size} x {g.instance_type} ${gpu:,.2f} + EKS ${EKS_CONTROL_PLANE_PER_HOUR:.2f} + "
-        f"{nats} NAT ${nats * NAT_GATEWAY_PER_HOUR:.2f} + NLB ${NLB_PER_HOUR:.3f} + system nodes ${2 * SYSTEM_NODE_PER_HOUR:.2f}"
+        f"{nats} NAT ${nats * NAT_GATEWAY_PER_HOUR:.2f} + ALB ${ALB_PER_HOUR:.3f} + system nodes ${2 * SYSTEM_NODE_PER_HOUR:.2f}"
     )
     return total, detail
 
@@ -191,8 +169,9 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
     argv = shlex.join(profiles.vllm_argv(sv))
     gpus_needed = sv.replicas * sv.gpus_per_replica
     cost, cost_detail = hourly_cost(settings)
-    port = workload.listener_port(ep)
-    scheme = "https" if ep.certificate_arn else "http"
+    scheme = endpoint.url_scheme(ep)
+    exposed = ", ".join(f"{p.path}{'/*' if p.path_type == 'Prefix' else ''}" for p in endpoint.EXPOSED_PATHS)
+    sources = ", ".join(ep.source_ranges) or ("VPC only" if ep.scheme == "internal" else "")
     lines = [
         f"Stack {settings.stack}: {settings.cluster_name} in {settings.region} (environment {settings.environment}, owner {settings.owner})",
         "",
@@ -214,9 +193,11 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"  {env} {argv}",
         "",
         "Endpoint:",
-        f"  {ep.scheme} NLB, {scheme}://<nlb-dns-name>{'' if port in (80, 443) else f':{port}'}/v1 -> pods :{profiles.PORT}, "
-        f"health /health, idle timeout {ep.idle_timeout_seconds}s, "
-        f"sources {', '.join(ep.source_ranges) or 'VPC only' if ep.scheme == 'internal' else ', '.join(ep.source_ranges)}, API key required",
+        f"  {ep.scheme} ALB, {scheme}://<alb-dns-name> (port {endpoint.listener_port(ep)} only) -> pods :{profiles.PORT}, "
+        f"idle timeout {ep.idle_timeout_seconds}s, sources {sources}"
+        + (f", WAF {ep.waf_acl_arn}" if ep.waf_acl_arn else ""),
+        f"  forwarded: {exposed} (API key required under /v1); every other path: the ALB's own 404",
+        "  in the cluster: Service vllm (ClusterIP) :8000, /metrics for scrapers",
         "",
         "Capacity:",
         *(f"  {line}" for line in capacity.table_for(settings)),
@@ -229,7 +210,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
             for name, value in sorted(rendering.outputs.items())
         ),
         "",
-        "Before `pulumi up`:",
+        "Before `pulumi up` (a real `pulumi up` stops until these are set, except the revision):",
         *(f"  - {line}" for line in before_up(settings, secrets_set) or ["nothing the offline plan can tell"]),
     ]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from components import endpoint
 from components.config import from_stack_file
 from components.settings import PROJECT
 from ops.report import Check, UsageError, failed, passed, skipped
@@ -43,6 +44,18 @@ FIRST_QUESTION = "What is 17 * 23? Think it through, then answer with the number
 SECOND_QUESTION = "Now add 100 to that result. Answer with the number."
 TOOL_QUESTION = "Use the get_weather tool for Athens, then summarize."
 TEXT_TOOL_MARKERS = ("get_weather", "<minimax:tool_call>", "<invoke", "tool_call")
+
+# Routes vLLM serves without checking the key (its middleware guards only /v1, /v2, /inference
+# and /cohere); the load balancer must answer them itself. The request bodies are valid, so a
+# leaky endpoint runs them rather than rejecting a malformed request ("chat": a one-token chat body).
+UNGUARDED_PROBES: tuple[tuple[str, str, dict[str, Any] | str | None], ...] = (
+    ("POST", "/invocations", "chat"),
+    ("POST", "/tokenize", {"prompt": "ping"}),
+    ("GET", "/metrics", None),
+    ("GET", "/docs", None),
+    ("GET", "/openapi.json", None),
+)
+REFUSED = (401, 403, 404)
 
 PARSER_FIX = "check the vLLM argv (`make plan`): --enable-auto-tool-choice --tool-call-parser minimax_m2 --reasoning-parser <parser>"
 
@@ -274,6 +287,27 @@ def check_auth(c: Client) -> Check:
     )
 
 
+def check_exposure(c: Client, model: str) -> Check:
+    """Only the listed paths reach vLLM: every unguarded route is refused without a key."""
+    leaks = []
+    for method, path, body in UNGUARDED_PROBES:
+        if body == "chat":
+            body = chat_body(model, [{"role": "user", "content": "ping"}], max_tokens=1)
+        status = c.call(method, path, body, api_key=None).status
+        if status not in REFUSED:
+            leaks.append(f"{method} {path} {status}")
+    exposed = ", ".join(p.path for p in endpoint.EXPOSED_PATHS)
+    if not leaks:
+        probes = ", ".join(path for _, path, _ in UNGUARDED_PROBES)
+        return passed("exposure", f"{probes} refused without a key; only {exposed} forwarded")
+    return failed(
+        "exposure",
+        f"answered without a key: {'; '.join(leaks)}",
+        f"expose vLLM only through the Ingress of components/endpoint.py (paths {exposed}, a fixed 404 for the rest); "
+        "no LoadBalancer or NodePort Service may select the vLLM pods",
+    )
+
+
 def check_chat(reply: Reply) -> Check:
     if reply.status != 200:
         return failed("chat", f"POST /v1/chat/completions {reply.status}: {reply.text}", PARSER_FIX)
@@ -403,13 +437,24 @@ def check_streaming(c: Client, target: Target) -> Check:
 def run(target: Target, timeout: float = 300.0) -> list[Check]:
     """Every criterion in order; later ones are skipped when the endpoint does not answer."""
     c = Client(target.endpoint, target.api_key, timeout)
-    names = ["health", "models", "auth", "chat", "thinking", "tool call", "second turn", "streaming", "sampling"]
+    names = [
+        "health",
+        "models",
+        "auth",
+        "exposure",
+        "chat",
+        "thinking",
+        "tool call",
+        "second turn",
+        "streaming",
+        "sampling",
+    ]
     checks: list[Check] = []
     try:
         checks.append(check_health(c))
         if checks[0].failed:
             return checks + [skipped(n, "endpoint not healthy") for n in names[1:]]
-        checks += [check_models(c, target.model), check_auth(c)]
+        checks += [check_models(c, target.model), check_auth(c), check_exposure(c, target.model)]
         first = c.call(
             "POST", "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": FIRST_QUESTION}])
         )
@@ -432,7 +477,7 @@ def run(target: Target, timeout: float = 300.0) -> list[Check]:
             failed(
                 pending[0],
                 f"unreachable: {err}",
-                "check the NLB DNS name, endpoint.sourceRanges (your IP must be allowed) and that the pods are Ready",
+                "check the ALB DNS name, endpoint.sourceRanges (your IP must be allowed) and that the pods are Ready",
             )
         )
         checks += [skipped(n, "endpoint unreachable") for n in pending[1:]]

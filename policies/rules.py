@@ -8,14 +8,19 @@ Properties arrive from the policy engine as read-only Mapping/Sequence proxies t
 when a value is unknown during preview; the helpers below accept any Mapping/Sequence and
 the rules read only the fields they judge, so an unknown subnet id or KMS ARN never stops
 a rule that does not look at it. This module imports nothing from the project: the pack
-runs in its own virtualenv with only `policies/` on the path.
+runs in its own virtualenv with only `policies/` on the path. It reads one data file of the
+project, the list of paths the load balancer may forward (components/data/exposed-paths.json),
+so the Ingress, the tests and the pack judge against the same list.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -49,6 +54,16 @@ INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
 LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
 LBC_CLASS = "service.k8s.aws/nlb"
+
+ALB = "alb.ingress.kubernetes.io"
+# The stack's explicit, loud choice of plain HTTP on an internet-facing endpoint
+# (components/endpoint.py sets it from endpoint.insecureAllowPlainHttpOnInternet).
+PLAIN_HTTP_ACCEPTED_ANNOTATION = "minimax-vllm/plain-http-on-internet"
+MIN_PREFIX_LEN = 8
+EXPOSED_PATHS_FILE = Path(__file__).resolve().parent.parent / "components" / "data" / "exposed-paths.json"
+# (path, pathType) pairs an Ingress may forward to a backend; everything else gets a 404.
+ALLOWED_PATHS = frozenset((p["path"], p["pathType"]) for p in json.loads(EXPOSED_PATHS_FILE.read_text())["paths"])
+IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 
 
 # ---------------------------------------------------------------- helpers
@@ -152,6 +167,55 @@ def _image_problem(image: Any) -> str | None:
     return None
 
 
+def _networks(cidrs: Iterable[Any]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    nets = []
+    for cidr in cidrs:
+        try:
+            nets.append(ipaddress.ip_network(str(cidr).strip(), strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+def _routable(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    if net.version == 6 and not net.overlaps(IPV6_GLOBAL_UNICAST):
+        return False
+    return net.is_global and not net.is_multicast
+
+
+def _covers_world(cidrs: Iterable[Any]) -> bool:
+    """Address arithmetic, not strings: `0.0.0.0/1` + `128.0.0.0/1` is the whole internet too.
+
+    True when the ranges leave no routable address uncovered, in IPv4 or in IPv6.
+    """
+    nets = _networks(cidrs)
+    for space in (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")):
+        family = [n for n in nets if n.version == space.version]
+        if not family:
+            continue
+        remaining = [space]
+        for net in ipaddress.collapse_addresses(family):
+            pieces = []
+            for block in remaining:
+                if block.subnet_of(net):
+                    continue
+                pieces.extend(block.address_exclude(net) if net.subnet_of(block) else [block])
+            remaining = pieces
+        if not any(_routable(block) for block in remaining):
+            return True
+    return False
+
+
+def _open_ranges_problem(cidrs: Sequence[Any]) -> str | None:
+    """Why a list of source ranges is world-open, or None."""
+    if _covers_world(cidrs):
+        return f"{list(cidrs)} together cover the whole internet"
+    wide = [str(n) for n in _networks(cidrs) if n.prefixlen < MIN_PREFIX_LEN]
+    if wide:
+        return f"{wide} has a prefix shorter than /{MIN_PREFIX_LEN}"
+    return None
+
+
 def _secret_like_name(name: str) -> bool:
     return any(word in SECRET_NAME_WORDS for word in re.split(r"[^A-Za-z0-9]+", name.upper()))
 
@@ -197,6 +261,9 @@ def eks_endpoint_not_public(resource_type: str, props: Props) -> list[str]:
     world = sorted(WORLD_CIDRS.intersection(cidrs))
     if world:
         return [f"EKS API endpoint is public and publicAccessCidrs contains {world[0]} (open to the world)"]
+    problem = _open_ranges_problem(cidrs)
+    if problem:
+        return [f"EKS API endpoint is public and publicAccessCidrs {problem} (open to the world)"]
     return []
 
 
@@ -355,7 +422,76 @@ def no_plaintext_secrets(resource_type: str, props: Props, known_secrets: Iterab
     return problems
 
 
-# ---------------------------------------------------------------- stack rule
+# ---------------------------------------------------------------- endpoint rules
+
+
+def _is_ingress(resource_type: str) -> bool:
+    return resource_type == "kubernetes:networking.k8s.io/v1:Ingress"
+
+
+def _annotations(props: Props) -> Mapping[str, Any]:
+    return _map(_map(props.get("metadata")).get("annotations"))
+
+
+def public_endpoint_tls_and_ranges(resource_type: str, props: Props) -> list[str]:
+    """An internet-facing ALB carries the API key and every prompt: TLS, and only client networks."""
+    if not _is_ingress(resource_type):
+        return []
+    annotations = _annotations(props)
+    if annotations.get(f"{ALB}/scheme") != "internet-facing":
+        return []  # the controller's default scheme is internal
+    what = f"Ingress {_object_name(props)} is an internet-facing load balancer"
+    problems = []
+    try:
+        listeners = json.loads(annotations.get(f"{ALB}/listen-ports") or '[{"HTTP": 80}]')
+    except ValueError:
+        listeners = [{"HTTP": "?"}]
+    plain = [f"{proto} {port}" for item in _seq(listeners) for proto, port in _map(item).items() if proto != "HTTPS"]
+    accepted = annotations.get(PLAIN_HTTP_ACCEPTED_ANNOTATION) == "true"
+    if not accepted and (plain or not annotations.get(f"{ALB}/certificate-arn")):
+        problems.append(
+            f"{what} without TLS (plain listeners {plain}, certificate-arn "
+            f"{'set' if annotations.get(f'{ALB}/certificate-arn') else 'missing'}): the API key would cross the internet in clear"
+        )
+    cidrs = [c for c in str(annotations.get(f"{ALB}/inbound-cidrs") or "").split(",") if c.strip()]
+    if not cidrs:
+        problems.append(f"{what} with no inbound-cidrs, which the controller opens to 0.0.0.0/0")
+    elif problem := _open_ranges_problem(cidrs):
+        problems.append(f"{what} whose inbound-cidrs {problem}")
+    return problems
+
+
+def only_allowed_paths_exposed(resource_type: str, props: Props) -> list[str]:
+    """vLLM checks the key only under /v1: an Ingress forwards only the listed paths, the rest get a 404."""
+    if not _is_ingress(resource_type):
+        return []
+    what = f"Ingress {_object_name(props)}"
+    spec = _map(props.get("spec"))
+    problems = []
+    for rule in _seq(spec.get("rules")):
+        for item in _seq(_map(_map(rule).get("http")).get("paths")):
+            item = _map(item)
+            pair = (item.get("path") or "/", item.get("pathType") or "ImplementationSpecific")
+            port = _map(_map(_map(item.get("backend")).get("service")).get("port"))
+            if port.get("name") == "use-annotation":
+                continue  # a listener action (fixed response or redirect), not a backend
+            if pair not in ALLOWED_PATHS:
+                allowed = ", ".join(f"{p} ({t})" for p, t in sorted(ALLOWED_PATHS))
+                problems.append(f"{what} forwards {pair[0]} ({pair[1]}) to a backend; only {allowed} may be exposed")
+    default = _map(spec.get("defaultBackend"))
+    if default:
+        service = _map(default.get("service"))
+        action = _annotations(props).get(f"{ALB}/actions.{service.get('name')}")
+        try:
+            config = _map(_map(json.loads(action or "{}")).get("fixedResponseConfig"))
+        except ValueError:
+            config = {}
+        if _map(service.get("port")).get("name") != "use-annotation" or str(config.get("statusCode")) != "404":
+            problems.append(f"{what} has a defaultBackend that is not a fixed 404 response: it would expose every path")
+    return problems
+
+
+# ---------------------------------------------------------------- stack rules
 
 
 def _is_internet_facing(service: Props) -> bool:
@@ -391,6 +527,46 @@ def _has_api_key_from_secret(pod_spec: Mapping[str, Any]) -> bool:
     return False
 
 
+def _workloads(resources: Sequence[tuple[str, Props]]) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(namespace, pod labels, pod spec) of every workload."""
+    found = []
+    for resource_type, props in resources:
+        template = _pod_template(resource_type, props)
+        if template is not None:
+            namespace = _map(props.get("metadata")).get("namespace") or "default"
+            found.append((namespace, _map(template[0].get("labels")), template[1]))
+    return found
+
+
+def _selected(service: Props, workloads: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> list[Any]:
+    namespace = _map(service.get("metadata")).get("namespace") or "default"
+    selector = _map(_map(service.get("spec")).get("selector"))
+    return [
+        pod_spec
+        for ns, labels, pod_spec in workloads
+        if selector and ns == namespace and all(labels.get(k) == v for k, v in selector.items())
+    ]
+
+
+def vllm_only_behind_the_path_list(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """A LoadBalancer or NodePort Service forwards every path, /invocations and /metrics included:
+    the vLLM pods (those reading VLLM_API_KEY) are reached from outside only through an Ingress."""
+    workloads = _workloads(resources)
+    problems = []
+    for resource_type, props in resources:
+        if resource_type != "kubernetes:core/v1:Service":
+            continue
+        kind = _map(props.get("spec")).get("type") or "ClusterIP"
+        if kind not in ("LoadBalancer", "NodePort"):
+            continue
+        if any(_has_api_key_from_secret(pod_spec) for pod_spec in _selected(props, workloads)):
+            problems.append(
+                f"Service {_object_name(props)} of type {kind} exposes every path of the vLLM pods it selects; "
+                "use a ClusterIP Service behind the Ingress's path list"
+            )
+    return problems
+
+
 def public_endpoint_requires_api_key(resources: Sequence[tuple[str, Props]]) -> list[str]:
     """An internet-facing load balancer open to 0.0.0.0/0 is acceptable only in front of pods that demand an API key.
 
@@ -412,7 +588,7 @@ def public_endpoint_requires_api_key(resources: Sequence[tuple[str, Props]]) -> 
         if spec.get("type") != "LoadBalancer" or not _is_internet_facing(props):
             continue
         ranges = _source_ranges(props)
-        if ranges and not WORLD_CIDRS.intersection(ranges):
+        if ranges and not WORLD_CIDRS.intersection(ranges) and not _open_ranges_problem(ranges):
             continue
         opening = "no loadBalancerSourceRanges" if not ranges else f"loadBalancerSourceRanges {ranges}"
         what = f"Service {_object_name(props)} is an internet-facing load balancer with {opening}"
@@ -499,6 +675,16 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         "Mandatory. Pods requesting nvidia.com/gpu tolerate the GPU node taint nvidia.com/gpu=true:NoSchedule, or they never schedule.",
     ),
     Rule(
+        "public-endpoint-tls-and-ranges",
+        public_endpoint_tls_and_ranges,
+        "Mandatory. An internet-facing ALB Ingress listens only on HTTPS with a certificate (unless the stack set the loud plain-HTTP opt-out) and lists inbound-cidrs that, by CIDR arithmetic, neither cover the internet nor hold a prefix shorter than /8.",
+    ),
+    Rule(
+        "only-allowed-paths-exposed",
+        only_allowed_paths_exposed,
+        "Mandatory. An Ingress forwards only the paths of components/data/exposed-paths.json (/v1 prefix and /health): vLLM checks the API key only under /v1, so /invocations, /tokenize, /metrics and /docs must get the load balancer's fixed 404.",
+    ),
+    Rule(
         "no-plaintext-secrets",
         no_plaintext_secrets,
         "Mandatory. No secret in plain-text env values, args, command or annotations: secret-looking env vars (KEY, TOKEN, PASSWORD, SECRET) use valueFrom.secretKeyRef and no --api-key/--hf-token flag is passed.",
@@ -506,6 +692,11 @@ RESOURCE_RULES: tuple[Rule, ...] = (
 )
 
 STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "vllm-only-behind-the-path-list",
+        vllm_only_behind_the_path_list,
+        "Mandatory. No LoadBalancer or NodePort Service selects the vLLM pods (those reading VLLM_API_KEY): they are reached only through the Ingress, which forwards the listed paths alone.",
+    ),
     StackRule(
         "public-endpoint-requires-api-key",
         public_endpoint_requires_api_key,

@@ -3,6 +3,10 @@
 Speaks the wire format of `vllm serve --enable-auto-tool-choice --tool-call-parser
 minimax_m2 --reasoning-parser <parser> --api-key ...`, can be told to misbehave in the
 ways the MiniMax guides warn about, and records every request so tests can inspect what was sent.
+
+By default it stands behind the load balancer as deployed: only the paths of
+components/endpoint.py reach it, the rest get the ALB's fixed 404. `behind_alb=False` is the
+leaky shape: vLLM's unguarded routes (/invocations, /tokenize, /metrics, /docs) answer anyone.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from components import endpoint
+
 THINKING = "The user wants 17 * 23. 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
 ANSWER = "391"
 
@@ -22,7 +28,9 @@ class Behaviour:
     """How the fake server answers; the defaults are a healthy, correctly configured vLLM."""
 
     api_key: str = "test-key"
-    model: str = "minimax-m2.5"
+    model: str = "minimax-m2.5"  # the first --served-model-name: reported in responses
+    aliases: tuple[str, ...] = ("MiniMaxAI/MiniMax-M2.5",)  # the other served names
+    behind_alb: bool = True
     reasoning: str = "minimax_m2_append_think"  # or "minimax_m2"
     reasoning_field: str = "reasoning_content"  # newer vLLM releases: "reasoning"
     enforce_auth: bool = True
@@ -31,6 +39,10 @@ class Behaviour:
     stream_done: bool = True
     healthy: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def served_names(self) -> tuple[str, ...]:
+        return (self.model, *self.aliases)
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"] == "/v1/chat/completions"]
@@ -65,9 +77,37 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
 
+    def _refused_by_alb(self) -> bool:
+        """The load balancer's listener rules: unlisted paths get its fixed 404."""
+        if self.server.behaviour.behind_alb and not endpoint.reaches_vllm(self.path):
+            self._send(404, {"error": "not found"})
+            return True
+        return False
+
+    def _unguarded(self) -> bool:
+        """vLLM's routes that its key middleware does not guard (the leaky shape reaches them)."""
+        if self.path in ("/metrics",):
+            body = b"vllm:num_requests_running 0\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path in ("/docs", "/openapi.json"):
+            self._send(200, {"openapi": "3.1.0"})
+        elif self.path == "/tokenize":
+            self._send(200, {"tokens": [1, 2], "count": 2})
+        elif self.path == "/invocations":
+            self._send(200, self._completion({"messages": [{"role": "user", "content": "ping"}]}))
+        else:
+            return False
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         b = self.server.behaviour
         self._record(None)
+        if self._refused_by_alb() or self._unguarded():
+            return
         if self.path == "/health":
             self.send_response(200 if b.healthy else 503)
             self.send_header("Content-Length", "0")
@@ -76,7 +116,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorized():
                 self._send(401, {"error": "Unauthorized"})
             else:
-                self._send(200, {"object": "list", "data": [{"id": b.model, "object": "model", "owned_by": "vllm"}]})
+                cards = [{"id": name, "object": "model", "owned_by": "vllm"} for name in b.served_names]
+                self._send(200, {"object": "list", "data": cards})
         else:
             self._send(404, {"detail": "Not Found"})
 
@@ -84,11 +125,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         self._record(body)
+        if self._refused_by_alb() or self._unguarded():
+            return None
         if self.path != "/v1/chat/completions":
             return self._send(404, {"detail": "Not Found"})
         if not self._authorized():
             return self._send(401, {"error": "Unauthorized"})
-        if body.get("model") != self.server.behaviour.model:
+        if body.get("model") not in self.server.behaviour.served_names:
             return self._send(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist."})
         if body.get("stream"):
             return self._stream()

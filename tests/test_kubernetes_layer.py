@@ -14,6 +14,7 @@ from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 SECRET = "kubernetes:core/v1:Secret"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -233,34 +234,50 @@ def test_rollout_never_needs_a_spare_gpu_node_and_streams_can_drain():
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_endpoint_is_an_nlb_with_health_check_and_a_long_idle_timeout(stack):
+def test_endpoint_is_an_alb_ingress_to_a_cluster_ip_service_with_a_long_idle_timeout(stack):
     s = config.from_stack_file(stack)
-    svc = rendered(stack).one(SERVICE).inputs
-    a = svc["metadata"]["annotations"]
-    p = "service.beta.kubernetes.io/aws-load-balancer"
-    assert svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
-    assert a[f"{p}-type"] == "external" and a[f"{p}-nlb-target-type"] == "ip"
-    assert a[f"{p}-scheme"] == s.endpoint.scheme
-    assert a[f"{p}-healthcheck-path"] == "/health"
-    idle = int(a[f"{p}-listener-attributes.TCP-80"].split("=")[1])
-    assert idle == s.endpoint.idle_timeout_seconds and idle > 350
-    assert svc["spec"]["loadBalancerSourceRanges"] == list(s.endpoint.source_ranges)
-    assert a["pulumi.com/skipAwait"] == "true"  # `pulumi up` does not hang on the NLB status
+    r = rendered(stack)
+    svc, ing = r.one(SERVICE).inputs, r.one(INGRESS).inputs
+    assert svc["spec"]["type"] == "ClusterIP" and "loadBalancerClass" not in svc["spec"]
+    a = ing["metadata"]["annotations"]
+    assert ing["spec"]["ingressClassName"] == "alb"
+    assert a["alb.ingress.kubernetes.io/scheme"] == s.endpoint.scheme
+    assert a["alb.ingress.kubernetes.io/target-type"] == "ip"
+    assert a["alb.ingress.kubernetes.io/healthcheck-path"] == "/health"
+    assert (
+        f"idle_timeout.timeout_seconds={s.endpoint.idle_timeout_seconds}"
+        in a["alb.ingress.kubernetes.io/load-balancer-attributes"]
+    )
+    assert a["alb.ingress.kubernetes.io/inbound-cidrs"] == ",".join(s.endpoint.source_ranges)
+    assert a["pulumi.com/skipAwait"] == "true"  # `pulumi up` does not hang on the ALB status
+    backends = {p["backend"]["service"]["name"] for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert backends == {svc["metadata"]["name"]}
+    # The pods of the namespace get the controller's readiness gates.
+    ns = r.one("kubernetes:core/v1:Namespace").inputs
+    assert ns["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
 
 
-def test_tls_endpoint_listens_on_443_with_the_acm_certificate():
+def test_tls_endpoint_listens_on_443_only_with_the_certificate_and_keeps_the_hour_idle_timeout():
     r = render(
         "prod-8gpu",
         overrides={
-            "endpoint": {"scheme": "internet-facing", "sourceRanges": ["198.51.100.0/24"], "certificateArn": TLS_ARN}
+            "endpoint": {"scheme": "internet-facing", "sourceRanges": ["52.0.0.0/16"], "certificateArn": TLS_ARN}
         },
     )
-    svc = r.one(SERVICE).inputs
-    a = svc["metadata"]["annotations"]
-    p = "service.beta.kubernetes.io/aws-load-balancer"
-    assert a[f"{p}-ssl-cert"] == TLS_ARN and a[f"{p}-ssl-ports"] == "443"
-    assert f"{p}-listener-attributes.TLS-443" in a
-    assert svc["spec"]["ports"][0]["port"] == 443
+    a = r.one(INGRESS).inputs["metadata"]["annotations"]
+    assert a["alb.ingress.kubernetes.io/certificate-arn"] == TLS_ARN
+    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]  # no plain-HTTP port
+    assert a["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13")
+    attributes = dict(kv.split("=") for kv in a["alb.ingress.kubernetes.io/load-balancer-attributes"].split(","))
+    # An ALB keeps its idle timeout under TLS (an NLB TLS listener is fixed at 350 s).
+    assert int(attributes["idle_timeout.timeout_seconds"]) >= 3600
+    assert r.outputs["endpointUrl"].startswith("https://") and ":443" not in r.outputs["endpointUrl"]
+
+
+def test_the_endpoint_url_comes_from_the_ingress_status():
+    r = rendered("prod-8gpu")
+    host = r.one(INGRESS).outputs["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    assert r.outputs["endpointUrl"] == f"http://{host}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -289,9 +306,9 @@ def _depends_on(r: Rendering, urn: str) -> set[str]:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod-8gpu"])
-def test_destroy_removes_the_service_before_the_controller_nodes_and_network(stack):
+def test_destroy_removes_the_ingress_before_the_controller_nodes_and_network(stack):
     r = rendered(stack)
-    deps = _depends_on(r, r.one(SERVICE).urn)
+    deps = _depends_on(r, r.one(INGRESS).urn)
     controller = release(r, "aws-load-balancer-controller")
     assert controller.urn in deps
     assert gpu_node_group(r).urn in deps
@@ -315,6 +332,7 @@ def test_every_rendered_kubernetes_object_validates_against_the_pinned_kubernete
         "Deployment",
         "PodDisruptionBudget",
         "Service",
+        "Ingress",
     }
     for o in objects:
         kubernetes_validate.validate(o.inputs, f"{versions.KUBERNETES_VERSION}.0", strict=True)
@@ -330,6 +348,6 @@ def test_schema_validation_rejects_a_misspelt_field():
 def test_outputs_give_a_curl_that_reads_the_key_from_the_stacks_secret():
     out = rendered("prod-8gpu").outputs
     assert out["servedModelName"] == "minimax-m2.5"
-    assert out["endpointUrl"].startswith("http://")
+    assert out["endpointUrl"].startswith("http://") and "elb.amazonaws.com" in out["endpointUrl"]
     assert "pulumi config get minimax-vllm:apiKey" in out["curl"]
     assert out["endpointUrl"] in out["curl"] and '"model": "minimax-m2.5"' in out["curl"]

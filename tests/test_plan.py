@@ -58,11 +58,19 @@ def test_plan_of_a_bad_stack_exits_2_with_the_fix(tmp_path, capsys, monkeypatch)
 
 def test_plan_lists_what_to_set_before_pulumi_up(tmp_path, capsys):
     plan.main("prod-8gpu", str(tmp_path))
-    todo = capsys.readouterr().out.split("Before `pulumi up`:")[1]
+    todo = capsys.readouterr().out.split("Before `pulumi up`")[1]
     assert "pulumi config set --secret minimax-vllm:apiKey" in todo
-    assert "cluster.publicAccessCidrs 203.0.113.0/24 is a documentation range" in todo
+    assert "cluster.publicAccessCidrs ['203.0.113.0/24'] is not routable" in todo
+    assert "endpoint.sourceRanges ['203.0.113.0/24'] is not routable" in todo
     assert "serving.revision is unpinned" in todo
-    assert "plain HTTP" in todo  # internet-facing without a certificate
+    assert "endpoint.certificateArn None is required on an internet-facing endpoint" in todo
+
+
+def test_plan_shows_the_exposed_paths(tmp_path, capsys):
+    plan.main("prod-8gpu", str(tmp_path))
+    out = capsys.readouterr().out
+    assert "forwarded: /v1/*, /health (API key required under /v1); every other path: the ALB's own 404" in out
+    assert "idle timeout 3600s" in out
 
 
 def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set():
@@ -144,7 +152,7 @@ def test_plan_renders_the_hugging_face_token_only_when_the_stack_sets_it(tmp_pat
 def test_plan_does_not_ask_for_a_secret_the_stack_already_holds(tmp_path, monkeypatch, capsys):
     _stack_copy(tmp_path, monkeypatch, "prod-8gpu", "keyed", {"minimax-vllm:apiKey": {"secure": "v1:AAAA"}})
     assert plan.main("keyed", str(tmp_path / "out")) == 0
-    todo = capsys.readouterr().out.split("Before `pulumi up`:")[1]
+    todo = capsys.readouterr().out.split("Before `pulumi up`")[1]
     assert "apiKey" not in todo
     assert "serving.revision is unpinned" in todo
 

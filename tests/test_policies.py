@@ -16,7 +16,7 @@ import pytest
 from pulumi_policy import EnforcementLevel, PolicyResource, ResourceValidationArgs, StackValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components import gpu_pool
+from components import config, endpoint, gpu_pool
 from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 
@@ -27,12 +27,20 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 SERVICE = "kubernetes:core/v1:Service"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+A = "alb.ingress.kubernetes.io"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRETS = tuple(PLACEHOLDER_SECRETS.values())
 
 
 @functools.cache
 def rendered(stack: str) -> Rendering:
+    """The stack as it would be deployed: an internet-facing endpoint gets its certificate
+    (the shipped files leave it to be set, and the deploy gate insists on it)."""
+    section = dict(config.read_stack_file(stack).get("minimax-vllm:endpoint") or {})
+    if section.get("scheme") == "internet-facing":
+        return render(stack, overrides={"endpoint": {**section, "certificateArn": TLS_ARN}})
     return render(stack)
 
 
@@ -329,9 +337,84 @@ FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
     ),
     (
         "no-plaintext-secrets",
-        SERVICE,
-        lambda: _with(props(SERVICE), lambda p: p["metadata"]["annotations"].update(note=SECRETS[0])),
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: p["metadata"]["annotations"].update(note=SECRETS[0])),
         "annotation 'note' carries a secret value",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(
+            props(INGRESS),
+            lambda p: (
+                p["metadata"]["annotations"].pop(f"{A}/certificate-arn"),
+                p["metadata"]["annotations"].update({f"{A}/listen-ports": '[{"HTTP": 80}]'}),
+            ),
+        ),
+        "without TLS (plain listeners ['HTTP 80'], certificate-arn missing)",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(
+            props(INGRESS),
+            lambda p: p["metadata"]["annotations"].update({f"{A}/listen-ports": '[{"HTTP": 80}, {"HTTPS": 443}]'}),
+        ),
+        "plain listeners ['HTTP 80']",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: p["metadata"]["annotations"].pop(f"{A}/inbound-cidrs")),
+        "no inbound-cidrs",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(
+            props(INGRESS),
+            lambda p: p["metadata"]["annotations"].update({f"{A}/inbound-cidrs": "0.0.0.0/1,128.0.0.0/1"}),
+        ),
+        "together cover the whole internet",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(
+            props(INGRESS),
+            lambda p: p["metadata"]["annotations"].update({f"{A}/inbound-cidrs": "52.0.0.0/16,64.0.0.0/6"}),
+        ),
+        "shorter than /8",
+    ),
+    (
+        "only-allowed-paths-exposed",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: _paths(p).append(_path("/", "Prefix"))),
+        "forwards / (Prefix) to a backend",
+    ),
+    (
+        "only-allowed-paths-exposed",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: _paths(p).append(_path("/invocations", "Exact"))),
+        "forwards /invocations (Exact)",
+    ),
+    (
+        "only-allowed-paths-exposed",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: _paths(p)[0].update(pathType="ImplementationSpecific", path="/*")),
+        "forwards /* (ImplementationSpecific)",
+    ),
+    (
+        "only-allowed-paths-exposed",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: p["spec"].update(defaultBackend=_path("/", "Prefix")["backend"])),
+        "defaultBackend that is not a fixed 404",
+    ),
+    (
+        "eks-endpoint-not-public",
+        CLUSTER,
+        lambda: _with(props(CLUSTER), lambda p: p["vpcConfig"].update(publicAccessCidrs=["0.0.0.0/1", "128.0.0.0/1"])),
+        "together cover the whole internet",
     ),
     (
         "no-plaintext-secrets",
@@ -344,7 +427,43 @@ FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
     ),
 ]
 
+
+def _paths(ingress: dict[str, Any]) -> list[dict[str, Any]]:
+    return ingress["spec"]["rules"][0]["http"]["paths"]
+
+
+def _path(path: str, path_type: str) -> dict[str, Any]:
+    return {"path": path, "pathType": path_type, "backend": {"service": {"name": "vllm", "port": {"name": "http"}}}}
+
+
 PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+    ("public-endpoint-tls-and-ranges", INGRESS, lambda: props(INGRESS)),
+    ("public-endpoint-tls-and-ranges", INGRESS, lambda: props(INGRESS, stack="dev")),  # internal
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: (
+            render(
+                "prod-8gpu",
+                overrides={
+                    "endpoint": {
+                        "scheme": "internet-facing",
+                        "sourceRanges": ["52.0.0.0/16"],
+                        "insecureAllowPlainHttpOnInternet": True,
+                    }
+                },
+            )
+            .one(INGRESS)
+            .inputs
+        ),  # the stack's explicit opt-out
+    ),
+    ("only-allowed-paths-exposed", INGRESS, lambda: props(INGRESS)),
+    (
+        "only-allowed-paths-exposed",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: p["spec"].pop("defaultBackend")),  # the controller's own 404
+    ),
+    ("eks-endpoint-not-public", CLUSTER, lambda: {"vpcConfig": {"publicAccessCidrs": ["52.0.0.0/8", "2600::/12"]}}),
     ("eks-secrets-encryption", CLUSTER, lambda: props(CLUSTER)),
     ("eks-secrets-encryption", CLUSTER, lambda: {"encryptionConfig": [{"resources": ["secrets"]}]}),
     ("eks-control-plane-logging", CLUSTER, lambda: {"enabledClusterLogTypes": ["authenticator", "audit", "api"]}),
@@ -455,10 +574,14 @@ def _stack(service: dict[str, Any], *workloads: dict[str, Any]) -> list[tuple[st
 
 
 def _open_service(ranges: list[str] | None) -> dict[str, Any]:
+    """An internet-facing NLB Service in front of the vLLM pods (what the stack no longer renders)."""
     service = props(SERVICE)
-    if ranges is None:
-        del service["spec"]["loadBalancerSourceRanges"]
-    else:
+    service["metadata"]["annotations"] = {
+        rules.SCHEME_ANNOTATION: "internet-facing",
+        rules.LB_TYPE_ANNOTATION: "external",
+    }
+    service["spec"] = {**service["spec"], "type": "LoadBalancer", "loadBalancerClass": rules.LBC_CLASS}
+    if ranges is not None:
         service["spec"]["loadBalancerSourceRanges"] = ranges
     return service
 
@@ -478,6 +601,10 @@ def _deployment_without_api_key() -> dict[str, Any]:
         ),
         (lambda: _stack(_open_service(None), _deployment_without_api_key()), "with no loadBalancerSourceRanges"),
         (lambda: _stack(_open_service(["::/0"])), "selects no workload that requires an API key"),
+        (
+            lambda: _stack(_open_service(["0.0.0.0/1", "128.0.0.0/1"]), _deployment_without_api_key()),
+            "does not read VLLM_API_KEY",
+        ),
         (
             lambda: _stack(
                 _open_service(["0.0.0.0/0"]),
@@ -499,7 +626,7 @@ def _deployment_without_api_key() -> dict[str, Any]:
             "internet-facing",  # the in-tree controller's default scheme
         ),
     ],
-    ids=["open-without-key", "no-ranges", "no-workload", "other-namespace", "in-tree-default-scheme"],
+    ids=["open-without-key", "no-ranges", "no-workload", "split-world", "other-namespace", "in-tree-default-scheme"],
 )
 def test_public_endpoint_without_api_key_is_rejected(resources: Callable[[], list], expected: str) -> None:
     messages = rules.public_endpoint_requires_api_key(resources())
@@ -527,6 +654,45 @@ def test_public_endpoint_without_api_key_is_rejected(resources: Callable[[], lis
 )
 def test_public_endpoint_rule_accepts(resources: Callable[[], list]) -> None:
     assert rules.public_endpoint_requires_api_key(resources()) == []
+
+
+@pytest.mark.parametrize("kind", ["LoadBalancer", "NodePort"])
+def test_a_service_that_exposes_every_path_of_vllm_is_rejected(kind: str) -> None:
+    service = _with(_open_service(["52.0.0.0/16"]), lambda s: s["spec"].update(type=kind))
+    messages = rules.vllm_only_behind_the_path_list(_stack(service, props(DEPLOYMENT)))
+    assert messages == [
+        f"Service minimax-vllm/vllm of type {kind} exposes every path of the vLLM pods it selects; "
+        "use a ClusterIP Service behind the Ingress's path list"
+    ]
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        lambda: _stack(props(SERVICE), props(DEPLOYMENT)),  # the rendered ClusterIP Service
+        lambda: _stack(_open_service(["52.0.0.0/16"]), _deployment_without_api_key()),  # not vLLM
+    ],
+    ids=["cluster-ip", "other-workload"],
+)
+def test_path_list_rule_accepts(resources: Callable[[], list]) -> None:
+    assert rules.vllm_only_behind_the_path_list(resources()) == []
+
+
+def test_the_pack_reads_the_same_path_list_as_the_ingress() -> None:
+    assert rules.ALLOWED_PATHS == {(p.path, p.path_type) for p in endpoint.EXPOSED_PATHS}
+    assert rules.EXPOSED_PATHS_FILE == endpoint.EXPOSED_PATHS_FILE
+    assert rules.PLAIN_HTTP_ACCEPTED_ANNOTATION == endpoint.PLAIN_HTTP_ACCEPTED
+    assert rules.ALB == endpoint.ANNOTATION
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/1", "8000::/1"], ["2000::/3"], ["52.0.0.0/8"], ["2600::/12"]],
+)
+def test_the_packs_cidr_arithmetic_agrees_with_the_settings(cidrs: list[str]) -> None:
+    from components import exposure_rules
+
+    assert rules._covers_world(cidrs) == exposure_rules.covers_the_internet(cidrs)
 
 
 # ------------------------------------------------------------ wiring into pulumi-policy

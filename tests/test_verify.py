@@ -43,7 +43,7 @@ def statuses(checks: dict[str, Any]) -> dict[str, str]:
     return {name: c.status for name, c in checks.items()}
 
 
-ALL = ["health", "models", "auth", "chat", "thinking", "tool call", "second turn", "streaming", "sampling"]
+ALL = ["health", "models", "auth", "exposure", "chat", "thinking", "tool call", "second turn", "streaming", "sampling"]
 
 
 @pytest.mark.parametrize(
@@ -87,8 +87,10 @@ def test_every_generation_request_carries_the_recommended_sampling(serve: Start)
 def test_api_key_is_sent_as_a_bearer_token(serve: Start) -> None:
     server = serve()
     results(server)
-    posts = [r for r in server.behaviour.requests if r["method"] == "POST"]
+    posts = [r for r in server.behaviour.requests if r["method"] == "POST" and r["path"].startswith("/v1/")]
     assert posts and all(r["authorization"] == "Bearer test-key" for r in posts)
+    probes = [r for r in server.behaviour.requests if not r["path"].startswith("/v1/") and r["path"] != "/health"]
+    assert probes and all(r["authorization"] is None for r in probes)  # the exposure probes send no key
 
 
 def test_tool_call_returned_as_plain_text_fails(serve: Start) -> None:
@@ -162,6 +164,60 @@ def test_wrong_model_name_fails_models(serve: Start) -> None:
     assert checks["models"].status == "FAIL" and "minimax-m2.5" in checks["models"].detail
 
 
+# --- exposure: only the listed paths reach vLLM -------------------------------------------
+
+
+def test_endpoint_behind_the_alb_passes_exposure(serve: Start) -> None:
+    server = serve()
+    row = results(server)["exposure"]
+    assert row.status == "PASS", row.detail
+    probed = {r["path"] for r in server.behaviour.requests if r["authorization"] is None}
+    assert {"/invocations", "/tokenize", "/metrics", "/docs"} <= probed
+
+
+def test_leaky_endpoint_that_serves_unguarded_routes_fails_exposure(serve: Start) -> None:
+    checks = results(serve(behind_alb=False))
+    row = checks["exposure"]
+    assert row.status == "FAIL"
+    for leak in ("POST /invocations 200", "POST /tokenize 200", "GET /metrics 200", "GET /docs 200"):
+        assert leak in row.detail
+    assert "components/endpoint.py" in row.fix
+    assert exit_code(checks.values()) == 1
+
+
+def test_wrong_key_gets_401_on_v1_behind_the_alb(serve: Start) -> None:
+    server = serve()
+    c = verify.Client(server.url, "not-the-key", 5)
+    assert c.call("GET", "/v1/models").status == 401
+    assert c.call("GET", "/v1/models", api_key="test-key").status == 200
+
+
+def test_every_probe_is_a_path_the_load_balancer_refuses() -> None:
+    from components import endpoint
+
+    for _, path, _ in verify.UNGUARDED_PROBES:
+        assert not endpoint.reaches_vllm(path), path
+
+
+def test_the_guides_request_body_is_accepted_by_the_names_the_stack_serves(serve: Start) -> None:
+    """The guide's curl sends the Hub id; the fake serves exactly the names of the rendered argv."""
+    from components import config, profiles
+
+    argv = profiles.vllm_argv(config.from_stack_file("prod-8gpu").serving)
+    i = argv.index("--served-model-name") + 1
+    names = []
+    while i < len(argv) and not argv[i].startswith("--"):
+        names.append(argv[i])
+        i += 1
+    server = serve(model=names[0], aliases=tuple(names[1:]))
+    body = {"model": "MiniMaxAI/MiniMax-M2.5", "messages": [{"role": "user", "content": "Hello"}]}
+    reply = verify.Client(server.url, "test-key", 5).call("POST", "/v1/chat/completions", body)
+    assert reply.status == 200, reply.text
+    assert reply.json()["model"] == "minimax-m2.5"  # vLLM reports the first served name
+    single = serve(model=names[0], aliases=())
+    assert verify.Client(single.url, "test-key", 5).call("POST", "/v1/chat/completions", body).status == 404
+
+
 # --- command line and target resolution -------------------------------------------------
 
 
@@ -185,7 +241,7 @@ def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "tool call" in out and "PASS" in out and "all 9 ok" in out
+    assert "tool call" in out and "PASS" in out and f"all {len(ALL)} ok" in out
 
 
 def test_cli_exits_1_when_a_criterion_fails(serve: Start, capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,7 +45,8 @@ def _assert_means(checked, serving: settings.ServingSettings) -> None:
     assert ea.max_model_len == serving.max_model_len
     assert ea.gpu_memory_utilization == pytest.approx(serving.gpu_memory_utilization)
     assert checked.cache_config.gpu_memory_utilization == pytest.approx(serving.gpu_memory_utilization)
-    assert ea.served_model_name == [serving.served_model_name]
+    assert ea.served_model_name == profiles.served_model_names(serving)
+    assert ea.served_model_name[0] == serving.served_model_name and serving.model in ea.served_model_name
     assert ns.enable_auto_tool_choice is True
     assert ns.tool_call_parser == profiles.TOOL_CALL_PARSER and checked.tool_parser is not None
     assert ns.reasoning_parser == serving.reasoning_parser and checked.reasoning_parser is not None
