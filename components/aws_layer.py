@@ -29,6 +29,9 @@ class AwsLayer:
     system_nodes: pulumi.Resource
     gpu_nodes: pulumi.Resource  # the GPU managed node group
     pod_identity_agent: pulumi.Resource  # the add-on; Pod Identity associations need it
+    # What the load balancer controller needs to create and delete load balancers: its nodes,
+    # DNS and the networking add-ons, and (through the nodes) the NAT routes and subnets.
+    controller_prerequisites: tuple[pulumi.Resource, ...]
     outputs: dict[str, Any]
 
 
@@ -95,6 +98,7 @@ def build_aws(settings: Settings) -> AwsLayer:
             log_retention_days=settings.cluster.log_retention_days,
             addon_versions=addon_versions,
             tags=tags,
+            egress=network.egress,
         ),
     )
     g = settings.gpu_nodes
@@ -127,6 +131,7 @@ def build_aws(settings: Settings) -> AwsLayer:
         system_nodes=cluster.system_nodes,
         gpu_nodes=gpu.node_group,
         pod_identity_agent=cluster.pod_identity_agent,
+        controller_prerequisites=(cluster.system_nodes, *(cluster.addons[a] for a in sorted(cluster.addons))),
         outputs={
             "clusterName": cluster.name,
             "kubeconfig": cluster.kubeconfig,
