@@ -31,14 +31,19 @@ if [ -f "$STAGED_MARKER" ]; then
 fi
 echo "staging $MODEL@$REVISION (about $EXPECTED_GB GB) into $HF_HOME; a partial download resumes"
 mkdir -p "$HF_HOME/hub"
-(
-  while sleep $PROGRESS_EVERY; do
+hf download "$MODEL" --revision "$REVISION" --max-workers "$MAX_WORKERS" &
+download=$!
+# The shell is PID 1 of the container: pass a pod deletion on to the download.
+trap 'kill "$download" 2>/dev/null; exit 143' TERM INT
+elapsed=0
+while kill -0 "$download" 2>/dev/null; do
+  sleep 1
+  elapsed=$((elapsed + 1))
+  if [ $((elapsed % PROGRESS_EVERY)) -eq 0 ]; then
     echo "$(date -u +%H:%M:%S) $(( $(du -sk "$HF_HOME/hub" | cut -f1) / 1000000 )) GB of about $EXPECTED_GB GB in the cache"
-  done
-) &
-progress=$!
-hf download "$MODEL" --revision "$REVISION" --max-workers "$MAX_WORKERS"
-kill "$progress" 2>/dev/null || true
+  fi
+done
+wait "$download"
 mkdir -p "$(dirname "$STAGED_MARKER")"
 date -u +%Y-%m-%dT%H:%M:%SZ > "$STAGED_MARKER"
 echo "staged $MODEL@$REVISION"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from components import capacity, profiles, workload
+from components import capacity, profiles, timeline, workload
 from components.settings import PROJECT, Settings, SettingsError, from_stack_file
 from ops.offline import Rendering, render
 
@@ -186,6 +186,9 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         "",
         "Capacity:",
         *(f"  {line}" for line in capacity.table_for(settings)),
+        "",
+        f"Cold start of one replica (components/timeline.py; {timeline.WEIGHTS_GB} GB of weights, {sv.replicas} replica(s)):",
+        *(f"  {line}" for line in timeline.describe(sv.replicas, timeline.WEIGHTS_GB)),
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
         "",
