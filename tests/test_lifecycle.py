@@ -129,7 +129,7 @@ def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offli
     vllm = pod["containers"][0]
     init_env, vllm_env = env_of(init), env_of(vllm)
     assert init["name"] == weight_staging.NAME and init["image"] == vllm["image"] == s.serving.image
-    assert "hf download \"$MODEL\" --revision \"$REVISION\"" in init["command"][-1]
+    assert 'hf download "$MODEL" --revision "$REVISION"' in init["command"][-1]
     assert init_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
     assert init_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
     assert init["volumeMounts"] == [m for m in vllm["volumeMounts"] if m["name"] == "cache"]
@@ -231,7 +231,9 @@ def test_node_groups_wait_for_the_nat_routes_of_their_subnets(stack):
 
 def test_the_controller_waits_for_coredns_and_the_networking_add_ons():
     r = rendered("dev")
-    release = next(x for x in r.of_type("kubernetes:helm.sh/v3:Release") if x.inputs["chart"] == "aws-load-balancer-controller")
+    release = next(
+        x for x in r.of_type("kubernetes:helm.sh/v3:Release") if x.inputs["chart"] == "aws-load-balancer-controller"
+    )
     before = graph_order.created_after(r.resources, release.urn)
     addons = {x.inputs["addonName"] for x in r.of_type("aws:eks/addon:Addon") if x.urn in before}
     assert addons == set(graph_order.CONTROLLER_ADDONS)

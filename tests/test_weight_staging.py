@@ -84,7 +84,6 @@ def test_vllm_offline_resolves_the_staged_snapshot_of_that_revision_only(tmp_pat
     """vLLM 0.32.0 under HF_HUB_OFFLINE swaps the model id for the cached snapshot of the revision."""
     import huggingface_hub.constants as hub
     from huggingface_hub.errors import LocalEntryNotFoundError
-
     from vllm.transformers_utils import repo_utils
 
     sha = "0123456789abcdef0123456789abcdef01234567"
