@@ -6,8 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from components import weight_staging
 
 MODEL = "MiniMaxAI/MiniMax-M2.5"
@@ -77,24 +75,3 @@ def test_a_new_pinned_revision_is_downloaded_even_when_another_is_staged(tmp_pat
     sha = "0123456789abcdef0123456789abcdef01234567"
     assert run(tmp_path, revision=sha).returncode == 0
     assert calls(tmp_path)[-1].startswith(f"download {MODEL} --revision {sha}")
-
-
-@pytest.mark.vllm
-def test_vllm_offline_resolves_the_staged_snapshot_of_that_revision_only(tmp_path, monkeypatch):
-    """vLLM 0.32.0 under HF_HUB_OFFLINE swaps the model id for the cached snapshot of the revision."""
-    import huggingface_hub.constants as hub
-    from huggingface_hub.errors import LocalEntryNotFoundError
-    from vllm.transformers_utils import repo_utils
-
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--MiniMaxAI--MiniMax-M2.5"
-    (repo / "snapshots" / sha).mkdir(parents=True)
-    (repo / "snapshots" / sha / "config.json").write_text("{}")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(sha)
-    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    assert repo_utils.get_model_path(MODEL, None) == str(repo / "snapshots" / sha)
-    assert repo_utils.get_model_path(MODEL, sha) == str(repo / "snapshots" / sha)
-    with pytest.raises(LocalEntryNotFoundError):
-        repo_utils.get_model_path(MODEL, "f" * 40)  # not staged: vLLM fails fast instead of downloading
