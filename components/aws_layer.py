@@ -10,11 +10,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components import reservations, versions
 from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.node_template import short_name
+from components.node_update_settings import DEFAULT as DEFAULT_NODE_UPDATE
+from components.node_update_settings import GpuNodeUpdateSettings
 from components.settings import Settings
 
 
@@ -73,6 +75,11 @@ def deployer_principal_arn() -> str:
     return aws.iam.get_session_context(arn=caller.arn).issuer_arn
 
 
+def node_update(settings: Settings) -> GpuNodeUpdateSettings:
+    """`gpuNodes.capacityBlockUpdate`: the default (`hold`) until the settings schema carries the field."""
+    return DEFAULT_NODE_UPDATE
+
+
 def build_aws(settings: Settings) -> AwsLayer:
     name = settings.cluster_name
     tags = settings.tags
@@ -102,6 +109,7 @@ def build_aws(settings: Settings) -> AwsLayer:
         ),
     )
     g = settings.gpu_nodes
+    shape = reservations.node_group_shape(g, node_update(settings))
     gpu = GpuNodeGroup(
         f"{name}-gpu",
         GpuNodeGroupArgs(
@@ -111,14 +119,15 @@ def build_aws(settings: Settings) -> AwsLayer:
             subnet_ids=network.gpu_subnet_ids,
             node_group_name=short_name(name, "gpu", NODE_GROUP_NAME_MAX),
             instance_type=g.instance_type,
-            min_size=g.min_size,
-            desired_size=g.desired_size,
+            min_size=shape.min_size,
+            desired_size=shape.desired_size,
             max_size=g.max_size,
             capacity_type=g.capacity_type,
             capacity_reservation_id=g.capacity_reservation_id,
             root_volume_gib=g.root_volume_gib,
             tags=tags,
             depends_on=tuple(cluster.node_prerequisites),
+            ignore_changes=shape.ignore_changes,
         ),
     )
     return AwsLayer(

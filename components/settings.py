@@ -688,13 +688,6 @@ def _check_together(st: Settings, r: _Reader) -> None:
             "is required when gpuNodes.capacityType is CAPACITY_BLOCK",
             "pulumi config set --path 'gpuNodes.capacityReservationId' cr-0123456789abcdef0",
         )
-    if g.capacity_type == "CAPACITY_BLOCK" and len(g.availability_zones) != 1:
-        r.fail(
-            "gpuNodes.availabilityZones",
-            list(g.availability_zones),
-            "must name exactly the one zone of the Capacity Block",
-            "pulumi config set --path 'gpuNodes.availabilityZones[0]' <zone of the reservation>",
-        )
     if net.existing_vpc_id and not (net.public_subnet_ids and net.private_subnet_ids):
         r.fail(
             "network.privateSubnetIds",
@@ -734,9 +727,10 @@ def _check_together(st: Settings, r: _Reader) -> None:
             "must list the client networks allowed to reach an internet-facing endpoint",
             "pulumi config set --path 'endpoint.sourceRanges[0]' 198.51.100.0/24",
         )
-    from components import capacity  # imports this module; deferred to avoid a cycle
+    from components import capacity, reservations  # import this module; deferred to avoid a cycle
 
     r.problems.extend(capacity.check(st))
+    r.problems.extend(reservations.check(st.gpu_nodes))
 
 
 # --- sources --------------------------------------------------------------------------

@@ -171,6 +171,14 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         f"nodes min/desired/max {g.min_size}/{g.desired_size}/{g.max_size}, capacity {g.capacity_type}"
         + (f" ({g.capacity_reservation_id})" if g.capacity_reservation_id else ""),
         f"  zones: {', '.join(g.availability_zones) or 'looked up at deploy time: those of the region that offer ' + g.instance_type}",
+        *(
+            [
+                "  updates: a Capacity Block group upgrades only at 0 nodes; version and launch template changes "
+                "are held until gpuNodes.capacityBlockUpdate is scaleToZero, then apply (docs/operations.md)"
+            ]
+            if g.capacity_type == "CAPACITY_BLOCK"
+            else []
+        ),
         "",
         "Serving:",
         f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
