@@ -122,3 +122,11 @@ def test_an_on_demand_gpu_group_holds_nothing():
     key, value = gpu_pool.POOL_LABEL
     (group,) = [g for g in render("prod-8gpu").of_type(NODE_GROUP) if g.inputs["labels"].get(key) == value]
     assert group.inputs["capacityType"] == "ON_DEMAND" and group.options["ignoreChanges"] == []
+
+
+def test_plan_says_that_a_capacity_block_group_holds_its_upgrades():
+    from ops import plan
+
+    settings = parse(raw(**CB_STACK["gpuNodes"]), "prod-8gpu", REGION)
+    text = plan.summary(settings, render("prod-8gpu", overrides=CB_STACK))
+    assert "upgrades only at 0 nodes" in text and "gpuNodes.capacityBlockUpdate" in text
