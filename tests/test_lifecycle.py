@@ -237,3 +237,24 @@ def test_the_controller_waits_for_coredns_and_the_networking_add_ons():
     before = graph_order.created_after(r.resources, release.urn)
     addons = {x.inputs["addonName"] for x in r.of_type("aws:eks/addon:Addon") if x.urn in before}
     assert addons == set(graph_order.CONTROLLER_ADDONS)
+
+
+def test_the_operations_guide_states_the_timeline_and_timers_the_code_derives():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    cold, warm = timeline.new_node(), timeline.warm_restart()
+    for c, w in zip(cold.phases, warm.phases, strict=True):
+        assert f"| {c.name} | {timeline.duration(c.seconds)} | {timeline.duration(w.seconds)} |" in guide
+    assert f"| **total** | **{timeline.duration(cold.total)}** | **{timeline.duration(warm.total)}** |" in guide
+    t = timeline.timers(2)
+    for text in (
+        f"`VLLM_ENGINE_READY_TIMEOUT_S` {timeline.duration(t.engine_ready_timeout)}",
+        f"the startup probe {timeline.duration(t.startup_budget)}",
+        f"`progressDeadlineSeconds` {timeline.duration(t.progress_deadline)}",
+        f"create {timeline.duration(t.create_timeout)}",
+        f"{timeline.duration(t.update_timeout)} for two replicas",
+        f"the preStop sleep {timeline.duration(t.pre_stop)}",
+        f"`terminationGracePeriodSeconds` {timeline.duration(t.grace)}",
+    ):
+        assert text in guide, text
