@@ -258,3 +258,13 @@ def test_the_operations_guide_states_the_timeline_and_timers_the_code_derives():
         f"`terminationGracePeriodSeconds` {timeline.duration(t.grace)}",
     ):
         assert text in guide, text
+
+
+def test_the_readme_states_the_first_start_from_the_timeline():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    cold, warm = timeline.new_node(), timeline.warm_restart()
+    assert f"about {round(cold.total / 60)} minutes at the assumed 1 Gbit/s" in readme
+    assert f"{round(warm.total / 60)} minutes for a restart on the same node" in readme
+    assert timeline.Assumptions().hub_mb_s * 8 / 1000 == 1  # "1 Gbit/s" is the assumed Hub bandwidth
