@@ -1,7 +1,8 @@
 """The init container that puts the pinned model revision into the node's NVMe cache before vLLM starts.
 
 It runs the vLLM image itself: vLLM 0.32.0 requires huggingface_hub >= 1.31, whose CLI is
-`hf download` (`huggingface-cli` was removed in huggingface_hub 1.0). The download goes into
+`hf download` (`huggingface-cli` no longer works there: 1.x prints a deprecation and exits,
+2.x dropped it). The download goes into
 HF_HOME's hub cache, the same place vLLM reads from; a partial download resumes (the Hub client
 keeps `.incomplete` blobs and skips finished files). A marker written after a complete download
 makes a restart a no-op that needs no network. vLLM then runs with HF_HUB_OFFLINE=1: in 0.32.0

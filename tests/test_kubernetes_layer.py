@@ -9,6 +9,7 @@ import kubernetes_validate
 import pytest
 
 from components import gpu_pool, profiles, settings, versions, workload
+from ops import graph_order
 from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -275,18 +276,8 @@ def test_every_kubernetes_resource_uses_the_one_explicit_provider(stack):
 
 
 def _depends_on(r: Rendering, urn: str) -> set[str]:
-    """Everything `urn` depends on (inputs, depends_on, its provider, transitively)."""
-    seen, todo = set(), [urn]
-    while todo:
-        res = r.by_urn(todo.pop())
-        edges = list(res.dependencies)
-        if res.provider:
-            edges.append(res.provider.rsplit("::", 1)[0])  # provider reference = "<urn>::<id>"
-        for dep in edges:
-            if dep not in seen and any(x.urn == dep for x in r.resources):
-                seen.add(dep)
-                todo.append(dep)
-    return seen
+    """Everything `urn` depends on (inputs, depends_on, parent, provider, transitively)."""
+    return graph_order.created_after(r.resources, urn)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod-8gpu"])

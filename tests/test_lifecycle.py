@@ -156,13 +156,13 @@ def test_the_hugging_face_token_reaches_the_init_container_only_when_set():
     assert "HF_TOKEN" not in env_of(pod_spec(without)["initContainers"][0])
 
 
-def test_the_installed_hugging_face_hub_has_the_hf_download_cli_and_no_huggingface_cli():
+def test_the_hugging_face_hub_release_vllm_requires_has_the_hf_cli():
     from importlib import metadata
 
     scripts = {e.name for e in metadata.distribution("huggingface_hub").entry_points if e.group == "console_scripts"}
     assert "hf" in scripts
     requirement = next(r for r in metadata.requires("vllm") if r.startswith("huggingface_hub"))
-    assert ">=1." in requirement  # huggingface_hub 1.0 removed huggingface-cli; every allowed release has hf
+    assert ">=1." in requirement  # every allowed release ships `hf download`
 
 
 # --- destroy and up order from the graph -------------------------------------------------------
