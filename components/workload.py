@@ -71,17 +71,20 @@ def _hf_token_env(has_hf_token: bool) -> list[dict]:
     return [{"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}}]
 
 
-def _env(has_hf_token: bool, engine_ready_timeout: int) -> list[dict]:
-    env = [{"name": k, "value": v} for k, v in profiles.vllm_env().items()]
-    env += [
-        {"name": "HF_HOME", "value": HF_HOME},
+def start_env(t: timeline.Timers) -> dict[str, str]:
+    """How vLLM starts: offline from the staged weights, with an engine-ready wait for load + compile."""
+    return {
         # The weights were staged by the init container: never reach for the Hub at start.
-        {"name": "HF_HUB_OFFLINE", "value": "1"},
-        {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
-        # vLLM's wait for its engine cores (600 s by default); sized for load + compile.
-        {"name": "VLLM_ENGINE_READY_TIMEOUT_S", "value": str(engine_ready_timeout)},
-        {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}},
-    ]
+        "HF_HUB_OFFLINE": "1",
+        # vLLM's wait for its engine cores (600 s by default).
+        "VLLM_ENGINE_READY_TIMEOUT_S": str(t.engine_ready_timeout),
+    }
+
+
+def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
+    plain = {**profiles.vllm_env(), **start_env(t), "HF_HOME": HF_HOME, "VLLM_CACHE_ROOT": f"{CACHE_MOUNT}/vllm"}
+    env = [{"name": k, "value": v} for k, v in plain.items()]
+    env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
     return env + _hf_token_env(has_hf_token)
 
 
@@ -121,7 +124,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
         "image": serving.image,
         "command": argv[:2],
         "args": argv[2:],
-        "env": _env(has_hf_token, t.engine_ready_timeout),
+        "env": _env(has_hf_token, t),
         "ports": [{"name": "http", "containerPort": profiles.PORT, "protocol": "TCP"}],
         "resources": pod_resources(instance, serving.gpus_per_replica),
         # Load + compile (the weights are already staged), and only then the liveness probe acts.

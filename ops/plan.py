@@ -154,7 +154,8 @@ def hourly_cost(settings: Settings) -> tuple[float, str]:
 
 def summary(settings: Settings, rendering: Rendering) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
-    env = " ".join(f"{k}={v}" for k, v in profiles.vllm_env().items())
+    start = {**workload.start_env(workload.timers(sv)), **profiles.vllm_env()}
+    env = " ".join(f"{k}={v}" for k, v in start.items())
     argv = shlex.join(profiles.vllm_argv(sv))
     gpus_needed = sv.replicas * sv.gpus_per_replica
     cost, cost_detail = hourly_cost(settings)
@@ -184,7 +185,8 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
         f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs; image {sv.image}",
         "",
-        "vLLM command (per replica; VLLM_API_KEY and HF_TOKEN come from the Kubernetes Secret):",
+        "vLLM command (per replica, after the init container stage-weights has put the weights into the NVMe "
+        "cache; VLLM_API_KEY and HF_TOKEN come from the Kubernetes Secret):",
         f"  {env} {argv}",
         "",
         "Endpoint:",

@@ -26,3 +26,21 @@ def test_vllm_offline_resolves_the_staged_snapshot_of_that_revision_only(tmp_pat
     assert repo_utils.get_model_path(MODEL, sha) == str(repo / "snapshots" / sha)
     with pytest.raises(LocalEntryNotFoundError):
         repo_utils.get_model_path(MODEL, "f" * 40)  # not staged: vLLM fails fast instead of downloading
+
+
+@pytest.mark.vllm
+def test_every_vllm_variable_the_deployment_sets_is_one_vllm_reads(monkeypatch):
+    import vllm.envs as envs
+
+    from components import settings, workload
+
+    s = settings.from_stack_file("prod-8gpu")
+    container = workload.deployment(s.serving, s.gpu_nodes.instance, True)["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in container["env"] if e["name"].startswith("VLLM_")}
+    assert "VLLM_ENGINE_READY_TIMEOUT_S" in names
+    assert names <= set(envs.environment_variables)
+    value = next(e["value"] for e in container["env"] if e["name"] == "VLLM_ENGINE_READY_TIMEOUT_S")
+    monkeypatch.setenv("VLLM_ENGINE_READY_TIMEOUT_S", value)
+    assert (
+        envs.environment_variables["VLLM_ENGINE_READY_TIMEOUT_S"]() == workload.timers(s.serving).engine_ready_timeout
+    )
