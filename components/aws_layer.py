@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components import reservations, versions
 from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
@@ -29,6 +29,9 @@ class AwsLayer:
     system_nodes: pulumi.Resource
     gpu_nodes: pulumi.Resource  # the GPU managed node group
     pod_identity_agent: pulumi.Resource  # the add-on; Pod Identity associations need it
+    # What the load balancer controller needs to create and delete load balancers: its nodes,
+    # DNS and the networking add-ons, and (through the nodes) the NAT routes and subnets.
+    controller_prerequisites: tuple[pulumi.Resource, ...]
     outputs: dict[str, Any]
 
 
@@ -95,9 +98,11 @@ def build_aws(settings: Settings) -> AwsLayer:
             log_retention_days=settings.cluster.log_retention_days,
             addon_versions=addon_versions,
             tags=tags,
+            egress=network.egress,
         ),
     )
     g = settings.gpu_nodes
+    shape = reservations.node_group_shape(g)
     gpu = GpuNodeGroup(
         f"{name}-gpu",
         GpuNodeGroupArgs(
@@ -107,14 +112,15 @@ def build_aws(settings: Settings) -> AwsLayer:
             subnet_ids=network.gpu_subnet_ids,
             node_group_name=short_name(name, "gpu", NODE_GROUP_NAME_MAX),
             instance_type=g.instance_type,
-            min_size=g.min_size,
-            desired_size=g.desired_size,
+            min_size=shape.min_size,
+            desired_size=shape.desired_size,
             max_size=g.max_size,
             capacity_type=g.capacity_type,
             capacity_reservation_id=g.capacity_reservation_id,
             root_volume_gib=g.root_volume_gib,
             tags=tags,
             depends_on=tuple(cluster.node_prerequisites),
+            ignore_changes=shape.ignore_changes,
         ),
     )
     return AwsLayer(
@@ -127,6 +133,7 @@ def build_aws(settings: Settings) -> AwsLayer:
         system_nodes=cluster.system_nodes,
         gpu_nodes=gpu.node_group,
         pod_identity_agent=cluster.pod_identity_agent,
+        controller_prerequisites=(cluster.system_nodes, *(cluster.addons[a] for a in sorted(cluster.addons))),
         outputs={
             "clusterName": cluster.name,
             "kubeconfig": cluster.kubeconfig,

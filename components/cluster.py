@@ -90,6 +90,8 @@ class ClusterArgs:
     log_retention_days: int
     addon_versions: Mapping[str, str]
     tags: Mapping[str, str]
+    # The network's egress (NAT routes and associations): nodes wait for it to bootstrap.
+    egress: Sequence[pulumi.Resource] = ()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -240,8 +242,10 @@ class Cluster(pulumi.ComponentResource):
         # DaemonSet add-ons go in before any node, so nodes join with a working CNI.
         node_addons = {a: addon(a, []) for a in NODE_ADDONS}
         self.pod_identity_agent = node_addons["eks-pod-identity-agent"]
-        # What a node group must wait for: the node role's policies and the DaemonSet add-ons.
-        self.node_prerequisites: list[pulumi.Resource] = [*node_policies, *node_addons.values()]
+        self.addons: dict[str, aws.eks.Addon] = dict(node_addons)
+        # What a node group must wait for: the node role's policies, the DaemonSet add-ons and a
+        # route to the internet (a node pulls images and reaches ECR through its zone's NAT).
+        self.node_prerequisites: list[pulumi.Resource] = [*node_policies, *node_addons.values(), *args.egress]
 
         system_template = node_launch_template(
             f"{name}-system-lt",
@@ -273,6 +277,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.node_prerequisites),
         )
         self.coredns = addon("coredns", [self.system_nodes])
+        self.addons["coredns"] = self.coredns
 
         # The kubeconfig also waits for the admin access policies, so nothing talks to the API
         # before the deployer is authorised (the EKS API rejects it until then).

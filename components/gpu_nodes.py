@@ -13,8 +13,10 @@ Decisions:
   (aws-node, kube-proxy, pod identity agent); workloads that need AWS use Pod Identity.
 - Local NVMe is assembled by nodeadm as RAID0 at gpu_pool.NVME_MOUNT, where the model cache lives.
 - Capacity Block: EKS wants desiredSize 0 while such a node group is upgraded, and EC2
-  reclaims the instances when the block ends (scale to 0 at least 30 minutes before).
-  An On-Demand Capacity Reservation is zonal: set gpuNodes.availabilityZones to its zone.
+  reclaims the instances when the block ends (scale to 0 at least 30 minutes before): the
+  version and launch template are held back (`ignore_changes`) until the stack takes the
+  group to 0 (components/node_update_settings.py). Any reservation is zonal: settings require
+  exactly one GPU zone with a reservation (components/reservations.py).
 """
 
 from __future__ import annotations
@@ -75,8 +77,10 @@ class GpuNodeGroupArgs:
     capacity_reservation_id: str | None
     root_volume_gib: int
     tags: Mapping[str, str]
-    # The node role's policies and the CNI add-ons: nodes must not join before them.
+    # The node role's policies, the CNI add-ons and the NAT routes: nodes must not join before them.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # NodeGroup inputs held back (a Capacity Block group upgrades only at size 0).
+    ignore_changes: tuple[str, ...] = ()
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -142,7 +146,12 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 )
             ],
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), delete_before_replace=True),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                delete_before_replace=True,
+                ignore_changes=list(args.ignore_changes),
+            ),
         )
         self.node_group_name = self.node_group.node_group_name
         self.register_outputs({"nodeGroupName": self.node_group_name, "launchTemplateId": self.launch_template.id})

@@ -1,8 +1,10 @@
 """The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its ALB.
 
 Every Kubernetes resource uses the AWS layer's one explicit provider. Dependencies are
-declared so that `pulumi destroy` removes the Ingress (and so its ALB) while the controller
-and the nodes are still there, and the network last.
+declared so that `pulumi destroy` removes the Ingress (and so its ALB) while the controller,
+its identity, the nodes, CoreDNS and the networking add-ons, the NAT routes, the subnets and
+the cluster are all still there (the Ingress depends on the controller, which depends on them;
+tests/test_lifecycle.py computes the delete waves).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
             region=aws.region,
             provider=aws.provider,
             tags=settings.tags,
-            depends_on=(aws.system_nodes, aws.pod_identity_agent),
+            # Created after, and so deleted before, everything it needs to manage load balancers.
+            depends_on=aws.controller_prerequisites,
         ),
     )
     vllm = VllmService(

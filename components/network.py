@@ -107,9 +107,15 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
     gpu_subnet_ids: pulumi.Output[list[str]]
+    # The path from the subnets to the internet (gateways, routes, route-table associations).
+    # Nodes need it to bootstrap (images, EKS and ECR APIs), the load balancer controller to
+    # reach the ELB and EC2 APIs: both depend on it, so it is created before and deleted after
+    # them. Empty for an existing VPC, whose routing is not ours.
+    egress: list[pulumi.Resource]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("minimax-vllm:aws:Network", name, None, opts)
+        self.egress = []
         if args.existing:
             ex = args.existing
             self.vpc_id = pulumi.Output.from_input(ex.vpc_id)
@@ -148,13 +154,14 @@ class Network(pulumi.ComponentResource):
         )
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=child)
         public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, tags=named("public"), opts=child)
-        aws.ec2.Route(
+        public_default = aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
             gateway_id=igw.id,
             opts=child,
         )
+        self.egress += [igw, public_default]
 
         private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones.network))
         public_ids, private_ids, gpu_ids = [], [], []
@@ -169,7 +176,7 @@ class Network(pulumi.ComponentResource):
                 tags={**named(f"public-{zone}"), **cluster_tag, "kubernetes.io/role/elb": "1"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
+            public_assoc = aws.ec2.RouteTableAssociation(
                 f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child
             )
             eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags=named(f"nat-{zone}"), opts=child)
@@ -189,16 +196,17 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             rt = aws.ec2.RouteTable(f"{name}-private-{zone}", vpc_id=vpc.id, tags=named(f"private-{zone}"), opts=child)
-            aws.ec2.Route(
+            private_default = aws.ec2.Route(
                 f"{name}-private-{zone}-default",
                 route_table_id=rt.id,
                 destination_cidr_block="0.0.0.0/0",
                 nat_gateway_id=nat.id,
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
+            private_assoc = aws.ec2.RouteTableAssociation(
                 f"{name}-private-{zone}", subnet_id=private.id, route_table_id=rt.id, opts=child
             )
+            self.egress += [public_assoc, nat, private_default, private_assoc]
             public_ids.append(public.id)
             private_ids.append(private.id)
             if zone in args.zones.gpu:

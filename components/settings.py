@@ -41,6 +41,7 @@ from components.catalog import (
     InstanceType,
 )
 from components.endpoint_settings import ACM_ARN, ALB_IDLE_TIMEOUT_RANGE, WAFV2_ARN
+from components.node_update_settings import CAPACITY_BLOCK_UPDATES
 from components.schema import (
     SECTION,
     Bool,
@@ -202,6 +203,10 @@ class GpuNodeSettings:
     )
     root_volume_gib: Int = rule(
         200, "must be from 100 to 2000 GiB (the vLLM image alone is tens of GB)", ge=100, le=2000, alias="rootVolumeGiB"
+    )
+    # How a Capacity Block group takes upgrades (EKS needs it at 0 nodes): components/node_update_settings.py.
+    capacity_block_update: Annotated[Str, one_of(CAPACITY_BLOCK_UPDATES)] = rule(
+        "hold", closed("a Capacity Block update mode", CAPACITY_BLOCK_UPDATES)
     )
 
     @property

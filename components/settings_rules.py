@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import exposure_rules
+from components import exposure_rules, reservations
 from components.catalog import OWNED_FLAGS, SECRET_FLAGS, flag_name
 from components.schema import set_command
 from components.settings import PROJECT, Settings
@@ -21,6 +21,7 @@ def check(st: Settings) -> list[str]:
     """Rules that involve more than one setting, or each item of a list."""
     g, sv, net = st.gpu_nodes, st.serving, st.network
     out = _extra_args_problems(sv.extra_args)
+    out += reservations.check(g)
     exposure = exposure_rules.extra_args_problems(sv.extra_args)
     exposure += exposure_rules.world_range_problems("endpoint.sourceRanges", st.endpoint.source_ranges)
     exposure += exposure_rules.world_range_problems("cluster.publicAccessCidrs", st.cluster.public_access_cidrs)
@@ -64,15 +65,6 @@ def check(st: Settings) -> list[str]:
                 None,
                 "is required when gpuNodes.capacityType is CAPACITY_BLOCK",
                 set_command("gpuNodes.capacityReservationId", "cr-0123456789abcdef0"),
-            )
-        )
-    if g.capacity_type == "CAPACITY_BLOCK" and len(g.availability_zones) != 1:
-        out.append(
-            _fail(
-                "gpuNodes.availabilityZones",
-                list(g.availability_zones),
-                "must name exactly the one zone of the Capacity Block",
-                set_command("gpuNodes.availabilityZones[0]", "<zone of the reservation>"),
             )
         )
     if net.existing_vpc_id and not (net.public_subnet_ids and net.private_subnet_ids):

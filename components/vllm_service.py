@@ -8,11 +8,18 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import endpoint, profiles, workload
+from components import endpoint, profiles, timeline, workload
 from components.settings import EndpointSettings, InstanceType, Secrets, ServingSettings
 
-# Wait for the model to really serve before `pulumi up` reports success, within the startup budget.
-ROLLOUT_TIMEOUT = f"{workload.STARTUP_BUDGET_SECONDS // 60 + 15}m"
+
+def rollout_timeouts(t: timeline.Timers) -> pulumi.CustomTimeouts:
+    """`pulumi up` waits until the model really serves: a new node's cold start on create, every
+    replica in turn on update (Pulumi's default for a Deployment is 10 minutes)."""
+    return pulumi.CustomTimeouts(
+        create=f"{-(-t.create_timeout // 60)}m",
+        update=f"{-(-t.update_timeout // 60)}m",
+        delete=f"{-(-t.delete_timeout // 60)}m",
+    )
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class VllmService(pulumi.ComponentResource):
             string_data=string_data,
             opts=in_ns,
         )
+        timers = workload.timers(args.serving)
         deployment = workload.deployment(args.serving, args.instance, args.secrets.hf_token is not None)
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -55,7 +63,7 @@ class VllmService(pulumi.ComponentResource):
                 in_ns,
                 pulumi.ResourceOptions(
                     depends_on=[credentials],
-                    custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT, update=ROLLOUT_TIMEOUT),
+                    custom_timeouts=rollout_timeouts(timers),
                 ),
             ),
         )
@@ -77,7 +85,7 @@ class VllmService(pulumi.ComponentResource):
             labels=workload.LABELS,
             service_name=workload.APP,
             service_port="http",
-            drain_seconds=workload.DRAIN_SECONDS,
+            drain_seconds=timers.deregistration_delay,
         )
         # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
         self.ingress = k8s.networking.v1.Ingress(

@@ -6,7 +6,7 @@ what the cluster receives.
 
 from __future__ import annotations
 
-from components import gpu_pool, profiles
+from components import gpu_pool, profiles, timeline, weight_staging
 from components.settings import InstanceType, ServingSettings
 
 NAMESPACE = "minimax-vllm"
@@ -15,13 +15,8 @@ CREDENTIALS_SECRET = "vllm-credentials"
 API_KEY_ENV = "VLLM_API_KEY"  # vLLM's own environment variable for --api-key
 HF_TOKEN_ENV = "HF_TOKEN"
 CACHE_MOUNT = "/cache"
+HF_HOME = f"{CACHE_MOUNT}/huggingface"
 
-# First start downloads ~220 GB of weights, then loads and compiles: allow an hour before
-# the kubelet gives up, and only then let the liveness probe act.
-STARTUP_BUDGET_SECONDS = 3600
-PROBE_PERIOD_SECONDS = 10
-# In-flight streams get this long after the pod leaves the load balancer.
-DRAIN_SECONDS = 300
 SHM_SIZE = "64Gi"  # NCCL between the GPUs of one replica uses /dev/shm
 # Share of a node's CPU and memory given to pods per GPU; the rest is for the kubelet and daemonsets.
 NODE_SHARE = 0.8
@@ -60,23 +55,54 @@ def _probe(period: int, failures: int) -> dict:
     }
 
 
-def _env(has_hf_token: bool) -> list[dict]:
-    env = [{"name": k, "value": v} for k, v in profiles.vllm_env().items()]
-    env += [
-        {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/huggingface"},
-        {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
-        {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}},
-    ]
-    if has_hf_token:
-        env.append(
-            {"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}}
-        )
-    return env
+def security_context() -> dict:
+    """The one container security context: the staging and the vLLM containers both use it."""
+    return {"allowPrivilegeEscalation": False}
+
+
+def timers(serving: ServingSettings) -> timeline.Timers:
+    """The Deployment's timers, from the cold-start timeline of this stack's model and replicas."""
+    return timeline.timers(serving.replicas, timeline.WEIGHTS_GB)
+
+
+def _hf_token_env(has_hf_token: bool) -> list[dict]:
+    if not has_hf_token:
+        return []
+    return [{"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}}]
+
+
+def start_env(t: timeline.Timers) -> dict[str, str]:
+    """How vLLM starts: offline from the staged weights, with an engine-ready wait for load + compile."""
+    return {
+        # The weights were staged by the init container: never reach for the Hub at start.
+        "HF_HUB_OFFLINE": "1",
+        # vLLM's wait for its engine cores (600 s by default).
+        "VLLM_ENGINE_READY_TIMEOUT_S": str(t.engine_ready_timeout),
+    }
+
+
+def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
+    plain = {**profiles.vllm_env(), **start_env(t), "HF_HOME": HF_HOME, "VLLM_CACHE_ROOT": f"{CACHE_MOUNT}/vllm"}
+    env = [{"name": k, "value": v} for k, v in plain.items()]
+    env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
+    return env + _hf_token_env(has_hf_token)
 
 
 def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: bool) -> dict:
     """The vLLM Deployment: argv only from the profile function, secrets only by reference."""
     argv = profiles.vllm_argv(serving)
+    t = timers(serving)
+    cache_mount = {"name": "cache", "mountPath": CACHE_MOUNT}
+    staging = weight_staging.init_container(
+        image=serving.image,
+        model=serving.model,
+        pinned_revision=serving.revision,
+        hf_home=HF_HOME,
+        weights_gb=timeline.WEIGHTS_GB,
+        cache_mount=cache_mount,
+        secret_env=_hf_token_env(has_hf_token),
+        security_context=security_context(),
+    )
     spread = [
         {
             "maxSkew": 1,
@@ -98,20 +124,18 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
         "image": serving.image,
         "command": argv[:2],
         "args": argv[2:],
-        "env": _env(has_hf_token),
+        "env": _env(has_hf_token, t),
         "ports": [{"name": "http", "containerPort": profiles.PORT, "protocol": "TCP"}],
         "resources": pod_resources(instance, serving.gpus_per_replica),
-        "startupProbe": _probe(PROBE_PERIOD_SECONDS, STARTUP_BUDGET_SECONDS // PROBE_PERIOD_SECONDS),
-        "readinessProbe": _probe(PROBE_PERIOD_SECONDS, 3),
+        # Load + compile (the weights are already staged), and only then the liveness probe acts.
+        "startupProbe": _probe(t.startup_probe_period, t.startup_probe_failures),
+        "readinessProbe": _probe(10, 3),
         # Runs only after the startup probe has passed, so it cannot kill a loading model.
         "livenessProbe": _probe(30, 5),
         # Keep serving while the NLB deregisters the pod, so streams in flight can finish.
-        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
-        "volumeMounts": [
-            {"name": "cache", "mountPath": CACHE_MOUNT},
-            {"name": "dshm", "mountPath": "/dev/shm"},
-        ],
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "lifecycle": {"preStop": {"sleep": {"seconds": t.pre_stop}}},
+        "volumeMounts": [cache_mount, {"name": "dshm", "mountPath": "/dev/shm"}],
+        "securityContext": security_context(),
     }
     return {
         "apiVersion": "apps/v1",
@@ -119,13 +143,16 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
         "metadata": {"name": APP, "namespace": NAMESPACE, "labels": LABELS},
         "spec": {
             "replicas": serving.replicas,
+            # A first start on a new node takes most of an hour (components/timeline.py); the
+            # default 600 s would mark it ProgressDeadlineExceeded.
+            "progressDeadlineSeconds": t.progress_deadline,
             "selector": {"matchLabels": LABELS},
             # Never ask for a spare GPU node: stop one old pod, then start its successor.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": {
                 "metadata": {"labels": LABELS},
                 "spec": {
-                    "terminationGracePeriodSeconds": DRAIN_SECONDS + 60,
+                    "terminationGracePeriodSeconds": t.grace,
                     "tolerations": [gpu_pool.TOLERATION],
                     "affinity": {
                         "nodeAffinity": {
@@ -137,6 +164,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
                         }
                     },
                     "topologySpreadConstraints": spread,
+                    "initContainers": [staging],
                     "containers": [container],
                     "volumes": [
                         # On the node's NVMe RAID0: survives pod restarts, so nothing is downloaded

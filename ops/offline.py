@@ -175,10 +175,19 @@ def render(
                     "deleteBeforeReplace": request.deleteBeforeReplace,
                     "deletedWith": request.deletedWith,
                     "ignoreChanges": list(request.ignoreChanges),
+                    "customTimeouts": _timeouts(request),
                 },
             )
         )
     return Rendering(stack, resources, outputs, frozenset(secret_outputs), secret_values, dict(offline_mocks.INVENTED))
+
+
+def _timeouts(request: Any) -> dict[str, str]:
+    """The resource's custom timeouts as Pulumi received them (`90m`), only those that are set."""
+    if not request.HasField("customTimeouts"):
+        return {}
+    t = request.customTimeouts
+    return {k: v for k, v in (("create", t.create), ("update", t.update), ("delete", t.delete)) if v}
 
 
 # How the Pulumi wire format marks a secret value.

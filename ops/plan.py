@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components import capacity, endpoint, profiles
+from components import capacity, endpoint, profiles, timeline, workload
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
@@ -165,7 +165,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
     per_node = min(sv.replicas, settings.replicas_per_node)
     from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
-    env = " ".join(f"{k}={v}" for k, v in profiles.vllm_env().items())
+    start = {**workload.start_env(workload.timers(sv)), **profiles.vllm_env()}
+    env = " ".join(f"{k}={v}" for k, v in start.items())
     argv = shlex.join(profiles.vllm_argv(sv))
     gpus_needed = sv.replicas * sv.gpus_per_replica
     cost, cost_detail = hourly_cost(settings)
@@ -183,13 +184,22 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"nodes min/desired/max {g.min_size}/{g.desired_size}/{g.max_size}, capacity {g.capacity_type}"
         + (f" ({g.capacity_reservation_id})" if g.capacity_reservation_id else ""),
         f"  zones: {', '.join(g.availability_zones) or 'looked up at deploy time: those of the region that offer ' + g.instance_type}",
+        *(
+            [
+                "  updates: a Capacity Block group upgrades only at 0 nodes; version and launch template changes "
+                "are held until gpuNodes.capacityBlockUpdate is scaleToZero, then apply (docs/operations.md)"
+            ]
+            if g.capacity_type == "CAPACITY_BLOCK"
+            else []
+        ),
         "",
         "Serving:",
         f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
         f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs, "
         f"{per_node} replica(s) per {g.instance_type}; image {sv.image}",
         "",
-        f"vLLM command (per replica; {from_secret} from the Kubernetes Secret):",
+        "vLLM command (per replica, after the init container stage-weights has put the weights into the NVMe "
+        f"cache; {from_secret} from the Kubernetes Secret):",
         f"  {env} {argv}",
         "",
         "Endpoint:",
@@ -201,6 +211,9 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "",
         "Capacity:",
         *(f"  {line}" for line in capacity.table_for(settings)),
+        "",
+        f"Cold start of one replica (components/timeline.py; {timeline.WEIGHTS_GB} GB of weights, {sv.replicas} replica(s)):",
+        *(f"  {line}" for line in timeline.describe(sv.replicas, timeline.WEIGHTS_GB)),
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
         "",

@@ -103,7 +103,7 @@ def gpu_nodes_override(**fields) -> dict:
 CAPACITY_BLOCK = gpu_nodes_override(
     capacityType="CAPACITY_BLOCK", capacityReservationId=RESERVATION, availabilityZones=[f"{REGION}a"]
 )
-ODCR = gpu_nodes_override(capacityType="ON_DEMAND", capacityReservationId=RESERVATION)
+ODCR = gpu_nodes_override(capacityType="ON_DEMAND", capacityReservationId=RESERVATION, availabilityZones=[f"{REGION}b"])
 
 
 # --- GPU node group -------------------------------------------------------------------

@@ -1,0 +1,271 @@
+"""The life cycle around the objects: first start, rollout timers, and the order of up and destroy."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import pytest
+
+from components import config, profiles, timeline, weight_staging, workload
+from ops import graph_order
+from ops.offline import Rendering, render
+
+STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+SERVICE = "kubernetes:core/v1:Service"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+DEREGISTRATION = "deregistration_delay.timeout_seconds="
+
+
+@functools.cache
+def rendered(stack: str) -> Rendering:
+    return render(stack)
+
+
+def pod_spec(r: Rendering) -> dict:
+    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def minutes(timeout: str) -> int:
+    assert timeout.endswith("m"), timeout
+    return int(timeout[:-1]) * 60
+
+
+def rendered_timers(r: Rendering) -> timeline.Timers:
+    """The timers as the cluster and Pulumi receive them, read back from the rendering."""
+    deployment = r.one(DEPLOYMENT)
+    spec = deployment.inputs["spec"]
+    pod = spec["template"]["spec"]
+    vllm = pod["containers"][0]
+    timeouts = deployment.options["customTimeouts"]
+    annotations = r.one(INGRESS).inputs["metadata"]["annotations"]
+    attributes = annotations["alb.ingress.kubernetes.io/target-group-attributes"]
+    delay = next(a for a in attributes.split(",") if a.startswith(DEREGISTRATION))
+    return timeline.Timers(
+        engine_ready_timeout=int(env_of(vllm)["VLLM_ENGINE_READY_TIMEOUT_S"]["value"]),
+        startup_probe_period=vllm["startupProbe"]["periodSeconds"],
+        startup_probe_failures=vllm["startupProbe"]["failureThreshold"],
+        progress_deadline=spec["progressDeadlineSeconds"],
+        create_timeout=minutes(timeouts["create"]),
+        update_timeout=minutes(timeouts["update"]),
+        delete_timeout=minutes(timeouts["delete"]),
+        deregistration_delay=int(delay.removeprefix(DEREGISTRATION)),
+        pre_stop=vllm["lifecycle"]["preStop"]["sleep"]["seconds"],
+        grace=pod["terminationGracePeriodSeconds"],
+    )
+
+
+# --- the timeline and its timers -------------------------------------------------------------
+
+
+def test_a_new_node_downloads_the_weights_and_a_warm_restart_does_not():
+    cold, warm = timeline.new_node(), timeline.warm_restart()
+    assert cold.seconds(timeline.DOWNLOAD) >= 220 * 1000 / 125  # 220 GB at the assumed 1 Gbit/s
+    assert warm.seconds(timeline.DOWNLOAD, timeline.IMAGE_PULL) == 0
+    assert 30 * 60 <= cold.total <= 60 * 60 and warm.total < 15 * 60
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 8])
+@pytest.mark.parametrize("weights_gb", [220, 460])
+def test_every_derived_timer_covers_the_phase_it_guards(replicas, weights_gb):
+    t = timeline.timers(replicas, weights_gb)
+    assert [g for g in timeline.guards(t, replicas, weights_gb) if g.short] == []
+    assert t.progress_deadline >= timeline.new_node(weights_gb).total
+    assert t.update_timeout >= replicas * timeline.new_node(weights_gb).total
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_rendered_deployment_carries_exactly_the_derived_timers(stack):
+    r, s = rendered(stack), config.from_stack_file(stack)
+    assert rendered_timers(r) == timeline.timers(s.serving.replicas)
+    assert [g for g in timeline.guards(rendered_timers(r), s.serving.replicas) if g.short] == []
+
+
+@pytest.mark.parametrize(
+    ("timer", "default", "name"),
+    [
+        ("engine_ready_timeout", 600, "VLLM_ENGINE_READY_TIMEOUT_S"),  # vLLM's default
+        ("progress_deadline", 600, "progressDeadlineSeconds"),  # Kubernetes' default
+        ("create_timeout", 600, "Pulumi create timeout"),  # Pulumi's default for a Deployment
+        ("grace", 30, "terminationGracePeriodSeconds"),  # Kubernetes' default
+    ],
+)
+def test_the_chain_check_fails_on_the_platform_defaults(timer, default, name):
+    t = dataclasses.replace(timeline.timers(1), **{timer: default})
+    assert name in {g.timer for g in timeline.guards(t, 1) if g.short}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_deployment_has_pulumi_custom_timeouts_for_create_update_and_delete(stack):
+    timeouts = rendered(stack).one(DEPLOYMENT).options["customTimeouts"]
+    assert set(timeouts) == {"create", "update", "delete"}
+    assert minutes(timeouts["create"]) > 10 * 60  # Pulumi's default would cut a first start
+
+
+def test_plan_prints_the_timeline_with_its_assumptions(tmp_path, capsys):
+    from ops import plan
+
+    assert plan.main("prod-8gpu", str(tmp_path)) == 0
+    out = capsys.readouterr().out.split("Cold start")[1]
+    for phase in timeline.new_node().phases:
+        assert phase.name in out
+    assert "VLLM_ENGINE_READY_TIMEOUT_S" in out and "progressDeadlineSeconds" in out
+    assert "hub_mb_s" in out and "gp3 baseline throughput" in out
+
+
+# --- weights staged before vLLM starts ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offline(stack):
+    r, s = rendered(stack), config.from_stack_file(stack)
+    pod = pod_spec(r)
+    (init,) = pod["initContainers"]
+    vllm = pod["containers"][0]
+    init_env, vllm_env = env_of(init), env_of(vllm)
+    assert init["name"] == weight_staging.NAME and init["image"] == vllm["image"] == s.serving.image
+    assert 'hf download "$MODEL" --revision "$REVISION"' in init["command"][-1]
+    assert init_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
+    assert init_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
+    assert init["volumeMounts"] == [m for m in vllm["volumeMounts"] if m["name"] == "cache"]
+    assert vllm_env["HF_HUB_OFFLINE"]["value"] == "1"
+    assert init["securityContext"] == vllm["securityContext"] == workload.security_context()
+    assert init["resources"]["requests"] == init["resources"]["limits"]
+
+
+def test_a_pinned_revision_is_staged_and_served_alike_and_unpinned_means_main_for_both():
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    r = render("dev", overrides={"serving": {"profile": "tp4", "maxModelLen": 32768, "revision": sha}})
+    pod = pod_spec(r)
+    argv = pod["containers"][0]["command"] + pod["containers"][0]["args"]
+    assert argv[argv.index("--revision") + 1] == env_of(pod["initContainers"][0])["REVISION"]["value"] == sha
+    unpinned = pod_spec(rendered("dev"))
+    assert "--revision" not in unpinned["containers"][0]["args"]
+    assert env_of(unpinned["initContainers"][0])["REVISION"]["value"] == "main"
+
+
+def test_the_hugging_face_token_reaches_the_init_container_only_when_set():
+    with_token = env_of(pod_spec(render("dev", secrets={"hfToken": "hf_offline_test_token"}))["initContainers"][0])
+    assert with_token["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "hf-token"
+    without = render("dev", secrets={"hfToken": None})
+    assert "HF_TOKEN" not in env_of(pod_spec(without)["initContainers"][0])
+
+
+def test_the_hugging_face_hub_release_vllm_requires_has_the_hf_cli():
+    from importlib import metadata
+
+    scripts = {e.name for e in metadata.distribution("huggingface_hub").entry_points if e.group == "console_scripts"}
+    assert "hf" in scripts
+    requirement = next(r for r in metadata.requires("vllm") if r.startswith("huggingface_hub"))
+    assert ">=1." in requirement  # every allowed release ships `hf download`
+
+
+# --- destroy and up order from the graph -------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_everything_the_controller_needs_is_deleted_after_every_load_balancer_object(stack):
+    r = rendered(stack)
+    assert any(graph_order.carries_lb_finalizer(x) for x in r.resources)
+    needs = {x.type for x in graph_order.controller_needs(r.resources)}
+    assert {"aws:ec2/route:Route", "aws:eks/addon:Addon", "kubernetes:helm.sh/v3:Release"} <= needs
+    assert graph_order.lb_teardown_problems(r.resources) == []
+
+
+@pytest.mark.parametrize("what", ["nat route", "coredns"])
+def test_the_teardown_check_fails_when_a_nat_route_or_coredns_has_no_dependent(what):
+    r = rendered("prod-8gpu")
+    if what == "nat route":
+        target = next(x for x in r.of_type("aws:ec2/route:Route") if x.inputs.get("natGatewayId"))
+    else:
+        target = next(x for x in r.of_type("aws:eks/addon:Addon") if x.inputs["addonName"] == "coredns")
+    broken = graph_order.without_dependents(r.resources, {target.urn})
+    problems = graph_order.lb_teardown_problems(broken)
+    assert any(target.name in p for p in problems)
+
+
+def test_waves_follow_dependencies_parents_and_providers():
+    @dataclasses.dataclass(frozen=True)
+    class N:
+        urn: str
+        type: str = "t"
+        name: str = ""
+        inputs: dict = dataclasses.field(default_factory=dict)
+        parent: str = ""
+        provider: str = ""
+        dependencies: tuple[str, ...] = ()
+
+    nodes = [
+        N("net"),
+        N("cluster", dependencies=("net",)),
+        N("prov", parent="cluster"),
+        N("svc", provider="prov::id-1", inputs={"kind": "Service", "spec": {"type": "LoadBalancer"}}),
+        N("ing", provider="prov::id-1", inputs={"kind": "Ingress"}),
+        N("lonely-route"),
+    ]
+    assert graph_order.delete_waves(nodes) == [["ing", "lonely-route", "svc"], ["prov"], ["cluster"], ["net"]]
+    assert {n.urn for n in nodes if graph_order.carries_lb_finalizer(n)} == {"svc", "ing"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_node_groups_wait_for_the_nat_routes_of_their_subnets(stack):
+    r = rendered(stack)
+    associations = r.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
+    routes = [x for x in r.of_type("aws:ec2/route:Route") if x.inputs.get("natGatewayId")]
+    groups = r.of_type(NODE_GROUP)
+    assert len(groups) == 2
+    for group in groups:
+        before = graph_order.created_after(r.resources, group.urn)
+        mine = [a for a in associations if a.inputs["subnetId"] in group.inputs["subnetIds"]]
+        assert mine
+        for assoc in mine:
+            assert assoc.urn in before, (group.name, assoc.name)
+            (route,) = [x for x in routes if x.inputs["routeTableId"] == assoc.inputs["routeTableId"]]
+            assert route.urn in before, (group.name, route.name)
+
+
+def test_the_controller_waits_for_coredns_and_the_networking_add_ons():
+    r = rendered("dev")
+    release = next(
+        x for x in r.of_type("kubernetes:helm.sh/v3:Release") if x.inputs["chart"] == "aws-load-balancer-controller"
+    )
+    before = graph_order.created_after(r.resources, release.urn)
+    addons = {x.inputs["addonName"] for x in r.of_type("aws:eks/addon:Addon") if x.urn in before}
+    assert addons == set(graph_order.CONTROLLER_ADDONS)
+
+
+def test_the_operations_guide_states_the_timeline_and_timers_the_code_derives():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    cold, warm = timeline.new_node(), timeline.warm_restart()
+    for c, w in zip(cold.phases, warm.phases, strict=True):
+        assert f"| {c.name} | {timeline.duration(c.seconds)} | {timeline.duration(w.seconds)} |" in guide
+    assert f"| **total** | **{timeline.duration(cold.total)}** | **{timeline.duration(warm.total)}** |" in guide
+    t = timeline.timers(2)
+    for text in (
+        f"`VLLM_ENGINE_READY_TIMEOUT_S` {timeline.duration(t.engine_ready_timeout)}",
+        f"the startup probe {timeline.duration(t.startup_budget)}",
+        f"`progressDeadlineSeconds` {timeline.duration(t.progress_deadline)}",
+        f"create {timeline.duration(t.create_timeout)}",
+        f"{timeline.duration(t.update_timeout)} for two replicas",
+        f"the preStop sleep {timeline.duration(t.pre_stop)}",
+        f"`terminationGracePeriodSeconds` {timeline.duration(t.grace)}",
+    ):
+        assert text in guide, text
+
+
+def test_the_readme_states_the_first_start_from_the_timeline():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    cold, warm = timeline.new_node(), timeline.warm_restart()
+    assert f"about {round(cold.total / 60)} minutes at the assumed 1 Gbit/s" in readme
+    assert f"{round(warm.total / 60)} minutes for a restart on the same node" in readme
+    assert timeline.Assumptions().hub_mb_s * 8 / 1000 == 1  # "1 Gbit/s" is the assumed Hub bandwidth
