@@ -83,6 +83,8 @@ def explain(err: Exception, action: str, *, in_use_by: str = "", protected_fix: 
         return f"{action}: {err}", RERUN
     code = error_code(err)
     detail = f"{code}: {error_message(err)}"
+    if code in BAD_CREDENTIAL_CODES:  # before DENIED_CODES: EC2's AuthFailure is about the keys, not IAM
+        return detail, CREDENTIALS_FIX
     if code in DENIED_CODES:
         fix = f"grant {action} to the identity running sweep (`aws sts get-caller-identity`)"
         if code == "UnauthorizedOperation":
@@ -90,8 +92,6 @@ def explain(err: Exception, action: str, *, in_use_by: str = "", protected_fix: 
         return detail, fix
     if code in EXPIRED_CODES:
         return detail, f"the credentials expired: refresh them (`aws sso login --profile <profile>`), then {RERUN}"
-    if code in BAD_CREDENTIAL_CODES:
-        return detail, CREDENTIALS_FIX
     if code == "OperationNotPermitted" and protected_fix:
         return detail, protected_fix
     if code in IN_USE_CODES:

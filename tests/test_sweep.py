@@ -88,6 +88,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~10,000 AMIs and volumes per region otherwise
     with mock_aws():
         w = World(boto3.client)
         build(w)
@@ -146,32 +147,45 @@ def failing_eks(error: Exception) -> Any:
 # --- the cluster gate and the stack name ------------------------------------------------------
 
 
-def test_apply_refuses_while_the_cluster_exists(world: World) -> None:
+def test_apply_deletes_nothing_while_the_cluster_exists_or_cannot_be_checked(world: World) -> None:
     live_cluster(world)
     before = world.inventory()
-    rows = run(world, apply=True)
-    assert world.inventory() == before and world.calls == []
-    gate = by_name(rows)["cluster"]
+    gate = by_name(run(world, apply=True))["cluster"]
     assert gate.failed and "still exists" in gate.detail and "pulumi destroy --stack prod-8gpu" in gate.fix
     assert "--i-know-the-cluster-may-be-live" in gate.fix
-
-
-@pytest.mark.parametrize(
-    ("error", "fix_says"),
-    [
+    world.eks.delete_cluster(name=CLUSTER)
+    for error, fix_says in (
         (aws_error("AccessDeniedException", "DescribeCluster"), "grant eks:DescribeCluster"),
         (EndpointConnectionError(endpoint_url=f"https://eks.{REGION}.amazonaws.com/"), "network access"),
         (ReadTimeoutError(endpoint_url=f"https://eks.{REGION}.amazonaws.com/"), "run sweep again"),
         (aws_error("ThrottlingException", "DescribeCluster"), "wait a few minutes"),
-    ],
-    ids=["denied", "unreachable", "timeout", "throttled"],
-)
-def test_apply_refuses_when_the_cluster_cannot_be_checked(world: World, error: Exception, fix_says: str) -> None:
-    before = world.inventory()
-    rows = run(world, apply=True, eks=failing_eks(error))
+    ):
+        gate = by_name(run(world, apply=True, eks=failing_eks(error)))["cluster"]
+        assert gate.failed and "cannot tell whether" in gate.detail and fix_says in gate.fix, gate
     assert world.inventory() == before and world.calls == []
-    gate = by_name(rows)["cluster"]
-    assert gate.failed and "cannot tell whether" in gate.detail and fix_says in gate.fix
+
+
+def test_unreachable_endpoints_are_rows_even_in_a_dry_run(world: World) -> None:
+    def unreachable() -> Exception:
+        return EndpointConnectionError(endpoint_url=f"https://ec2.{REGION}.amazonaws.com/")
+
+    for method in (
+        "describe_load_balancers",
+        "describe_target_groups",
+        "describe_security_groups",
+        "describe_network_interfaces",
+    ):
+        world.fail[method] = unreachable
+    rows = run(world, apply=False, eks=failing_eks(unreachable()))
+    failed = [r for r in rows if r.failed]
+    assert [r.name for r in failed] == [
+        "cluster",
+        "list load balancers",
+        "list target groups",
+        "list security groups",
+        "list network interfaces",
+    ]
+    assert all("cannot reach" in r.detail and "network access" in r.fix for r in failed)
 
 
 def test_the_loud_override_sweeps_a_live_cluster(world: World) -> None:
@@ -181,25 +195,19 @@ def test_the_loud_override_sweeps_a_live_cluster(world: World) -> None:
     assert "k8s-minimaxv-vllm" not in world.inventory()["lbs"]
 
 
-def test_sweep_needs_an_explicit_stack(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sweep_needs_an_explicit_stack_that_maps_to_its_own_cluster(
+    world: World, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = world.inventory()
     for argv in (["sweep", "--apply"], ["sweep"]):
         with pytest.raises(SystemExit) as exit_:
             ops_main(argv)
         assert exit_.value.code == 2
     assert "--stack" in capsys.readouterr().err
-    assert world.inventory() == before
-
-
-def test_a_stack_whose_cluster_name_is_another_stacks_is_refused(
-    world: World, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
     # `prod_8gpu` maps to cluster minimax-vllm-prod-8gpu too: it must not sweep prod-8gpu's load balancer.
     shutil.copy(settings_module.STACKS_DIR / "Pulumi.prod-8gpu.yaml", tmp_path / "Pulumi.prod_8gpu.yaml")
     monkeypatch.setattr(settings_module, "STACKS_DIR", tmp_path)
-    before = world.inventory()
     assert ops_main(["sweep", "--stack", "prod_8gpu", "--apply"]) == 2
-    assert world.inventory() == before
     with pytest.raises(UsageError, match="letters, digits and hyphens"):
         run(world, apply=True, settings=dataclasses.replace(SETTINGS, stack="prod.8gpu"))
     assert world.inventory() == before
@@ -249,6 +257,15 @@ def test_apply_deletes_exactly_this_stacks_dead_resources(world: World) -> None:
         "untagged",
     ):
         assert f"security group {ids[key]} ({key})" not in rows_by_name  # not ours: not even reported
+    # The protected load balancer keeps its listener, target group and group; none was touched.
+    after = world.inventory()
+    assert (
+        "k8s-minimaxv-keep" in after["lbs"]
+        and "k8s-minimaxv-keep-tg" in after["tgs"]
+        and ids["keep_sg"] in after["sgs"]
+    )
+    assert len(world.raw_elbv2.describe_listeners(LoadBalancerArn=ids["keep_lb"])["Listeners"]) == 1
+    assert [kw for _, kw in world.calls if ids["keep_lb"] in str(kw) or ids["keep_sg"] in str(kw)] == []
     far = boto3.client("ec2", region_name=OTHER_REGION)
     assert (
         len(
@@ -297,25 +314,7 @@ def test_every_ownership_tag_must_agree(tags: dict[str, str], kind: str) -> None
     assert sweep.Scope("c1", "s1").owns(tags) == (kind == "ours")
 
 
-# --- deletion protection, dry-run parity, in-use ENIs ----------------------------------------------
-
-
-def test_a_protected_load_balancer_keeps_its_listeners_target_groups_and_groups(world: World) -> None:
-    ids = world.ids
-    run(world, apply=True)
-    after = world.inventory()
-    assert "k8s-minimaxv-keep" in after["lbs"] and "k8s-minimaxv-keep-tg" in after["tgs"]
-    keep_listeners = world.raw_elbv2.describe_listeners(LoadBalancerArn=ids["keep_lb"])["Listeners"]
-    assert len(keep_listeners) == 1 and ids["keep_sg"] in after["sgs"]
-    touched = [kw for _, kw in world.calls if ids["keep_lb"] in str(kw) or ids["keep_sg"] in str(kw)]
-    assert touched == []
-
-
-def test_protected_rows_name_deletion_protection_in_both_modes(world: World) -> None:
-    for apply in (False, True):
-        row = by_name(run(world, apply=apply))["load balancer k8s-minimaxv-keep"]
-        assert row.failed and "deletion protection is on" in row.detail
-        assert "deletion_protection.enabled,Value=false" in row.fix
+# --- dry-run parity, deletion protection, in-use ENIs ------------------------------------------------
 
 
 def test_dry_run_and_apply_list_the_same_actions(world: World) -> None:
@@ -327,26 +326,26 @@ def test_dry_run_and_apply_list_the_same_actions(world: World) -> None:
     planned = {r.name for r in dry if r.detail.startswith("would ")}
     done = {r.name for r in applied if r.status == "PASS" and r.name != "cluster"}
     assert planned == done
-    for a, b in zip(dry, applied, strict=False):
-        if b.status in ("FAIL", "INFO") and not a.detail.startswith("would "):
+    for a, b in zip([r for r in dry if r.name != "dry run"], applied, strict=True):
+        if not a.detail.startswith("would "):
             assert a == b, (a, b)  # findings read the same in both modes
-    attached = by_name(dry)[f"network interface {world.ids['attached_eni']}"]
+    rows = by_name(dry)
+    attached = rows[f"network interface {world.ids['attached_eni']}"]
     assert attached.failed and "attached to i-" in attached.detail and "would" not in attached.detail
-
-
-def test_second_apply_deletes_nothing_more(world: World) -> None:
-    run(world, apply=True)
-    before, calls = world.inventory(), len(world.calls)
-    rows = run(world, apply=True)
-    assert world.inventory() == before and len(world.calls) == calls
-    assert not [r for r in rows if r.status == "PASS" and r.name not in ("cluster",)]
+    protected = rows["load balancer k8s-minimaxv-keep"]
+    assert protected.failed and "deletion protection is on" in protected.detail
+    assert "deletion_protection.enabled,Value=false" in protected.fix
+    # A second apply finds nothing more to do.
+    after, calls = world.inventory(), len(world.calls)
+    again = run(world, apply=True)
+    assert world.inventory() == after and len(world.calls) == calls
+    assert [r.name for r in again if r.status == "PASS"] == ["cluster"]
 
 
 # --- errors become rows with the fix for their code --------------------------------------------
 
-
-@pytest.mark.parametrize(
-    ("method", "code", "row", "must", "must_not"),
+ERROR_CASES = [
+    # (method, code, row, the fix must say, the fix must not say)
     [
         (
             "delete_load_balancer",
@@ -356,34 +355,27 @@ def test_second_apply_deletes_nothing_more(world: World) -> None:
             "deletion_protection",
         ),
         (
-            "delete_load_balancer",
-            "OperationNotPermitted",
-            "load balancer k8s-minimaxv-vllm",
-            "deletion_protection.enabled,Value=false",
-            "grant",
-        ),
-        (
             "delete_security_group",
             "UnauthorizedOperation",
             "security group {own_sg} (minimax-vllm-extra)",
             "grant ec2:DeleteSecurityGroup",
             "still used",
         ),
+        ("delete_network_interface", "ExpiredToken", "network interface {cni_eni}", "aws sso login", "grant"),
+        ("describe_target_groups", "RequestLimitExceeded", "list target groups", "wait a few minutes", "grant"),
+    ],
+    [
         (
-            "delete_target_group",
-            "AccessDenied",
-            "target group k8s-minimaxv-vllm-tg",
-            "grant elasticloadbalancing:DeleteTargetGroup",
-            "dependents",
+            "delete_load_balancer",
+            "OperationNotPermitted",
+            "load balancer k8s-minimaxv-vllm",
+            "deletion_protection.enabled,Value=false",
+            "grant",
         ),
-        ("describe_security_groups", "RequestLimitExceeded", "list security groups", "wait a few minutes", "grant"),
-        (
-            "describe_load_balancers",
-            "AccessDenied",
-            "list load balancers",
-            "grant elasticloadbalancing:DescribeLoadBalancers",
-            "wait",
-        ),
+        ("delete_target_group", "AccessDenied", "target group k8s-sibling-vllm-tg", "", ""),  # never reached: not ours
+        ("describe_security_groups", "Throttling", "list security groups", "wait a few minutes", "grant"),
+    ],
+    [
         (
             "describe_load_balancer_attributes",
             "AccessDenied",
@@ -391,42 +383,28 @@ def test_second_apply_deletes_nothing_more(world: World) -> None:
             "grant elasticloadbalancing:DescribeLoadBalancerAttributes",
             "wait",
         ),
-        ("delete_network_interface", "ExpiredToken", "network interface {cni_eni}", "aws sso login", "grant"),
+        ("delete_network_interface", "AuthFailure", "network interface {cni_eni}", "aws configure", "grant"),
     ],
+]
+
+
+@pytest.mark.parametrize(
+    "cases", ERROR_CASES, ids=["denied-expired-throttled", "protected-throttled", "attributes-denied"]
 )
-def test_each_error_code_gets_its_own_fix(
-    world: World, method: str, code: str, row: str, must: str, must_not: str
-) -> None:
-    world.fail[method] = aws_error(code, method)
+def test_each_error_code_gets_its_own_fix(world: World, cases: list[tuple[str, str, str, str, str]]) -> None:
+    for method, code, *_ in cases:
+        world.fail[method] = aws_error(code, method)
     rows = by_name(run(world, apply=True))
-    failed = rows[row.format(**world.ids)]
-    assert failed.failed and (code in failed.detail or "throttled by AWS after 4 attempts" in failed.detail)
-    assert must in failed.fix and must_not not in failed.fix
+    for _method, code, row, must, must_not in cases:
+        if not must:
+            assert row not in rows
+            continue
+        failed = rows[row.format(**world.ids)]
+        assert failed.failed and (code in failed.detail or "throttled by AWS after 4 attempts" in failed.detail), failed
+        assert must in failed.fix and must_not not in failed.fix, failed
 
 
-def test_dependency_violation_names_what_still_uses_the_group(world: World) -> None:
-    holder = world.eni(
-        world.raw_ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [world.ids["vpc"]]}])["Subnets"][0][
-            "SubnetId"
-        ],
-        {},
-        [world.ids["own_sg"]],
-        "appeared after planning",
-    )
-    # The ENI shows up after planning (e.g. a pod started): the delete itself meets DependencyViolation.
-    sweeper = sweep.Sweeper(sweep.Scope(CLUSTER, "prod-8gpu"), world.ec2, world.elbv2, sleep=lambda _: None)
-    row = sweeper.delete(
-        "security group own",
-        "ec2",
-        "delete_security_group",
-        in_use_by=lambda: sweeper.enis_using("group-id", world.ids["own_sg"]),
-        GroupId=world.ids["own_sg"],
-    )
-    assert row.failed and "DependencyViolation" in row.detail and "after 6 attempts" in row.detail
-    assert holder in row.fix and "appeared after planning" in row.fix
-
-
-def test_a_group_still_in_use_is_reported_in_the_dry_run_and_never_tried(world: World) -> None:
+def test_what_still_uses_a_group_is_named_in_both_modes(world: World) -> None:
     subnet = world.raw_ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [world.ids["vpc"]]}])["Subnets"][0][
         "SubnetId"
     ]
@@ -436,30 +414,17 @@ def test_a_group_still_in_use_is_reported_in_the_dry_run_and_never_tried(world: 
         row = by_name(run(world, apply=apply))[name]
         assert row.failed and holder in row.detail
     assert ("delete_security_group", {"GroupId": world.ids["own_sg"]}) not in world.calls
-
-
-def test_unreachable_endpoints_are_rows_even_in_a_dry_run(world: World) -> None:
-    def unreachable() -> Exception:
-        return EndpointConnectionError(endpoint_url=f"https://ec2.{REGION}.amazonaws.com/")
-
-    for method in (
-        "describe_load_balancers",
-        "describe_target_groups",
-        "describe_security_groups",
-        "describe_network_interfaces",
-    ):
-        world.fail[method] = unreachable
-
-    rows = run(world, apply=False, eks=failing_eks(unreachable()))
-    failed = [r for r in rows if r.failed]
-    assert [r.name for r in failed] == [
-        "cluster",
-        "list load balancers",
-        "list target groups",
-        "list security groups",
-        "list network interfaces",
-    ]
-    assert all("cannot reach" in r.detail and "network access" in r.fix for r in failed)
+    # An ENI that appears after planning meets DependencyViolation: the fix names it.
+    sweeper = sweep.Sweeper(sweep.Scope(CLUSTER, "prod-8gpu"), world.ec2, world.elbv2, sleep=lambda _: None)
+    row = sweeper.delete(
+        name,
+        "ec2",
+        "delete_security_group",
+        in_use_by=lambda: sweeper.enis_using("group-id", world.ids["own_sg"]),
+        GroupId=world.ids["own_sg"],
+    )
+    assert row.failed and "DependencyViolation" in row.detail and "after 6 attempts" in row.detail
+    assert holder in row.fix and "someone else's ENI" in row.fix
 
 
 def test_in_use_errors_are_retried_with_bounded_backoff(world: World) -> None:
