@@ -283,7 +283,7 @@ class Sweeper:
         blockers = self._group_blockers(plan, candidates)
         for gid, why in blockers.items():
             name = group_label(candidates.pop(gid))
-            fix = "it goes once that is gone: run sweep again then"
+            fix = "sweep deletes it once that is gone: run sweep again then"
             plan.steps.append(Step(name, row=failed(name, f"left alone: in use by {why}", fix)))
         plan.deleted_groups = candidates
         for sg in candidates.values():

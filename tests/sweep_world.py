@@ -142,6 +142,11 @@ class World:
             "NetworkInterfaces"
         ]:
             raise aws_error("DependencyViolation", "DeleteSubnet", f"The subnet '{sid}' has dependencies")
+        tables = self.raw_ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [sid]}])
+        for table in tables["RouteTables"]:  # AWS drops a deleted subnet's route table associations
+            for assoc in table.get("Associations", []):
+                if assoc.get("SubnetId") == sid:
+                    self.raw_ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
         return real(**kwargs)
 
     def rule_delete_nat_gateway(self, real: Any, **kwargs: Any) -> Any:
@@ -215,6 +220,51 @@ class World:
         for subnet in subnets:
             self.nlb_enis[self.eni(subnet, {}, groups, description)] = arn
         return arn
+
+    def network(self, cidr: str, tags: dict[str, str], name: str) -> dict[str, Any]:
+        """What components/network.py creates for two zones, tagged the way it tags them."""
+        ec2, ids = self.raw_ec2, {"subnets": [], "nats": [], "eips": [], "rtbs": []}
+        shared = {f"kubernetes.io/cluster/{name}": "shared"}
+        ids["vpc"] = vpc = self.vpc(cidr, {**tags, "Name": f"{name}-vpc"})
+        base = cidr.split(".0.0/")[0]
+        igw = ec2.create_internet_gateway(
+            TagSpecifications=tag_spec("internet-gateway", {**tags, "Name": f"{name}-igw"})
+        )
+        ids["igw"] = igw["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=ids["igw"], VpcId=vpc)
+        public_rt = ec2.create_route_table(
+            VpcId=vpc, TagSpecifications=tag_spec("route-table", {**tags, "Name": f"{name}-public"})
+        )
+        ids["rtbs"].append(public_rt["RouteTable"]["RouteTableId"])
+        ec2.create_route(RouteTableId=ids["rtbs"][0], DestinationCidrBlock="0.0.0.0/0", GatewayId=ids["igw"])
+        for i, zone in enumerate("ab"):
+            public = self.subnet(
+                vpc,
+                f"{base}.{100 + i}.0/24",
+                zone,
+                {**tags, **shared, "Name": f"{name}-public-{zone}", "kubernetes.io/role/elb": "1"},
+            )
+            private = self.subnet(vpc, f"{base}.{i}.0/24", zone, {**tags, **shared, "Name": f"{name}-private-{zone}"})
+            ids["subnets"] += [public, private]
+            ec2.associate_route_table(RouteTableId=ids["rtbs"][0], SubnetId=public)
+            eip = ec2.allocate_address(
+                Domain="vpc", TagSpecifications=tag_spec("elastic-ip", {**tags, "Name": f"{name}-nat-{zone}"})
+            )
+            nat = ec2.create_nat_gateway(
+                SubnetId=public,
+                AllocationId=eip["AllocationId"],
+                TagSpecifications=tag_spec("natgateway", {**tags, "Name": f"{name}-nat-{zone}"}),
+            )["NatGateway"]["NatGatewayId"]
+            ids["eips"].append(eip["AllocationId"])
+            ids["nats"].append(nat)
+            rt = ec2.create_route_table(
+                VpcId=vpc, TagSpecifications=tag_spec("route-table", {**tags, "Name": f"{name}-private-{zone}"})
+            )
+            rtb = rt["RouteTable"]["RouteTableId"]
+            ids["rtbs"].append(rtb)
+            ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+            ec2.associate_route_table(RouteTableId=rtb, SubnetId=private)
+        return ids
 
     def inventory(self) -> dict[str, set[str]]:
         ec2, elbv2 = self.raw_ec2, self.raw_elbv2
