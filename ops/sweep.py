@@ -6,7 +6,8 @@ VPC's deletion. Sweep plans first, from tags (`ops.sweep_scope`: every ownership
 agree), and the plan is the same list of rows in the dry run and with `--apply`. It deletes
 only when the stack's EKS cluster is provably gone, never touches a load balancer with
 deletion protection (nor its target groups and security groups), and turns every AWS or
-network error into a row with the fix for that error (`ops.sweep_errors`).
+network error into a row with the fix for that error (`ops.sweep_errors`). It never looks
+at S3: buckets (such as a weight mirror) outlive the stack on purpose.
 """
 
 from __future__ import annotations

@@ -460,3 +460,18 @@ def test_cli_dry_run_prints_a_table_and_exits_1_for_findings(world: World, capsy
     out = capsys.readouterr().out
     assert "sweep (dry run)" in out and "would delete" in out and "--apply" in out
     assert "k8s-minimaxv-vllm" in world.inventory()["lbs"]
+
+
+def test_no_credentials_is_a_usage_error_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert ops_main(["sweep", "--stack", "prod-8gpu"]) == 2
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    assert ops_main(["sweep", "--stack", "prod-8gpu", "--apply"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no AWS credentials") == 2 and "aws configure" in err and "Traceback" not in err
