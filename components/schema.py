@@ -90,8 +90,9 @@ def one_of(options: Iterable[Any]) -> AfterValidator:
 
 
 def each(test: Callable[[str], Any], at_least: int = 0) -> AfterValidator:
-    """Every item of a list passes `test`, and there are at least `at_least` of them."""
-    return holds(lambda items: len(items) >= at_least and all(test(i) for i in items))
+    """Every item of a list passes `test`, and a list that is set has at least `at_least` of them
+    (empty is the default: looked up or not used)."""
+    return holds(lambda items: (not items or len(items) >= at_least) and all(test(i) for i in items))
 
 
 def rule(default: Any, text: str, example: Any = None, **constraints: Any) -> Any:

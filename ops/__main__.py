@@ -67,7 +67,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from ops import sweep
 
-    title, checks = sweep.main(from_stack_file(args.stack), apply=args.apply)
+    title, checks = sweep.main(
+        from_stack_file(args.stack),
+        apply=args.apply,
+        live_cluster_override=args.i_know_the_cluster_may_be_live,
+        include_network=args.include_network,
+    )
     return emit(title, checks)
 
 
@@ -84,11 +89,16 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,capacity}")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, default_stack: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
-        c.add_argument(
-            "--stack", default=DEFAULT_STACK, help=f"stack name: stacks/Pulumi.<stack>.yaml (default {DEFAULT_STACK})"
-        )
+        if default_stack:
+            c.add_argument(
+                "--stack",
+                default=DEFAULT_STACK,
+                help=f"stack name: stacks/Pulumi.<stack>.yaml (default {DEFAULT_STACK})",
+            )
+        else:
+            c.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml (required)")
         return c
 
     plan = command("plan", "render the stack offline: resource tree, vllm argv, manifests, cost")
@@ -132,11 +142,25 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default 300)")
     verify.set_defaults(run=_verify)
 
+    # No default stack: a bare `sweep --apply` must never pick one (it used to be production).
     sweep = command(
         "sweep",
         "after an interrupted `pulumi destroy`: delete load balancers, target groups, ENIs and security groups left behind",
+        default_stack=False,
     )
     sweep.add_argument("--apply", action="store_true", help="delete (default: dry run, list only)")
+    sweep.add_argument(
+        "--include-network",
+        action="store_true",
+        help="also this stack's VPC, NAT gateways, Elastic IPs, internet gateway, subnets and route tables "
+        "(only when Pulumi's state of them is lost)",
+    )
+    sweep.add_argument(
+        "--i-know-the-cluster-may-be-live",
+        action="store_true",
+        help="let --apply delete although the stack's EKS cluster exists or cannot be checked "
+        "(its controller may recreate or still use what is deleted)",
+    )
     sweep.set_defaults(run=_sweep)
     _capacity_parser(sub, command)
     return p

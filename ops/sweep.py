@@ -2,9 +2,12 @@
 
 The AWS Load Balancer Controller creates the NLB, its target groups and security groups
 outside Pulumi's state; if the cluster goes before the Service, they stay and block the
-VPC's deletion. Sweep finds them by this cluster's tags only, deletes them in dependency
-order (load balancers, target groups, released ENIs, security groups), and is a dry run
-unless `--apply` is given.
+VPC's deletion. Sweep plans first, from tags (`ops.sweep_scope`: every ownership tag must
+agree), and the plan is the same list of rows in the dry run and with `--apply`. It deletes
+only when the stack's EKS cluster is provably gone, never touches a load balancer with
+deletion protection (nor its target groups and security groups), and turns every AWS or
+network error into a row with the fix for that error (`ops.sweep_errors`). It never looks
+at S3: buckets (such as a weight mirror) outlive the stack on purpose.
 """
 
 from __future__ import annotations
@@ -16,68 +19,45 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.settings import PROJECT, Settings
+from components.settings import Settings
 from ops import awsclients
-from ops.awsclients import Sleep, Throttled, call, error_code, error_message
+from ops.awsclients import CredentialsMissing, Sleep, call, error_code
 from ops.report import Check, failed, info, passed
+from ops.sweep_errors import AWS_ERRORS, IN_USE_CODES, NOT_FOUND_CODES, explain, iam_action
+from ops.sweep_scope import Ownership, Scope, check_stack_name
 
-# Errors that clear once a dependent resource finishes deleting (ENIs of a deleted NLB
-# take a minute or two to be released).
-RETRY_CODES = frozenset({"DependencyViolation", "ResourceInUse", "InvalidNetworkInterface.InUse"})
-NOT_FOUND_CODES = frozenset(
-    {
-        "LoadBalancerNotFound",
-        "TargetGroupNotFound",
-        "ListenerNotFound",
-        "InvalidGroup.NotFound",
-        "InvalidNetworkInterfaceID.NotFound",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which tags mark a resource as this stack's. Anything else is never touched."""
-
-    cluster: str
-    stack: str
-
-    def owns(self, tags: dict[str, str]) -> bool:
-        return (
-            tags.get("elbv2.k8s.aws/cluster") == self.cluster  # AWS Load Balancer Controller
-            or tags.get(f"kubernetes.io/cluster/{self.cluster}") == "owned"  # EKS, in-tree controller
-            or tags.get("cluster.k8s.amazonaws.com/name") == self.cluster  # VPC CNI ENIs
-            or (tags.get("stack") == self.stack and tags.get("project") == PROJECT)  # this project's tags
-        )
-
-    def shares(self, tags: dict[str, str]) -> bool:
-        """`shared` marks resources the cluster uses but another owner created: never deleted."""
-        return tags.get(f"kubernetes.io/cluster/{self.cluster}") == "shared" and not self.owns(tags)
+LIVE_CLUSTER_OVERRIDE = "--i-know-the-cluster-may-be-live"
+ELB = "elasticloadbalancing"
 
 
 @dataclass
-class Found:
-    """This stack's leftovers, discovered before anything is deleted."""
+class Step:
+    """One row of the plan: `act` deletes (apply only); `row` is a finding shown in both modes."""
 
-    load_balancers: list[dict[str, Any]] = field(default_factory=list)
-    listeners: dict[str, list[str]] = field(default_factory=dict)  # load balancer ARN -> listener ARNs
-    target_groups: list[dict[str, Any]] = field(default_factory=list)
-    security_groups: list[dict[str, Any]] = field(default_factory=list)
-    network_interfaces: list[dict[str, Any]] = field(default_factory=list)
-    shared: list[str] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.load_balancers or self.target_groups or self.security_groups or self.network_interfaces)
+    name: str
+    plan: str = "would delete"
+    act: Callable[[], Check] | None = None
+    row: Check | None = None
 
 
-def _tags(items: Iterable[dict[str, Any]] | None) -> dict[str, str]:
+def tags_of(items: Iterable[dict[str, Any]] | None) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in items or []}
+
+
+def verdict_row(name: str, own: Ownership) -> Check:
+    """The row for something left alone: `shared` is expected, a conflict needs a person."""
+    if own.kind == "shared":
+        return info(name, f"left alone: shared ({own.reason})")
+    return failed(
+        name,
+        f"left alone: conflicting ownership tags ({own.reason})",
+        "its tags name this stack and something else: find out whose it is; delete it by hand only if it is this stack's",
+    )
 
 
 @dataclass
 class Sweeper:
-    """Discovery and deletion with injectable sleep, so tests run the retry paths instantly."""
+    """Discovery, planning and deletion; sleep is injectable so tests run retries instantly."""
 
     scope: Scope
     ec2: Any
@@ -85,219 +65,375 @@ class Sweeper:
     sleep: Sleep = time.sleep
     attempts: int = 6
     base_delay: float = 5.0
-    checks: list[Check] = field(default_factory=list)
+    rows: list[Check] = field(default_factory=list)  # discovery failures, shown first
+
+    # --- calls ----------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return self.ec2 if service == "ec2" else self.elbv2
 
     def _call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         return call(fn, sleep=self.sleep, **kwargs)
 
-    def _pages(
-        self, fn: Callable[..., Any], key: str, token: str = "NextToken", **kwargs: Any
-    ) -> Iterator[dict[str, Any]]:
+    def pages(self, service: str, method: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """Every item of a paged Describe call (EC2 pages with NextToken, ELBv2 with Marker)."""
-        reply_token = "NextMarker" if token == "Marker" else token
+        token, reply = ("Marker", "NextMarker") if service == ELB else ("NextToken", "NextToken")
+        fn = getattr(self.client(service), method)
         while True:
             page = self._call(fn, **kwargs)
             yield from page.get(key, [])
-            if not page.get(reply_token):
+            if not page.get(reply):
                 return
-            kwargs[token] = page[reply_token]
+            kwargs[token] = page[reply]
 
-    def _elb_tags(self, arns: list[str]) -> dict[str, dict[str, str]]:
-        tags: dict[str, dict[str, str]] = {}
-        for i in range(0, len(arns), 20):  # DescribeTags takes at most 20 ARNs
-            for d in self._call(self.elbv2.describe_tags, ResourceArns=arns[i : i + 20])["TagDescriptions"]:
-                tags[d["ResourceArn"]] = _tags(d.get("Tags"))
-        return tags
+    def listing(self, what: str, service: str, method: str, key: str, **kwargs: Any) -> list[dict[str, Any]] | None:
+        """A whole listing, or None after recording a failed row (the rest of the sweep goes on)."""
+        try:
+            return list(self.pages(service, method, key, **kwargs))
+        except AWS_ERRORS as err:
+            self.rows.append(failed(f"list {what}", *explain(err, iam_action(service, method))))
+            return None
 
-    # --- discovery -------------------------------------------------------------------
-
-    def find(self) -> Found:
-        found = Found()
-        for kind, finder in (
-            ("load balancers", self._find_elb),
-            ("security groups", self._find_groups),
-            ("network interfaces", self._find_enis),
-        ):
-            try:
-                finder(found)
-            except (ClientError, Throttled, BotoCoreError) as err:
-                self.checks.append(
-                    failed(
-                        f"list {kind}", _reason(err), "grant the Describe* permissions for elasticloadbalancing and ec2"
-                    )
-                )
-        return found
-
-    def _find_elb(self, found: Found) -> None:
-        lbs = list(self._pages(self.elbv2.describe_load_balancers, "LoadBalancers", token="Marker"))
-        tags = self._elb_tags([lb["LoadBalancerArn"] for lb in lbs])
-        for lb in lbs:
-            arn = lb["LoadBalancerArn"]
-            if self.scope.owns(tags.get(arn, {})):
-                found.load_balancers.append(lb)
-                listeners = self._pages(self.elbv2.describe_listeners, "Listeners", token="Marker", LoadBalancerArn=arn)
-                found.listeners[arn] = [ls["ListenerArn"] for ls in listeners]
-            elif self.scope.shares(tags.get(arn, {})):
-                found.shared.append(lb["LoadBalancerName"])
-        tgs = list(self._pages(self.elbv2.describe_target_groups, "TargetGroups", token="Marker"))
-        tg_tags = self._elb_tags([tg["TargetGroupArn"] for tg in tgs])
-        found.target_groups = [tg for tg in tgs if self.scope.owns(tg_tags.get(tg["TargetGroupArn"], {}))]
-
-    def _find_groups(self, found: Found) -> None:
-        for sg in self._pages(self.ec2.describe_security_groups, "SecurityGroups"):
-            tags = _tags(sg.get("Tags"))
-            if sg.get("GroupName") == "default":  # every VPC's default group; deleted with the VPC
-                continue
-            if self.scope.owns(tags):
-                found.security_groups.append(sg)
-            elif self.scope.shares(tags):
-                found.shared.append(sg["GroupId"])
-
-    def _find_enis(self, found: Found) -> None:
-        for eni in self._pages(self.ec2.describe_network_interfaces, "NetworkInterfaces"):
-            if self.scope.owns(_tags(eni.get("TagSet"))):
-                found.network_interfaces.append(eni)
-
-    # --- deletion ----------------------------------------------------------------------
-
-    def _delete(self, what: str, fn: Callable[..., Any], fix: str = "", **kwargs: Any) -> bool:
-        """One delete, retrying dependency errors with bounded backoff; a row either way."""
+    def delete(
+        self,
+        name: str,
+        service: str,
+        method: str,
+        *,
+        in_use_by: Callable[[], str] | None = None,
+        protected_fix: str = "",
+        **kwargs: Any,
+    ) -> Check:
+        """One delete; in-use errors are retried with bounded backoff (dependents take minutes to go)."""
+        fn = getattr(self.client(service), method)
+        action = iam_action(service, method)
         for attempt in range(1, self.attempts + 1):
             try:
                 self._call(fn, **kwargs)
-                self.checks.append(passed(what, "deleted"))
-                return True
-            except (Throttled, BotoCoreError) as err:
-                self.checks.append(failed(what, str(err), "run sweep again in a minute"))
-                return False
+                return passed(name, "deleted")
             except ClientError as err:
                 code = error_code(err)
                 if code in NOT_FOUND_CODES:
-                    self.checks.append(passed(what, "already gone"))
-                    return True
-                if code not in RETRY_CODES or attempt == self.attempts:
-                    tail = f" after {attempt} attempts" if code in RETRY_CODES else ""
-                    self.checks.append(
-                        failed(
-                            what,
-                            f"{code}: {error_message(err)}{tail}",
-                            fix or "run sweep again once its dependents are gone",
-                        )
-                    )
-                    return False
-                self.sleep(min(self.base_delay * 2 ** (attempt - 1), 60.0))
-        return False
+                    return passed(name, "already gone")
+                if code in IN_USE_CODES and attempt < self.attempts:
+                    self.sleep(self.backoff(attempt))
+                    continue
+                users = in_use_by() if in_use_by and code in IN_USE_CODES else ""
+                detail, fix = explain(err, action, in_use_by=users, protected_fix=protected_fix)
+                tail = f" after {attempt} attempts" if code in IN_USE_CODES else ""
+                return failed(name, detail + tail, fix)
+            except AWS_ERRORS as err:
+                return failed(name, *explain(err, action))
+        raise AssertionError("unreachable")
 
-    def delete_load_balancers(self, found: Found) -> None:
-        for lb in found.load_balancers:
-            arn, name = lb["LoadBalancerArn"], lb["LoadBalancerName"]
-            for listener in found.listeners.get(arn, []):
-                self._delete(
-                    f"listener {listener.rsplit('/', 1)[-1]} of {name}",
-                    self.elbv2.delete_listener,
-                    ListenerArn=listener,
+    def backoff(self, attempt: int) -> float:
+        return min(self.base_delay * 2 ** (attempt - 1), 60.0)
+
+    def enis_using(self, filter_name: str, value: str) -> str:
+        """What still holds a group or subnet, for a DependencyViolation's fix."""
+        filters = [{"Name": filter_name, "Values": [value]}]
+        try:
+            enis = list(self.pages("ec2", "describe_network_interfaces", "NetworkInterfaces", Filters=filters))
+        except AWS_ERRORS:
+            enis = None
+        if enis:
+            return ", ".join(sorted(eni_label(e) for e in enis))
+        return f"whatever `aws ec2 describe-network-interfaces --filters Name={filter_name},Values={value}` lists"
+
+    # --- planning ---------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        lbs = self.listing("load balancers", ELB, "describe_load_balancers", "LoadBalancers")
+        tgs = self.listing("target groups", ELB, "describe_target_groups", "TargetGroups")
+        groups = self.listing("security groups", "ec2", "describe_security_groups", "SecurityGroups")
+        enis = self.listing("network interfaces", "ec2", "describe_network_interfaces", "NetworkInterfaces")
+        plan = Plan(all_lbs=lbs or [], all_groups=groups or [], all_enis=enis or [])
+        self._plan_load_balancers(plan, lbs or [])
+        self._plan_target_groups(plan, tgs or [])
+        self._plan_enis(plan, enis or [])
+        self._plan_groups(plan, groups or [])
+        return plan
+
+    def _elb_tags(self, arns: list[str], what: str) -> dict[str, dict[str, str]] | None:
+        tags: dict[str, dict[str, str]] = {}
+        try:
+            for i in range(0, len(arns), 20):  # DescribeTags takes at most 20 ARNs
+                reply = self._call(self.elbv2.describe_tags, ResourceArns=arns[i : i + 20])
+                for d in reply["TagDescriptions"]:
+                    tags[d["ResourceArn"]] = tags_of(d.get("Tags"))
+        except AWS_ERRORS as err:
+            self.rows.append(failed(f"tags of {what}", *explain(err, iam_action(ELB, "describe_tags"))))
+            return None
+        return tags
+
+    def _plan_load_balancers(self, plan: Plan, lbs: list[dict[str, Any]]) -> None:
+        tags = self._elb_tags([lb["LoadBalancerArn"] for lb in lbs], "load balancers") or {}
+        for lb in lbs:
+            arn, name = lb["LoadBalancerArn"], f"load balancer {lb['LoadBalancerName']}"
+            lb_tags = tags.get(arn, {})
+            own = self.scope.judge(lb_tags)
+            if own.kind != "ours":
+                if own.kind == "conflict" or self.scope.mentions(lb_tags):
+                    plan.steps.append(Step(name, row=verdict_row(name, own)))
+                continue
+            kept = self._protection(name, arn)
+            if kept:
+                plan.steps.append(Step(name, row=kept))
+                continue
+            plan.deleted_lbs[arn] = lb
+            plan.steps.append(
+                Step(
+                    name,
+                    "would delete (with its listeners)",
+                    act=lambda n=name, a=arn: self.delete(
+                        n, ELB, "delete_load_balancer", protected_fix=protection_fix(a), LoadBalancerArn=a
+                    ),
                 )
-            fix = f"aws elbv2 modify-load-balancer-attributes --load-balancer-arn {arn} --attributes Key=deletion_protection.enabled,Value=false"
-            self._delete(f"load balancer {name}", self.elbv2.delete_load_balancer, fix=fix, LoadBalancerArn=arn)
-
-    def delete_target_groups(self, found: Found) -> None:
-        for tg in found.target_groups:
-            self._delete(
-                f"target group {tg['TargetGroupName']}",
-                self.elbv2.delete_target_group,
-                TargetGroupArn=tg["TargetGroupArn"],
+            )
+        if plan.deleted_lbs:
+            plan.steps.append(
+                Step(
+                    "load balancer ENIs",
+                    "would wait until AWS releases the deleted load balancers' ENIs",
+                    act=lambda: self.wait_for_released_enis(plan),
+                )
             )
 
-    def wait_for_released_enis(self, found: Found) -> None:
+    def _protection(self, name: str, arn: str) -> Check | None:
+        """A row when the load balancer must be kept: deletion protection on, or not checkable."""
+        try:
+            reply = self._call(self.elbv2.describe_load_balancer_attributes, LoadBalancerArn=arn)
+        except AWS_ERRORS as err:
+            detail, fix = explain(err, iam_action(ELB, "describe_load_balancer_attributes"))
+            return failed(name, f"left alone with everything it uses: deletion protection not checkable: {detail}", fix)
+        attrs = {a["Key"]: a.get("Value", "") for a in reply.get("Attributes", [])}
+        if attrs.get("deletion_protection.enabled") == "true":
+            return failed(
+                name,
+                "left alone with its listeners, target groups and security groups: deletion protection is on",
+                "someone turned it on to keep this load balancer; only if it must go: " + protection_fix(arn),
+            )
+        return None
+
+    def _plan_target_groups(self, plan: Plan, tgs: list[dict[str, Any]]) -> None:
+        tags = self._elb_tags([tg["TargetGroupArn"] for tg in tgs], "target groups") or {}
+        lb_names = {lb["LoadBalancerArn"]: lb["LoadBalancerName"] for lb in plan.all_lbs}
+        for tg in tgs:
+            arn, name = tg["TargetGroupArn"], f"target group {tg['TargetGroupName']}"
+            tg_tags = tags.get(arn, {})
+            own = self.scope.judge(tg_tags)
+            if own.kind != "ours":
+                if own.kind == "conflict" or self.scope.mentions(tg_tags):
+                    plan.steps.append(Step(name, row=verdict_row(name, own)))
+                continue
+            users = [lb_names.get(a, a) for a in tg.get("LoadBalancerArns", []) if a not in plan.deleted_lbs]
+            if users:
+                row = failed(
+                    name,
+                    f"left alone: used by load balancer {', '.join(users)}, which sweep keeps",
+                    "it goes once that load balancer is deleted (see its row)",
+                )
+                plan.steps.append(Step(name, row=row))
+                continue
+            plan.steps.append(
+                Step(name, act=lambda n=name, a=arn: self.delete(n, ELB, "delete_target_group", TargetGroupArn=a))
+            )
+
+    def _plan_enis(self, plan: Plan, enis: list[dict[str, Any]]) -> None:
+        released = {elb_eni_description(lb): lb["LoadBalancerName"] for lb in plan.deleted_lbs.values()}
+        for eni in enis:
+            eni_id = eni["NetworkInterfaceId"]
+            if eni.get("Description") in released:
+                plan.going_enis.add(eni_id)
+            name = f"network interface {eni_id}"
+            eni_tags = tags_of(eni.get("TagSet"))
+            own = self.scope.judge(eni_tags)
+            if own.kind != "ours":
+                if own.kind == "conflict" or self.scope.mentions(eni_tags):
+                    plan.steps.append(Step(name, row=verdict_row(name, own)))
+                continue
+            if eni_id in plan.going_enis:
+                lb = released[eni["Description"]]
+                plan.steps.append(Step(name, row=info(name, f"AWS releases it with load balancer {lb}")))
+            elif eni.get("RequesterManaged") or eni.get("Status") != "available":
+                plan.steps.append(Step(name, row=eni_in_use_row(name, eni)))
+            else:
+                plan.going_enis.add(eni_id)
+                plan.steps.append(
+                    Step(
+                        name,
+                        f"would delete ({eni.get('Status')})",
+                        act=lambda n=name, i=eni_id: self.delete(
+                            n, "ec2", "delete_network_interface", NetworkInterfaceId=i
+                        ),
+                    )
+                )
+
+    def _plan_groups(self, plan: Plan, groups: list[dict[str, Any]]) -> None:
+        candidates: dict[str, dict[str, Any]] = {}
+        for sg in groups:
+            if sg.get("GroupName") == "default":  # every VPC's default group; deleted with the VPC
+                continue
+            gid, sg_tags = sg["GroupId"], tags_of(sg.get("Tags"))
+            own = self.scope.judge(sg_tags)
+            if own.kind == "ours":
+                candidates[gid] = sg
+            elif own.kind == "conflict" or self.scope.mentions(sg_tags):
+                name = group_label(sg)
+                plan.steps.append(Step(name, row=verdict_row(name, own)))
+        blockers = self._group_blockers(plan, candidates)
+        for gid, why in blockers.items():
+            name = group_label(candidates.pop(gid))
+            fix = "sweep deletes it once that is gone: run sweep again then"
+            plan.steps.append(Step(name, row=failed(name, f"left alone: in use by {why}", fix)))
+        plan.deleted_groups = candidates
+        for sg in candidates.values():
+            for key, direction, method in (
+                ("IpPermissions", "ingress", "revoke_security_group_ingress"),
+                ("IpPermissionsEgress", "egress", "revoke_security_group_egress"),
+            ):
+                rules = rules_referencing(sg.get(key, []), set(candidates))
+                if rules:
+                    name = f"{direction} rules of {sg['GroupId']} naming groups being deleted"
+                    plan.steps.append(
+                        Step(name, f"would revoke {len(rules)}", act=self._revoker(name, method, sg["GroupId"], rules))
+                    )
+        for sg in candidates.values():
+            name, gid = group_label(sg), sg["GroupId"]
+            plan.steps.append(
+                Step(
+                    name,
+                    act=lambda n=name, g=gid: self.delete(
+                        n,
+                        "ec2",
+                        "delete_security_group",
+                        in_use_by=lambda: self.enis_using("group-id", g),
+                        GroupId=g,
+                    ),
+                )
+            )
+
+    def _group_blockers(self, plan: Plan, candidates: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Groups that something sweep keeps still uses: deleting them would only fail."""
+        blocked: dict[str, str] = {}
+        for lb in plan.all_lbs:
+            if lb["LoadBalancerArn"] not in plan.deleted_lbs:
+                for gid in lb.get("SecurityGroups", []):
+                    if gid in candidates:
+                        blocked.setdefault(gid, f"load balancer {lb['LoadBalancerName']} (kept)")
+        for eni in plan.all_enis:
+            if eni["NetworkInterfaceId"] in plan.going_enis:
+                continue
+            for g in eni.get("Groups", []):
+                if g.get("GroupId") in candidates:
+                    blocked.setdefault(g["GroupId"], eni_label(eni))
+        while True:  # a kept group's rule naming a candidate keeps it; that may keep more
+            kept = {
+                sg["GroupId"] for sg in plan.all_groups if sg["GroupId"] not in candidates or sg["GroupId"] in blocked
+            }
+            more = {
+                ref: f"a rule of {sg['GroupId']}"
+                for sg in plan.all_groups
+                if sg["GroupId"] in kept
+                for key in ("IpPermissions", "IpPermissionsEgress")
+                for perm in sg.get(key, [])
+                for pair in perm.get("UserIdGroupPairs", [])
+                if (ref := pair.get("GroupId")) in candidates and ref not in blocked and ref != sg["GroupId"]
+            }
+            if not more:
+                return blocked
+            blocked.update(more)
+
+    def _revoker(self, name: str, method: str, gid: str, rules: list[dict[str, Any]]) -> Callable[[], Check]:
+        def revoke() -> Check:
+            try:
+                self._call(getattr(self.ec2, method), GroupId=gid, IpPermissions=rules)
+                return passed(name, f"revoked {len(rules)}")
+            except AWS_ERRORS as err:
+                return failed(name, *explain(err, iam_action("ec2", method)))
+
+        return revoke
+
+    # --- waiting ----------------------------------------------------------------------
+
+    def wait_for_released_enis(self, plan: Plan) -> Check:
         """An NLB's ENIs belong to AWS and vanish after the NLB is deleted; wait (bounded) so groups can go."""
-        names = [_elb_eni_description(lb) for lb in found.load_balancers]
-        if not names:
-            return
+        names = sorted(elb_eni_description(lb) for lb in plan.deleted_lbs.values())
+        filters = [{"Name": "description", "Values": names}]
+        left: list[str] = []
         for attempt in range(1, self.attempts + 1):
             try:
-                left = [
-                    e["NetworkInterfaceId"]
-                    for e in self._pages(
-                        self.ec2.describe_network_interfaces,
-                        "NetworkInterfaces",
-                        Filters=[{"Name": "description", "Values": names}],
-                    )
-                ]
-            except (ClientError, Throttled, BotoCoreError) as err:
-                self.checks.append(failed("load balancer ENIs", _reason(err)))
-                return
+                enis = self.pages("ec2", "describe_network_interfaces", "NetworkInterfaces", Filters=filters)
+                left = [e["NetworkInterfaceId"] for e in enis]
+            except AWS_ERRORS as err:
+                return failed("load balancer ENIs", *explain(err, "ec2:DescribeNetworkInterfaces"))
             if not left:
-                self.checks.append(passed("load balancer ENIs", "released"))
-                return
+                return passed("load balancer ENIs", "released")
             if attempt < self.attempts:
-                self.sleep(min(self.base_delay * 2 ** (attempt - 1), 60.0))
-        self.checks.append(
-            failed(
-                "load balancer ENIs",
-                f"still present: {', '.join(left)}",
-                "AWS releases them within minutes of the NLB's deletion: run sweep --apply again",
-            )
+                self.sleep(self.backoff(attempt))
+        return failed(
+            "load balancer ENIs",
+            f"still present: {', '.join(left)}",
+            "AWS releases them within minutes of the load balancer's deletion: run sweep --apply again",
         )
 
-    def delete_network_interfaces(self, found: Found) -> None:
-        for eni in found.network_interfaces:
-            eni_id = eni["NetworkInterfaceId"]
-            if eni.get("Status") != "available":
-                owner = (eni.get("Attachment") or {}).get("InstanceId", "an attachment")
-                self.checks.append(
-                    failed(
-                        f"network interface {eni_id}",
-                        f"in use by {owner}",
-                        f"terminate {owner} first (or detach the ENI), then run sweep again",
-                    )
-                )
-                continue
-            self._delete(f"network interface {eni_id}", self.ec2.delete_network_interface, NetworkInterfaceId=eni_id)
 
-    def revoke_cross_references(self, found: Found) -> None:
-        """Rules in one of our groups that name another of ours block its deletion: revoke them first."""
-        ours = {sg["GroupId"] for sg in found.security_groups}
-        for sg in found.security_groups:
-            for key, revoke in (
-                ("IpPermissions", self.ec2.revoke_security_group_ingress),
-                ("IpPermissionsEgress", self.ec2.revoke_security_group_egress),
-            ):
-                rules = _rules_referencing(sg.get(key, []), ours)
-                if not rules:
-                    continue
-                what = f"{'ingress' if key == 'IpPermissions' else 'egress'} rules of {sg['GroupId']} naming our groups"
-                try:
-                    self._call(revoke, GroupId=sg["GroupId"], IpPermissions=rules)
-                    self.checks.append(passed(what, f"revoked {len(rules)}"))
-                except (ClientError, Throttled, BotoCoreError) as err:
-                    self.checks.append(failed(what, _reason(err)))
+@dataclass
+class Plan:
+    """What sweep found, in the order `--apply` acts on it."""
 
-    def delete_security_groups(self, found: Found) -> None:
-        for sg in found.security_groups:
-            gid = sg["GroupId"]
-            fix = f"something outside this stack still uses {gid}: `aws ec2 describe-network-interfaces --filters Name=group-id,Values={gid}`"
-            self._delete(
-                f"security group {gid} ({sg.get('GroupName', '')})",
-                self.ec2.delete_security_group,
-                fix=fix,
-                GroupId=gid,
-            )
+    all_lbs: list[dict[str, Any]]
+    all_groups: list[dict[str, Any]]
+    all_enis: list[dict[str, Any]]
+    steps: list[Step] = field(default_factory=list)
+    deleted_lbs: dict[str, dict[str, Any]] = field(default_factory=dict)  # ARN -> load balancer
+    deleted_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    going_enis: set[str] = field(default_factory=set)  # deleted by sweep or released by AWS
 
-    def apply(self, found: Found) -> None:
-        self.delete_load_balancers(found)
-        self.delete_target_groups(found)
-        self.wait_for_released_enis(found)
-        self.delete_network_interfaces(found)
-        self.revoke_cross_references(found)
-        self.delete_security_groups(found)
+    @property
+    def actions(self) -> list[Step]:
+        return [s for s in self.steps if s.act is not None]
 
 
-def _elb_eni_description(lb: dict[str, Any]) -> str:
+def protection_fix(arn: str) -> str:
+    return (
+        f"aws elbv2 modify-load-balancer-attributes --load-balancer-arn {arn} "
+        "--attributes Key=deletion_protection.enabled,Value=false, then run sweep again"
+    )
+
+
+def elb_eni_description(lb: dict[str, Any]) -> str:
     """`arn:...:loadbalancer/net/name/id` -> `ELB net/name/id`, the description of that NLB's ENIs."""
     return "ELB " + lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]
 
 
-def _rules_referencing(permissions: list[dict[str, Any]], groups: set[str]) -> list[dict[str, Any]]:
+def eni_label(eni: dict[str, Any]) -> str:
+    what = eni.get("Description") or (eni.get("Attachment") or {}).get("InstanceId") or eni.get("Status", "")
+    return f"{eni['NetworkInterfaceId']} ({what})" if what else eni["NetworkInterfaceId"]
+
+
+def eni_in_use_row(name: str, eni: dict[str, Any]) -> Check:
+    attachment = eni.get("Attachment") or {}
+    if eni.get("RequesterManaged"):
+        owner = eni.get("Description") or eni.get("InterfaceType") or "an AWS service"
+        return failed(
+            name,
+            f"left alone: managed by AWS for {owner}",
+            "AWS deletes it with its owner: delete that owner first, then run sweep again",
+        )
+    owner = attachment.get("InstanceId") or attachment.get("InstanceOwnerId") or "an attachment"
+    return failed(
+        name,
+        f"left alone: {eni.get('Status')}, attached to {owner}",
+        f"terminate {owner} or detach the interface, then run sweep again",
+    )
+
+
+def group_label(sg: dict[str, Any]) -> str:
+    return f"security group {sg['GroupId']} ({sg.get('GroupName', '')})"
+
+
+def rules_referencing(permissions: list[dict[str, Any]], groups: set[str]) -> list[dict[str, Any]]:
     """The parts of rules whose source/destination is one of `groups`, shaped for Revoke*."""
     rules = []
     for perm in permissions:
@@ -308,74 +444,97 @@ def _rules_referencing(permissions: list[dict[str, Any]], groups: set[str]) -> l
     return rules
 
 
-def _reason(err: Exception) -> str:
-    return f"{error_code(err)}: {error_message(err)}" if isinstance(err, ClientError) else str(err)
+# --- the cluster gate -------------------------------------------------------------------
 
 
-def plan_rows(found: Found) -> list[Check]:
-    """The dry run's table: what `--apply` would delete, in the order it would."""
-    rows = []
-    for lb in found.load_balancers:
-        n = len(found.listeners.get(lb["LoadBalancerArn"], []))
-        rows.append(info(f"load balancer {lb['LoadBalancerName']}", f"would delete ({n} listener(s))"))
-    rows += [info(f"target group {tg['TargetGroupName']}", "would delete") for tg in found.target_groups]
-    rows += [
-        info(f"network interface {e['NetworkInterfaceId']}", f"would delete ({e.get('Status')})")
-        for e in found.network_interfaces
-    ]
-    rows += [
-        info(f"security group {sg['GroupId']} ({sg.get('GroupName', '')})", "would delete")
-        for sg in found.security_groups
-    ]
-    return rows
-
-
-def cluster_still_exists(eks: Any, cluster: str, sleep: Sleep = time.sleep) -> bool:
-    try:
-        call(eks.describe_cluster, sleep=sleep, name=cluster)
-        return True
-    except ClientError as err:
-        if error_code(err) == "ResourceNotFoundException":
-            return False
-        raise
+def cluster_gate(eks: Any, settings: Settings, apply: bool, override: bool, sleep: Sleep) -> tuple[bool, Check]:
+    """(may delete, row): deleting needs the stack's EKS cluster to be provably gone."""
+    cluster, stack = settings.cluster_name, settings.stack
+    finish = f"finish `pulumi destroy --stack {stack}` first (the controller then deletes its load balancer itself)"
+    if eks is None:
+        detail, fix = "not checked (no EKS client)", finish
+    else:
+        try:
+            status = call(eks.describe_cluster, sleep=sleep, name=cluster)["cluster"].get("status", "ACTIVE")
+            detail, fix = f"{cluster} still exists ({status}): its controller may recreate what is deleted", finish
+        except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                return True, passed("cluster", f"{cluster} does not exist in {settings.region}")
+            detail, fix = explain(err, "eks:DescribeCluster")
+            detail = f"cannot tell whether {cluster} still exists: {detail}"
+        except CredentialsMissing:
+            raise  # nothing can be checked: the usage error (exit 2) says how to log in
+        except AWS_ERRORS as err:
+            detail, fix = explain(err, "eks:DescribeCluster")
+            detail = f"cannot tell whether {cluster} still exists: {detail}"
+    if override:
+        return True, info("cluster", f"{detail}; sweeping anyway ({LIVE_CLUSTER_OVERRIDE})")
+    verb = "--apply refuses" if not apply else "refused: nothing deleted"
+    more = f"; only if you mean to sweep a cluster that may be live: {LIVE_CLUSTER_OVERRIDE}"
+    return False, failed("cluster", f"{detail}; {verb}", fix + more)
 
 
 def run(
-    settings: Settings, ec2: Any, elbv2: Any, eks: Any = None, apply: bool = False, sleep: Sleep = time.sleep
+    settings: Settings,
+    ec2: Any,
+    elbv2: Any,
+    eks: Any = None,
+    apply: bool = False,
+    sleep: Sleep = time.sleep,
+    *,
+    live_cluster_override: bool = False,
+    include_network: bool = False,
 ) -> list[Check]:
-    """Find this stack's leftovers; list them (dry run) or delete them (`apply`)."""
+    """Plan this stack's leftovers; list them (dry run) or delete them (`apply`), same rows either way."""
+    check_stack_name(settings.stack, settings.cluster_name)
     sweeper = Sweeper(Scope(settings.cluster_name, settings.stack), ec2, elbv2, sleep)
-    if eks is not None:
-        try:
-            if cluster_still_exists(eks, settings.cluster_name, sleep):
-                sweeper.checks.append(
-                    info(
-                        "cluster",
-                        f"{settings.cluster_name} still exists: its controller may recreate load balancers; finish `pulumi destroy` first",
-                    )
-                )
-        except (ClientError, Throttled) as err:
-            sweeper.checks.append(info("cluster", f"could not check: {_reason(err)}"))
-    found = sweeper.find()
-    sweeper.checks += [info(f"shared {name}", "tagged shared with the cluster: left alone") for name in found.shared]
-    if found.empty:
-        sweeper.checks.append(
-            passed(
-                "leftovers", f"nothing tagged for {settings.cluster_name} / stack {settings.stack} in {settings.region}"
-            )
-        )
-    elif apply:
-        sweeper.apply(found)
-    else:
-        sweeper.checks += plan_rows(found)
-        sweeper.checks.append(info("dry run", "nothing deleted; run again with --apply to delete the rows above"))
-    return sweeper.checks
+    may_delete, gate = cluster_gate(eks, settings, apply, live_cluster_override, sleep)
+    plan = sweeper.plan()
+    if include_network:
+        from ops.sweep_network import plan_network  # imports this module
+
+        plan_network(sweeper, plan, settings.network.existing_vpc_id)
+    rows = [gate, *sweeper.rows]
+    if not plan.steps:
+        where = f"{settings.cluster_name} / stack {settings.stack} in {settings.region}"
+        return [*rows, passed("leftovers", f"nothing tagged for {where}")]
+    deleting = apply and may_delete
+    for step in plan.steps:
+        if step.row is not None:
+            rows.append(step.row)
+        elif deleting and step.act is not None:
+            rows.append(step.act())
+        else:
+            rows.append(info(step.name, step.plan))
+    if not apply and plan.actions:
+        rows.append(info("dry run", "nothing deleted; run again with --apply to delete the rows above"))
+    return rows
 
 
 def main(
-    settings: Settings, apply: bool = False, session: Any = None, sleep: Sleep = time.sleep
+    settings: Settings,
+    apply: bool = False,
+    session: Any = None,
+    sleep: Sleep = time.sleep,
+    *,
+    live_cluster_override: bool = False,
+    include_network: bool = False,
 ) -> tuple[str, list[Check]]:
-    ec2, elbv2, eks = awsclients.clients(settings.region, "ec2", "elbv2", "eks", session=session)
-    mode = "apply" if apply else "dry run"
+    check_stack_name(settings.stack, settings.cluster_name)
+    try:
+        ec2, elbv2, eks = awsclients.clients(settings.region, "ec2", "elbv2", "eks", session=session)
+    except BotoCoreError as err:  # e.g. ProfileNotFound: AWS_PROFILE names no profile
+        raise CredentialsMissing(str(err)) from err
+    mode = ("apply" if apply else "dry run") + (", with network" if include_network else "")
     title = f"sweep ({mode}): cluster {settings.cluster_name}, stack {settings.stack}, {settings.region}"
-    return title, run(settings, ec2, elbv2, eks, apply=apply, sleep=sleep)
+    rows = run(
+        settings,
+        ec2,
+        elbv2,
+        eks,
+        apply=apply,
+        sleep=sleep,
+        live_cluster_override=live_cluster_override,
+        include_network=include_network,
+    )
+    return title, rows
