@@ -22,6 +22,7 @@ from components.settings import Settings
 class AwsLayer:
     cluster_name: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
+    vpc_cidr: str  # the VPC's primary CIDR: the load balancer's nodes send from it
     region: str
     provider: k8s.Provider  # the one Kubernetes provider: every Kubernetes resource uses it
     kubeconfig: pulumi.Output[str]  # secret
@@ -120,6 +121,7 @@ def build_aws(settings: Settings) -> AwsLayer:
     return AwsLayer(
         cluster_name=cluster.name,
         vpc_id=network.vpc_id,
+        vpc_cidr=aws.ec2.get_vpc(id=existing.vpc_id).cidr_block if existing else settings.network.vpc_cidr,
         region=settings.region,
         provider=cluster.provider,
         kubeconfig=cluster.kubeconfig,

@@ -42,6 +42,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
             secrets=secrets,
             provider=aws.provider,
             tags=settings.tags,
+            vpc_cidr=aws.vpc_cidr,
             depends_on=(controller, plugin, aws.gpu_nodes),
         ),
     )
