@@ -26,6 +26,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
         f"{base}-lbc",
         LoadBalancerControllerArgs(
             cluster_name=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
             vpc_id=aws.vpc_id,
             region=aws.region,
             provider=aws.provider,

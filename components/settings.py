@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components import profiles, versions
+from components import profiles, supply_chain, versions
 
 PROJECT = "minimax-vllm"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -734,6 +734,9 @@ def _check_together(st: Settings, r: _Reader) -> None:
             "must list the client networks allowed to reach an internet-facing endpoint",
             "pulumi config set --path 'endpoint.sourceRanges[0]' 198.51.100.0/24",
         )
+    r.problems.extend(
+        supply_chain.remote_code_revision_problems(st.environment, profiles.vllm_argv(sv), sv.model, sv.revision)
+    )
     from components import capacity  # imports this module; deferred to avoid a cycle
 
     r.problems.extend(capacity.check(st))

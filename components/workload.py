@@ -6,7 +6,7 @@ what the cluster receives.
 
 from __future__ import annotations
 
-from components import gpu_pool, network_policy, pod_security, profiles
+from components import gpu_pool, network_policy, pod_security, profiles, supply_chain
 from components.settings import EndpointSettings, InstanceType, ServingSettings
 
 NAMESPACE = "minimax-vllm"
@@ -137,9 +137,10 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
         },
     ]
     pool_key, pool_value = gpu_pool.POOL_LABEL
+    image = supply_chain.pinned_image(serving.image)
     container = {
         "name": "vllm",
-        "image": serving.image,
+        "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": argv[:2],
         "args": argv[2:],
@@ -166,7 +167,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
             "name": APP,
             "namespace": NAMESPACE,
             "labels": LABELS,
-            "annotations": checkov_waivers(serving.image),
+            "annotations": checkov_waivers(image),
         },
         "spec": {
             "replicas": serving.replicas,
