@@ -22,7 +22,7 @@ API_KEY_ENV = "MINIMAX_VLLM_API_KEY"
 def _preflight(args: argparse.Namespace) -> int:
     from ops import preflight
 
-    title, checks = preflight.main(from_stack_file(args.stack))
+    title, checks = preflight.main(from_stack_file(args.stack), record=args.record_digest)
     return emit(title, checks)
 
 
@@ -71,10 +71,17 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", help="output folder (default plan-out/<stack>)")
     plan.set_defaults(run=_plan)
 
-    command(
+    preflight = command(
         "preflight",
-        "before `pulumi up`: instance offerings, vCPU quota, capacity reservation, EKS version and add-on pins",
-    ).set_defaults(run=_preflight)
+        "before `pulumi up`: instance offerings, vCPU quota, capacity reservation, EKS version and add-on pins,"
+        " the vLLM image's digest",
+    )
+    preflight.add_argument(
+        "--record-digest",
+        action="store_true",
+        help="write the digest the registry serves for the image tag into components/versions.py",
+    )
+    preflight.set_defaults(run=_preflight)
 
     verify = command("verify", "after `pulumi up`: the MiniMax serving guides' pass criteria against the live endpoint")
     verify.add_argument(
