@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from components import capacity, profiles, workload
+from components import capacity, network_policy, pod_security, profiles, supply_chain, workload
 from components.settings import PROJECT, Settings, SettingsError, from_stack_file
 from ops.offline import Rendering, render
 
@@ -132,6 +132,11 @@ def before_up(settings: Settings) -> list[str]:
             f"serving.revision is unpinned, so a restart may load a newer {settings.serving.model}: "
             "pulumi config set --path 'serving.revision' <hub-commit-sha>"
         )
+    if "@sha256:" not in supply_chain.pinned_image(settings.serving.image):
+        todo.append(
+            f"no digest recorded for {settings.serving.image} (prod stacks are refused by preflight): "
+            f"python -m ops preflight --stack {settings.stack} --record-digest"
+        )
     if settings.endpoint.scheme == "internet-facing" and not settings.endpoint.certificate_arn:
         todo.append(
             "the internet-facing endpoint is plain HTTP (the API key travels in clear): "
@@ -178,6 +183,14 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         "",
         "vLLM command (per replica; VLLM_API_KEY and HF_TOKEN come from the Kubernetes Secret):",
         f"  {env} {argv}",
+        "",
+        "Pod security (components/pod_security.py):",
+        f"  vLLM runs as UID {pod_security.RUN_AS_USER} with every capability dropped, no privilege escalation, seccomp"
+        " RuntimeDefault, read-only root filesystem, no service-account token (the image has no non-root user and"
+        " the model cache is a root-owned hostPath on the node)",
+        f"  network: default-deny; in from the load balancer ({', '.join(workload.load_balancer_sources(settings.network.vpc_cidr, ep))})"
+        f" and namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT}; out to CoreDNS :53 and HTTPS :443",
+        f"  image {supply_chain.pinned_image(sv.image)}",
         "",
         "Endpoint:",
         f"  {ep.scheme} NLB, {scheme}://<nlb-dns-name>{'' if port in (80, 443) else f':{port}'}/v1 -> pods :{profiles.PORT}, "

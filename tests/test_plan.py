@@ -7,7 +7,7 @@ import shlex
 import pytest
 import yaml
 
-from components import profiles, settings
+from components import profiles, settings, versions
 from ops import plan
 from ops.offline import PLACEHOLDER_SECRETS
 
@@ -55,11 +55,17 @@ def test_plan_lists_what_to_set_before_pulumi_up(tmp_path, capsys):
     todo = capsys.readouterr().out.split("Before `pulumi up`:")[1]
     assert "pulumi config set --secret minimax-vllm:apiKey" in todo
     assert "cluster.publicAccessCidrs 203.0.113.0/24 is a documentation range" in todo
-    assert "serving.revision is unpinned" in todo
     assert "plain HTTP" in todo  # internet-facing without a certificate
+    assert "--record-digest" in todo  # no image digest recorded yet
 
 
-def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set():
+def test_plan_lists_an_unpinned_revision_of_a_non_prod_stack(tmp_path, capsys):
+    plan.main("dev", str(tmp_path))
+    assert "serving.revision is unpinned" in capsys.readouterr().out.split("Before `pulumi up`:")[1]
+
+
+def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set(monkeypatch):
+    monkeypatch.setattr(versions, "VLLM_IMAGE_DIGESTS", {f"v{versions.VLLM_RELEASE}": "sha256:" + "ab" * 32})
     raw = {
         "owner": "ml-platform",
         "serving": {"revision": "a" * 40},
