@@ -70,7 +70,9 @@ SCRATCH_VOLUMES = (
 
 
 def cache_env(cache_mount: str) -> dict[str, str]:
-    """Where vLLM and its libraries write, by their own environment variables.
+    """Where vLLM and its libraries write, by their own environment variables (read from the
+    installed sources of vLLM 0.32.0 and its pinned dependencies; tests/test_hardening.py checks
+    that each library still reads its variable).
 
     Compile caches go to the model cache on the node's NVMe, so a restarted pod neither
     downloads nor compiles again; the rest goes to the scratch volumes.
@@ -80,22 +82,22 @@ def cache_env(cache_mount: str) -> dict[str, str]:
         "XDG_CACHE_HOME": f"{HOME}/.cache",
         "XDG_CONFIG_HOME": f"{HOME}/.config",
         "TMPDIR": TMP,
-        # vllm/envs.py
-        "VLLM_CACHE_ROOT": f"{cache_mount}/vllm",  # torch.compile artefacts, assets
-        "VLLM_CONFIG_ROOT": f"{HOME}/.config/vllm",
-        # huggingface_hub: weights, and the model repository's code modules (HF_HOME/modules)
+        # vllm/envs.py: torch.compile artefacts, FlashInfer autotune results, DeepGEMM's JIT
+        # (vllm/utils/deep_gemm.py puts DG_JIT_CACHE_DIR under it) and assets.
+        "VLLM_CACHE_ROOT": f"{cache_mount}/vllm",
+        "VLLM_CONFIG_ROOT": f"{HOME}/.config/vllm",  # usage-stats file
+        # huggingface_hub: weights, and the model repository's code modules (HF_HOME/modules).
         "HF_HOME": f"{cache_mount}/huggingface",
-        # Triton (~/.triton/cache), torch inductor (/tmp/torchinductor_<user>), FlashInfer's JIT
-        # (~/.cache/flashinfer under FLASHINFER_WORKSPACE_BASE), the CUDA driver's PTX JIT cache
-        # (~/.nv/ComputeCache) and DeepGEMM's JIT (~/.deep_gemm): compiled kernels, kept.
+        # Compiled kernels, kept: Triton (triton/knobs.py, default ~/.triton/cache), torch
+        # inductor (default /tmp/torchinductor_<user>), FlashInfer's JIT (flashinfer/jit/env.py,
+        # $FLASHINFER_WORKSPACE_BASE/.cache/flashinfer) and the CUDA driver's PTX JIT cache
+        # (default ~/.nv/ComputeCache).
         "TRITON_CACHE_DIR": f"{cache_mount}/compile/triton",
         "TORCHINDUCTOR_CACHE_DIR": f"{cache_mount}/compile/inductor",
         "FLASHINFER_WORKSPACE_BASE": f"{cache_mount}/compile/flashinfer",
         "CUDA_CACHE_PATH": f"{cache_mount}/compile/nv",
-        "DG_JIT_CACHE_DIR": f"{cache_mount}/compile/deep_gemm",
-        # Small caches that may be rebuilt: numba's JIT and outlines' grammar cache.
+        # numba's JIT cache (numba/core/config.py): small, rebuilt on a new pod.
         "NUMBA_CACHE_DIR": f"{HOME}/.cache/numba",
-        "OUTLINES_CACHE_DIR": f"{HOME}/.cache/outlines",
     }
 
 

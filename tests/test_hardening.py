@@ -3,6 +3,7 @@ encrypted logs, flow logs, and the supply-chain rules, on every rendered stack."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from collections.abc import Iterator
@@ -59,13 +60,37 @@ def test_everything_vllm_writes_lands_on_a_writable_volume(stack: str) -> None:
     assert all("sizeLimit" in volumes[v.name]["emptyDir"] for v in pod_security.SCRATCH_VOLUMES)
 
 
-def test_vllm_reads_the_cache_variables_it_is_given() -> None:
-    """The variable names come from vLLM's own envs module, so a rename in a release fails here."""
-    envs = Path(__import__("importlib").util.find_spec("vllm").origin).parent / "envs.py"
-    if not envs.is_file():
-        pytest.skip("vLLM is not installed in this environment")
-    text = envs.read_text()
-    assert all(f'"{name}"' in text for name in ("VLLM_CACHE_ROOT", "VLLM_CONFIG_ROOT"))
+# Which installed source file reads each variable the pod sets (None: read by a tool outside
+# Python, the CUDA driver, or a standard POSIX/XDG variable).
+READERS = {
+    "VLLM_CACHE_ROOT": "vllm/envs.py",
+    "VLLM_CONFIG_ROOT": "vllm/envs.py",
+    "HF_HOME": "huggingface_hub/constants.py",
+    "TRITON_CACHE_DIR": "triton/knobs.py",
+    "TORCHINDUCTOR_CACHE_DIR": "torch/_inductor/runtime/cache_dir_utils.py",
+    "FLASHINFER_WORKSPACE_BASE": "flashinfer/jit/env.py",
+    "NUMBA_CACHE_DIR": "numba/core/config.py",
+    "CUDA_CACHE_PATH": None,
+    "HOME": None,
+    "TMPDIR": None,
+    "XDG_CACHE_HOME": None,
+    "XDG_CONFIG_HOME": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_each_cache_variable_is_read_by_the_installed_library(name: str) -> None:
+    """A library that renames its variable would write to the read-only root filesystem: fail here."""
+    assert set(READERS) == set(pod_security.cache_env(workload.CACHE_MOUNT))
+    reader = READERS[name]
+    if reader is None:
+        return
+    package = reader.split("/", 1)[0]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        pytest.skip(f"{package} is not installed here (the image ships it)")
+    source = Path(spec.origin).parent / reader.split("/", 1)[1]
+    assert f'"{name}"' in source.read_text(), f"{source} no longer reads {name}"
 
 
 # ------------------------------------------------------------ network policy
