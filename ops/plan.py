@@ -145,6 +145,11 @@ def before_up(settings: Settings) -> list[str]:
     return todo
 
 
+def _load_balancer_sources(settings: Settings) -> list[str]:
+    vpc = "the VPC's CIDR" if settings.network.existing_vpc_id else settings.network.vpc_cidr
+    return workload.load_balancer_sources(vpc, settings.endpoint)
+
+
 def hourly_cost(settings: Settings) -> tuple[float, str]:
     g = settings.gpu_nodes
     nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
@@ -188,7 +193,7 @@ def summary(settings: Settings, rendering: Rendering) -> str:
         f"  vLLM runs as UID {pod_security.RUN_AS_USER} with every capability dropped, no privilege escalation, seccomp"
         " RuntimeDefault, read-only root filesystem, no service-account token (the image has no non-root user and"
         " the model cache is a root-owned hostPath on the node)",
-        f"  network: default-deny; in from the load balancer ({', '.join(workload.load_balancer_sources(settings.network.vpc_cidr, ep))})"
+        f"  network: default-deny; in from the load balancer ({', '.join(_load_balancer_sources(settings))})"
         f" and namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT}; out to CoreDNS :53 and HTTPS :443",
         f"  image {supply_chain.pinned_image(sv.image)}",
         "",

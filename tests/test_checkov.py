@@ -24,6 +24,8 @@ from test_policies import STACKS, rendered
 
 from ops.plan import write_manifests
 
+pytestmark = pytest.mark.checkov
+
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV_VENV = ROOT / ".venv-checkov"
 WAIVER_PREFIX = "checkov.io/skip"
