@@ -41,8 +41,8 @@ SECRETS_AS_ENV_WAIVER = (
 )
 IMAGE_PULL_POLICY_WAIVER = (
     "CKV_K8S_15",
-    "the image is pinned by tag and digest, so IfNotPresent runs exactly that image and a "
-    "restart does not pull tens of GB again",
+    "the image is pinned (release tag, and digest once recorded), so IfNotPresent runs that "
+    "image and a restart does not pull tens of GB again",
 )
 DIGEST_MISSING_WAIVER = (
     "CKV_K8S_43",
