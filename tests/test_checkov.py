@@ -114,3 +114,12 @@ def test_the_scanner_sees_the_hardening(stack: str, results: dict) -> None:
         "CKV_K8S_38",  # no service-account token
     }
     assert hardening <= passed, sorted(hardening - passed)
+
+
+def test_the_scanner_sees_a_network_policy_over_the_pods(results: dict) -> None:
+    """CKV2_K8S_6 is a graph check: checkov reports it against one of the files that hold the
+    same Pod, so it is judged over the whole scan."""
+    outcomes = {
+        kind for found in results.values() for kind, items in found.items() for c, _ in items if c == "CKV2_K8S_6"
+    }
+    assert outcomes == {"passed_checks"}
