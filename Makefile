@@ -3,6 +3,8 @@ STACK ?= prod-8gpu
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The independent scanner lives in its own virtualenv: its pins would clash with the project's.
+CHECKOV_VENV := .venv-checkov
 OUT ?= plan-out/$(STACK)
 # vLLM runs its own argument parser on the CPU for the flag checks.
 export VLLM_TARGET_DEVICE := cpu
@@ -30,11 +32,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-checkov.txt
+	touch $@
+
 plan: $(VENV)/.runtime ## Render a stack offline: summary on stdout, manifests in plan-out/<stack>
 	$(PY) -m ops plan --stack $(STACK) --out $(OUT)
 
-test: $(VENV)/.dev ## The whole test suite, vLLM flag checks included
-	$(PY) -m pytest -q
+test: $(VENV)/.dev $(CHECKOV_VENV)/.installed ## The whole test suite: vLLM flag checks and the checkov scan included
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -q
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
@@ -44,4 +51,4 @@ capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 	$(PY) -m ops.capacity_report
 
 clean:
-	rm -rf $(VENV) plan-out .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components import reservations, versions
 from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
+from components.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.node_template import short_name
@@ -21,7 +22,9 @@ from components.settings import Settings
 @dataclass(frozen=True)
 class AwsLayer:
     cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
+    vpc_cidr: str  # the VPC's primary CIDR: the load balancer's nodes send from it
     region: str
     provider: k8s.Provider  # the one Kubernetes provider: every Kubernetes resource uses it
     kubeconfig: pulumi.Output[str]  # secret
@@ -66,10 +69,9 @@ def resolve_zones(settings: Settings) -> tuple[ZonePlan, ExistingVpc | None]:
     return plan_zones(region_zones, offering, net.availability_zones, gpu.availability_zones), None
 
 
-def deployer_principal_arn() -> str:
+def deployer_principal_arn(caller: aws.GetCallerIdentityResult) -> str:
     """The IAM role or user running `pulumi up`. Access entries reject STS assumed-role ARNs,
     so an assumed role is mapped back to its IAM role."""
-    caller = aws.get_caller_identity()
     return aws.iam.get_session_context(arn=caller.arn).issuer_arn
 
 
@@ -81,6 +83,10 @@ def build_aws(settings: Settings) -> AwsLayer:
         name,
         NetworkArgs(cluster_name=name, zones=zones, tags=tags, vpc_cidr=settings.network.vpc_cidr, existing=existing),
     )
+    security = settings.security
+    caller = aws.get_caller_identity()
+    partition = aws.get_partition().partition
+    flow_log_group = flow_logs_group_name(name)
     k8s_version = settings.cluster.kubernetes_version
     addon_versions = versions.EKS_ADDON_VERSIONS[k8s_version]  # settings admit only pinned versions
     cluster = Cluster(
@@ -89,9 +95,10 @@ def build_aws(settings: Settings) -> AwsLayer:
             cluster_name=name,
             kubernetes_version=k8s_version,
             region=settings.region,
-            partition=aws.get_partition().partition,
+            partition=partition,
+            account_id=caller.account_id,
             subnet_ids=network.private_subnet_ids,
-            deployer_arn=deployer_principal_arn(),
+            deployer_arn=deployer_principal_arn(caller),
             admin_principal_arns=settings.cluster.admin_principal_arns,
             public_access_cidrs=settings.cluster.public_access_cidrs,
             system_instance_type=settings.cluster.system_instance_type,
@@ -99,8 +106,23 @@ def build_aws(settings: Settings) -> AwsLayer:
             addon_versions=addon_versions,
             tags=tags,
             egress=network.egress,
+            extra_log_groups=(flow_log_group,) if security.flow_logs else (),
         ),
     )
+    if security.flow_logs:
+        FlowLogs(
+            f"{name}-flow-logs",
+            FlowLogsArgs(
+                vpc_id=network.vpc_id,
+                log_group_name=flow_log_group,
+                retention_days=security.flow_log_retention_days,
+                kms_key_arn=cluster.key_arn,
+                partition=partition,
+                region=settings.region,
+                account_id=caller.account_id,
+                tags=tags,
+            ),
+        )
     g = settings.gpu_nodes
     shape = reservations.node_group_shape(g)
     gpu = GpuNodeGroup(
@@ -108,7 +130,7 @@ def build_aws(settings: Settings) -> AwsLayer:
         GpuNodeGroupArgs(
             cluster_name=cluster.name,
             kubernetes_version=cluster.eks.version,
-            node_role_arn=cluster.node_role.arn,
+            node_role_arn=cluster.gpu_node_role.arn,
             subnet_ids=network.gpu_subnet_ids,
             node_group_name=short_name(name, "gpu", NODE_GROUP_NAME_MAX),
             instance_type=g.instance_type,
@@ -125,7 +147,9 @@ def build_aws(settings: Settings) -> AwsLayer:
     )
     return AwsLayer(
         cluster_name=cluster.name,
+        cluster_arn=cluster.eks.arn,
         vpc_id=network.vpc_id,
+        vpc_cidr=aws.ec2.get_vpc(id=existing.vpc_id).cidr_block if existing else settings.network.vpc_cidr,
         region=settings.region,
         provider=cluster.provider,
         kubeconfig=cluster.kubeconfig,

@@ -9,6 +9,13 @@ Decisions:
   ResourceInUseException.
 - `bootstrap_self_managed_addons` is False: vpc-cni, kube-proxy and CoreDNS come only as
   pinned managed add-ons, never as unmanaged copies the add-ons must first take over.
+- Separate node roles for system and GPU nodes, neither holding the CNI policy: vpc-cni gets
+  AmazonEKS_CNI_Policy through Pod Identity (its own role, for its aws-node service account
+  only), so no other pod on a node can use it through the node's credentials.
+- vpc-cni runs with network policy enforcement (`enableNetworkPolicy`), so the NetworkPolicies
+  of the vLLM namespace are enforced.
+- The stack's KMS key encrypts etcd secrets and the control-plane log group (and the flow log
+  group); its key policy lets CloudWatch Logs of this region use it for those groups only.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import iam_trust
 from components.node_template import node_launch_template, short_name
 
 # Control-plane log types (botocore eks LogType enum): all of them.
@@ -33,6 +42,14 @@ ADDONS = (*NODE_ADDONS, "coredns")
 SYSTEM_NODES = 2
 SYSTEM_ROOT_VOLUME_GIB = 50
 SYSTEM_POOL_LABEL = ("minimax-vllm/pool", "system")
+# Policies of both node roles: join the cluster, pull images, Session Manager instead of SSH
+# (no key pair, no open port 22). The CNI policy is not among them (Pod Identity, above).
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")
+# vpc-cni's own permissions, through Pod Identity for its service account.
+CNI_POLICY = "AmazonEKS_CNI_Policy"
+CNI_NAMESPACE, CNI_SERVICE_ACCOUNT = "kube-system", "aws-node"
+# The vpc-cni add-on's configuration values (its schema types the flag as a string).
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 
 # IAM role names are <= 64 characters; a name_prefix gets a 26-character unique suffix.
 ROLE_NAME_PREFIX_MAX = 38
@@ -82,6 +99,7 @@ class ClusterArgs:
     kubernetes_version: str
     region: str
     partition: str
+    account_id: str
     subnet_ids: pulumi.Input[Sequence[str]]  # private subnets: control-plane ENIs and system nodes
     deployer_arn: str  # IAM role or user ARN (never an STS assumed-role ARN)
     admin_principal_arns: tuple[str, ...]
@@ -92,6 +110,13 @@ class ClusterArgs:
     tags: Mapping[str, str]
     # The network's egress (NAT routes and associations): nodes wait for it to bootstrap.
     egress: Sequence[pulumi.Resource] = ()
+    # Other log groups the stack's KMS key encrypts (e.g. VPC flow logs), by name.
+    extra_log_groups: tuple[str, ...] = ()
+
+
+def log_group_name(cluster_name: str) -> str:
+    """The name EKS writes control-plane logs to (fixed by EKS)."""
+    return f"/aws/eks/{cluster_name}/cluster"
 
 
 class Cluster(pulumi.ComponentResource):
@@ -108,21 +133,25 @@ class Cluster(pulumi.ComponentResource):
         tags = dict(args.tags)
         policy = lambda n: f"arn:{args.partition}:iam::aws:policy/{n}"  # noqa: E731
 
+        log_groups = [log_group_name(args.cluster_name), *args.extra_log_groups]
         key = aws.kms.Key(
             f"{name}-secrets-key",
-            description=f"EKS secrets envelope encryption for {args.cluster_name}",
+            description=f"EKS secrets envelope encryption and log groups of {args.cluster_name}",
             enable_key_rotation=True,
-            # The key only protects this cluster's etcd secrets; after destroy nothing needs it.
+            # The key only protects this cluster's secrets and logs; after destroy nothing needs it.
             deletion_window_in_days=7,
+            policy=iam_trust.logs_key_policy(args.partition, args.region, args.account_id, log_groups),
             tags=tags,
             opts=child,
         )
+        self.key_arn = key.arn
         # Created before the cluster: otherwise EKS creates it on first log write, with
         # infinite retention and outside Pulumi (so `destroy` would leave it behind).
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
+            name=log_group_name(args.cluster_name),
             retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
             tags=tags,
             opts=child,
         )
@@ -130,7 +159,9 @@ class Cluster(pulumi.ComponentResource):
         cluster_role = aws.iam.Role(
             f"{name}-cluster-role",
             name_prefix=_role_prefix(args.cluster_name, "cluster"),
-            assume_role_policy=_assume_role(["eks.amazonaws.com"], ["sts:AssumeRole", "sts:TagSession"]),
+            assume_role_policy=iam_trust.eks_cluster_role(
+                args.partition, args.region, args.account_id, args.cluster_name
+            ),
             tags=tags,
             opts=child,
         )
@@ -158,23 +189,41 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.node_role = aws.iam.Role(
-            f"{name}-node-role",
-            name_prefix=_role_prefix(args.cluster_name, "node"),
-            assume_role_policy=_assume_role(["ec2.amazonaws.com"], ["sts:AssumeRole"]),
+        def node_role(kind: str) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+            role = aws.iam.Role(
+                f"{name}-{kind}-node-role",
+                name_prefix=_role_prefix(args.cluster_name, f"{kind}-node"),
+                assume_role_policy=iam_trust.ec2_node_role(),
+                tags=tags,
+                opts=child,
+            )
+            attached = [
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-{kind}-node-{p}", role=role.name, policy_arn=policy(p), opts=child
+                )
+                for p in NODE_POLICIES
+            ]
+            return role, attached
+
+        self.system_node_role, system_policies = node_role("system")
+        self.gpu_node_role, gpu_policies = node_role("gpu")
+        node_policies = [*system_policies, *gpu_policies]
+
+        # vpc-cni's role: assumable only by kube-system/aws-node of this cluster.
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni-role",
+            name_prefix=_role_prefix(args.cluster_name, "vpc-cni"),
+            assume_role_policy=iam_trust.pod_identity_role(
+                iam_trust.cluster_arn(args.partition, args.region, args.account_id, args.cluster_name),
+                CNI_NAMESPACE,
+                CNI_SERVICE_ACCOUNT,
+            ),
             tags=tags,
             opts=child,
         )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(f"{name}-node-{p}", role=self.node_role.name, policy_arn=policy(p), opts=child)
-            for p in (
-                "AmazonEKSWorkerNodePolicy",
-                "AmazonEKS_CNI_Policy",
-                "AmazonEC2ContainerRegistryReadOnly",
-                # Session Manager instead of SSH: no key pair and no open port 22 on the nodes.
-                "AmazonSSMManagedInstanceCore",
-            )
-        ]
+        cni_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-cni-policy", role=cni_role.name, policy_arn=policy(CNI_POLICY), opts=child
+        )
 
         public = bool(args.public_access_cidrs)
         self.eks = aws.eks.Cluster(
@@ -227,7 +276,7 @@ class Cluster(pulumi.ComponentResource):
                 )
             )
 
-        def addon(addon_name: str, depends_on: list[pulumi.Resource]) -> aws.eks.Addon:
+        def addon(addon_name: str, depends_on: list[pulumi.Resource], **extra: Any) -> aws.eks.Addon:
             return aws.eks.Addon(
                 f"{name}-{addon_name}",
                 cluster_name=self.eks.name,
@@ -237,10 +286,19 @@ class Cluster(pulumi.ComponentResource):
                 resolve_conflicts_on_update="OVERWRITE",
                 tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+                **extra,
             )
 
-        # DaemonSet add-ons go in before any node, so nodes join with a working CNI.
-        node_addons = {a: addon(a, []) for a in NODE_ADDONS}
+        # DaemonSet add-ons go in before any node, so nodes join with a working CNI. aws-node
+        # gets its credentials from the pod identity agent (a host-network DaemonSet) on the
+        # same node, and retries until the agent answers.
+        cni_extra = {
+            "configuration_values": json.dumps(VPC_CNI_CONFIGURATION, sort_keys=True),
+            "pod_identity_associations": [
+                aws.eks.AddonPodIdentityAssociationArgs(role_arn=cni_role.arn, service_account=CNI_SERVICE_ACCOUNT)
+            ],
+        }
+        node_addons = {a: addon(a, [cni_policy], **cni_extra) if a == "vpc-cni" else addon(a, []) for a in NODE_ADDONS}
         self.pod_identity_agent = node_addons["eks-pod-identity-agent"]
         self.addons: dict[str, aws.eks.Addon] = dict(node_addons)
         # What a node group must wait for: the node role's policies, the DaemonSet add-ons and a
@@ -259,7 +317,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-system",
             cluster_name=self.eks.name,
             node_group_name_prefix=short_name(args.cluster_name, "system-", NODE_GROUP_PREFIX_MAX),
-            node_role_arn=self.node_role.arn,
+            node_role_arn=self.system_node_role.arn,
             subnet_ids=args.subnet_ids,
             version=self.eks.version,
             ami_type="AL2023_x86_64_STANDARD",
@@ -298,7 +356,8 @@ class Cluster(pulumi.ComponentResource):
             {
                 "clusterName": self.name,
                 "kubeconfig": self.kubeconfig,
-                "nodeRoleArn": self.node_role.arn,
+                "systemNodeRoleArn": self.system_node_role.arn,
+                "gpuNodeRoleArn": self.gpu_node_role.arn,
                 "systemNodeGroup": self.system_nodes.node_group_name,
             }
         )
@@ -306,12 +365,3 @@ class Cluster(pulumi.ComponentResource):
 
 def _role_prefix(cluster_name: str, role: str) -> str:
     return short_name(cluster_name, f"{role}-", ROLE_NAME_PREFIX_MAX)
-
-
-def _assume_role(services: list[str], actions: list[str]) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": services}, "Action": actions}],
-        }
-    )

@@ -28,6 +28,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
         f"{base}-lbc",
         LoadBalancerControllerArgs(
             cluster_name=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
             vpc_id=aws.vpc_id,
             region=aws.region,
             provider=aws.provider,
@@ -45,6 +46,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
             secrets=secrets,
             provider=aws.provider,
             tags=settings.tags,
+            vpc_cidr=aws.vpc_cidr,
             depends_on=(controller, plugin, aws.gpu_nodes),
         ),
     )

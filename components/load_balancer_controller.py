@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import endpoint, versions
+from components import endpoint, iam_trust, versions
 from components.helm import pinned_release
 
 NAMESPACE = "kube-system"
@@ -24,23 +24,10 @@ def iam_policy_document() -> str:
     return json.dumps(json.loads(IAM_POLICY_FILE.read_text()), separators=(",", ":"))
 
 
-POD_IDENTITY_TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "pods.eks.amazonaws.com"},
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-            }
-        ],
-    }
-)
-
-
 @dataclass(frozen=True)
 class LoadBalancerControllerArgs:
     cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Output[str]  # the role trusts only this cluster's service account
     vpc_id: pulumi.Input[str]
     region: str
     provider: k8s.Provider
@@ -53,7 +40,8 @@ class LoadBalancerController(pulumi.ComponentResource):
         super().__init__("minimax-vllm:k8s:LoadBalancerController", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy = aws.iam.Policy(f"{name}-policy", policy=iam_policy_document(), tags=args.tags, opts=child)
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=POD_IDENTITY_TRUST, tags=args.tags, opts=child)
+        trust = args.cluster_arn.apply(lambda arn: iam_trust.pod_identity_role(arn, NAMESPACE, SERVICE_ACCOUNT))
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child)
         attachment = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)
         association = aws.eks.PodIdentityAssociation(
             f"{name}-identity",

@@ -74,6 +74,7 @@ _STACK_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 
 
 _AZ = r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$"
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)  # CloudWatch Logs retention values
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$").match
 _NAME_TAG = r"^[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,62}$"
 
@@ -180,8 +181,8 @@ class ClusterSettings:
     system_instance_type: Annotated[Str, matches(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = rule(
         "m7i.large", "must be an instance type name like m7i.large"
     )
-    log_retention_days: Annotated[Int, one_of((1, 3, 5, 7, 14, 30, 60, 90, 180, 365))] = rule(
-        30, "must be a CloudWatch retention: 1, 3, 5, 7, 14, 30, 60, 90, 180 or 365"
+    log_retention_days: Annotated[Int, one_of(_RETENTION_DAYS)] = rule(
+        30, f"must be a CloudWatch retention: {', '.join(map(str, _RETENTION_DAYS))}"
     )
 
 
@@ -246,6 +247,16 @@ class EndpointSettings:
 
 
 @dataclass(frozen=True, config=SECTION)
+class SecuritySettings:
+    # Every accepted and rejected connection of the VPC, to a KMS-encrypted log group: the record
+    # an incident needs. Costs CloudWatch ingestion, so only the prod stacks turn it on.
+    flow_logs: Bool = rule(False, "must be true or false")
+    flow_log_retention_days: Annotated[Int, one_of(_RETENTION_DAYS)] = rule(
+        90, f"must be a CloudWatch retention: {', '.join(map(str, _RETENTION_DAYS))}"
+    )
+
+
+@dataclass(frozen=True, config=SECTION)
 class Settings:
     stack: str
     region: str
@@ -262,6 +273,7 @@ class Settings:
     gpu_nodes: GpuNodeSettings = Field(default_factory=GpuNodeSettings)
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
     capacity_block: CapacityBlockSettings = Field(default_factory=CapacityBlockSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("environment")
     @classmethod

@@ -5,7 +5,12 @@ from __future__ import annotations
 # The vLLM release whose `vllm serve` parser the tests run (requirements-dev.txt pins the
 # same release; tests/test_versions.py keeps the two equal).
 VLLM_RELEASE = "0.32.0"
-VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_RELEASE}"
+VLLM_IMAGE_REPOSITORY = "vllm/vllm-openai"
+VLLM_IMAGE = f"{VLLM_IMAGE_REPOSITORY}:v{VLLM_RELEASE}"
+# The image's manifest digest per tag, so a re-pushed tag cannot change what runs. Recorded
+# from the registry by `python -m ops preflight --record-digest` (it rewrites this line), and
+# re-checked by every preflight: prod stacks are refused while their tag has none.
+VLLM_IMAGE_DIGESTS: dict[str, str] = {}
 
 # EKS control plane and the Kubernetes schemas the rendered manifests are validated against.
 KUBERNETES_VERSION = "1.35"  # standard support to 2027-03; 1.34 leaves it on 2026-12-02

@@ -30,6 +30,7 @@ class VllmServiceArgs:
     secrets: Secrets
     provider: k8s.Provider
     tags: dict[str, str]
+    vpc_cidr: str  # where the load balancer's traffic to the pods comes from
     # The Ingress must go before the load balancer controller on destroy, so the controller is
     # still there to delete the ALB it made.
     depends_on: tuple[pulumi.Resource, ...] = ()
@@ -42,6 +43,16 @@ class VllmService(pulumi.ComponentResource):
         ns = workload.namespace()
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
         in_ns = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        # Policies first, so no vLLM pod ever runs unfenced.
+        policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{policy['metadata']['name']}",
+                metadata=policy["metadata"],
+                spec=policy["spec"],
+                opts=in_ns,
+            )
+            for policy in workload.network_policies(args.vpc_cidr)
+        ]
 
         string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
         if args.secrets.hf_token is not None:
@@ -62,7 +73,7 @@ class VllmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 in_ns,
                 pulumi.ResourceOptions(
-                    depends_on=[credentials],
+                    depends_on=[credentials, *policies],
                     custom_timeouts=rollout_timeouts(timers),
                 ),
             ),

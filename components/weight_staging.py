@@ -70,9 +70,12 @@ def init_container(
     cache_mount: dict[str, str],
     secret_env: list[dict[str, Any]],
     security_context: dict[str, Any],
+    scratch_env: dict[str, str] | None = None,
+    scratch_mounts: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The staging init container (a plain Kubernetes container dict)."""
     env = {
+        **(scratch_env or {}),  # HOME, TMPDIR, XDG_*: the root filesystem is read-only
         "HF_HOME": hf_home,
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "MODEL": model,
@@ -88,6 +91,6 @@ def init_container(
         "command": ["/bin/sh", "-c", SCRIPT],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())] + list(secret_env),
         "resources": {"requests": dict(RESOURCES), "limits": dict(RESOURCES)},
-        "volumeMounts": [dict(cache_mount)],
+        "volumeMounts": [dict(cache_mount), *(scratch_mounts or [])],
         "securityContext": security_context,
     }

@@ -34,7 +34,7 @@ def _preflight(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # pydantic's ValidationError: the message names the field and its bounds
         raise UsageError(f"--min-window-hours / --ending-soon-hours: {err}") from None
-    title, checks = preflight.main(settings, window=window)
+    title, checks = preflight.main(settings, window=window, record=args.record_digest)
     return emit(title, checks)
 
 
@@ -107,7 +107,8 @@ def parser() -> argparse.ArgumentParser:
 
     preflight = command(
         "preflight",
-        "before `pulumi up`: instance offerings, vCPU quota, capacity reservation, EKS version and add-on pins",
+        "before `pulumi up`: instance offerings, vCPU quota, capacity reservation, EKS version and add-on pins,"
+        " the vLLM image's digest",
     )
     preflight.add_argument(
         "--min-window-hours",
@@ -120,6 +121,11 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="report an active Capacity Block ending within this many hours (default: capacityBlock.endingSoonHours, 48)",
+    )
+    preflight.add_argument(
+        "--record-digest",
+        action="store_true",
+        help="write the digest the registry serves for the image tag into components/versions.py",
     )
     preflight.set_defaults(run=_preflight)
 

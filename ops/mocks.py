@@ -16,6 +16,8 @@ import pulumi
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
+# The primary CIDR an existing VPC reports (network.existingVpcId stacks).
+EXISTING_VPC_CIDR = "10.60.0.0/16"
 
 
 # Every stand-in the mocks invent for a value AWS (or Pulumi's auto-naming) assigns at
@@ -129,6 +131,7 @@ INVOKES: dict[str, Invoke] = {
     },
     "aws:iam/getSessionContext:getSessionContext": lambda args: _session_context(args["arn"]),
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda args: _offerings(args),
+    "aws:ec2/getVpc:getVpc": lambda args: {"id": args["id"], "cidrBlock": EXISTING_VPC_CIDR},
     "aws:ec2/getSubnet:getSubnet": lambda args: {
         "id": args["id"],
         "availabilityZone": subnet_zone(args["id"]),

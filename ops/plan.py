@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components import capacity, endpoint, profiles, timeline, workload
+from components import capacity, endpoint, network_policy, pod_security, profiles, supply_chain, timeline, workload
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
@@ -146,7 +146,17 @@ def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> 
             f"serving.revision is unpinned, so a restart may load a newer {settings.serving.model}: "
             "pulumi config set --path 'serving.revision' <hub-commit-sha>"
         )
+    if "@sha256:" not in supply_chain.pinned_image(settings.serving.image):
+        todo.append(
+            f"no digest recorded for {settings.serving.image} (prod stacks are refused by preflight): "
+            f"python -m ops preflight --stack {settings.stack} --record-digest"
+        )
     return todo
+
+
+def _load_balancer_sources(settings: Settings) -> list[str]:
+    vpc = "the VPC's CIDR" if settings.network.existing_vpc_id else settings.network.vpc_cidr
+    return workload.load_balancer_sources(vpc)
 
 
 def hourly_cost(settings: Settings) -> tuple[float, str]:
@@ -201,6 +211,14 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "vLLM command (per replica, after the init container stage-weights has put the weights into the NVMe "
         f"cache; {from_secret} from the Kubernetes Secret):",
         f"  {env} {argv}",
+        "",
+        "Pod security (components/pod_security.py):",
+        f"  vLLM runs as UID {pod_security.RUN_AS_USER} with every capability dropped, no privilege escalation, seccomp"
+        " RuntimeDefault, read-only root filesystem, no service-account token (the image has no non-root user and"
+        " the model cache is a root-owned hostPath on the node)",
+        f"  network: default-deny; in from the load balancer ({', '.join(_load_balancer_sources(settings))})"
+        f" and namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT}; out to CoreDNS :53 and HTTPS :443",
+        f"  image {supply_chain.pinned_image(sv.image)}",
         "",
         "Endpoint:",
         f"  {ep.scheme} ALB, {scheme}://<alb-dns-name> (port {endpoint.listener_port(ep)} only) -> pods :{profiles.PORT}, "

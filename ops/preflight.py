@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components import versions
+from components import supply_chain, versions
 from components.capacity_block_settings import CapacityBlockSettings
 from components.settings import Settings
-from ops import awsclients
+from ops import awsclients, registry
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
@@ -451,6 +453,58 @@ def _addon(eks: Any, sleep: Sleep, v: str, addon: str, pin: str) -> Check:
     )
 
 
+VERSIONS_FILE = Path(versions.__file__)
+_DIGESTS_LINE = re.compile(r"^VLLM_IMAGE_DIGESTS: dict\[str, str\] = \{.*\}$", re.MULTILINE)
+
+
+def record_digest(tag: str, digest: str, path: Path = VERSIONS_FILE) -> None:
+    """Rewrite the VLLM_IMAGE_DIGESTS line of components/versions.py with this tag's digest."""
+    recorded = {**versions.VLLM_IMAGE_DIGESTS, tag: digest}
+    line = f"VLLM_IMAGE_DIGESTS: dict[str, str] = {json.dumps(dict(sorted(recorded.items())))}"
+    text = path.read_text()
+    if not _DIGESTS_LINE.search(text):
+        raise ValueError(f"no VLLM_IMAGE_DIGESTS line to rewrite in {path}")
+    path.write_text(_DIGESTS_LINE.sub(line, text, count=1))
+    versions.VLLM_IMAGE_DIGESTS[tag] = digest
+
+
+def image_digest(
+    settings: Settings, resolve: Callable[[str], str], *, record: bool = False, path: Path = VERSIONS_FILE
+) -> list[Check]:
+    """The image tag must still resolve to the recorded digest; prod stacks need one recorded."""
+    name, image = "image digest", settings.serving.image
+    tag = image.partition(":")[2]
+    recorded = versions.VLLM_IMAGE_DIGESTS.get(tag)
+    record_fix = f"python -m ops preflight --stack {settings.stack} --record-digest"
+    try:
+        current = resolve(image)
+    except registry.RegistryError as err:
+        return [failed(name, f"could not resolve {image}: {err}", "check HTTPS access to the image registry")]
+    if record:
+        record_digest(tag, current, path)
+        return [passed(name, f"recorded {image}@{current} in {path.name}: commit it")]
+    if recorded is None:
+        detail = f"no digest recorded for {image} (the registry serves {current})"
+        if settings.environment in supply_chain.STRICT_ENVIRONMENTS:
+            return [
+                failed(name, f"{detail}; a {settings.environment} stack runs only a digest-pinned image", record_fix)
+            ]
+        return [skipped(name, f"{detail}; record it with `{record_fix}`")]
+    if recorded != current:
+        return [
+            failed(
+                name,
+                f"{image} now resolves to {current}, not the recorded {recorded}: the tag was re-pushed",
+                f"validate the new image, then `{record_fix}`",
+            )
+        ]
+    return [passed(name, f"{image} still resolves to the recorded {recorded}")]
+
+
+def _docker_hub_digest(image: str) -> str:
+    return registry.resolve_digest(registry.parse(image))
+
+
 def title(settings: Settings) -> str:
     g = settings.gpu_nodes
     return (
@@ -459,8 +513,15 @@ def title(settings: Settings) -> str:
 
 
 def main(
-    settings: Settings, session: Any = None, sleep: Sleep = time.sleep, window: CapacityBlockSettings | None = None
+    settings: Settings,
+    session: Any = None,
+    sleep: Sleep = time.sleep,
+    window: CapacityBlockSettings | None = None,
+    *,
+    record: bool = False,
+    resolve: Callable[[str], str] = _docker_hub_digest,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
     ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
-    return title(settings), run(settings, ec2, quotas, sleep, eks=eks, window=window)
+    checks = run(settings, ec2, quotas, sleep, eks=eks, window=window)
+    return title(settings), checks + image_digest(settings, resolve, record=record)

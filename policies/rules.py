@@ -46,8 +46,16 @@ API_KEY_ENV = "VLLM_API_KEY"
 SECRET_NAME_WORDS = frozenset({"KEY", "APIKEY", "TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIALS"})
 SECRET_FLAGS = ("--api-key", "--hf-token")
 # The device plugin needs host access to the GPUs; if it is ever rendered as objects rather
-# than through its Helm release, its pods are recognised by NVIDIA's image.
+# than through its Helm release, its pods are recognised by NVIDIA's image repository, matched
+# exactly (a repository that merely starts with this name is someone else's image).
 PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
+# The one hostPath a workload may mount: the model cache on the GPU node's NVMe
+# (components/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
+MODEL_CACHE_HOST_PATH = "/mnt/k8s-disks/0/minimax-vllm-cache"
+IMDS_HOP_LIMIT = 1
+REMOTE_CODE_FLAG = "--trust-remote-code"
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+STRICT_ENVIRONMENTS = frozenset({"prod"})
 
 SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
@@ -216,6 +224,21 @@ def _open_ranges_problem(cidrs: Sequence[Any]) -> str | None:
     return None
 
 
+def _image_repository(image: Any) -> str:
+    """`registry/path/name` of an image reference, without tag or digest."""
+    if not isinstance(image, str):
+        return ""
+    name = image.split("@", 1)[0]
+    colon = name.rfind(":")
+    return name[:colon] if colon > name.rfind("/") else name
+
+
+def _is_device_plugin(spec: Mapping[str, Any]) -> bool:
+    """Every container runs exactly an allow-listed repository (no prefix match)."""
+    images = [c.get("image") for c in _containers(spec)]
+    return bool(images) and all(_image_repository(i) in PRIVILEGED_IMAGE_ALLOWLIST for i in images)
+
+
 def _secret_like_name(name: str) -> bool:
     return any(word in SECRET_NAME_WORDS for word in re.split(r"[^A-Za-z0-9]+", name.upper()))
 
@@ -277,6 +300,17 @@ def launch_template_imdsv2(resource_type: str, props: Props) -> list[str]:
     return []
 
 
+def launch_template_imds_hop_limit(resource_type: str, props: Props) -> list[str]:
+    """Hop limit 1 keeps IMDS out of reach of pods off the host network (a hop limit of 2 hands
+    them the node role's credentials)."""
+    if resource_type != "aws:ec2/launchTemplate:LaunchTemplate":
+        return []
+    limit = _map(props.get("metadataOptions")).get("httpPutResponseHopLimit")
+    if limit != IMDS_HOP_LIMIT:
+        return [f"launch template metadataOptions.httpPutResponseHopLimit is {limit!r}, not {IMDS_HOP_LIMIT}"]
+    return []
+
+
 def launch_template_encrypted_ebs(resource_type: str, props: Props) -> list[str]:
     """Node volumes may hold model weights, logs and pulled secrets: encrypt them at rest."""
     if resource_type != "aws:ec2/launchTemplate:LaunchTemplate":
@@ -304,8 +338,7 @@ def no_privileged_pods(resource_type: str, props: Props) -> list[str]:
         return []
     what, _, spec = workload
     all_containers = list(_containers(spec))
-    images = [c.get("image") for c in all_containers]
-    if images and all(isinstance(i, str) and i.startswith(PRIVILEGED_IMAGE_ALLOWLIST) for i in images):
+    if _is_device_plugin(spec):
         return []
     problems = [
         f"{what} sets {field}: true" for field in ("hostNetwork", "hostPID", "hostIPC") if _truthy(spec.get(field))
@@ -314,6 +347,57 @@ def no_privileged_pods(resource_type: str, props: Props) -> list[str]:
         if _truthy(_map(container.get("securityContext")).get("privileged")):
             problems.append(f"{what} container {container.get('name')!r} is privileged")
     return problems
+
+
+def hostpath_only_model_cache(resource_type: str, props: Props) -> list[str]:
+    """A hostPath is the node's filesystem: only the model cache may be mounted from it."""
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    if _is_device_plugin(spec):
+        return []
+    return [
+        f"{what} mounts hostPath {_map(v.get('hostPath')).get('path')!r}; only {MODEL_CACHE_HOST_PATH} (the model cache) is allowed"
+        for v in map(_map, _seq(spec.get("volumes")))
+        if v.get("hostPath") is not None and _map(v.get("hostPath")).get("path") != MODEL_CACHE_HOST_PATH
+    ]
+
+
+def restricted_security_context(resource_type: str, props: Props) -> list[str]:
+    """seccomp RuntimeDefault, every capability dropped and none added, no privilege escalation."""
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    if _is_device_plugin(spec):
+        return []
+    pod_seccomp = _map(_map(spec.get("securityContext")).get("seccompProfile")).get("type")
+    problems = []
+    for container in _containers(spec):
+        name, context = container.get("name"), _map(container.get("securityContext"))
+        seccomp = _map(context.get("seccompProfile")).get("type") or pod_seccomp
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{what} container {name!r} has seccomp profile {seccomp!r}, not RuntimeDefault")
+        capabilities = _map(context.get("capabilities"))
+        if "ALL" not in _seq(capabilities.get("drop")):
+            problems.append(f"{what} container {name!r} does not drop ALL capabilities")
+        if _seq(capabilities.get("add")):
+            problems.append(f"{what} container {name!r} adds capabilities {list(_seq(capabilities.get('add')))}")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{what} container {name!r} does not set allowPrivilegeEscalation: false")
+    return problems
+
+
+def no_token_automount(resource_type: str, props: Props) -> list[str]:
+    """A pod that never calls the Kubernetes API must not carry a service-account token."""
+    workload = _workload(resource_type, props)
+    if workload is None:
+        return []
+    what, _, spec = workload
+    if _is_device_plugin(spec) or spec.get("automountServiceAccountToken") is False:
+        return []
+    return [f"{what} does not set automountServiceAccountToken: false"]
 
 
 def container_resources(resource_type: str, props: Props) -> list[str]:
@@ -606,6 +690,88 @@ def public_endpoint_requires_api_key(resources: Sequence[tuple[str, Props]]) -> 
     return problems
 
 
+def _workloads_by_kind(
+    resources: Sequence[tuple[str, Props]],
+) -> list[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(what, namespace, pod labels, pod spec) of every workload in the stack."""
+    found = []
+    for resource_type, props in resources:
+        workload = _workload(resource_type, props)
+        if workload is not None:
+            namespace = _map(props.get("metadata")).get("namespace") or "default"
+            found.append((workload[0], namespace, _map(workload[1].get("labels")), workload[2]))
+    return found
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist); {} selects every pod."""
+    if not all(labels.get(k) == v for k, v in _map(selector.get("matchLabels")).items()):
+        return False
+    for expression in map(_map, _seq(selector.get("matchExpressions"))):
+        key, operator, values = expression.get("key"), expression.get("operator"), list(_seq(expression.get("values")))
+        present = key in labels
+        if not {
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }.get(operator, False):
+            return False
+    return True
+
+
+def network_policy_selects_workloads(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """Every workload (the vLLM pods) is selected by a NetworkPolicy of its namespace, so the CNI
+    fences it (with enforcement on, an unselected pod may talk to anything)."""
+    policies = [
+        (_map(props.get("metadata")).get("namespace") or "default", _map(_map(props.get("spec")).get("podSelector")))
+        for resource_type, props in resources
+        if resource_type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    ]
+    return [
+        f"{what} is selected by no NetworkPolicy in namespace {namespace}"
+        for what, namespace, labels, spec in _workloads_by_kind(resources)
+        if not _is_device_plugin(spec) and not any(ns == namespace and _selects(sel, labels) for ns, sel in policies)
+    ]
+
+
+def _environment(resources: Sequence[tuple[str, Props]]) -> str | None:
+    """The stack's `environment` tag, from its EKS cluster."""
+    for resource_type, props in resources:
+        if resource_type == "aws:eks/cluster:Cluster":
+            return _map(props.get("tags")).get("environment")
+    return None
+
+
+def _revision(argv: Sequence[Any]) -> str | None:
+    items = [str(a) for a in argv]
+    for i, item in enumerate(items):
+        if item == "--revision" and i + 1 < len(items):
+            return items[i + 1]
+        if item.startswith("--revision="):
+            return item.split("=", 1)[1]
+    return None
+
+
+def pinned_revision_with_remote_code(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """In a prod stack, a container that runs the model repository's code (--trust-remote-code)
+    pins that repository with --revision <40-hex commit>."""
+    if _environment(resources) not in STRICT_ENVIRONMENTS:
+        return []
+    problems = []
+    for what, _, _, spec in _workloads_by_kind(resources):
+        for container in _containers(spec):
+            argv = [*_seq(container.get("command")), *_seq(container.get("args"))]
+            if REMOTE_CODE_FLAG not in argv:
+                continue
+            revision = _revision(argv)
+            if not (revision and COMMIT_SHA.match(revision)):
+                problems.append(
+                    f"{what} container {container.get('name')!r} passes {REMOTE_CODE_FLAG} with --revision {revision!r}, not a 40-hex commit"
+                )
+    return problems
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -650,6 +816,11 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         'Mandatory. Launch templates require IMDSv2 (metadataOptions.httpTokens "required") so a pod SSRF cannot read node credentials.',
     ),
     Rule(
+        "launch-template-imds-hop-limit",
+        launch_template_imds_hop_limit,
+        "Mandatory. Launch templates set metadataOptions.httpPutResponseHopLimit 1, so pods off the host network cannot reach IMDS and the node role.",
+    ),
+    Rule(
         "launch-template-encrypted-ebs",
         launch_template_encrypted_ebs,
         "Mandatory. Launch templates declare their EBS volumes and encrypt every one (ebs.encrypted true).",
@@ -657,7 +828,22 @@ RESOURCE_RULES: tuple[Rule, ...] = (
     Rule(
         "no-privileged-pods",
         no_privileged_pods,
-        "Mandatory. Rendered pods are not privileged and use no host network, PID or IPC namespace; the NVIDIA device plugin (a Helm release, or NVIDIA's image) is exempt.",
+        "Mandatory. Rendered pods are not privileged and use no host network, PID or IPC namespace; the NVIDIA device plugin (a Helm release, or exactly NVIDIA's image repository) is exempt.",
+    ),
+    Rule(
+        "hostpath-only-model-cache",
+        hostpath_only_model_cache,
+        f"Mandatory. The only hostPath a workload mounts is the model cache ({MODEL_CACHE_HOST_PATH}); the NVIDIA device plugin (exact image repository) is exempt.",
+    ),
+    Rule(
+        "restricted-security-context",
+        restricted_security_context,
+        "Mandatory. Every container runs with seccomp RuntimeDefault, drops ALL capabilities, adds none and sets allowPrivilegeEscalation false.",
+    ),
+    Rule(
+        "no-token-automount",
+        no_token_automount,
+        "Mandatory. Workloads set automountServiceAccountToken false: none of them calls the Kubernetes API.",
     ),
     Rule(
         "container-resources",
@@ -696,6 +882,16 @@ STACK_RULES: tuple[StackRule, ...] = (
         "vllm-only-behind-the-path-list",
         vllm_only_behind_the_path_list,
         "Mandatory. No LoadBalancer or NodePort Service selects the vLLM pods (those reading VLLM_API_KEY): they are reached only through the Ingress, which forwards the listed paths alone.",
+    ),
+    StackRule(
+        "network-policy-selects-workloads",
+        network_policy_selects_workloads,
+        "Mandatory. Every workload is selected by a NetworkPolicy of its namespace, so the VPC CNI fences it.",
+    ),
+    StackRule(
+        "pinned-revision-with-remote-code",
+        pinned_revision_with_remote_code,
+        "Mandatory. In a prod stack (cluster tag environment=prod) a container passing --trust-remote-code pins --revision to a 40-hex commit.",
     ),
     StackRule(
         "public-endpoint-requires-api-key",

@@ -47,6 +47,12 @@ K8S_PROVIDER = "pulumi:providers:kubernetes"
 NETWORK, CLUSTER, GPU = "minimax-vllm:aws:Network", "minimax-vllm:aws:Cluster", "minimax-vllm:aws:GpuNodeGroup"
 
 
+def control_plane_log_group(r: Rendering):
+    """The cluster's own log group (prod stacks also have a flow log group)."""
+    (group,) = [g for g in r.of_type(LOG_GROUP) if g.parent == r.one(CLUSTER).urn]
+    return group
+
+
 @functools.cache
 def _render(stack: str, overrides: str) -> Rendering:
     return render(stack, overrides=json.loads(overrides) or None)
@@ -347,7 +353,7 @@ def test_secrets_are_envelope_encrypted_with_a_rotating_kms_key(stack):
 def test_all_control_plane_logs_go_to_a_log_group_created_first_with_retention(stack):
     r = rendered(stack)
     s = from_stack_file(stack)
-    eks, group = r.one(EKS), r.one(LOG_GROUP)
+    eks, group = r.one(EKS), control_plane_log_group(r)
     assert eks.inputs["enabledClusterLogTypes"] == list(LOG_TYPES)
     assert set(LOG_TYPES) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
     assert group.inputs["name"] == f"/aws/eks/{s.cluster_name}/cluster"
@@ -408,7 +414,7 @@ def test_node_and_cluster_roles_have_the_eks_managed_policies(stack):
     assert attached >= {
         "AmazonEKSClusterPolicy",
         "AmazonEKSWorkerNodePolicy",
-        "AmazonEKS_CNI_Policy",
+        "AmazonEKS_CNI_Policy",  # on vpc-cni's own role (tests/test_hardening.py)
         "AmazonEC2ContainerRegistryReadOnly",
     }
 
@@ -494,7 +500,7 @@ def test_aws_names_fit_their_length_and_character_limits(stack):
         assert len(name) <= limit and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name), name
     prefix = launch_template(r).inputs["namePrefix"]
     assert len(prefix) <= LAUNCH_TEMPLATE_PREFIX_MAX and re.fullmatch(r"[A-Za-z0-9()./_-]+", prefix), prefix
-    log = r.one(LOG_GROUP).inputs["name"]
+    log = control_plane_log_group(r).inputs["name"]
     assert len(log) <= 512 and re.fullmatch(r"[.\-_/#A-Za-z0-9]+", log), log
     cluster = r.one(EKS).inputs["name"]
     assert len(cluster) <= 100 and re.fullmatch(r"[0-9A-Za-z][A-Za-z0-9_-]*", cluster), cluster
@@ -538,9 +544,16 @@ def test_aws_children_are_parented_to_their_component(stack):
             "aws:iam/rolePolicy:RolePolicy",
         },
     }
+    flow_logs = r.of_type("minimax-vllm:aws:FlowLogs")
+    # Prod stacks' flow logs have their own log group and delivery role policy.
+    shared = {LOG_GROUP, "aws:iam/rolePolicy:RolePolicy"}
     for parent, types in expected.items():
         for type_token in types:
-            found = r.of_type(type_token)
+            found = [
+                x
+                for x in r.of_type(type_token)
+                if not (type_token in shared and any(x.parent == f.urn for f in flow_logs))
+            ]
             assert found, type_token
             assert all(x.parent == parent for x in found), type_token
     assert {g.parent for g in r.of_type(NODE_GROUP)} == {cluster.urn, gpu.urn}

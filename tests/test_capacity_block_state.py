@@ -210,7 +210,9 @@ def test_preflight_cli_refuses_a_window_of_zero_hours(capsys: pytest.CaptureFixt
 def test_preflight_cli_passes_the_window_to_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    def main(settings: Settings, session: Any = None, sleep: Any = None, window: Any = None) -> tuple[str, list]:
+    def main(
+        settings: Settings, session: Any = None, sleep: Any = None, window: Any = None, **_: Any
+    ) -> tuple[str, list]:
         seen["window"] = window
         return "t", []
 

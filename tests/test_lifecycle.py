@@ -133,7 +133,7 @@ def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offli
     assert 'hf download "$MODEL" --revision "$REVISION"' in init["command"][-1]
     assert init_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
     assert init_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
-    assert init["volumeMounts"] == [m for m in vllm["volumeMounts"] if m["name"] == "cache"]
+    assert init["volumeMounts"][0] == next(m for m in vllm["volumeMounts"] if m["name"] == "cache")
     assert vllm_env["HF_HUB_OFFLINE"]["value"] == "1"
     assert init["securityContext"] == vllm["securityContext"] == workload.security_context()
     assert init["resources"]["requests"] == init["resources"]["limits"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import config, profiles, settings
+from components import config, profiles, settings, versions
 from ops import plan
 from ops.offline import PLACEHOLDER_SECRETS, render
 
@@ -62,8 +62,9 @@ def test_plan_lists_what_to_set_before_pulumi_up(tmp_path, capsys):
     assert "pulumi config set --secret minimax-vllm:apiKey" in todo
     assert "cluster.publicAccessCidrs ['203.0.113.0/24'] is not routable" in todo
     assert "endpoint.sourceRanges ['203.0.113.0/24'] is not routable" in todo
-    assert "serving.revision is unpinned" in todo
+    assert "serving.revision is unpinned" not in todo  # prod stacks pin a commit (remote code runs)
     assert "endpoint.certificateArn None is required on an internet-facing endpoint" in todo
+    assert "--record-digest" in todo  # no image digest recorded yet
 
 
 def test_plan_shows_the_exposed_paths(tmp_path, capsys):
@@ -73,7 +74,13 @@ def test_plan_shows_the_exposed_paths(tmp_path, capsys):
     assert "idle timeout 3600s" in out
 
 
-def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set():
+def test_plan_lists_an_unpinned_revision_of_a_non_prod_stack(tmp_path, capsys):
+    plan.main("dev", str(tmp_path))
+    assert "serving.revision is unpinned" in capsys.readouterr().out.split("Before `pulumi up`")[1]
+
+
+def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set(monkeypatch):
+    monkeypatch.setattr(versions, "VLLM_IMAGE_DIGESTS", {f"v{versions.VLLM_RELEASE}": "sha256:" + "ab" * 32})
     raw = {
         "owner": "ml-platform",
         "serving": {"revision": "a" * 40},
@@ -154,7 +161,7 @@ def test_plan_does_not_ask_for_a_secret_the_stack_already_holds(tmp_path, monkey
     assert plan.main("keyed", str(tmp_path / "out")) == 0
     todo = capsys.readouterr().out.split("Before `pulumi up`")[1]
     assert "apiKey" not in todo
-    assert "serving.revision is unpinned" in todo
+    assert "--record-digest" in todo  # what the stack does not hold is still listed
 
 
 def test_a_one_replica_tp4_stack_is_not_told_two_replicas_share_a_node(tmp_path, monkeypatch, capsys):

@@ -124,6 +124,7 @@ def _device_plugin_daemonset(privileged: bool, image: str) -> dict[str, Any]:
                 "metadata": {"labels": {"app": "device-plugin"}},
                 "spec": {
                     "hostNetwork": True,
+                    "volumes": [{"name": "plugins", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}],
                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                     "containers": [
                         {
@@ -436,6 +437,74 @@ def _path(path: str, path_type: str) -> dict[str, Any]:
     return {"path": path, "pathType": path_type, "backend": {"service": {"name": "vllm", "port": {"name": "http"}}}}
 
 
+def _lookalike_privileged_pod() -> dict[str, Any]:
+    """The issue's example: privileged, hostPID, image merely starting with NVIDIA's repository."""
+    return _with(
+        _device_plugin_daemonset(True, "nvcr.io/nvidia/k8s-device-plugin-tools:v1"),
+        lambda p: _pod(p).update(hostPID=True),
+    )
+
+
+def _sys_admin_host_root() -> dict[str, Any]:
+    """The issue's example: SYS_ADMIN with the node's / mounted."""
+
+    def mutate(p: dict[str, Any]) -> None:
+        vllm_container(p)["securityContext"] = {"capabilities": {"add": ["SYS_ADMIN"]}}
+        vllm_container(p)["volumeMounts"].append({"name": "host", "mountPath": "/host"})
+        _pod(p)["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+
+    return _with(props(DEPLOYMENT), mutate)
+
+
+def _hop_limit_2() -> dict[str, Any]:
+    return _with(
+        props(LAUNCH_TEMPLATE, name_part="gpu-lt"), lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2)
+    )
+
+
+FAILING += [
+    ("launch-template-imds-hop-limit", LAUNCH_TEMPLATE, _hop_limit_2, "httpPutResponseHopLimit is 2, not 1"),
+    (
+        "launch-template-imds-hop-limit",
+        LAUNCH_TEMPLATE,
+        lambda: _without(props(LAUNCH_TEMPLATE, name_part="system-lt"), "metadataOptions"),
+        "is None, not 1",
+    ),
+    ("no-privileged-pods", DAEMONSET, _lookalike_privileged_pod, "sets hostPID: true"),
+    ("hostpath-only-model-cache", DEPLOYMENT, _sys_admin_host_root, "mounts hostPath '/'"),
+    ("hostpath-only-model-cache", DAEMONSET, _lookalike_privileged_pod, "mounts hostPath"),
+    ("restricted-security-context", DEPLOYMENT, _sys_admin_host_root, "adds capabilities ['SYS_ADMIN']"),
+    ("restricted-security-context", DEPLOYMENT, _sys_admin_host_root, "does not drop ALL capabilities"),
+    (
+        "restricted-security-context",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT),
+            lambda p: (
+                vllm_container(p)["securityContext"].pop("seccompProfile"),
+                _pod(p)["securityContext"].pop("seccompProfile"),
+            ),
+        ),
+        "seccomp profile None",
+    ),
+    (
+        "restricted-security-context",
+        DEPLOYMENT,
+        lambda: _with(
+            props(DEPLOYMENT), lambda p: vllm_container(p)["securityContext"].pop("allowPrivilegeEscalation")
+        ),
+        "allowPrivilegeEscalation",
+    ),
+    (
+        "no-token-automount",
+        DEPLOYMENT,
+        lambda: _without(props(DEPLOYMENT), "spec", "template", "spec", "automountServiceAccountToken"),
+        "automountServiceAccountToken: false",
+    ),
+]
+# The lookalike DaemonSet also mounts a hostPath, so the hostPath rule has something to reject.
+_device_plugin_volume = {"name": "plugins", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
+
 PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("public-endpoint-tls-and-ranges", INGRESS, lambda: props(INGRESS)),
     ("public-endpoint-tls-and-ranges", INGRESS, lambda: props(INGRESS, stack="dev")),  # internal
@@ -464,6 +533,25 @@ PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         lambda: _with(props(INGRESS), lambda p: p["spec"].pop("defaultBackend")),  # the controller's own 404
     ),
     ("eks-endpoint-not-public", CLUSTER, lambda: {"vpcConfig": {"publicAccessCidrs": ["52.0.0.0/8", "2600::/12"]}}),
+    ("launch-template-imds-hop-limit", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE, name_part="gpu-lt")),
+    ("launch-template-imds-hop-limit", LAUNCH_TEMPLATE, lambda: props(LAUNCH_TEMPLATE, name_part="system-lt")),
+    ("hostpath-only-model-cache", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "hostpath-only-model-cache",
+        DAEMONSET,
+        lambda: _with(
+            _device_plugin_daemonset(True, "nvcr.io/nvidia/k8s-device-plugin:v0.20.1"),
+            lambda p: _pod(p).update(volumes=[_device_plugin_volume]),
+        ),
+    ),
+    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev")),
+    ("no-token-automount", DEPLOYMENT, lambda: props(DEPLOYMENT)),
+    (
+        "no-token-automount",
+        DAEMONSET,
+        lambda: _device_plugin_daemonset(False, "nvcr.io/nvidia/k8s-device-plugin@sha256:" + "a" * 64),
+    ),
     ("eks-secrets-encryption", CLUSTER, lambda: props(CLUSTER)),
     ("eks-secrets-encryption", CLUSTER, lambda: {"encryptionConfig": [{"resources": ["secrets"]}]}),
     ("eks-control-plane-logging", CLUSTER, lambda: {"enabledClusterLogTypes": ["authenticator", "audit", "api"]}),
@@ -798,3 +886,88 @@ def test_gpu_taint_matches_the_node_group() -> None:
         "effect": gpu_pool.TAINT_EFFECT,
     }
     assert rules.GPU_RESOURCE == gpu_pool.TAINT_KEY
+
+
+# ------------------------------------------------------------ the issue's examples and the new stack rules
+
+
+@pytest.mark.parametrize(
+    ("type_token", "make", "rejected_by"),
+    [
+        (LAUNCH_TEMPLATE, _hop_limit_2, {"launch-template-imds-hop-limit"}),
+        (
+            DAEMONSET,
+            _lookalike_privileged_pod,
+            {"no-privileged-pods", "hostpath-only-model-cache", "no-token-automount"},
+        ),
+        (DEPLOYMENT, _sys_admin_host_root, {"hostpath-only-model-cache", "restricted-security-context"}),
+    ],
+    ids=["hop-limit-2", "privileged-hostpid-lookalike-image", "sys-admin-hostpath-root"],
+)
+def test_the_pack_rejects_the_issue_examples(
+    type_token: str, make: Callable[[], dict[str, Any]], rejected_by: set
+) -> None:
+    resource = make()
+    rejecting = {rule.name for rule in rules.RESOURCE_RULES if check(rule.name, type_token, resource)}
+    assert rejected_by <= rejecting
+
+
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def _stack_resources(stack: str = "prod-8gpu") -> list[tuple[str, dict[str, Any]]]:
+    return [(r.type, copy.deepcopy(r.inputs)) for r in rendered(stack).resources]
+
+
+def test_network_policy_rule_rejects_an_unselected_workload() -> None:
+    without = [(t, p) for t, p in _stack_resources() if t != NETPOL]
+    messages = rules.network_policy_selects_workloads(without)
+    assert messages == ["Deployment minimax-vllm/vllm is selected by no NetworkPolicy in namespace minimax-vllm"]
+    elsewhere = [(t, p) for t, p in without] + [
+        (NETPOL, {"metadata": {"namespace": "other"}, "spec": {"podSelector": {}}}),
+        (NETPOL, {"metadata": {"namespace": "minimax-vllm"}, "spec": {"podSelector": {"matchLabels": {"app": "x"}}}}),
+    ]
+    assert rules.network_policy_selects_workloads(elsewhere)
+
+
+def test_network_policy_rule_accepts_a_selecting_policy() -> None:
+    assert rules.network_policy_selects_workloads(_stack_resources()) == []
+    only_deny = [(t, p) for t, p in _stack_resources() if t != NETPOL] + [
+        (NETPOL, {"metadata": {"namespace": "minimax-vllm"}, "spec": {"podSelector": {}}})
+    ]
+    assert rules.network_policy_selects_workloads(only_deny) == []
+
+
+def _with_args(resources: list, replace: Callable[[list[str]], list[str]]) -> list:
+    for t, p in resources:
+        if t == DEPLOYMENT:
+            vllm_container(p)["args"] = replace(vllm_container(p)["args"])
+    return resources
+
+
+def _drop_revision(args: list[str]) -> list[str]:
+    i = args.index("--revision")
+    return args[:i] + args[i + 2 :]
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [_drop_revision, lambda a: [x if not x.startswith(("0", "5")) or len(x) != 40 else "main" for x in a]],
+    ids=["no-revision", "branch"],
+)
+def test_revision_rule_rejects_remote_code_unpinned_in_prod(replace: Callable) -> None:
+    messages = rules.pinned_revision_with_remote_code(_with_args(_stack_resources("prod-8gpu"), replace))
+    assert messages and "--trust-remote-code" in messages[0]
+
+
+def test_revision_rule_accepts_pinned_prod_and_non_prod_stacks() -> None:
+    assert rules.pinned_revision_with_remote_code(_stack_resources("prod-8gpu")) == []
+    assert rules.pinned_revision_with_remote_code(_stack_resources("dev")) == []
+    no_remote_code = _with_args(
+        _stack_resources("prod-8gpu"), lambda a: [x for x in _drop_revision(a) if x != "--trust-remote-code"]
+    )
+    assert rules.pinned_revision_with_remote_code(no_remote_code) == []
+
+
+def test_model_cache_path_matches_the_node_pool() -> None:
+    assert rules.MODEL_CACHE_HOST_PATH == gpu_pool.MODEL_CACHE_HOST_PATH

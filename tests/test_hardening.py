@@ -1,0 +1,341 @@
+"""The EKS best-practices baseline: pod security, network policy, node roles and trust,
+encrypted logs, flow logs, and the supply-chain rules, on every rendered stack."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from test_policies import STACKS, rendered
+
+from components import config, iam_trust, network_policy, pod_security, supply_chain, versions, workload
+from components.config import from_stack_file, parse
+from components.settings import SettingsError
+from ops import preflight, registry
+from ops.mocks import ACCOUNT_ID
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+ROLE = "aws:iam/role:Role"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+ADDON = "aws:eks/addon:Addon"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def pod(stack: str) -> dict:
+    return rendered(stack).one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+# ------------------------------------------------------------ the pod
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_uses_the_one_security_context(stack: str) -> None:
+    spec = pod(stack)
+    containers = [*spec.get("initContainers", []), *spec["containers"]]
+    assert all(c["securityContext"] == pod_security.container_security_context() for c in containers)
+    context = pod_security.container_security_context()
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False and context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_everything_vllm_writes_lands_on_a_writable_volume(stack: str) -> None:
+    """With a read-only root filesystem, each cache directory must lie under a mounted volume."""
+    spec = pod(stack)
+    (container,) = spec["containers"]
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert {m["name"] for m in container["volumeMounts"]} <= set(volumes)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    for name in pod_security.cache_env(workload.CACHE_MOUNT):
+        assert any(env[name] == m or env[name].startswith(m + "/") for m in mounts), (name, env[name])
+    assert {"HOME", "TMPDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "VLLM_CACHE_ROOT"} <= set(env)
+    assert all("sizeLimit" in volumes[v.name]["emptyDir"] for v in pod_security.SCRATCH_VOLUMES)
+
+
+# Which installed source file reads each variable the pod sets (None: read by a tool outside
+# Python, the CUDA driver, or a standard POSIX/XDG variable).
+READERS = {
+    "VLLM_CACHE_ROOT": "vllm/envs.py",
+    "VLLM_CONFIG_ROOT": "vllm/envs.py",
+    "HF_HOME": "huggingface_hub/constants.py",
+    "TRITON_CACHE_DIR": "triton/knobs.py",
+    "TORCHINDUCTOR_CACHE_DIR": "torch/_inductor/runtime/cache_dir_utils.py",
+    "FLASHINFER_WORKSPACE_BASE": "flashinfer/jit/env.py",
+    "NUMBA_CACHE_DIR": "numba/core/config.py",
+    "CUDA_CACHE_PATH": None,
+    "HOME": None,
+    "TMPDIR": None,
+    "XDG_CACHE_HOME": None,
+    "XDG_CONFIG_HOME": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_each_cache_variable_is_read_by_the_installed_library(name: str) -> None:
+    """A library that renames its variable would write to the read-only root filesystem: fail here."""
+    assert set(READERS) == set(pod_security.cache_env(workload.CACHE_MOUNT))
+    reader = READERS[name]
+    if reader is None:
+        return
+    package = reader.split("/", 1)[0]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        pytest.skip(f"{package} is not installed here (the image ships it)")
+    source = Path(spec.origin).parent / reader.split("/", 1)[1]
+    assert f'"{name}"' in source.read_text(), f"{source} no longer reads {name}"
+
+
+# ------------------------------------------------------------ network policy
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespace_is_default_deny_and_vllm_may_only_serve_scrape_dns_and_https(stack: str) -> None:
+    settings = from_stack_file(stack)
+    policies = {
+        p.inputs["metadata"]["name"]: p.inputs["spec"]
+        for p in rendered(stack).of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    assert policies[network_policy.DEFAULT_DENY] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    serving = policies[workload.APP]
+    assert serving["podSelector"] == {"matchLabels": workload.LABELS}
+    sources = {b["ipBlock"]["cidr"] for b in serving["ingress"][0]["from"]}
+    assert sources == {settings.network.vpc_cidr}  # the ALB proxies: the pods see its VPC addresses
+    ports = {(p["protocol"], p["port"]) for rule in serving["ingress"] for p in rule["ports"]}
+    assert ports == {("TCP", 8000)}
+    monitoring = serving["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]
+    assert monitoring == {"kubernetes.io/metadata.name": "monitoring"}
+    out = {(p["protocol"], p["port"]) for rule in serving["egress"] for p in rule["ports"]}
+    assert out == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+
+
+def test_the_pods_admit_only_the_vpc_because_the_alb_proxies_every_request() -> None:
+    # Client ranges are enforced on the ALB (inbound-cidrs); admitting them at the pods would let
+    # anything in those ranges bypass the load balancer's path list.
+    assert workload.load_balancer_sources("10.60.0.0/16") == ["10.60.0.0/16"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vpc_cni_enforces_network_policy_and_uses_pod_identity(stack: str) -> None:
+    r = rendered(stack)
+    (cni,) = [a for a in r.of_type(ADDON) if a.inputs["addonName"] == "vpc-cni"]
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    (association,) = cni.inputs["podIdentityAssociations"]
+    assert association["serviceAccount"] == "aws-node"
+    role = next(x for x in r.of_type(ROLE) if x.outputs.get("arn") == association["roleArn"])
+    attached = {
+        a.inputs["policyArn"].rsplit("/", 1)[1]
+        for a in r.of_type(ATTACHMENT)
+        if a.inputs["role"] == role.outputs["name"]
+    }
+    assert attached == {"AmazonEKS_CNI_Policy"}
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Condition"]["StringEquals"]["aws:RequestTag/kubernetes-service-account"] == "aws-node"
+
+
+# ------------------------------------------------------------ node roles and trust
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_system_and_gpu_nodes_have_separate_roles_without_the_cni_policy(stack: str) -> None:
+    r = rendered(stack)
+    groups = r.of_type("aws:eks/nodeGroup:NodeGroup")
+    roles = {g.inputs["nodeRoleArn"] for g in groups}
+    assert len(groups) == 2 and len(roles) == 2
+    for arn in roles:
+        role = next(x for x in r.of_type(ROLE) if x.outputs.get("arn") == arn)
+        attached = {
+            a.inputs["policyArn"].rsplit("/", 1)[1]
+            for a in r.of_type(ATTACHMENT)
+            if a.inputs["role"] == role.outputs["name"]
+        }
+        assert "AmazonEKS_CNI_Policy" not in attached and "AmazonEKSWorkerNodePolicy" in attached
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_service_role_trust_policy_carries_its_supported_conditions(stack: str) -> None:
+    s = from_stack_file(stack)
+    for role in rendered(stack).of_type(ROLE):
+        (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        service = statement["Principal"]["Service"]
+        condition = statement.get("Condition", {})
+        if service == "ec2.amazonaws.com":
+            assert condition == {}  # EC2 sets neither key (components/iam_trust.py)
+        elif service == "pods.eks.amazonaws.com":
+            assert condition["StringEquals"]["aws:RequestTag/eks-cluster-arn"].endswith(f":cluster/{s.cluster_name}")
+        else:
+            assert condition["StringEquals"]["aws:SourceAccount"] == ACCOUNT_ID, service
+            assert "aws:SourceArn" in {**condition.get("ArnEquals", {}), **condition.get("ArnLike", {})}, service
+    cluster_trust = iam_trust.eks_cluster_role("aws", "us-east-2", ACCOUNT_ID, "c")
+    assert json.loads(cluster_trust)["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == (
+        f"arn:aws:eks:us-east-2:{ACCOUNT_ID}:cluster/c"
+    )
+
+
+# ------------------------------------------------------------ logs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_log_groups_use_the_stack_key_whose_policy_admits_cloudwatch_logs_for_them(stack: str) -> None:
+    r = rendered(stack)
+    s = from_stack_file(stack)
+    (key,) = r.of_type("aws:kms/key:Key")
+    groups = r.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert groups and all(g.inputs["kmsKeyId"] == key.outputs["arn"] for g in groups)
+    statement = next(x for x in json.loads(key.inputs["policy"])["Statement"] if "Service" in x["Principal"])
+    assert statement["Principal"]["Service"] == f"logs.{s.region}.amazonaws.com"
+    allowed = statement["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+    assert sorted(allowed) == sorted(g.outputs["arn"] for g in groups)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_flow_logs_for_prod_stacks_only(stack: str) -> None:
+    flow_logs = rendered(stack).of_type("aws:ec2/flowLog:FlowLog")
+    prod = from_stack_file(stack).environment == "prod"
+    assert len(flow_logs) == (1 if prod else 0)
+    if prod:
+        assert flow_logs[0].inputs["trafficType"] == "ALL"
+
+
+def test_security_settings_reject_an_unknown_retention() -> None:
+    with pytest.raises(SettingsError) as caught:
+        config.parse({"owner": "ml-platform", "security": {"flowLogRetentionDays": 13}}, "test", "us-east-2")
+    (problem,) = caught.value.problems
+    assert problem.startswith("minimax-vllm:security.flowLogRetentionDays = 13 must be a CloudWatch retention")
+    assert "Fix: pulumi config set --path 'security.flowLogRetentionDays' 90" in problem
+
+
+def test_only_the_prod_stacks_turn_flow_logs_on() -> None:
+    on = {stack for stack in STACKS if from_stack_file(stack).security.flow_logs}
+    assert on == {stack for stack in STACKS if from_stack_file(stack).environment == "prod"}
+
+
+# ------------------------------------------------------------ supply chain
+
+
+def _serving(environment: str, revision: str | None) -> dict:
+    serving = {"profile": "tp8-ep", **({"revision": revision} if revision else {})}
+    return {"owner": "ml-platform", "environment": environment, "serving": serving}
+
+
+@pytest.mark.parametrize("revision", [None, "main", "v1.0", SHA[:39]])
+def test_prod_refuses_remote_code_from_an_unpinned_revision(revision: str | None) -> None:
+    with pytest.raises(SettingsError, match=r"serving.revision = .* must be a 40-hex .* Fix: pulumi config set"):
+        parse(_serving("prod", revision), "p", "us-east-2")
+
+
+@pytest.mark.parametrize(("environment", "revision"), [("prod", SHA), ("dev", None), ("staging", "main")])
+def test_pinned_prod_and_other_environments_pass(environment: str, revision: str | None) -> None:
+    assert parse(_serving(environment, revision), "p", "us-east-2").serving.revision == revision
+
+
+def test_rule_ignores_stacks_without_remote_code() -> None:
+    assert supply_chain.remote_code_revision_problems("prod", ["vllm", "serve", "m"], "m", None) == []
+
+
+def test_image_is_pinned_by_digest_once_recorded() -> None:
+    image = versions.VLLM_IMAGE
+    assert supply_chain.pinned_image(image, {}) == image
+    tag = image.partition(":")[2]
+    assert supply_chain.pinned_image(image, {tag: DIGEST}) == f"{image}@{DIGEST}"
+    assert supply_chain.pinned_image("example.com/other:" + tag, {tag: DIGEST}) == "example.com/other:" + tag
+
+
+class FakeRegistry(BaseHTTPRequestHandler):
+    """A registry that demands a Bearer token, as Docker Hub does."""
+
+    digest = DIGEST
+    token = "pull-token"
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/token?") and "scope=repository%3Avllm%2Fvllm-openai%3Apull" in self.path:
+            body = json.dumps({"token": self.token}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_error(404)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            self.send_response(401)
+            realm = f"http://127.0.0.1:{self.server.server_port}/token"
+            self.send_header(
+                "WWW-Authenticate",
+                f'Bearer realm="{realm}",service="fake",scope="repository:vllm/vllm-openai:pull"',
+            )
+            self.end_headers()
+        elif self.path == f"/v2/vllm/vllm-openai/manifests/v{versions.VLLM_RELEASE}":
+            assert "application/vnd.oci.image.index.v1+json" in self.headers["Accept"]
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", self.digest)
+            self.end_headers()
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+
+@pytest.fixture
+def fake_registry() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), FakeRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_registry_client_follows_the_token_challenge(fake_registry: str) -> None:
+    ref = registry.parse(versions.VLLM_IMAGE, registry=fake_registry)
+    assert registry.resolve_digest(ref) == DIGEST
+    with pytest.raises(registry.RegistryError, match="does not exist"):
+        registry.resolve_digest(registry.ImageRef(fake_registry, "vllm/vllm-openai", "v0.0.0"))
+
+
+def test_registry_client_refuses_plain_http_off_loopback() -> None:
+    with pytest.raises(registry.RegistryError, match="HTTPS"):
+        registry.resolve_digest(registry.ImageRef("http://registry.example.com", "vllm/vllm-openai", "v1"))
+
+
+@pytest.fixture
+def versions_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "versions.py"
+    path.write_text(Path(versions.__file__).read_text())
+    monkeypatch.setattr(versions, "VLLM_IMAGE_DIGESTS", {})
+    return path
+
+
+def test_preflight_refuses_a_prod_stack_without_a_recorded_digest(fake_registry: str, versions_copy: Path) -> None:
+    resolve = lambda image: registry.resolve_digest(registry.parse(image, registry=fake_registry))  # noqa: E731
+    (check,) = preflight.image_digest(from_stack_file("prod-8gpu"), resolve, path=versions_copy)
+    assert check.status == "FAIL" and "--record-digest" in check.fix
+    (check,) = preflight.image_digest(from_stack_file("dev"), resolve, path=versions_copy)
+    assert check.status == "SKIP"
+
+
+def test_preflight_records_then_checks_the_digest(
+    fake_registry: str, versions_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolve = lambda image: registry.resolve_digest(registry.parse(image, registry=fake_registry))  # noqa: E731
+    prod = from_stack_file("prod-8gpu")
+    (check,) = preflight.image_digest(prod, resolve, record=True, path=versions_copy)
+    assert check.status == "PASS"
+    assert (
+        f'VLLM_IMAGE_DIGESTS: dict[str, str] = {{"v{versions.VLLM_RELEASE}": "{DIGEST}"}}' in versions_copy.read_text()
+    )
+    (check,) = preflight.image_digest(prod, resolve, path=versions_copy)
+    assert check.status == "PASS"
+    monkeypatch.setattr(FakeRegistry, "digest", "sha256:" + "cd" * 32)
+    (check,) = preflight.image_digest(prod, resolve, path=versions_copy)
+    assert check.status == "FAIL" and "re-pushed" in check.detail
