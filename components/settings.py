@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from components import profiles, versions
+from components import observability_settings, profiles, versions
+from components.observability_settings import ObservabilitySettings
 
 PROJECT = "minimax-vllm"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -143,6 +144,7 @@ class Settings:
     cluster: ClusterSettings
     gpu_nodes: GpuNodeSettings
     endpoint: EndpointSettings
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @property
     def cluster_name(self) -> str:
@@ -331,7 +333,7 @@ _SECTIONS = {
     ),
     "endpoint": ("scheme", "sourceRanges", "certificateArn", "idleTimeoutSeconds"),
 }
-TOP_LEVEL_KEYS = ("environment", "owner", *_SECTIONS, *SECRET_KEYS)
+TOP_LEVEL_KEYS = ("environment", "owner", *_SECTIONS, observability_settings.SECTION, *SECRET_KEYS)
 
 
 def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
@@ -373,10 +375,14 @@ def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
     cluster = _parse_cluster(r)
     gpu_nodes = _parse_gpu_nodes(r)
     endpoint = _parse_endpoint(r)
+    observability, observability_problems = observability_settings.parse(raw.get(observability_settings.SECTION))
+    problems.extend(observability_problems)
     if problems:
         raise SettingsError(problems)
 
-    settings = Settings(stack, environment, owner, region, serving, network, cluster, gpu_nodes, endpoint)
+    settings = Settings(
+        stack, environment, owner, region, serving, network, cluster, gpu_nodes, endpoint, observability
+    )
     _check_together(settings, r)
     if problems:
         raise SettingsError(problems)
@@ -774,7 +780,7 @@ def load() -> tuple[Settings, Secrets]:
     import pulumi
 
     cfg = pulumi.Config(PROJECT)
-    raw = {key: cfg.get_object(key) for key in _SECTIONS}
+    raw = {key: cfg.get_object(key) for key in (*_SECTIONS, observability_settings.SECTION)}
     raw.update({key: cfg.get(key) for key in ("environment", "owner")})
     raw = {k: v for k, v in raw.items() if v is not None}
     raw.update({key: None for key in _unknown_config_keys()})
