@@ -230,7 +230,7 @@ def observability_lines(settings: Settings) -> list[str]:
     capacity_memory = cluster.SYSTEM_NODES * SYSTEM_NODE_MEMORY_GIB
     lines += [
         f"  system-node requests: {cost.system_cpu:.2f} of {capacity_cpu} vCPU, "
-        f"{cost.system_memory_gib:.1f} of {capacity_memory} GiB ({cluster.SYSTEM_NODES} x m7i.large); nothing of it on a p5 but the two exporters",
+        f"{cost.system_memory_gib:.1f} of {capacity_memory} GiB ({cluster.SYSTEM_NODES} x m7i.large); on the GPU nodes only the two exporters",
         f"  added: about ${cost.total:.2f}/hour (share of the nodes at list price"
         + (", AMP ingestion at $0.90 per 10M samples)" if o.mode == "amp" else ")"),
         f"  vLLM /metrics: scraped in-cluster by PodMonitor {observability.PODMONITOR} on port {profiles.PORT}; never through the endpoint",
