@@ -117,7 +117,12 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
                 "labelValue": sidecar_value,
                 "searchNamespace": NAMESPACE,
             },
-            "datasources": {"defaultDatasourceEnabled": not agent, "uid": dashboards.DEFAULT_DATASOURCE_UID},
+            "datasources": {
+                "defaultDatasourceEnabled": not agent,
+                "uid": dashboards.DEFAULT_DATASOURCE_UID,
+                # No in-cluster Alertmanager with AMP: no data source pointing at it either.
+                "alertmanager": {"enabled": not agent},
+            },
         },
     }
     if agent:
@@ -373,6 +378,7 @@ class Observability(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[namespace, *identity])),
             # The CRDs, the operator and its webhook must be up before the rules and monitors below.
             skip_await=False,
+            timeout=900,  # seconds: CRDs, the webhook's certificate job, then every pod Ready
         )
         after_stack = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[namespace, self.stack]))
         self.dcgm = pinned_release(
