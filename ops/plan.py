@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from components import capacity, cluster, dcgm_fields, observability, profiles, workload
+from components.observability import sorted_keys
 from components.settings import PROJECT, Settings, SettingsError, from_stack_file
 from ops.offline import Rendering, render
 
@@ -63,27 +64,36 @@ def redacted(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _readable(obj: dict[str, Any]) -> dict[str, Any]:
-    """apiVersion, kind, metadata first, as people write manifests; the rest sorted."""
+    """apiVersion, kind, metadata first, as people write manifests; the rest sorted, at every level
+    (the engine's wire format keeps no key order, so an unsorted dump would differ run to run)."""
     head = ("apiVersion", "kind", "metadata")
-    return {**{k: obj[k] for k in head if k in obj}, **{k: obj[k] for k in sorted(obj) if k not in head}}
+    obj = sorted_keys(obj)
+    return {**{k: obj[k] for k in head if k in obj}, **{k: obj[k] for k in obj if k not in head}}
+
+
+def _object_order(obj: dict[str, Any]) -> tuple:
+    meta = obj.get("metadata") or {}
+    return (obj.get("kind") != "Namespace", meta.get("namespace") or "", obj.get("kind"), meta.get("name") or "")
 
 
 def manifests(rendering: Rendering) -> list[dict[str, Any]]:
-    return [_readable(redacted(r.inputs)) for r in rendering.kubernetes_objects()]
+    """Every plain object, Namespaces first, then by namespace, kind and name: the same order every run."""
+    return sorted((_readable(redacted(r.inputs)) for r in rendering.kubernetes_objects()), key=_object_order)
 
 
 def helm_releases(rendering: Rendering) -> list[dict[str, Any]]:
-    return [
+    releases = [
         {
             "name": r.inputs.get("name"),
             "namespace": r.inputs.get("namespace"),
             "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
             "chart": r.inputs.get("chart"),
             "version": r.inputs.get("version"),
-            "values": r.inputs.get("values"),
+            "values": sorted_keys(r.inputs.get("values")),
         }
         for r in rendering.of_type(HELM_RELEASE)
     ]
+    return sorted(releases, key=lambda x: (x["namespace"] or "", x["name"] or ""))
 
 
 def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
@@ -99,7 +109,10 @@ def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
 
 def resource_tree(rendering: Rendering) -> list[str]:
     """Each component and how many resources of each type it holds."""
-    components = [r for r in rendering.resources if not r.type.startswith(("aws:", "kubernetes:", "pulumi:"))]
+    components = sorted(
+        (r for r in rendering.resources if not r.type.startswith(("aws:", "kubernetes:", "pulumi:"))),
+        key=lambda r: (r.type, r.name),
+    )
     lines = []
     for comp in components:
         kinds = Counter(_kind(r.type) for r in rendering.resources if r.parent == comp.urn)

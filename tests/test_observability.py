@@ -523,3 +523,17 @@ def test_verify_and_the_component_name_the_same_prometheus_service():
     assert metrics_check.GRAFANA_SERVICE == obs.GRAFANA_SERVICE
     assert metrics_check.PORT_FORWARD == obs.port_forwards()["prometheus"]
     assert metrics_check.GRAFANA_PORT_FORWARD == obs.port_forwards()["grafana"]
+
+
+def test_plan_files_are_the_same_on_every_run(tmp_path):
+    from ops import plan
+
+    first, second = rendered("prod-4gpu"), render("prod-4gpu")
+    for rendering, out in ((first, tmp_path / "a"), (second, tmp_path / "b")):
+        plan.write_manifests(rendering, out)
+    for name in ("kubernetes.yaml", "helm-releases.yaml"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    docs = list(yaml.safe_load_all((tmp_path / "a" / "helm-releases.yaml").read_text()))
+    assert [(d["namespace"], d["name"]) for d in docs] == sorted((d["namespace"], d["name"]) for d in docs)
+    stack = next(d for d in docs if d["chart"] == "kube-prometheus-stack")
+    assert list(stack["values"]) == sorted(stack["values"])
