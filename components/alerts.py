@@ -73,11 +73,15 @@ def _ready(selector: str) -> str:
 def serving_alerts(o: ObservabilitySettings) -> list[Alert]:
     budget = COLD_START_BUDGET_SECONDS
     pods = KSM_VLLM_PODS
+    deployment = f'namespace="{workload.NAMESPACE}", deployment="{workload.APP}"'
     ready_lately = f"max_over_time({_ready(pods)}[{budget}s]) == 1"
     return [
         Alert(
             "VllmEngineDown",
-            f'(sum(kube_deployment_status_replicas_available{{namespace="{workload.NAMESPACE}", deployment="{workload.APP}"}}) or vector(0)) == 0'
+            f"((sum(kube_deployment_status_replicas_available{{{deployment}}}) or vector(0)) == 0)"
+            # ... while replicas are wanted (a deliberate scale to zero is not an outage) ...
+            f" and on () (sum(kube_deployment_spec_replicas{{{deployment}}}) > 0)"
+            # ... and no pod is still inside its cold-start budget.
             f" unless on () (count({_pod_age(pods)} < {budget}) > 0)",
             "5m",
             "critical",
