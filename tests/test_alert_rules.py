@@ -191,3 +191,16 @@ def test_a_restart_in_a_watched_namespace_alerts(tmp_path):
         ],
         [expect("PodRestarting", "10m", [watched])],
     )
+
+
+def test_promtool_accepts_the_rule_file_with_its_annotation_templates(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": alerts.rule_groups(SETTINGS)}, sort_keys=True))
+    done = subprocess.run([PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(alerts.serving_alerts(SETTINGS))} rules found" in done.stdout
+    broken = tmp_path / "broken.yaml"
+    groups = alerts.rule_groups(SETTINGS)
+    groups[0]["rules"][0]["annotations"]["summary"] = "{{ $labels.pod "  # an unclosed template
+    broken.write_text(yaml.safe_dump({"groups": groups}))
+    assert subprocess.run([PROMTOOL, "check", "rules", str(broken)], capture_output=True, timeout=60).returncode != 0
