@@ -244,8 +244,14 @@ def observability_lines(settings: Settings) -> list[str]:
     lines += [
         f"  system-node requests: {cost.system_cpu:.2f} of {capacity_cpu} vCPU, "
         f"{cost.system_memory_gib:.1f} of {capacity_memory} GiB ({cluster.SYSTEM_NODES} x m7i.large); on the GPU nodes only the two exporters",
-        f"  added: about ${cost.total:.2f}/hour (share of the nodes at list price"
-        + (", AMP ingestion at $0.90 per 10M samples)" if o.mode == "amp" else ")"),
+        f"  added: about ${cost.total:.2f}/hour: each pod's share (larger of CPU and memory) of its node at "
+        f"us-east list price (m7i.large ${SYSTEM_NODE_PER_HOUR}/h, {settings.gpu_nodes.instance_type} "
+        f"${settings.gpu_nodes.instance.price_per_hour_usd}/h)"
+        + (
+            f", AMP ingestion at ${AMP_PER_10M_SAMPLES} per 10M samples (aws.amazon.com/prometheus/pricing)"
+            if o.mode == "amp"
+            else ""
+        ),
         f"  vLLM /metrics: scraped in-cluster by PodMonitor {observability.PODMONITOR} on port {profiles.PORT}; never through the endpoint",
         f"  dashboards: {', '.join(sorted(d['metadata']['name'] for d in observability.dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds)))}",
         f"  alerts: {len(observability.alerts.serving_alerts(o))} rules (runbooks: docs/operations.md); "
