@@ -1,4 +1,5 @@
-"""The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its ALB.
+"""The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its ALB,
+and (unless `observability.mode` is off) metrics, dashboards and alerts.
 
 Every Kubernetes resource uses the AWS layer's one explicit provider. Dependencies are
 declared so that `pulumi destroy` removes the Ingress (and so its ALB) while the controller,
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from components import workload
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.observability import Observability, ObservabilityArgs
 from components.settings import PROJECT, Secrets, Settings
 from components.vllm_service import VllmService, VllmServiceArgs
 
@@ -50,6 +52,19 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
             depends_on=(controller, plugin, aws.gpu_nodes),
         ),
     )
+    if settings.observability.enabled:
+        Observability(
+            f"{base}-observability",
+            ObservabilityArgs(
+                settings=settings.observability,
+                cluster_name=aws.cluster_name,
+                cluster_arn=aws.cluster_arn,
+                region=aws.region,
+                provider=aws.provider,
+                tags=settings.tags,
+                depends_on=(aws.system_nodes, aws.pod_identity_agent),
+            ),
+        )
     served = settings.serving.served_model_name
     curl = vllm.endpoint_url.apply(lambda url: curl_command(url, served))
     return {"endpointUrl": vllm.endpoint_url, "servedModelName": served, "curl": curl, "namespace": workload.NAMESPACE}

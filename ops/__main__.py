@@ -51,7 +51,7 @@ def _capacity_use(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ops import verify
+    from ops import metrics_check, verify
 
     target = verify.resolve_target(
         stack=args.stack,
@@ -61,6 +61,8 @@ def _verify(args: argparse.Namespace) -> int:
         reasoning_parser=args.reasoning_parser,
     )
     title, checks = verify.main(target, timeout=args.timeout)
+    observability = from_stack_file(args.stack).observability
+    checks += metrics_check.run(target.endpoint, observability, args.prometheus, args.timeout)
     return emit(title, checks)
 
 
@@ -146,6 +148,11 @@ def parser() -> argparse.ArgumentParser:
         help="where thinking is expected (default: the stack's serving.reasoningParser)",
     )
     verify.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default 300)")
+    verify.add_argument(
+        "--prometheus",
+        help="in-cluster Prometheus through a port-forward, e.g. http://localhost:9090 "
+        "(without it, verify prints the kubectl port-forward command)",
+    )
     verify.set_defaults(run=_verify)
 
     # No default stack: a bare `sweep --apply` must never pick one (it used to be production).

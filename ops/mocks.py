@@ -88,6 +88,11 @@ COMPUTED: dict[str, Computed] = {
     "aws:lb/loadBalancer:LoadBalancer": lambda a: {
         "dnsName": f"{a.name}-{_hex(a.name, 10)}.elb.{OfflineMocks.region}.amazonaws.com"
     },
+    # AMP returns the workspace's query/remote-write base URL, ending in a slash.
+    "aws:amp/workspace:Workspace": lambda a: {
+        "arn": _arn("aps", f"workspace/ws-{_hex(a.typ + a.name)}"),
+        "prometheusEndpoint": f"https://aps-workspaces.{OfflineMocks.region}.amazonaws.com/workspaces/ws-{_hex(a.typ + a.name)}/",
+    },
     # The controller publishes the ALB's DNS name in the Ingress status.
     "kubernetes:networking.k8s.io/v1:Ingress": lambda a: {
         "status": {
@@ -107,6 +112,7 @@ ID_PREFIX = {
     "aws:ec2/eip:Eip": "eipalloc-",
     "aws:ec2/routeTable:RouteTable": "rtb-",
     "aws:ec2/launchTemplate:LaunchTemplate": "lt-",
+    "aws:amp/workspace:Workspace": "ws-",
 }
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]

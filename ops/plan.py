@@ -10,14 +10,28 @@ import shlex
 import sys
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components import capacity, endpoint, network_policy, pod_security, profiles, supply_chain, timeline, workload
+from components import (
+    capacity,
+    cluster,
+    dcgm_fields,
+    endpoint,
+    network_policy,
+    observability,
+    pod_security,
+    profiles,
+    supply_chain,
+    timeline,
+    workload,
+)
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
+from components.observability import sorted_keys
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
 from ops.offline import Rendering, render
 
@@ -27,6 +41,17 @@ EKS_CONTROL_PLANE_PER_HOUR = 0.10
 NAT_GATEWAY_PER_HOUR = 0.045
 ALB_PER_HOUR = 0.0225  # plus LCUs, which follow traffic
 SYSTEM_NODE_PER_HOUR = 0.1008  # m7i.large
+SYSTEM_NODE_VCPUS, SYSTEM_NODE_MEMORY_GIB = 2, 8  # m7i.large
+# Amazon Managed Service for Prometheus, us-east-1 list price (aws.amazon.com/prometheus/pricing):
+# $0.90 per 10 million samples ingested (first 2 billion a month); storage ($0.03/GB-month) and
+# queries ($0.10 per billion samples processed) are small next to it and not counted here.
+AMP_PER_10M_SAMPLES = 0.90
+# Active series an AMP stack remote-writes, estimated: kubelet/cAdvisor, API server,
+# kube-state-metrics and the operator for a small cluster; node-exporter per node; dcgm-exporter
+# per GPU and field; vLLM per replica (about a dozen histograms of 10-40 buckets each).
+BASE_SERIES = 20_000
+SERIES_PER_NODE = 1_000
+SERIES_PER_REPLICA = 1_500
 
 
 def main(stack: str, out_dir: str) -> int:
@@ -77,12 +102,20 @@ def known(value: Any, invented: Mapping[str, str]) -> Any:
     return mask(value)
 
 
+def _object_order(obj: dict[str, Any]) -> tuple:
+    meta = obj.get("metadata") or {}
+    return (obj.get("kind") != "Namespace", meta.get("namespace") or "", obj.get("kind"), meta.get("name") or "")
+
+
 def manifests(rendering: Rendering) -> list[dict[str, Any]]:
-    return [known(redacted(r.inputs), rendering.invented) for r in rendering.kubernetes_objects()]
+    """Every plain object, Namespaces first, then by namespace, kind and name: the same order every run."""
+    return sorted(
+        (known(redacted(r.inputs), rendering.invented) for r in rendering.kubernetes_objects()), key=_object_order
+    )
 
 
 def helm_releases(rendering: Rendering) -> list[dict[str, Any]]:
-    return [
+    releases = [
         known(
             {
                 "name": r.inputs.get("name"),
@@ -90,12 +123,13 @@ def helm_releases(rendering: Rendering) -> list[dict[str, Any]]:
                 "repository": (r.inputs.get("repositoryOpts") or {}).get("repo"),
                 "chart": r.inputs.get("chart"),
                 "version": r.inputs.get("version"),
-                "values": r.inputs.get("values"),
+                "values": sorted_keys(r.inputs.get("values")),
             },
             rendering.invented,
         )
         for r in rendering.of_type(HELM_RELEASE)
     ]
+    return sorted(releases, key=lambda x: (x["namespace"] or "", x["name"] or ""))
 
 
 def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
@@ -113,7 +147,10 @@ def write_manifests(rendering: Rendering, out_dir: Path) -> list[Path]:
 
 def resource_tree(rendering: Rendering) -> list[str]:
     """Each component and how many resources of each type it holds."""
-    components = [r for r in rendering.resources if not r.type.startswith(("aws:", "kubernetes:", "pulumi:"))]
+    components = sorted(
+        (r for r in rendering.resources if not r.type.startswith(("aws:", "kubernetes:", "pulumi:"))),
+        key=lambda r: (r.type, r.name),
+    )
     lines = []
     for comp in components:
         kinds = Counter(_kind(r.type) for r in rendering.resources if r.parent == comp.urn)
@@ -163,12 +200,96 @@ def hourly_cost(settings: Settings) -> tuple[float, str]:
     g = settings.gpu_nodes
     nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
     gpu = g.desired_size * g.instance.price_per_hour_usd
-    total = gpu + EKS_CONTROL_PLANE_PER_HOUR + nats * NAT_GATEWAY_PER_HOUR + ALB_PER_HOUR + 2 * SYSTEM_NODE_PER_HOUR
+    system = cluster.SYSTEM_NODES * SYSTEM_NODE_PER_HOUR
+    total = gpu + EKS_CONTROL_PLANE_PER_HOUR + nats * NAT_GATEWAY_PER_HOUR + ALB_PER_HOUR + system
     detail = (
         f"{g.desired_size} x {g.instance_type} ${gpu:,.2f} + EKS ${EKS_CONTROL_PLANE_PER_HOUR:.2f} + "
-        f"{nats} NAT ${nats * NAT_GATEWAY_PER_HOUR:.2f} + ALB ${ALB_PER_HOUR:.3f} + system nodes ${2 * SYSTEM_NODE_PER_HOUR:.2f}"
+        f"{nats} NAT ${nats * NAT_GATEWAY_PER_HOUR:.2f} + ALB ${ALB_PER_HOUR:.3f} + system nodes ${system:.2f}"
     )
+    if settings.observability.enabled:
+        monitoring = observability_cost(settings)
+        total += monitoring.total
+        detail += f" + observability ${monitoring.total:.2f}"
     return total, detail
+
+
+def _cpu(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _gib(quantity: str) -> float:
+    return int(quantity[:-2]) / 1024 if quantity.endswith("Mi") else float(quantity.removesuffix("Gi"))
+
+
+@dataclass(frozen=True)
+class ObservabilityCost:
+    rows: list[tuple[str, str, str, float]]  # component, where, requests, $/hour
+    system_cpu: float
+    system_memory_gib: float
+    total: float
+
+
+def observability_cost(settings: Settings) -> ObservabilityCost:
+    """What the monitoring stack adds per hour: its pods' share of the nodes they run on (the larger
+    of their CPU and memory share, at list price) and, with AMP, the samples it ingests."""
+    o, g = settings.observability, settings.gpu_nodes
+    rows: list[tuple[str, str, str, float]] = []
+    system_cpu = system_memory = 0.0
+    for component, where, requests in observability.where(o):
+        if requests is None:
+            series = (
+                BASE_SERIES
+                + (cluster.SYSTEM_NODES + g.desired_size) * SERIES_PER_NODE
+                + g.desired_size * g.instance.gpus * len(dcgm_fields.FIELDS)
+                + settings.serving.replicas * SERIES_PER_REPLICA
+            )
+            samples_per_hour = series * 3600 / o.scrape_interval_seconds
+            cost = samples_per_hour / 1e7 * AMP_PER_10M_SAMPLES
+            rows.append((component, where, f"~{series:,} series, {samples_per_hour / 1e6:.1f}M samples/h", cost))
+            continue
+        cpu, memory = _cpu(requests["cpu"]), _gib(requests["memory"])
+        placements = []  # (pods, node vCPUs, node GiB, node $/hour)
+        if where.startswith("system") or where.startswith("every"):
+            pods = cluster.SYSTEM_NODES if where.startswith("every") else 1
+            placements.append((pods, SYSTEM_NODE_VCPUS, SYSTEM_NODE_MEMORY_GIB, SYSTEM_NODE_PER_HOUR))
+            system_cpu += pods * cpu
+            system_memory += pods * memory
+        if where.startswith("GPU") or where.startswith("every"):
+            inst = g.instance
+            placements.append((g.desired_size, inst.vcpus, inst.memory_gib, inst.price_per_hour_usd))
+        cost = sum(n * max(cpu / vcpus, memory / gib) * price for n, vcpus, gib, price in placements)
+        rows.append((component, where, f"{requests['cpu']} CPU, {requests['memory']} per pod", cost))
+    return ObservabilityCost(rows, system_cpu, system_memory, sum(r[3] for r in rows))
+
+
+def observability_lines(settings: Settings) -> list[str]:
+    o = settings.observability
+    if not o.enabled:
+        return ["  off (observability.mode): no metrics, dashboards or alerts"]
+    cost = observability_cost(settings)
+    width = max(len(r[0]) for r in cost.rows)
+    lines = [f"  mode {o.mode}, namespace {observability.NAMESPACE}, scrape every {o.scrape_interval_seconds}s"]
+    lines += [f"  {c:<{width}}  {w:<24} {req:<40} ${usd:.3f}/h" for c, w, req, usd in cost.rows]
+    capacity_cpu = cluster.SYSTEM_NODES * SYSTEM_NODE_VCPUS
+    capacity_memory = cluster.SYSTEM_NODES * SYSTEM_NODE_MEMORY_GIB
+    lines += [
+        f"  system-node requests: {cost.system_cpu:.2f} of {capacity_cpu} vCPU, "
+        f"{cost.system_memory_gib:.1f} of {capacity_memory} GiB ({cluster.SYSTEM_NODES} x m7i.large); on the GPU nodes only the two exporters",
+        f"  added: about ${cost.total:.2f}/hour: each pod's share (larger of CPU and memory) of its node at "
+        f"us-east list price (m7i.large ${SYSTEM_NODE_PER_HOUR}/h, {settings.gpu_nodes.instance_type} "
+        f"${settings.gpu_nodes.instance.price_per_hour_usd}/h)"
+        + (
+            f", AMP ingestion at ${AMP_PER_10M_SAMPLES} per 10M samples (aws.amazon.com/prometheus/pricing)"
+            if o.mode == "amp"
+            else ""
+        ),
+        f"  vLLM /metrics: scraped in-cluster by PodMonitor {observability.PODMONITOR} on port {profiles.PORT}; never through the endpoint",
+        f"  dashboards: {', '.join(sorted(d['metadata']['name'] for d in observability.dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds)))}",
+        f"  alerts: {len(observability.alerts.serving_alerts(o))} rules (runbooks: docs/operations.md); "
+        f"SLOs p95 TTFT {o.ttft_p95_slo_seconds}s, p95 inter-token {o.itl_p95_slo_seconds}s",
+        f"  open: {observability.port_forwards()['grafana']}",
+    ]
+    return lines
 
 
 def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
@@ -226,6 +347,9 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         + (f", WAF {ep.waf_acl_arn}" if ep.waf_acl_arn else ""),
         f"  forwarded: {exposed} (API key required under /v1); every other path: the ALB's own 404",
         "  in the cluster: Service vllm (ClusterIP) :8000, /metrics for scrapers",
+        "",
+        "Observability:",
+        *observability_lines(settings),
         "",
         "Capacity:",
         *(f"  {line}" for line in capacity.table_for(settings)),

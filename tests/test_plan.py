@@ -33,7 +33,12 @@ def test_plan_prints_the_exact_vllm_command_and_writes_manifests(stack, tmp_path
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == s.serving.replicas and isinstance(deployment["spec"]["replicas"], int)
     releases = list(yaml.safe_load_all((tmp_path / "helm-releases.yaml").read_text()))
-    assert {r["chart"] for r in releases} == {"nvidia-device-plugin", "aws-load-balancer-controller"}
+    assert {r["chart"] for r in releases} == {
+        "nvidia-device-plugin",
+        "aws-load-balancer-controller",
+        "kube-prometheus-stack",
+        "dcgm-exporter",
+    }
 
 
 def test_plan_output_and_files_hold_no_secret_value(tmp_path, capsys):

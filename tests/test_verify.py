@@ -241,7 +241,9 @@ def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "tool call" in out and "PASS" in out and f"all {len(ALL)} ok" in out
+    assert "tool call" in out and "PASS" in out and f"all {len(ALL) + 2} ok" in out  # + the two metrics rows
+    assert "metrics not public  PASS" in out
+    assert "kubectl -n monitoring port-forward svc/kps-prometheus 9090:9090" in out
 
 
 def test_cli_exits_1_when_a_criterion_fails(serve: Start, capsys: pytest.CaptureFixture[str]) -> None:
