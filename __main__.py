@@ -3,8 +3,10 @@
 import pulumi
 
 from components.platform import build
+from components.scaling_settings import load_scaling
 from components.settings import load
 
 settings, secrets = load()
-for name, value in build(settings, secrets).items():
+scaling = load_scaling(settings)
+for name, value in build(settings, secrets, scaling).items():
     pulumi.export(name, value)

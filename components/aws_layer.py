@@ -15,6 +15,7 @@ from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.node_template import short_name
+from components.scaling_settings import ScalingSettings
 from components.settings import Settings
 
 
@@ -70,7 +71,7 @@ def deployer_principal_arn() -> str:
     return aws.iam.get_session_context(arn=caller.arn).issuer_arn
 
 
-def build_aws(settings: Settings) -> AwsLayer:
+def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     name = settings.cluster_name
     tags = settings.tags
     zones, existing = resolve_zones(settings)
@@ -115,6 +116,9 @@ def build_aws(settings: Settings) -> AwsLayer:
             root_volume_gib=g.root_volume_gib,
             tags=tags,
             depends_on=tuple(cluster.node_prerequisites),
+            autoscaled=scaling.enabled,
+            gpus_per_node=g.instance.gpus,
+            gpu_model=g.instance.gpu_model,
         ),
     )
     return AwsLayer(

@@ -15,18 +15,22 @@ Decisions:
 - Capacity Block: EKS wants desiredSize 0 while such a node group is upgraded, and EC2
   reclaims the instances when the block ends (scale to 0 at least 30 minutes before).
   An On-Demand Capacity Reservation is zonal: set gpuNodes.availabilityZones to its zone.
+- With autoscaling on, the Cluster Autoscaler moves the desired size between minSize and
+  maxSize; the reservation targeting stays in the launch template, so the nodes it adds still
+  launch into the Capacity Block or ODCR.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components import gpu_pool
+from components import cluster_autoscaler, gpu_pool
 from components.node_template import node_launch_template
 
 AMI_TYPE = "AL2023_x86_64_NVIDIA"
@@ -77,6 +81,10 @@ class GpuNodeGroupArgs:
     tags: Mapping[str, str]
     # The node role's policies and the CNI add-ons: nodes must not join before them.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # The Cluster Autoscaler owns the desired size between min_size and max_size.
+    autoscaled: bool = False
+    gpus_per_node: int = 8
+    gpu_model: str = "H100"
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -88,6 +96,9 @@ class GpuNodeGroup(pulumi.ComponentResource):
             raise ValueError("a CAPACITY_BLOCK node group needs the block's capacity reservation id")
         tags = dict(args.tags)
         capacity_block = args.capacity_type == "CAPACITY_BLOCK"
+        labels = dict(gpu_pool.NODE_LABELS)
+        if args.autoscaled:
+            labels[cluster_autoscaler.ACCELERATOR_LABEL] = cluster_autoscaler.accelerator(args.gpu_model)
 
         reservation = None
         if args.capacity_reservation_id:
@@ -135,14 +146,35 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 min_size=args.min_size, desired_size=args.desired_size, max_size=args.max_size
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1, update_strategy="MINIMAL"),
-            labels=dict(gpu_pool.NODE_LABELS),
+            labels=labels,
             taints=[
                 aws.eks.NodeGroupTaintArgs(
                     key=gpu_pool.TAINT_KEY, value=gpu_pool.TAINT_VALUE, effect=gpu_pool.EKS_TAINT_EFFECT
                 )
             ],
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), delete_before_replace=True),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                delete_before_replace=True,
+                # EKS: with the Cluster Autoscaler, desiredSize must not be changed directly (it
+                # would scale up or down at once); `pulumi up` leaves it to the autoscaler.
+                ignore_changes=["scalingConfig.desiredSize"] if args.autoscaled else None,
+            ),
         )
         self.node_group_name = self.node_group.node_group_name
+        if args.autoscaled:
+            self._tag_autoscaling_group(name, labels, args.gpus_per_node)
         self.register_outputs({"nodeGroupName": self.node_group_name, "launchTemplateId": self.launch_template.id})
+
+    def _tag_autoscaling_group(self, name: str, labels: dict[str, str], gpus: int) -> None:
+        """Node-template tags on the node group's Auto Scaling group (EKS does not copy node
+        group tags there), so the Cluster Autoscaler can scale the group up from zero."""
+        asg = self.node_group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
+        for key, value in cluster_autoscaler.node_template_tags(labels, gpus).items():
+            aws.autoscaling.Tag(
+                f"{name}-ca-{hashlib.sha256(key.encode()).hexdigest()[:8]}",
+                autoscaling_group_name=asg,
+                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+                opts=pulumi.ResourceOptions(parent=self),
+            )

@@ -6,10 +6,11 @@ from typing import Any
 
 from components.aws_layer import build_aws
 from components.kubernetes_layer import build_kubernetes
+from components.scaling_settings import ScalingSettings
 from components.settings import Secrets, Settings
 
 
-def build(settings: Settings, secrets: Secrets) -> dict[str, Any]:
+def build(settings: Settings, secrets: Secrets, scaling: ScalingSettings) -> dict[str, Any]:
     """Declare every resource; return the stack outputs."""
-    aws = build_aws(settings)
-    return {**aws.outputs, **build_kubernetes(settings, secrets, aws)}
+    aws = build_aws(settings, scaling)
+    return {**aws.outputs, **build_kubernetes(settings, secrets, aws, scaling)}

@@ -331,7 +331,10 @@ _SECTIONS = {
     ),
     "endpoint": ("scheme", "sourceRanges", "certificateArn", "idleTimeoutSeconds"),
 }
-TOP_LEVEL_KEYS = ("environment", "owner", *_SECTIONS, *SECRET_KEYS)
+# Sections parsed by their own modules (components/scaling_settings.py), known here so the
+# unknown-key check accepts them.
+OTHER_SECTIONS = ("scaling",)
+TOP_LEVEL_KEYS = ("environment", "owner", *_SECTIONS, *OTHER_SECTIONS, *SECRET_KEYS)
 
 
 def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:

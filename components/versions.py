@@ -32,3 +32,12 @@ EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
 # Helm charts of the Kubernetes layer.
 NVIDIA_DEVICE_PLUGIN_CHART = ("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.20.1")
 AWS_LOAD_BALANCER_CONTROLLER_CHART = ("https://aws.github.io/eks-charts", "aws-load-balancer-controller", "3.5.0")
+
+# Autoscaling. KEDA scales the vLLM Deployment; the Cluster Autoscaler scales the GPU managed
+# node group (docs/scaling.md says why not Karpenter). Chart 2.20.2 installs KEDA 2.20.2, whose
+# ScaledObject schema the rendered objects are checked against.
+KEDA_CHART = ("https://kedacore.github.io/charts", "keda", "2.20.2")
+# Chart 9.59.0 (app 1.35.0). The autoscaler's minor must equal the control plane's, so the image
+# is pinned per Kubernetes version (registry.k8s.io/autoscaling/cluster-autoscaler releases).
+CLUSTER_AUTOSCALER_CHART = ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0")
+CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.34": "v1.34.5", "1.35": "v1.35.2"}

@@ -26,6 +26,8 @@ class VllmServiceArgs:
     # The Service must go before the load balancer controller on destroy, so the controller is
     # still there to delete the NLB it made.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # KEDA owns spec.replicas once scaling is on (see VllmService).
+    autoscaled: bool = False
 
 
 class VllmService(pulumi.ComponentResource):
@@ -56,6 +58,12 @@ class VllmService(pulumi.ComponentResource):
                 pulumi.ResourceOptions(
                     depends_on=[credentials],
                     custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT, update=ROLLOUT_TIMEOUT),
+                    # With autoscaling, serving.replicas is only the starting count: later updates
+                    # must not reset what KEDA's HPA set. Under server-side apply the provider then
+                    # drops spec.replicas from its patch when the HPA owns the field, or sends the
+                    # live value (pulumi-kubernetes >= 4.9). Omitting replicas instead would reset
+                    # an existing Deployment to the default of 1 on the first update.
+                    ignore_changes=["spec.replicas"] if args.autoscaled else None,
                 ),
             ),
         )

@@ -123,7 +123,12 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
             # Never ask for a spare GPU node: stop one old pod, then start its successor.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": {
-                "metadata": {"labels": LABELS},
+                "metadata": {
+                    "labels": LABELS,
+                    # The Cluster Autoscaler must never evict a replica to consolidate nodes: it
+                    # would cost a cold start. Nodes go only once their replicas are scaled away.
+                    "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+                },
                 "spec": {
                     "terminationGracePeriodSeconds": DRAIN_SECONDS + 60,
                     "tolerations": [gpu_pool.TOLERATION],
