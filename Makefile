@@ -10,7 +10,7 @@ export VLLM_TARGET_DEVICE := cpu
 PIP_FIND_LINKS_DIR := $(wildcard /opt/wheels)
 PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR))
 
-.PHONY: plan test lint capacity clean
+.PHONY: plan test lint capacity scaling clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ lint: $(VENV)/.dev
 
 capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 	$(PY) -m ops.capacity_report
+
+scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
+	$(PY) -m ops.scaling_sim --stack $(STACK)
 
 clean:
 	rm -rf $(VENV) plan-out .pytest_cache

@@ -20,7 +20,7 @@ from components import cluster as cluster_facts
 from components import gpu_pool, versions
 from components.helm import pinned_release
 from components.load_balancer_controller import POD_IDENTITY_TRUST
-from components.scaling import ColdStart
+from components.scaling import CLUSTER_AUTOSCALER_UNNEEDED_MINUTES, ColdStart
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"
@@ -29,7 +29,7 @@ TAG_PREFIX = "k8s.io/cluster-autoscaler"
 # still coming up (device plugin), so the autoscaler waits instead of adding another node.
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 # An empty GPU node is removed after this long (an idle p5 costs about $9 per ten minutes).
-SCALE_DOWN_UNNEEDED = "10m"
+SCALE_DOWN_UNNEEDED = f"{CLUSTER_AUTOSCALER_UNNEEDED_MINUTES}m"
 
 
 def accelerator(gpu_model: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import workload
-from components.scaling_settings import ScalingSettings
+from components.scaling_settings import ScalingSettings, ScheduleSettings
 
 # --- cold start ---------------------------------------------------------------------------
 
@@ -60,6 +60,8 @@ POLLING_INTERVAL_SECONDS = 15
 SCALE_UP_WINDOW_SECONDS = 60
 # Replicas leave one at a time, at most one per ten minutes.
 SCALE_DOWN_STEP_SECONDS = 600
+# The Cluster Autoscaler removes a GPU node this long after it became empty.
+CLUSTER_AUTOSCALER_UNNEEDED_MINUTES = 10
 
 NAMESPACE = workload.NAMESPACE
 SCALED_OBJECT = workload.APP
@@ -237,6 +239,7 @@ def replica_policy(
     notes = []
     if scaling.schedule:
         s = scaling.schedule
+        start, end = schedule_window(s, cold)
         triggers.append(
             Trigger(
                 name="working-hours",
@@ -246,8 +249,8 @@ def replica_policy(
                 activation=0,
                 metadata={
                     "timezone": s.timezone,
-                    "start": f"0 {s.start_hour} * * {s.days}",
-                    "end": f"0 {s.end_hour} * * {s.days}",
+                    "start": f"{start % 60} {start // 60} * * {s.days}",
+                    "end": f"{end % 60} {end // 60} * * {s.days}",
                     "desiredReplicas": str(s.replicas),
                 },
             )
@@ -272,6 +275,29 @@ def replica_policy(
         replicas_per_node=replicas_per_node,
         notes=tuple(notes),
     )
+
+
+def schedule_window(schedule: ScheduleSettings, cold: ColdStart) -> tuple[int, int]:
+    """Minutes of the day the cron window opens and closes. It opens one cold start (a new node
+    and a first start, rounded up to 5 minutes) before startHour, so replicas serve at startHour."""
+    lead = -(-cold.new_node_replica_seconds // 300) * 5
+    return (schedule.start_hour * 60 - lead) % 1440, schedule.end_hour * 60
+
+
+def scheduled_node_hours(scaling: ScalingSettings, replicas_per_node: int, cold: ColdStart) -> tuple[float, float]:
+    """GPU node-hours per day with no traffic outside the schedule: (a scheduled day, another day).
+
+    Scale to zero: nodes run from the window's opening to its end, plus the idle time before the
+    last replica goes and the Cluster Autoscaler's unneeded time. Otherwise minReplicas' nodes run
+    all day.
+    """
+    floor_nodes = -(-scaling.min_replicas // replicas_per_node)
+    if not scaling.scale_to_zero or not scaling.schedule:
+        return floor_nodes * 24.0, floor_nodes * 24.0
+    start, end = schedule_window(scaling.schedule, cold)
+    open_minutes = (end - start) % 1440 + scaling.idle_minutes + CLUSTER_AUTOSCALER_UNNEEDED_MINUTES
+    nodes = -(-scaling.schedule.replicas // replicas_per_node)
+    return min(24.0, open_minutes / 60) * nodes, 0.0
 
 
 def wake_trigger(load_balancer: str, region: str) -> Trigger:
@@ -372,7 +398,10 @@ def describe(policy: ReplicaPolicy) -> list[str]:
         if t.type == "prometheus":
             what = f"{t.metadata['query']} / {_num(t.target)} per replica"
         elif t.type == "cron":
-            what = f"{t.metadata['desiredReplicas']} replica(s) {t.metadata['start']} .. {t.metadata['end']} ({t.metadata['timezone']})"
+            what = (
+                f"{t.metadata['desiredReplicas']} replica(s) from cron '{t.metadata['start']}' to '{t.metadata['end']}' "
+                f"({t.metadata['timezone']}; opens one cold start early so replicas serve at the start hour)"
+            )
         else:
             what = f"{t.metadata['metricName']} of {t.metadata['dimensionValue']} > 0 wakes from zero"
         lines.append(f"trigger {t.name} ({t.type}): {what}")
