@@ -27,6 +27,7 @@ and zero GPU nodes in the idle night where the stack allows it.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from collections import deque
@@ -111,8 +112,13 @@ class Hpa:
             if at > cutoff:
                 recommendation = better(rec, recommendation)
         keep = now - max(up.stabilization_window_seconds, down.stabilization_window_seconds)
-        self.recommendations = [(at, r) for at, r in self.recommendations if at >= keep]
-        self.recommendations.append((now, desired))
+        while self.recommendations and self.recommendations[0][0] < keep:
+            self.recommendations.pop(0)
+        # A run of equal recommendations is kept as its latest one: the same answer, less work.
+        if self.recommendations and self.recommendations[-1][1] == desired:
+            self.recommendations[-1] = (now, desired)
+        else:
+            self.recommendations.append((now, desired))
         return recommendation
 
     def _rate_limit(self, now: float, current: int, desired: int) -> int:
@@ -238,7 +244,10 @@ class Stack:
 
 
 class Simulation:
-    def __init__(self, stack: Stack, trace: Trace):
+    """One trace. The ScaledObject exists from before the trace (its initial cooldown is over,
+    its triggers were last active at the start) unless `new_scaled_object`, as after `pulumi up`."""
+
+    def __init__(self, stack: Stack, trace: Trace, new_scaled_object: bool = False):
         self.s, self.t = stack, trace
         p = stack.policy
         self.hpa = Hpa(p.behavior, max(1, p.min_replicas), p.max_replicas)
@@ -248,7 +257,7 @@ class Simulation:
         self.queue: deque[list[float]] = deque()  # [arrival time, requests]
         self.running = 0.0
         self.rejections: deque[tuple[float, float]] = deque()  # (time, requests) for the wake metric
-        self.last_active: float | None = None
+        self.last_active: float | None = None if new_scaled_object else 0.0
         self.last_scale_up_node: float = -math.inf
         self.r = Result(trace.name)
         self.had_nodes = False
@@ -356,16 +365,23 @@ class Simulation:
             "wake": wake,
         }
 
-    def _schedule_replicas(self, now: float) -> int:
+    @functools.cached_property
+    def _cron(self) -> tuple[int, int, int] | None:
+        """(start minute, end minute, replicas) of the cron trigger, from its own metadata."""
         cron = self.s.policy.trigger("schedule")
         if cron is None or not self.s.schedule_days_open:
-            return 0
+            return None
         start_m, start_h = (int(x) for x in cron.metadata["start"].split()[:2])
         end_m, end_h = (int(x) for x in cron.metadata["end"].split()[:2])
-        start, end = start_h * 60 + start_m, end_h * 60 + end_m
+        return start_h * 60 + start_m, end_h * 60 + end_m, int(cron.metadata["desiredReplicas"])
+
+    def _schedule_replicas(self, now: float) -> int:
+        if self._cron is None:
+            return 0
+        start, end, replicas = self._cron
         minute = (self.hour(now) * 60) % 1440
         inside = start <= minute < end if start < end else (minute >= start or minute < end)
-        return int(cron.metadata["desiredReplicas"]) if inside else 0
+        return replicas if inside else 0
 
     def _keda(self, now: float, values: dict[str, float]) -> None:
         p = self.s.policy
