@@ -415,3 +415,19 @@ def test_destroy_removes_the_scaled_object_while_keda_and_the_deployment_remain(
         assert {
             n.urn for n in r.of_type(NODE_GROUP) if n.inputs["labels"].get("minimax-vllm/pool") == "system"
         } <= _depends_on(r, release(r, chart).urn)
+
+
+@pytest.mark.parametrize("capacity_type", ["CAPACITY_BLOCK", "ON_DEMAND"])
+def test_capacity_block_and_odcr_stacks_keep_their_reservation_when_autoscaled(capacity_type):
+    gpu = {"instanceType": "p5.48xlarge", "minSize": 0, "desiredSize": 1, "maxSize": 1}
+    gpu |= {"capacityType": capacity_type, "capacityReservationId": "cr-0123456789abcdef0"}
+    if capacity_type == "CAPACITY_BLOCK":
+        gpu["availabilityZones"] = ["us-east-2a"]
+    r = render("dev", overrides={"gpuNodes": gpu})
+    group = gpu_node_group(r)
+    (lt,) = [x for x in r.of_type("aws:ec2/launchTemplate:LaunchTemplate") if x.urn.endswith("gpu-lt")]
+    target = lt.inputs["capacityReservationSpecification"]["capacityReservationTarget"]
+    assert target == {"capacityReservationId": "cr-0123456789abcdef0"}  # every node the autoscaler adds
+    assert group.inputs["capacityType"] == capacity_type
+    assert group.options["ignoreChanges"] == ["scalingConfig.desiredSize"]
+    assert r.of_type("aws:autoscaling/tag:Tag") and r.of_type(SCALED_OBJECT)
