@@ -101,17 +101,18 @@ class Hpa:
         return desired
 
     def _stabilize(self, now: float, current: int, desired: int) -> int:
+        """stabilizeRecommendationWithBehaviors: the current count, raised to the lowest
+        recommendation of the scale-up window and lowered to the highest of the scale-down window."""
         up, down = self.behavior.scale_up, self.behavior.scale_down
-        if desired >= current:
-            window, better = up.stabilization_window_seconds, min
-        else:
-            window, better = down.stabilization_window_seconds, max
-        cutoff = now - window
-        recommendation = desired
+        up_cut, down_cut = now - up.stabilization_window_seconds, now - down.stabilization_window_seconds
+        upper = lower = desired
         for at, rec in self.recommendations:
-            if at > cutoff:
-                recommendation = better(rec, recommendation)
-        keep = now - max(up.stabilization_window_seconds, down.stabilization_window_seconds)
+            if at > up_cut:
+                upper = min(upper, rec)
+            if at > down_cut:
+                lower = max(lower, rec)
+        recommendation = min(max(current, upper), lower)
+        keep = min(up_cut, down_cut)
         while self.recommendations and self.recommendations[0][0] < keep:
             self.recommendations.pop(0)
         # A run of equal recommendations is kept as its latest one: the same answer, less work.
@@ -122,11 +123,12 @@ class Hpa:
         return recommendation
 
     def _rate_limit(self, now: float, current: int, desired: int) -> int:
+        events = (self.up_events, self.down_events)
         if desired > current:
-            limit = max(current, scale_up_limit(now, current, self.up_events, self.behavior.scale_up))
+            limit = max(current, scale_up_limit(now, current, *events, self.behavior.scale_up))
             return min(desired, self.max_replicas, limit)
         if desired < current:
-            limit = min(current, scale_down_limit(now, current, self.down_events, self.behavior.scale_down))
+            limit = min(current, scale_down_limit(now, current, *events, self.behavior.scale_down))
             return max(desired, self.min_replicas, limit)
         return desired
 
@@ -135,27 +137,35 @@ def _changed_within(now: float, period: int, events: Sequence[tuple[float, int]]
     return sum(n for at, n in events if at > now - period)
 
 
-def scale_up_limit(now: float, current: int, events: Sequence[tuple[float, int]], rules: Rules) -> int:
+Events = Sequence[tuple[float, int]]
+
+
+def _period_start(now: float, current: int, period: int, ups: Events, downs: Events) -> int:
+    """The replica count at the start of a policy's period: changes within it are undone."""
+    return current - _changed_within(now, period, ups) + _changed_within(now, period, downs)
+
+
+def scale_up_limit(now: float, current: int, ups: Events, downs: Events, rules: Rules) -> int:
     """calculateScaleUpLimitWithScalingRules: the most replicas the policies allow right now."""
     if rules.select_policy == "Disabled":
         return current
     pick = min if rules.select_policy == "Min" else max
     result: int | None = None
     for p in rules.policies:
-        start = current - _changed_within(now, p.period_seconds, events)
+        start = _period_start(now, current, p.period_seconds, ups, downs)
         proposed = start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
 
-def scale_down_limit(now: float, current: int, events: Sequence[tuple[float, int]], rules: Rules) -> int:
+def scale_down_limit(now: float, current: int, ups: Events, downs: Events, rules: Rules) -> int:
     """calculateScaleDownLimitWithBehaviors: the fewest replicas the policies allow right now."""
     if rules.select_policy == "Disabled":
         return current
     pick = max if rules.select_policy == "Min" else min
     result: int | None = None
     for p in rules.policies:
-        start = current + _changed_within(now, p.period_seconds, events)
+        start = _period_start(now, current, p.period_seconds, ups, downs)
         proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result

@@ -53,25 +53,26 @@ def test_tolerance_of_ten_percent_skips_small_changes():
 
 
 def test_default_scale_up_allows_double_or_four_pods_whichever_is_more():
-    assert sim.scale_up_limit(0, 1, [], DEFAULT_UP) == 5
-    assert sim.scale_up_limit(0, 10, [], DEFAULT_UP) == 20
+    assert sim.scale_up_limit(0, 1, [], [], DEFAULT_UP) == 5
+    assert sim.scale_up_limit(0, 10, [], [], DEFAULT_UP) == 20
 
 
 def test_scale_down_example_uses_percent_only_above_40_replicas():
     # Docs: Pods 4 / 60 s and Percent 10 / 60 s; "the second policy will only be used when the
     # number of pod replicas is more than 40".
     rules = Rules(300, (Policy("Pods", 4, 60), Policy("Percent", 10, 60)), "Max")
-    assert sim.scale_down_limit(0, 80, [], rules) == 72
-    assert sim.scale_down_limit(0, 40, [], rules) == 36
-    assert sim.scale_down_limit(0, 20, [], rules) == 16
-    assert sim.scale_down_limit(0, 80, [], dataclasses.replace(rules, select_policy="Min")) == 76
-    assert sim.scale_down_limit(0, 80, [], dataclasses.replace(rules, select_policy="Disabled")) == 80
+    assert sim.scale_down_limit(0, 80, [], [], rules) == 72
+    assert sim.scale_down_limit(0, 40, [], [], rules) == 36
+    assert sim.scale_down_limit(0, 20, [], [], rules) == 16
+    assert sim.scale_down_limit(0, 80, [], [], dataclasses.replace(rules, select_policy="Min")) == 76
+    assert sim.scale_down_limit(0, 80, [], [], dataclasses.replace(rules, select_policy="Disabled")) == 80
 
 
 def test_changes_within_a_policy_period_count_against_it():
     rules = Rules(0, (Policy("Pods", 2, 600),))
-    assert sim.scale_up_limit(1000, 5, [(500, 2)], rules) == 5  # 2 added 500 s ago: none left
-    assert sim.scale_up_limit(1000, 5, [(300, 2)], rules) == 7  # that change left the period
+    assert sim.scale_up_limit(1000, 5, [(500, 2)], [], rules) == 5  # 2 added 500 s ago: none left
+    assert sim.scale_up_limit(1000, 5, [(300, 2)], [], rules) == 7  # that change left the period
+    assert sim.scale_up_limit(1000, 5, [(500, 2)], [(700, 1)], rules) == 6  # a removal in the period frees one
 
 
 def test_scale_down_stabilization_keeps_the_highest_recent_recommendation():
@@ -80,6 +81,18 @@ def test_scale_down_stabilization_keeps_the_highest_recent_recommendation():
     assert hpa.reconcile(60, 5, 2) == 5  # 5 was recommended within 300 s
     assert hpa.reconcile(290, 5, 2) == 5
     assert hpa.reconcile(301, 5, 2) == 2  # the 5 left the window; Percent 100 allows it all
+
+
+def test_a_recommendation_equal_to_the_current_count_does_not_bypass_the_scale_down_window():
+    # The HPA clamps the current count between both windows' limits, so a lower recommendation
+    # seen within the scale-up window alone never scales down.
+    behavior = Behavior(Rules(60, (Policy("Pods", 1, 60),)), Rules(3600, (Policy("Pods", 1, 60),)))
+    hpa = sim.Hpa(behavior, 1, 10)
+    assert hpa.reconcile(0, 4, 4) == 4
+    assert hpa.reconcile(15, 4, 3) == 4  # 4 within the scale-down window
+    assert hpa.reconcile(30, 4, 4) == 4  # the 3 within the scale-up window must not pull it down
+    assert hpa.reconcile(45, 4, 6) == 4  # nor may 6 raise it while the 3 is in the scale-up window
+    assert hpa.reconcile(91, 4, 6) == 5  # the 3 left it: up, one pod per minute
 
 
 def test_hpa_keeps_min_and_max():
@@ -234,3 +247,18 @@ def test_flapping_is_a_reversal_inside_the_window():
     assert sim.flapping([up, down], m)
     assert not sim.flapping([up, dataclasses.replace(down, at=scaling.HPA_MAX_WINDOW_SECONDS)], m)
     assert not sim.flapping([up, sim.ScaleEvent(60, 2, 3, "hpa")], m)  # same direction
+
+
+def test_a_larger_always_on_policy_passes_too():
+    from components.scaling_settings import parse_scaling, validated
+    from components.settings import parse
+
+    settings = parse(
+        {"owner": "me", "serving": {"profile": "tp8-ep"}, "gpuNodes": {"minSize": 1, "desiredSize": 1, "maxSize": 3}},
+        "big",
+        "us-east-2",
+    )
+    sc = validated(parse_scaling({"enabled": True, "minReplicas": 1, "maxReplicas": 3}), settings)
+    for r in sim.simulate(sim.stack_model(settings, sc)):
+        assert r.violations == [], (r.trace, r.violations)
+        assert r.max_nodes <= 3 and r.zero_nodes_at is None  # minReplicas 1 keeps a node
