@@ -7,9 +7,10 @@ A pure-Python model of what the cluster would do, every 15 s:
   after creation).
 - The HPA KEDA creates (pkg/controller/podautoscaler): each external AverageValue metric
   proposes ceil(value / target) replicas unless value / (target x current) is within the 0.1
-  tolerance of 1; the largest proposal wins; then the stabilization window (lowest recent
-  recommendation for scale-up, highest for scale-down) and the scaling policies (replicas
-  added or removed within each policy's period, select policy Max / Min / Disabled).
+  tolerance of 1; the largest proposal wins; stabilization keeps the current count between the
+  lowest recommendation of the scale-up window and the highest of the scale-down window; the
+  scaling policies limit the change against the count at the start of each policy's period
+  (select policy Max / Min / Disabled).
 - The ReplicaSet removes not-ready pods first, then pods on the fullest node, newest first.
 - The Cluster Autoscaler adds a node for pods that fit nowhere (up to gpuNodes.maxSize) and
   removes a node that has been empty for its unneeded time (down to gpuNodes.minSize).
