@@ -93,9 +93,7 @@ def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLaye
         replicas_per_node(settings),
         cold,
         region=aws.region,
-        # The NLB endpoint publishes no per-request 5xx count: waking on requests needs the ALB's
-        # CloudWatch dimension (app/<name>/<id>), passed here once the endpoint is an ALB.
-        load_balancer=None,
+        load_balancer=wake_load_balancer(),
     )
     ReplicaAutoscaler(
         f"{base}-keda",
@@ -108,3 +106,12 @@ def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLaye
             depends_on=on_system,
         ),
     )
+
+
+def wake_load_balancer() -> Any:
+    """The endpoint's CloudWatch `LoadBalancer` dimension for waking from zero on requests.
+
+    The NLB endpoint publishes no per-request 5xx count, so there is none yet; an ALB endpoint
+    returns its `arn_suffix` (app/<name>/<id>) here.
+    """
+    return None

@@ -208,13 +208,14 @@ def replica_policy(
     cold: ColdStart,
     *,
     region: str,
-    load_balancer: str | None = None,
+    load_balancer: Any = None,
     prometheus_url: str = PROMETHEUS_URL,
 ) -> ReplicaPolicy:
     """The policy for a stack with scaling enabled.
 
-    load_balancer: the ALB's CloudWatch `LoadBalancer` dimension (app/<name>/<id>), for waking
-    from zero on requests; None when the endpoint cannot provide it.
+    load_balancer: the ALB's CloudWatch `LoadBalancer` dimension (app/<name>/<id>, a string or a
+    Pulumi Output such as an ALB's `arn_suffix`; it only lands in the trigger's metadata), for
+    waking from zero on requests; None when the endpoint cannot provide it.
     """
     triggers = [
         _prometheus(
@@ -300,7 +301,7 @@ def scheduled_node_hours(scaling: ScalingSettings, replicas_per_node: int, cold:
     return min(24.0, open_minutes / 60) * nodes, 0.0
 
 
-def wake_trigger(load_balancer: str, region: str) -> Trigger:
+def wake_trigger(load_balancer: Any, region: str) -> Trigger:
     """Active when the ALB answered 503 in the last five minutes.
 
     With no replica the target group has no registered target: the ALB answers 503 itself and

@@ -431,3 +431,27 @@ def test_capacity_block_and_odcr_stacks_keep_their_reservation_when_autoscaled(c
     assert group.inputs["capacityType"] == capacity_type
     assert group.options["ignoreChanges"] == ["scalingConfig.desiredSize"]
     assert r.of_type("aws:autoscaling/tag:Tag") and r.of_type(SCALED_OBJECT)
+
+
+def test_with_an_alb_the_wake_trigger_reads_cloudwatch_through_kedas_own_pod_identity(monkeypatch):
+    import pulumi
+
+    from components import kubernetes_layer
+
+    monkeypatch.setattr(kubernetes_layer, "wake_load_balancer", lambda: pulumi.Output.from_input(ALB))
+    r = render("dev")
+    spec = r.one(SCALED_OBJECT).inputs["spec"]
+    (wake,) = [t for t in spec["triggers"] if t["type"] == "aws-cloudwatch"]
+    assert wake["metadata"]["dimensionValue"] == ALB
+    auth = r.one(TRIGGER_AUTH)
+    assert auth.inputs["spec"] == {"podIdentity": {"provider": "aws"}}
+    assert wake["authenticationRef"]["name"] == auth.inputs["metadata"]["name"]
+    assert keda_problems(r.one(SCALED_OBJECT).inputs) == [] and keda_problems(auth.inputs) == []
+    (assoc,) = [
+        a for a in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation") if a.inputs["namespace"] == "keda"
+    ]
+    keda_values = release(r, "keda").inputs["values"]
+    assert assoc.inputs["serviceAccount"] == keda_values["serviceAccount"]["operator"]["name"]
+    (read,) = [p for p in r.of_type("aws:iam/rolePolicy:RolePolicy") if "cloudwatch" in p.inputs["policy"]]
+    assert json.loads(read.inputs["policy"])["Statement"][0]["Action"] == ["cloudwatch:GetMetricData"]
+    assert auth.urn in _depends_on(r, r.one(SCALED_OBJECT).urn)
