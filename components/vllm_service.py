@@ -48,7 +48,9 @@ class VllmService(pulumi.ComponentResource):
             string_data=string_data,
             opts=in_ns,
         )
-        deployment = workload.deployment(args.serving, args.instance, args.secrets.hf_token is not None)
+        deployment = workload.deployment(
+            args.serving, args.instance, args.secrets.hf_token is not None, autoscaled=args.autoscaled
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=deployment["metadata"],

@@ -389,9 +389,11 @@ def test_cluster_autoscaler_discovers_this_cluster_with_a_pod_identity_limited_t
     }
 
 
-def test_replicas_are_never_evicted_by_the_cluster_autoscaler():
+def test_replicas_are_never_evicted_by_the_cluster_autoscaler_and_fixed_stacks_keep_their_pods():
     pod = rendered("dev").one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
     assert pod["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    fixed = rendered("prod-8gpu").one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    assert fixed["metadata"] == {"labels": workload.LABELS}  # no template change, no restart
 
 
 def _depends_on(r: Rendering, urn: str) -> set[str]:
