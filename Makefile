@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test lint capacity clean
+.PHONY: plan test lint capacity scaling clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ lint: $(VENV)/.dev
 
 capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 	$(PY) -m ops.capacity_report
+
+scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
+	$(PY) -m ops.scaling_sim --stack $(STACK)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache

@@ -16,6 +16,7 @@ from components.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.node_template import short_name
+from components.scaling_settings import ScalingSettings
 from components.settings import Settings
 
 
@@ -75,7 +76,7 @@ def deployer_principal_arn(caller: aws.GetCallerIdentityResult) -> str:
     return aws.iam.get_session_context(arn=caller.arn).issuer_arn
 
 
-def build_aws(settings: Settings) -> AwsLayer:
+def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     name = settings.cluster_name
     tags = settings.tags
     zones, existing = resolve_zones(settings)
@@ -143,6 +144,9 @@ def build_aws(settings: Settings) -> AwsLayer:
             tags=tags,
             depends_on=tuple(cluster.node_prerequisites),
             ignore_changes=shape.ignore_changes,
+            autoscaled=scaling.enabled,
+            gpus_per_node=g.instance.gpus,
+            gpu_model=g.instance.gpu_model,
         ),
     )
     return AwsLayer(

@@ -17,18 +17,22 @@ Decisions:
   version and launch template are held back (`ignore_changes`) until the stack takes the
   group to 0 (components/node_update_settings.py). Any reservation is zonal: settings require
   exactly one GPU zone with a reservation (components/reservations.py).
+- With autoscaling on, the Cluster Autoscaler moves the desired size between minSize and
+  maxSize; the reservation targeting stays in the launch template, so the nodes it adds still
+  launch into the Capacity Block or ODCR.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components import gpu_pool
+from components import cluster_autoscaler, gpu_pool
 from components.node_template import node_launch_template
 
 AMI_TYPE = "AL2023_x86_64_NVIDIA"
@@ -81,6 +85,10 @@ class GpuNodeGroupArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
     # NodeGroup inputs held back (a Capacity Block group upgrades only at size 0).
     ignore_changes: tuple[str, ...] = ()
+    # The Cluster Autoscaler owns the desired size between min_size and max_size.
+    autoscaled: bool = False
+    gpus_per_node: int = 8
+    gpu_model: str = "H100"
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -92,6 +100,9 @@ class GpuNodeGroup(pulumi.ComponentResource):
             raise ValueError("a CAPACITY_BLOCK node group needs the block's capacity reservation id")
         tags = dict(args.tags)
         capacity_block = args.capacity_type == "CAPACITY_BLOCK"
+        labels = dict(gpu_pool.NODE_LABELS)
+        if args.autoscaled:
+            labels[cluster_autoscaler.ACCELERATOR_LABEL] = cluster_autoscaler.accelerator(args.gpu_model)
 
         reservation = None
         if args.capacity_reservation_id:
@@ -139,7 +150,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 min_size=args.min_size, desired_size=args.desired_size, max_size=args.max_size
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1, update_strategy="MINIMAL"),
-            labels=dict(gpu_pool.NODE_LABELS),
+            labels=labels,
             taints=[
                 aws.eks.NodeGroupTaintArgs(
                     key=gpu_pool.TAINT_KEY, value=gpu_pool.TAINT_VALUE, effect=gpu_pool.EKS_TAINT_EFFECT
@@ -150,8 +161,26 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 parent=self,
                 depends_on=list(args.depends_on),
                 delete_before_replace=True,
-                ignore_changes=list(args.ignore_changes),
+                # NodeGroup inputs held back: a Capacity Block group upgrades only at size 0; with the
+                # Cluster Autoscaler, desiredSize is its to change (EKS: setting it directly would
+                # scale up or down at once), so `pulumi up` leaves it alone.
+                ignore_changes=[*args.ignore_changes, *(["scalingConfig.desiredSize"] if args.autoscaled else [])]
+                or None,
             ),
         )
         self.node_group_name = self.node_group.node_group_name
+        if args.autoscaled:
+            self._tag_autoscaling_group(name, labels, args.gpus_per_node)
         self.register_outputs({"nodeGroupName": self.node_group_name, "launchTemplateId": self.launch_template.id})
+
+    def _tag_autoscaling_group(self, name: str, labels: dict[str, str], gpus: int) -> None:
+        """Node-template tags on the node group's Auto Scaling group (EKS does not copy node
+        group tags there), so the Cluster Autoscaler can scale the group up from zero."""
+        asg = self.node_group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
+        for key, value in cluster_autoscaler.node_template_tags(labels, gpus).items():
+            aws.autoscaling.Tag(
+                f"{name}-ca-{hashlib.sha256(key.encode()).hexdigest()[:8]}",
+                autoscaling_group_name=asg,
+                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+                opts=pulumi.ResourceOptions(parent=self),
+            )

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from components import scaling as scaling_policy
 from components import workload
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.observability import Observability, ObservabilityArgs
+from components.replica_autoscaler import ReplicaAutoscaler, ReplicaAutoscalerArgs
+from components.scaling_settings import ScalingSettings, replicas_per_node
 from components.settings import PROJECT, Secrets, Settings
 from components.vllm_service import VllmService, VllmServiceArgs
 
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
     from components.aws_layer import AwsLayer
 
 
-def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dict[str, Any]:
+def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scaling: ScalingSettings) -> dict[str, Any]:
     base = settings.cluster_name
     plugin = DevicePlugin(f"{base}-nvidia", DevicePluginArgs(provider=aws.provider, depends_on=(aws.gpu_nodes,)))
     controller = LoadBalancerController(
@@ -50,6 +54,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
             tags=settings.tags,
             vpc_cidr=aws.vpc_cidr,
             depends_on=(controller, plugin, aws.gpu_nodes),
+            autoscaled=scaling.enabled,
         ),
     )
     if settings.observability.enabled:
@@ -65,6 +70,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),
             ),
         )
+    if scaling.enabled:
+        build_autoscaling(settings, scaling, aws, vllm.deployment)
     served = settings.serving.served_model_name
     curl = vllm.endpoint_url.apply(lambda url: curl_command(url, served))
     return {"endpointUrl": vllm.endpoint_url, "servedModelName": served, "curl": curl, "namespace": workload.NAMESPACE}
@@ -81,3 +88,52 @@ def curl_command(url: str, served_model_name: str) -> str:
         f'-d \'{{"model": "{served_model_name}", "messages": [{{"role": "user", "content": "Hello"}}], '
         '"temperature": 1.0, "top_p": 0.95, "top_k": 40}\''
     )
+
+
+def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLayer, deployment: Any) -> None:
+    """KEDA on the vLLM Deployment and the Cluster Autoscaler on the GPU node group."""
+    base = settings.cluster_name
+    cold = scaling_policy.cold_start_inputs()
+    on_system = (aws.system_nodes, aws.pod_identity_agent)
+    ClusterAutoscaler(
+        f"{base}-cluster-autoscaler",
+        ClusterAutoscalerArgs(
+            cluster_name=settings.cluster_name,
+            cluster_name_output=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
+            region=aws.region,
+            kubernetes_version=settings.cluster.kubernetes_version,
+            cold_start=cold,
+            provider=aws.provider,
+            tags=settings.tags,
+            depends_on=on_system,
+        ),
+    )
+    policy = scaling_policy.replica_policy(
+        scaling,
+        replicas_per_node(settings),
+        cold,
+        region=aws.region,
+        load_balancer=wake_load_balancer(),
+    )
+    ReplicaAutoscaler(
+        f"{base}-keda",
+        ReplicaAutoscalerArgs(
+            policy=policy,
+            cluster_name=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
+            provider=aws.provider,
+            tags=settings.tags,
+            deployment=deployment,
+            depends_on=on_system,
+        ),
+    )
+
+
+def wake_load_balancer() -> Any:
+    """The endpoint's CloudWatch `LoadBalancer` dimension for waking from zero on requests.
+
+    The NLB endpoint publishes no per-request 5xx count, so there is none yet; an ALB endpoint
+    returns its `arn_suffix` (app/<name>/<id>) here.
+    """
+    return None

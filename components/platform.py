@@ -11,5 +11,5 @@ from components.settings import Secrets, Settings
 
 def build(settings: Settings, secrets: Secrets) -> dict[str, Any]:
     """Declare every resource; return the stack outputs."""
-    aws = build_aws(settings)
-    return {**aws.outputs, **build_kubernetes(settings, secrets, aws)}
+    aws = build_aws(settings, settings.scaling)
+    return {**aws.outputs, **build_kubernetes(settings, secrets, aws, settings.scaling)}

@@ -43,6 +43,7 @@ from components.catalog import (
 from components.endpoint_settings import ACM_ARN, ALB_IDLE_TIMEOUT_RANGE, WAFV2_ARN
 from components.node_update_settings import CAPACITY_BLOCK_UPDATES
 from components.observability_settings import ObservabilitySettings
+from components.scaling_settings import ScalingSettings
 from components.schema import (
     SECTION,
     Bool,
@@ -276,6 +277,7 @@ class Settings:
     capacity_block: CapacityBlockSettings = Field(default_factory=CapacityBlockSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
 
     @field_validator("environment")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import exposure_rules, profiles, reservations, supply_chain
+from components import exposure_rules, profiles, reservations, scaling_rules, supply_chain
 from components.catalog import OWNED_FLAGS, SECRET_FLAGS, flag_name
 from components.schema import set_command
 from components.settings import PROJECT, Settings
@@ -22,6 +22,7 @@ def check(st: Settings) -> list[str]:
     g, sv, net = st.gpu_nodes, st.serving, st.network
     out = _extra_args_problems(sv.extra_args)
     out += reservations.check(g)
+    out += scaling_rules.check(st.scaling, st)
     out += supply_chain.remote_code_revision_problems(st.environment, profiles.vllm_argv(sv), sv.model, sv.revision)
     exposure = exposure_rules.extra_args_problems(sv.extra_args)
     exposure += exposure_rules.world_range_problems("endpoint.sourceRanges", st.endpoint.source_ranges)

@@ -44,3 +44,12 @@ AWS_LOAD_BALANCER_CONTROLLER_CHART = ("https://aws.github.io/eks-charts", "aws-l
 # them, so a bump there means updating that table first.
 KUBE_PROMETHEUS_STACK_CHART = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3")
 DCGM_EXPORTER_CHART = ("https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter", "4.8.2")
+
+# Autoscaling. KEDA scales the vLLM Deployment; the Cluster Autoscaler scales the GPU managed
+# node group (docs/scaling.md says why not Karpenter). Chart 2.20.2 installs KEDA 2.20.2, whose
+# ScaledObject schema the rendered objects are checked against.
+KEDA_CHART = ("https://kedacore.github.io/charts", "keda", "2.20.2")
+# Chart 9.59.0 (app 1.35.0). The autoscaler's minor must equal the control plane's, so the image
+# is pinned per Kubernetes version (registry.k8s.io/autoscaling/cluster-autoscaler releases).
+CLUSTER_AUTOSCALER_CHART = ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0")
+CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.34": "v1.34.5", "1.35": "v1.35.2"}

@@ -34,6 +34,8 @@ class VllmServiceArgs:
     # The Ingress must go before the load balancer controller on destroy, so the controller is
     # still there to delete the ALB it made.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # KEDA owns spec.replicas once scaling is on (see VllmService).
+    autoscaled: bool = False
 
 
 class VllmService(pulumi.ComponentResource):
@@ -65,7 +67,9 @@ class VllmService(pulumi.ComponentResource):
             opts=in_ns,
         )
         timers = workload.timers(args.serving)
-        deployment = workload.deployment(args.serving, args.instance, args.secrets.hf_token is not None)
+        deployment = workload.deployment(
+            args.serving, args.instance, args.secrets.hf_token is not None, autoscaled=args.autoscaled
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=deployment["metadata"],
@@ -75,6 +79,12 @@ class VllmService(pulumi.ComponentResource):
                 pulumi.ResourceOptions(
                     depends_on=[credentials, *policies],
                     custom_timeouts=rollout_timeouts(timers),
+                    # With autoscaling, serving.replicas is only the starting count: later updates
+                    # must not reset what KEDA's HPA set. Under server-side apply the provider then
+                    # drops spec.replicas from its patch when the HPA owns the field, or sends the
+                    # live value (pulumi-kubernetes >= 4.9). Omitting replicas instead would reset
+                    # an existing Deployment to the default of 1 on the first update.
+                    ignore_changes=["spec.replicas"] if args.autoscaled else None,
                 ),
             ),
         )

@@ -131,7 +131,16 @@ def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
     return env + _hf_token_env(has_hf_token)
 
 
-def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: bool) -> dict:
+def template_metadata(autoscaled: bool) -> dict:
+    """Pod labels; with autoscaling, the Cluster Autoscaler may never evict a replica to
+    consolidate nodes (it would cost a cold start): a node goes once its replicas are scaled away.
+    Only then, so fixed-size stacks keep their pod template (a change restarts every replica)."""
+    if not autoscaled:
+        return {"labels": LABELS}
+    return {"labels": LABELS, "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}}
+
+
+def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: bool, autoscaled: bool = False) -> dict:
     """The vLLM Deployment: argv only from the profile function, secrets only by reference."""
     argv = profiles.vllm_argv(serving)
     t = timers(serving)
@@ -203,7 +212,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
             # Never ask for a spare GPU node: stop one old pod, then start its successor.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": {
-                "metadata": {"labels": LABELS},
+                "metadata": template_metadata(autoscaled),
                 "spec": {
                     # vLLM never calls the Kubernetes API: no token in the pod.
                     "automountServiceAccountToken": False,

@@ -78,6 +78,8 @@ COMPUTED: dict[str, Computed] = {
         "status": "ACTIVE",
         "nodeGroupName": a.inputs.get("nodeGroupName")
         or f"{a.inputs.get('nodeGroupNamePrefix', a.name)}{_hex(a.name, 26)}",
+        # EKS names the node group's Auto Scaling group eks-<node group>-<uuid>.
+        "resources": [{"autoscalingGroups": [{"name": f"eks-{a.name}-{_hex(a.name, 8)}"}]}],
     },
     "aws:eks/addon:Addon": lambda a: {"arn": _arn("eks", f"addon/{a.name}")},
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs.get('name', a.name)}")},

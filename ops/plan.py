@@ -25,13 +25,16 @@ from components import (
     observability,
     pod_security,
     profiles,
+    scaling,
     supply_chain,
     timeline,
+    versions,
     workload,
 )
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
 from components.observability import sorted_keys
+from components.scaling_settings import ScalingSettings, replicas_per_node
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
 from ops.offline import Rendering, render
 
@@ -196,12 +199,27 @@ def _load_balancer_sources(settings: Settings) -> list[str]:
     return workload.load_balancer_sources(vpc)
 
 
+def _nat_gateways(settings: Settings) -> int:
+    return 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
+
+
+def fixed_hourly_cost(settings: Settings) -> float:
+    """Everything but the GPU nodes: paid every hour, whatever the load."""
+    nats = _nat_gateways(settings)
+    return (
+        EKS_CONTROL_PLANE_PER_HOUR
+        + nats * NAT_GATEWAY_PER_HOUR
+        + ALB_PER_HOUR
+        + cluster.SYSTEM_NODES * SYSTEM_NODE_PER_HOUR
+    )
+
+
 def hourly_cost(settings: Settings) -> tuple[float, str]:
     g = settings.gpu_nodes
-    nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
+    nats = _nat_gateways(settings)
     gpu = g.desired_size * g.instance.price_per_hour_usd
     system = cluster.SYSTEM_NODES * SYSTEM_NODE_PER_HOUR
-    total = gpu + EKS_CONTROL_PLANE_PER_HOUR + nats * NAT_GATEWAY_PER_HOUR + ALB_PER_HOUR + system
+    total = gpu + fixed_hourly_cost(settings)
     detail = (
         f"{g.desired_size} x {g.instance_type} ${gpu:,.2f} + EKS ${EKS_CONTROL_PLANE_PER_HOUR:.2f} + "
         f"{nats} NAT ${nats * NAT_GATEWAY_PER_HOUR:.2f} + ALB ${ALB_PER_HOUR:.3f} + system nodes ${system:.2f}"
@@ -292,6 +310,49 @@ def observability_lines(settings: Settings) -> list[str]:
     return lines
 
 
+def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
+    """Bounds, triggers and behavior of the autoscalers, or the fixed size."""
+    g = settings.gpu_nodes
+    if not sc.enabled:
+        return [
+            f"  off: {settings.serving.replicas} replica(s) on {g.desired_size} GPU node(s) around the clock "
+            "(pulumi config set --path 'scaling.enabled' true to scale with demand)"
+        ]
+    cold = scaling.cold_start_inputs()
+    # The plan renders what `pulumi up` sends: today's endpoint gives no load balancer dimension.
+    policy = scaling.replica_policy(sc, replicas_per_node(settings), cold, region=settings.region)
+    _, chart, version = versions.CLUSTER_AUTOSCALER_CHART
+    return [
+        *(f"  {line}" for line in scaling.describe(policy)),
+        f"  GPU nodes {g.min_size}..{g.max_size} by the Cluster Autoscaler ({chart} {version}, image "
+        f"{versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[settings.cluster.kubernetes_version]}); an empty node goes after "
+        f"{scaling.CLUSTER_AUTOSCALER_UNNEEDED_MINUTES} min",
+        f"  cold start assumed: new node {cold.node_provision_seconds}s + first start {cold.first_start_seconds}s, "
+        f"warm start {cold.warm_start_seconds}s; simulate: make scaling STACK={settings.stack}",
+    ]
+
+
+def daily_cost_line(settings: Settings, sc: ScalingSettings) -> str | None:
+    """Expected cost per day of an autoscaled stack with no traffic outside its schedule."""
+    if not sc.enabled:
+        return None
+    g = settings.gpu_nodes
+    price, fixed = g.instance.price_per_hour_usd, fixed_hourly_cost(settings) * 24
+    on_day, off_day = scaling.scheduled_node_hours(sc, replicas_per_node(settings), scaling.cold_start_inputs())
+    day = fixed + on_day * price
+    if sc.schedule and sc.scale_to_zero:
+        days = len(sc.schedule.day_numbers())
+        week = (days * day + (7 - days) * (fixed + off_day * price)) / 7
+        return (
+            f"Expected with scaling: about ${day:,.0f}/day on scheduled days ({on_day:.1f} GPU-node hours), "
+            f"${fixed + off_day * price:,.0f} on other days, ${week:,.0f}/day over a week, before traffic outside "
+            f"the schedule (each wake-up costs a cold start); at full size ${(fixed / 24 + g.max_size * price) * 24:,.0f}/day"
+        )
+    return (
+        f"Expected with scaling: at least ${day:,.0f}/day ({on_day:.0f} GPU-node hours at minReplicas), more under load"
+    )
+
+
 def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
     per_node = min(sv.replicas, settings.replicas_per_node)
@@ -357,7 +418,11 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"Cold start of one replica (components/timeline.py; {timeline.WEIGHTS_GB} GB of weights, {sv.replicas} replica(s)):",
         *(f"  {line}" for line in timeline.describe(sv.replicas, timeline.WEIGHTS_GB)),
         "",
+        "Scaling:",
+        *scaling_lines(settings, settings.scaling),
+        "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
+        *([line] if (line := daily_cost_line(settings, settings.scaling)) else []),
         "",
         "Stack outputs (what AWS assigns is known only after `pulumi up`):",
         *(

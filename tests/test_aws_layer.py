@@ -130,7 +130,8 @@ def test_gpu_node_group_runs_the_configured_p5_type_on_the_al2023_nvidia_ami(sta
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_nodes_carry_the_pool_labels_and_the_gpu_taint(stack):
     group = gpu_group(rendered(stack))
-    assert group.inputs["labels"] == gpu_pool.NODE_LABELS
+    # Autoscaled stacks add the Cluster Autoscaler's GPU label (tests/test_scaling.py).
+    assert gpu_pool.NODE_LABELS.items() <= group.inputs["labels"].items()
     assert group.inputs["taints"] == [
         {"key": gpu_pool.TAINT_KEY, "value": gpu_pool.TAINT_VALUE, "effect": "NO_SCHEDULE"}
     ]

@@ -33,12 +33,25 @@ def test_plan_prints_the_exact_vllm_command_and_writes_manifests(stack, tmp_path
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == s.serving.replicas and isinstance(deployment["spec"]["replicas"], int)
     releases = list(yaml.safe_load_all((tmp_path / "helm-releases.yaml").read_text()))
+    scaled = s.scaling.enabled
+    autoscalers = {"keda", "cluster-autoscaler"} if scaled else set()
     assert {r["chart"] for r in releases} == {
         "nvidia-device-plugin",
         "aws-load-balancer-controller",
         "kube-prometheus-stack",
         "dcgm-exporter",
+        *autoscalers,
     }
+    assert ("ScaledObject" in kinds) == scaled
+    scaling_section = out.split("Scaling:")[1].split("Cost:")[0]
+    if scaled:
+        assert (
+            "trigger queue (prometheus)" in scaling_section
+            and "GPU nodes 0..1 by the Cluster Autoscaler" in scaling_section
+        )
+        assert "Expected with scaling: about $" in out and "/day over a week" in out
+    else:
+        assert "off: " in scaling_section and "Expected with scaling" not in out
 
 
 def test_plan_output_and_files_hold_no_secret_value(tmp_path, capsys):

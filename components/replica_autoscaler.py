@@ -1,0 +1,114 @@
+"""KEDA and the ScaledObject that scales the vLLM Deployment.
+
+Destroy order: the ScaledObject (and the TriggerAuthentication) depend on the KEDA release, so
+Pulumi deletes them while the operator still runs to clear its finalizer; the release goes
+after them, its CRDs last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import cluster as cluster_facts
+from components import iam_trust, scaling, versions, workload
+from components.helm import pinned_release
+
+NAMESPACE = "keda"
+OPERATOR_SERVICE_ACCOUNT = "keda-operator"
+
+
+def chart_values() -> dict:
+    """KEDA's three Deployments on the system nodes, the operator under a known service account."""
+    key, value = cluster_facts.SYSTEM_POOL_LABEL
+    on_system = {"nodeSelector": {key: value}}
+    return {
+        "crds": {"install": True},
+        "operator": dict(on_system),
+        "metricsServer": dict(on_system),
+        "webhooks": dict(on_system),
+        "serviceAccount": {"operator": {"create": True, "name": OPERATOR_SERVICE_ACCOUNT}},
+    }
+
+
+# The aws-cloudwatch scaler reads metrics with GetMetricData; CloudWatch has no resource-level
+# permissions for it.
+CLOUDWATCH_READ = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["cloudwatch:GetMetricData"], "Resource": "*"}],
+    }
+)
+
+
+@dataclass(frozen=True)
+class ReplicaAutoscalerArgs:
+    policy: scaling.ReplicaPolicy
+    cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]  # Pod Identity trust is scoped to this cluster
+    provider: k8s.Provider
+    tags: dict[str, str]
+    deployment: pulumi.Resource  # the vLLM Deployment the ScaledObject scales
+    depends_on: tuple[pulumi.Resource, ...] = ()  # system nodes, pod identity agent
+
+
+class ReplicaAutoscaler(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ReplicaAutoscalerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:k8s:ReplicaAutoscaler", name, None, opts)
+        uses_aws = any(t.authentication == scaling.AWS_TRIGGER_AUTH for t in args.policy.triggers)
+        needs: list[pulumi.Resource] = list(args.depends_on)
+        if uses_aws:
+            child = pulumi.ResourceOptions(parent=self)
+            trust = pulumi.Output.from_input(args.cluster_arn).apply(
+                lambda arn: iam_trust.pod_identity_role(arn, NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
+            )
+            role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child)
+            read = aws.iam.RolePolicy(f"{name}-cloudwatch", role=role.id, policy=CLOUDWATCH_READ, opts=child)
+            association = aws.eks.PodIdentityAssociation(
+                f"{name}-identity",
+                cluster_name=args.cluster_name,
+                namespace=NAMESPACE,
+                service_account=OPERATOR_SERVICE_ACCOUNT,
+                role_arn=role.arn,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            needs += [read, association]
+        self.release = pinned_release(
+            f"{name}-release",
+            versions.KEDA_CHART,
+            namespace=NAMESPACE,
+            values=chart_values(),
+            create_namespace=True,
+            # CRDs and the admission webhook must be ready before the ScaledObject is sent.
+            skip_await=False,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=needs),
+        )
+        on_keda = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
+        scaled_deps: list[pulumi.Resource] = [self.release, args.deployment]
+        if uses_aws:
+            auth = scaling.aws_trigger_authentication(workload.LABELS)
+            scaled_deps.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-aws-auth",
+                    api_version=auth["apiVersion"],
+                    kind=auth["kind"],
+                    metadata=auth["metadata"],
+                    spec=auth["spec"],
+                    opts=on_keda,
+                )
+            )
+        obj = scaling.scaled_object(args.policy, workload.LABELS)
+        self.scaled_object = k8s.apiextensions.CustomResource(
+            f"{name}-scaledobject",
+            api_version=obj["apiVersion"],
+            kind=obj["kind"],
+            metadata=obj["metadata"],
+            spec=obj["spec"],
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=scaled_deps),
+        )
+        self.register_outputs({"status": self.release.status})
