@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from components import capacity, endpoint, profiles, timeline, workload
+from components.catalog import Model
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
@@ -149,6 +150,16 @@ def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> 
     return todo
 
 
+def license_line(model: Model) -> str:
+    """The model's licence as the plan prints it: what it allows and where to read it."""
+    use = (
+        "commercial use allowed"
+        if model.license.commercial_use
+        else "NON-COMMERCIAL: commercial use needs the licensor's written authorisation"
+    )
+    return f"licence {model.license.id} ({use}), {model.license.url}"
+
+
 def hourly_cost(settings: Settings) -> tuple[float, str]:
     g = settings.gpu_nodes
     nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
@@ -163,6 +174,7 @@ def hourly_cost(settings: Settings) -> tuple[float, str]:
 
 def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
+    model = sv.model_facts
     per_node = min(sv.replicas, settings.replicas_per_node)
     from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
     start = {**workload.start_env(workload.timers(sv)), **profiles.vllm_env()}
@@ -194,7 +206,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         ),
         "",
         "Serving:",
-        f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
+        f"  model {sv.model}: {license_line(model)}",
+        f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary}), KV cache dtype {sv.kv_cache_dtype}",
         f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs, "
         f"{per_node} replica(s) per {g.instance_type}; image {sv.image}",
         "",
@@ -212,8 +225,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "Capacity:",
         *(f"  {line}" for line in capacity.table_for(settings)),
         "",
-        f"Cold start of one replica (components/timeline.py; {timeline.WEIGHTS_GB} GB of weights, {sv.replicas} replica(s)):",
-        *(f"  {line}" for line in timeline.describe(sv.replicas, timeline.WEIGHTS_GB)),
+        f"Cold start of one replica (components/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
+        *(f"  {line}" for line in timeline.describe(sv.replicas, model.weights_gb)),
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
         "",
