@@ -4,6 +4,7 @@ the timeline and the plan; a non-commercial model needs an acknowledgement befor
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,16 @@ def test_a_real_deploy_of_prod_with_m27_stops_until_acknowledged_and_the_plan_st
     assert render("prod-8gpu", overrides={**overrides, **acknowledged}, as_deploy=True).one(
         "kubernetes:apps/v1:Deployment"
     )
+
+
+def test_max_model_len_is_bounded_by_the_selected_models_own_window(monkeypatch):
+    shorter = dataclasses.replace(catalog.MODEL_CATALOG[M27], context_window=131_072)
+    monkeypatch.setitem(catalog.MODEL_CATALOG, M27, shorter)
+    with pytest.raises(settings.SettingsError) as caught:
+        _parse({"model": M27, "maxModelLen": 196_608})
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "minimax-vllm:serving.maxModelLen = 196608 is above MiniMaxAI/MiniMax-M2.7's context window"
+    )
+    assert "Fix: pulumi config set --path 'serving.maxModelLen' 131072" in problem
+    assert _parse({"model": M27, "maxModelLen": 131_072}).serving.max_model_len == 131_072
