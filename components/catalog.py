@@ -47,6 +47,16 @@ class License:
     commercial_use: bool  # False: commercial use needs the licensor's written authorisation
     url: str
 
+    @property
+    def summary(self) -> str:
+        """The licence as the plan prints it: what it allows and where to read it."""
+        use = (
+            "commercial use allowed"
+            if self.commercial_use
+            else "NON-COMMERCIAL: commercial use needs the licensor's written authorisation"
+        )
+        return f"licence {self.id} ({use}), {self.url}"
+
 
 MODIFIED_MIT = "modified-mit: MIT, plus a prominent product display of the model's name for commercial use"
 # Where the figures come from (vLLM recipes: github.com/vllm-project/recipes, models/MiniMaxAI/<name>.yaml).

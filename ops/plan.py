@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 
 from components import capacity, endpoint, profiles, timeline, workload
-from components.catalog import Model
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
@@ -150,16 +149,6 @@ def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> 
     return todo
 
 
-def license_line(model: Model) -> str:
-    """The model's licence as the plan prints it: what it allows and where to read it."""
-    use = (
-        "commercial use allowed"
-        if model.license.commercial_use
-        else "NON-COMMERCIAL: commercial use needs the licensor's written authorisation"
-    )
-    return f"licence {model.license.id} ({use}), {model.license.url}"
-
-
 def hourly_cost(settings: Settings) -> tuple[float, str]:
     g = settings.gpu_nodes
     nats = 0 if settings.network.existing_vpc_id else max(2, len(settings.network.availability_zones))
@@ -206,7 +195,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         ),
         "",
         "Serving:",
-        f"  model {sv.model}: {license_line(model)}",
+        f"  model {sv.model}: {model.license.summary}",
         f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary}), KV cache dtype {sv.kv_cache_dtype}",
         f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs, "
         f"{per_node} replica(s) per {g.instance_type}; image {sv.image}",

@@ -128,9 +128,11 @@ def test_production_is_decided_once_by_environment_or_stack_name():
 
 def test_plan_prints_the_models_licence():
     st = _parse({"model": M27})
-    line = plan.license_line(st.serving.model_facts)
+    line = st.serving.model_facts.license.summary
     assert "NON-COMMERCIAL" in line and catalog.MODEL_CATALOG[M27].license.url in line
-    assert "commercial use allowed" in plan.license_line(_parse({}).serving.model_facts)
+    assert "commercial use allowed" in _parse({}).serving.model_facts.license.summary
+    out = plan.summary(st, render("dev", overrides={"serving": {"profile": "tp4", "model": M27, "maxModelLen": 32768}}))
+    assert f"model {M27}: {line}" in out
 
 
 def test_prod_stack_with_a_non_commercial_model_lists_the_acknowledgement_before_up():
