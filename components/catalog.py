@@ -64,7 +64,7 @@ _GUIDE = "MiniMax's vLLM deploy guide (the model repository's docs/vllm_deploy_g
 _M2_ARCH = "config.json on the Hub (MiniMaxM2ForCausalLM: num_hidden_layers 62, num_key_value_heads 8, head_dim 128)"
 _M2_WEIGHTS = (
     "same 229B-parameter FP8 (block 128x128) layout as MiniMax-M2.7, whose safetensors total 230.1 GB; "
-    "the guide's rounder '220 GB for weights' is this size in GiB (230 GB = 214 GiB)"
+    "the guide's '220 GB for weights' is a rounder figure (230 GB = 214 GiB); the larger one is budgeted"
 )
 
 

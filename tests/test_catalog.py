@@ -23,7 +23,6 @@ READY = {
     "cluster": {"publicAccessCidrs": ["52.1.2.3/32"]},
     "endpoint": {"scheme": "internet-facing", "sourceRanges": ["52.0.0.0/16"], "certificateArn": TLS_ARN},
 }
-PROD_8GPU_SERVING = {"profile": "tp8-ep", "replicas": 1, "maxModelLen": 196608}
 
 
 def _parse(serving: dict[str, Any], stack: str = "catalog-test", environment: str | None = None) -> settings.Settings:
@@ -149,7 +148,8 @@ def test_prod_stack_with_a_non_commercial_model_lists_the_acknowledgement_before
 
 
 def test_a_real_deploy_of_prod_with_m27_stops_until_acknowledged_and_the_plan_still_renders():
-    m27 = {"minimax-vllm:serving": {**PROD_8GPU_SERVING, "model": M27}}
+    serving = config.read_stack_file("prod-8gpu")["minimax-vllm:serving"]  # keeps what the stack pins
+    m27 = {"minimax-vllm:serving": {**serving, "model": M27}}
     overrides = {**{f"minimax-vllm:{k}": v for k, v in READY.items()}, **m27}
     with pytest.raises(settings.SettingsError) as caught:
         render("prod-8gpu", overrides=overrides, as_deploy=True)
