@@ -5,19 +5,30 @@ sequence, never becomes ready: vLLM raises at startup ("To serve at least one re
 with the model's max seq len ...") and Kubernetes restarts it forever. `check` rejects
 such settings before any resource exists.
 
-Units are GiB (2**30 bytes), the unit vLLM logs ("Available KV cache memory: X GiB"),
-and the guide's "GB" figures (220 GB weights, 96G / 144G GPUs) are read in that unit.
+Units are GiB (2**30 bytes), the unit vLLM logs ("Available KV cache memory: X GiB").
+Every input is derived, none is fitted to the published capacities:
 
-KV bytes per token come from the architecture (MiniMax-M2/M2.1/M2.5 config.json:
-62 layers, 8 KV heads, head_dim 128; full attention in every layer):
-2 (K and V) x 62 x 8 x 128 x 2 bytes (bf16) = 253,952 bytes = 236.5 GiB per 1M tokens.
-The MiniMax guide's "240 GB per 1M context tokens" is this figure rounded, so the
-architecture value is used and the guide's rule is a cross-check, not an input.
+- GPU memory: what the device reports (catalog: H100 81,559 MiB, H200 143,771 MiB), times
+  gpu-memory-utilization, is the budget vLLM plans in (vllm/config/cache.py). The guide's
+  reference boxes ("96G", "144G") are taken at their nominal size.
+- Weights: the model's safetensors size from the catalogue (GB -> GiB), all loaded; tensor
+  and expert parallelism split them (see `plan`), data-parallel attention replicates the
+  dense part (attention, embeddings: DENSE_FRACTION).
+- KV bytes per token: the catalogue's geometry (62 layers x 8 KV heads x head_dim 128, full
+  attention in every layer) x 2 (K and V) x the cache dtype's bytes: 253,952 B bf16 =
+  236.5 GiB per 1M tokens; the guide's "240 GB per 1M context tokens" is this, rounded.
+  A tensor-parallel group splits the 8 KV heads; a data-parallel rank holds all of them
+  for its own requests, so one sequence must fit in one GPU's share.
+- Runtime overhead per GPU (RUNTIME_OVERHEAD_GIB), built up from vLLM 0.32.0's defaults on
+  H100/H200 for the API server (vllm/engine/arg_utils.py: max_num_batched_tokens 8192,
+  max_num_seqs 1024): the profile run's peak activations for an 8192-token chunk (MoE
+  intermediate buffers, attention workspace) ~2 GiB; sampler logits for 1024 sequences x
+  200,064 vocabulary in fp32, with its softmax copy ~1.5 GiB; CUDA graphs for capture sizes
+  up to 512 ~1.5 GiB; CUDA context, cuBLAS/NCCL workspaces and the custom all-reduce /
+  all-to-all buffers ~2 GiB; allocator fragmentation ~1 GiB: about 8 GiB.
 
-The per-GPU runtime overhead (activations of a prefill chunk, CUDA graphs, NCCL and
-all-to-all buffers, CUDA context) is calibrated on the guide's two published figures at
-vLLM's default gpu-memory-utilization of 0.90: 8 GiB per GPU gives 4 x 96 GiB ->
-~396K tokens (guide: ~400K) and 8 x 144 GiB -> ~3.18M tokens (guide: up to 3M).
+Cross-check, not calibration: with these inputs the guide's two published capacities come
+out at +5% (4 x 96G, ~400K tokens) and +7% (8 x 144G, ~3M tokens); `make capacity` prints both.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import math
 from dataclasses import dataclass
 
 from components import profiles
-from components.catalog import INSTANCE_TYPES, InstanceType
+from components.catalog import INSTANCE_TYPES, KV_CACHE_DTYPES, MODEL_CATALOG, MODELS, InstanceType, Model
 from components.settings import PROJECT, ServingSettings, Settings
 
 GIB = 2**30
@@ -36,26 +47,20 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
 # Above this, the CUDA context and allocator fragmentation outside vLLM's accounting
 # start to cause OOMs under load; the planner never suggests more.
 MAX_SUGGESTED_UTILIZATION = 0.95
-RUNTIME_OVERHEAD_GIB = 8.0
+RUNTIME_OVERHEAD_GIB = 8.0  # itemized in the module docstring
 # serving.maxModelLen's lower bound in settings; suggestions are rounded down to it.
 MODEL_LEN_STEP = 1024
-
-# Bytes per cached K or V element for vLLM's --kv-cache-dtype values that apply here.
-# "auto" follows the model dtype (bf16 activations; the FP8 checkpoint does not ship
-# calibrated KV scales, so "auto" stays bf16).
-KV_DTYPE_BYTES = {
-    "auto": 2,
-    "bfloat16": 2,
-    "float16": 2,
-    "fp8": 1,
-    "fp8_e4m3": 1,
-    "fp8_e5m2": 1,
-}
+# Bytes per cached K or V element, by --kv-cache-dtype (catalog: "auto" is bf16 for these checkpoints).
+KV_DTYPE_BYTES = dict(KV_CACHE_DTYPES)
+# Share of the weights outside the experts, replicated on every data-parallel rank under EP:
+# embeddings + lm_head 2 x 200,064 x 3,072 in bf16 (2.5 GB) and 62 layers of attention,
+# 44M parameters each in FP8 (2.7 GB): 5.2 GB of the checkpoint (config.json sizes), 2.3%.
+DENSE_FRACTION = 0.023
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """The parts of a model's config.json that decide its memory footprint."""
+    """The parts of a model's facts that decide its memory footprint."""
 
     name: str
     num_hidden_layers: int
@@ -63,6 +68,19 @@ class Architecture:
     head_dim: int
     weights_gib: float  # the checkpoint as loaded (FP8 experts)
     dense_fraction: float  # attention, embeddings, norms: replicated across DP ranks under EP
+    context_window: int
+
+    @classmethod
+    def of(cls, model: Model) -> Architecture:
+        return cls(
+            name=model.name,
+            num_hidden_layers=model.num_hidden_layers,
+            num_key_value_heads=model.num_key_value_heads,
+            head_dim=model.head_dim,
+            weights_gib=model.weights_gb * 1e9 / GIB,
+            dense_fraction=DENSE_FRACTION,
+            context_window=model.context_window,
+        )
 
     def kv_bytes_per_token(self, kv_dtype_bytes: int, tensor_parallel_size: int = 1) -> int:
         """K+V bytes one token occupies on one GPU of a TP group (KV heads split, or replicated when TP > heads)."""
@@ -70,18 +88,8 @@ class Architecture:
         return 2 * self.num_hidden_layers * heads_per_gpu * self.head_dim * kv_dtype_bytes
 
 
-# MiniMax-M2 / M2.1 / M2.5 share one architecture (230B total, 10B active, 256 experts).
-# Weights: the guide's "220 GB for weights". Dense share: ~4B of 230B parameters
-# (62 x 44M attention + 2 x 0.6B embedding/lm_head) sit outside the experts.
-MINIMAX_M2 = Architecture(
-    name="MiniMax-M2",
-    num_hidden_layers=62,
-    num_key_value_heads=8,
-    head_dim=128,
-    weights_gib=220.0,
-    dense_fraction=0.02,
-)
-ARCHITECTURES = {model: MINIMAX_M2 for model in profiles.MODELS}
+ARCHITECTURES = {hub_id: Architecture.of(model) for hub_id, model in MODEL_CATALOG.items()}
+DEFAULT_ARCHITECTURE = ARCHITECTURES[MODELS[0]]
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,12 @@ class Hardware:
 
     @classmethod
     def of(cls, instance: InstanceType) -> Hardware:
-        return cls(instance.name, instance.gpu_model, float(instance.gpu_memory_gib), instance.gpus)
+        """An instance type's GPUs at the memory the device reports (not the marketed size)."""
+        return cls(instance.name, instance.gpu_model, instance.gpu_memory_mib / 1024, instance.gpus)
 
 
-# The MiniMax guide's two reference configurations.
+# The MiniMax guide's two reference configurations (also quoted in vLLM's recipes: "240 GB per
+# 1M context tokens"), at their nominal size; their published aggregate KV capacities.
 GUIDE_4X96 = Hardware("guide 4 x 96G", "GPU", 96.0, 4)
 GUIDE_8X144 = Hardware("guide 8 x 144G", "GPU", 144.0, 8)
 GUIDE_FIGURES = {GUIDE_4X96: ("tp4", 400_000), GUIDE_8X144: ("tp8-ep", 3_000_000)}
@@ -118,6 +128,7 @@ class Plan:
     kv_cache_dtype: str
     gpu_memory_utilization: float
     max_model_len: int
+    context_window: int
     budget_per_gpu_gib: float
     weights_per_gpu_gib: float
     overhead_per_gpu_gib: float
@@ -160,7 +171,7 @@ class Plan:
     def max_fitting_model_len(self) -> int:
         """The largest maxModelLen (a multiple of MODEL_LEN_STEP, at most the model's window) that fits."""
         fitting = self.kv_tokens_per_rank // MODEL_LEN_STEP * MODEL_LEN_STEP
-        return min(fitting, profiles.MAX_CONTEXT_TOKENS)
+        return min(fitting, self.context_window)
 
 
 def plan(
@@ -171,7 +182,7 @@ def plan(
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     max_model_len: int = profiles.MAX_CONTEXT_TOKENS,
     kv_cache_dtype: str = "auto",
-    architecture: Architecture = MINIMAX_M2,
+    architecture: Architecture = DEFAULT_ARCHITECTURE,
     overhead_per_gpu_gib: float = RUNTIME_OVERHEAD_GIB,
 ) -> Plan:
     """Plan one replica of `profile` on `hardware` (which must have at least the replica's GPUs)."""
@@ -200,6 +211,7 @@ def plan(
         kv_cache_dtype=kv_cache_dtype,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len,
+        context_window=architecture.context_window,
         budget_per_gpu_gib=hardware.gpu_memory_gib * gpu_memory_utilization,
         weights_per_gpu_gib=weights_per_gpu,
         overhead_per_gpu_gib=overhead_per_gpu_gib,
@@ -207,29 +219,15 @@ def plan(
     )
 
 
-def kv_cache_dtype(extra_args: tuple[str, ...] | list[str]) -> str:
-    """The --kv-cache-dtype a stack passes through serving.extraArgs ("auto" when absent)."""
-    value = "auto"
-    for i, token in enumerate(extra_args):
-        if profiles.flag_name(token) != "kv-cache-dtype":
-            continue
-        if "=" in token:
-            value = token.split("=", 1)[1]
-        elif i + 1 < len(extra_args):
-            value = extra_args[i + 1]
-    return value
-
-
 def plan_for(serving: ServingSettings, instance: InstanceType) -> Plan:
     """The plan of one replica of a stack's serving settings on its GPU instance type."""
-    dtype = kv_cache_dtype(serving.extra_args)
     return plan(
         Hardware.of(instance),
         serving.profile,
         tensor_parallel_size=serving.tensor_parallel_size,
         gpu_memory_utilization=serving.gpu_memory_utilization,
         max_model_len=serving.max_model_len,
-        kv_cache_dtype=dtype if dtype in KV_DTYPE_BYTES else "auto",
+        kv_cache_dtype=serving.kv_cache_dtype,
         architecture=ARCHITECTURES[serving.model],
     )
 
@@ -245,7 +243,7 @@ def _needed_utilization(p: Plan, need_kv_per_gpu_gib: float) -> float | None:
     return need if need <= MAX_SUGGESTED_UTILIZATION else None
 
 
-def _variant(p: Plan, hardware: Hardware, **changes: object) -> Plan:
+def _variant(p: Plan, hardware: Hardware, architecture: Architecture, **changes: object) -> Plan:
     """The same replica with some inputs changed, to test a candidate fix."""
     inputs: dict[str, object] = {
         "tensor_parallel_size": p.tensor_parallel_size,
@@ -253,9 +251,33 @@ def _variant(p: Plan, hardware: Hardware, **changes: object) -> Plan:
         "max_model_len": p.max_model_len,
         "kv_cache_dtype": p.kv_cache_dtype,
         "overhead_per_gpu_gib": p.overhead_per_gpu_gib,
+        "architecture": architecture,
     }
     inputs.update(changes)
     return plan(hardware, p.profile, **inputs)  # type: ignore[arg-type]
+
+
+def _other_shapes(p: Plan, hw: Hardware, architecture: Architecture) -> list[str]:
+    """Profiles (at their own parallelism) in which this stack's window fits on the same GPUs."""
+    out = []
+    for name, prof in profiles.PROFILES.items():
+        if name == p.profile or prof.gpus_per_replica > hw.gpus:
+            continue
+        other = plan(
+            hw,
+            name,
+            gpu_memory_utilization=p.gpu_memory_utilization,
+            max_model_len=p.max_model_len,
+            kv_cache_dtype=p.kv_cache_dtype,
+            architecture=architecture,
+        )
+        if other.weights_fit and other.context_fits:
+            out.append(
+                f"pulumi config set --path 'serving.profile' {name} (and remove serving.tensorParallelSize): "
+                f"{other.kv_tokens:,} KV tokens, {other.full_context_sequences} full-context sequence(s) per replica of "
+                f"{prof.gpus_per_replica} GPUs"
+            )
+    return out
 
 
 def check(settings: Settings) -> list[str]:
@@ -264,31 +286,29 @@ def check(settings: Settings) -> list[str]:
     if sv.gpus_per_replica > instance.gpus:
         return []  # the GPU-count rule in settings reports this one
     hw = Hardware.of(instance)
+    arch = ARCHITECTURES[sv.model]
     p = plan_for(sv, instance)
-    where = f"{p.profile} (TP {p.tensor_parallel_size}{' x DP ' + str(p.data_parallel_size) if p.data_parallel_size > 1 else ''}) on {instance.name} ({p.gpus} x {instance.gpu_model} {instance.gpu_memory_gib} GiB) at serving.gpuMemoryUtilization {p.gpu_memory_utilization:g}"
-    tp8 = plan(
-        hw,
-        "tp8-ep",
-        gpu_memory_utilization=p.gpu_memory_utilization,
-        max_model_len=p.max_model_len,
-        kv_cache_dtype=p.kv_cache_dtype,
+    dp = f" x DP {p.data_parallel_size}" if p.data_parallel_size > 1 else ""
+    where = (
+        f"{p.profile} (TP {p.tensor_parallel_size}{dp}) on {instance.name} ({p.gpus} x {instance.gpu_model}, "
+        f"{hw.gpu_memory_gib:.1f} GiB reported) at serving.gpuMemoryUtilization {p.gpu_memory_utilization:g}"
     )
-    use_tp8 = "pulumi config set --path 'serving.profile' tp8-ep (and remove serving.tensorParallelSize)"
+    shapes = _other_shapes(p, hw, arch)
 
     if not p.weights_fit:
         fixes = []
         util = _needed_utilization(p, p.max_model_len * p.kv_bytes_per_token_per_gpu / GIB)
         if util is not None:
             fixes.append(f"pulumi config set --path 'serving.gpuMemoryUtilization' {util:g}")
-        if p.tensor_parallel_size < p.gpus and _variant(p, hw, tensor_parallel_size=p.gpus).weights_fit:
+        if p.tensor_parallel_size < p.gpus and _variant(p, hw, arch, tensor_parallel_size=p.gpus).weights_fit:
             fixes.append(f"pulumi config set --path 'serving.tensorParallelSize' {p.gpus}")
-        if p.profile != "tp8-ep" and tp8.context_fits:
-            fixes.append(use_tp8)
+        fixes += shapes
         if not fixes:
             fixes.append("choose a GPU instance type with more memory per GPU (gpuNodes.instanceType p5e.48xlarge)")
         key, value = (
             ("serving.tensorParallelSize", p.tensor_parallel_size)
             if p.data_parallel_size > 1
+            and sv.tensor_parallel_size != profiles.PROFILES[sv.profile].tensor_parallel_size
             else ("serving.profile", p.profile)
         )
         return [
@@ -304,27 +324,30 @@ def check(settings: Settings) -> list[str]:
         return []
     need_gib = p.max_model_len * p.kv_bytes_per_token_per_gpu * p.tensor_parallel_size / GIB
     have_gib = p.kv_per_gpu_gib * p.tensor_parallel_size
+    per_rank = (
+        f"each of its {p.data_parallel_size} data-parallel ranks keeps its own KV cache and one sequence must fit in one rank's share; "
+        if p.data_parallel_size > 1
+        else ""
+    )
     fixes = []
     if p.max_fitting_model_len >= MODEL_LEN_STEP:
-        fixes.append(f"lower it: pulumi config set --path 'serving.maxModelLen' {p.max_fitting_model_len}")
+        fixes.append(f"lower the window: pulumi config set --path 'serving.maxModelLen' {p.max_fitting_model_len}")
     util = _needed_utilization(p, p.max_model_len * p.kv_bytes_per_token_per_gpu / GIB)
     if util is not None:
         fixes.append(f"pulumi config set --path 'serving.gpuMemoryUtilization' {util:g}")
-    if p.profile != "tp8-ep" and tp8.context_fits:
-        fixes.append(f"{use_tp8}: {tp8.kv_tokens:,} KV tokens per replica, one replica per {instance.gpus} GPUs")
-    if KV_DTYPE_BYTES[p.kv_cache_dtype] > 1 and _variant(p, hw, kv_cache_dtype="fp8").context_fits:
+    if KV_DTYPE_BYTES[p.kv_cache_dtype] > 1 and _variant(p, hw, arch, kv_cache_dtype="fp8").context_fits:
         fixes.append(
-            "FP8 KV cache (halves KV bytes; vLLM 0.32.0 accepts it for MiniMax-M2's standard attention layers, "
-            "but the checkpoint has no calibrated KV scales, so validate output quality first): "
-            f"pulumi config set --path 'serving.extraArgs[{len(sv.extra_args)}]' --kv-cache-dtype=fp8"
+            "FP8 KV cache (halves KV bytes per token; no published accuracy evaluation for this model, "
+            "validate output quality first, docs/operations.md): pulumi config set --path 'serving.kvCacheDtype' fp8"
         )
+    fixes += shapes
     if not fixes:
         fixes.append("choose a GPU instance type with more memory per GPU (gpuNodes.instanceType p5e.48xlarge)")
     return [
         _problem(
             "serving.maxModelLen",
             p.max_model_len,
-            f'needs {need_gib:.1f} GiB of {_dtype_label(p.kv_cache_dtype)} KV cache for one full sequence, but {where} leaves {max(0.0, have_gib):.1f} GiB ({p.kv_tokens_per_rank:,} tokens) after {p.weights_per_gpu_gib:.1f} GiB weights and {p.overhead_per_gpu_gib:g} GiB overhead per GPU (vLLM refuses to start: "To serve at least one request with the model\'s max seq len ...")',
+            f'needs {need_gib:.1f} GiB of {_dtype_label(p.kv_cache_dtype)} KV cache for one full sequence, but {where} leaves {max(0.0, have_gib):.1f} GiB ({p.kv_tokens_per_rank:,} tokens) per rank after {p.weights_per_gpu_gib:.1f} GiB weights and {p.overhead_per_gpu_gib:g} GiB overhead per GPU ({per_rank}vLLM refuses to start: "To serve at least one request with the model\'s max seq len ...")',
             ", or ".join(fixes),
         )
     ]
@@ -353,7 +376,7 @@ def table_for(settings: Settings) -> list[str]:
         f"capacity ({sv.model}, {sv.profile}, TP {p.tensor_parallel_size}"
         f"{', DP ' + str(p.data_parallel_size) if p.data_parallel_size > 1 else ''}"
         f"{', EP' if p.expert_parallel else ''}, {_dtype_label(p.kv_cache_dtype)} KV cache)",
-        f"  per replica: {p.gpus} x {instance.gpu_model} {instance.gpu_memory_gib} GiB at gpuMemoryUtilization {p.gpu_memory_utilization:g}; {per_node} replica(s) per {instance.name}",
+        f"  per replica: {p.gpus} x {instance.gpu_model} {p.gpu_memory_gib:.1f} GiB (as reported) at gpuMemoryUtilization {p.gpu_memory_utilization:g}; {per_node} replica(s) per {instance.name}",
         f"  per GPU: {summary(p)}",
         f"  maxModelLen {p.max_model_len:,}: {p.full_context_sequences} full-context sequence(s) at once per replica, "
         f"{p.full_context_sequences * sv.replicas} across {sv.replicas} replica(s)",
@@ -362,6 +385,18 @@ def table_for(settings: Settings) -> list[str]:
     problems = check(settings)
     lines += [f"  PROBLEM: {problem}" for problem in problems] or ["  status: fits (vLLM will start)"]
     return lines
+
+
+def published_figure(hw: Hardware, p: Plan) -> int | None:
+    """The guide's published aggregate KV capacity for this row, if it is one of the guide's shapes."""
+    profile, tokens = GUIDE_FIGURES.get(hw, (None, 0))
+    if (
+        p.profile == profile
+        and p.kv_cache_dtype == "auto"
+        and p.tensor_parallel_size == profiles.PROFILES[profile].tensor_parallel_size
+    ):
+        return tokens
+    return None
 
 
 def report_hardware() -> list[Hardware]:
@@ -376,6 +411,7 @@ def report_hardware() -> list[Hardware]:
 def report_rows(
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     max_model_len: int = profiles.MAX_CONTEXT_TOKENS,
+    architecture: Architecture = DEFAULT_ARCHITECTURE,
 ) -> list[tuple[Hardware, Plan]]:
     """Hardware x profile x KV dtype at the given utilization and context."""
     rows = []
@@ -383,7 +419,7 @@ def report_rows(
         for profile in profiles.PROFILES:
             if profiles.PROFILES[profile].gpus_per_replica > hw.gpus:
                 continue
-            for dtype in ("auto", "fp8"):
+            for dtype in KV_DTYPE_BYTES:
                 rows.append(
                     (
                         hw,
@@ -393,6 +429,7 @@ def report_rows(
                             gpu_memory_utilization=gpu_memory_utilization,
                             max_model_len=max_model_len,
                             kv_cache_dtype=dtype,
+                            architecture=architecture,
                         ),
                     )
                 )

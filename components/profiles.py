@@ -10,14 +10,15 @@ import json
 from typing import TYPE_CHECKING
 
 from components.catalog import (  # noqa: F401 (re-exported: profiles' facts live in the catalog)
+    KV_CACHE_DTYPES,
     MAX_CONTEXT_TOKENS,
+    MODEL_CATALOG,
     MODELS,
     OWNED_FLAGS,
     PORT,
     PROFILES,
     REASONING_PARSERS,
     SECRET_FLAGS,
-    TOOL_CALL_PARSER,
     Profile,
     flag_name,
 )
@@ -60,7 +61,7 @@ def vllm_argv(serving: ServingSettings) -> list[str]:
     argv += [
         "--enable-auto-tool-choice",
         "--tool-call-parser",
-        TOOL_CALL_PARSER,
+        MODEL_CATALOG[serving.model].tool_call_parser,
         "--reasoning-parser",
         serving.reasoning_parser,
         "--served-model-name",
@@ -69,6 +70,8 @@ def vllm_argv(serving: ServingSettings) -> list[str]:
         str(serving.max_model_len),
         "--gpu-memory-utilization",
         f"{serving.gpu_memory_utilization:g}",
+        "--kv-cache-dtype",
+        serving.kv_cache_dtype,
         "--host",
         "0.0.0.0",
         "--port",

@@ -33,12 +33,15 @@ from components.capacity_block_settings import CapacityBlockSettings
 from components.catalog import (
     CAPACITY_TYPES,
     INSTANCE_TYPES,
+    KV_CACHE_DTYPES,
     MAX_CONTEXT_TOKENS,
+    MODEL_CATALOG,
     MODELS,
     PROFILES,
     REASONING_PARSERS,
     SCHEMES,
     InstanceType,
+    Model,
 )
 from components.endpoint_settings import ACM_ARN, ALB_IDLE_TIMEOUT_RANGE, WAFV2_ARN
 from components.node_update_settings import CAPACITY_BLOCK_UPDATES
@@ -94,8 +97,9 @@ class ServingSettings:
     served_model_name: Annotated[Str, matches(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = rule(
         None, "must be 1-64 characters of letters, digits, '.', '_' or '-'", validate_default=True
     )
-    reasoning_parser: Annotated[Str, one_of(REASONING_PARSERS)] = rule(
-        REASONING_PARSERS[0], closed("a MiniMax reasoning parser", REASONING_PARSERS)
+    # unset: the model's default (components/catalog.py)
+    reasoning_parser: Annotated[Str, one_of(REASONING_PARSERS)] | None = rule(
+        None, closed("a MiniMax reasoning parser", REASONING_PARSERS), REASONING_PARSERS[0], validate_default=True
     )
     tensor_parallel_size: Int | None = rule(None, "must be an integer", validate_default=True)
     replicas: Int = rule(1, "must be an integer from 1 to 64", ge=1, le=64)
@@ -108,6 +112,10 @@ class ServingSettings:
     )
     gpu_memory_utilization: Float = rule(0.90, "must be a fraction in (0, 1]", gt=0, le=1)
     piecewise_cudagraph: Bool = rule(False, "must be true or false")
+    # --kv-cache-dtype for every profile: fp8 halves the KV bytes per token (opt-in, see docs/operations.md).
+    kv_cache_dtype: Annotated[Str, one_of(KV_CACHE_DTYPES)] = rule("auto", closed("a KV-cache dtype", KV_CACHE_DTYPES))
+    # A prod stack serving a model whose licence forbids commercial use stops at `pulumi up` until this is true.
+    accept_non_commercial_license: Bool = rule(False, "must be true or false")
     extra_args: StrList = rule((), "must be a list of strings", ["--max-num-seqs=64"])
     image_tag: Annotated[Str, matches(r"^v\d+\.\d+\.\d+(\.post\d+)?$")] = rule(
         versions.VLLM_IMAGE.split(":", 1)[1],
@@ -118,6 +126,11 @@ class ServingSettings:
     @classmethod
     def _name_follows_model(cls, value: str | None, info: Any) -> str:
         return value or info.data.get("model", MODELS[0]).split("/")[-1].lower()
+
+    @field_validator("reasoning_parser")
+    @classmethod
+    def _parser_follows_model(cls, value: str | None, info: Any) -> str:
+        return value or MODEL_CATALOG[info.data.get("model", MODELS[0])].reasoning_parser
 
     @field_validator("tensor_parallel_size")
     @classmethod
@@ -138,6 +151,10 @@ class ServingSettings:
     @property
     def gpus_per_replica(self) -> int:
         return PROFILES[self.profile].gpus_per_replica
+
+    @property
+    def model_facts(self) -> Model:
+        return MODEL_CATALOG[self.model]
 
     @property
     def image(self) -> str:
@@ -291,6 +308,11 @@ class Settings:
         One-to-one with the stack name (see `stack_name_problems`), so two stacks never share it.
         """
         return f"{PROJECT}-{self.stack}"
+
+    @property
+    def is_production(self) -> bool:
+        """A production stack: its environment or stack name starts with "prod" (the one definition)."""
+        return any(name.lower().startswith("prod") for name in (self.environment, self.stack))
 
     @property
     def replicas_per_node(self) -> int:

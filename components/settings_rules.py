@@ -28,6 +28,16 @@ def check(st: Settings) -> list[str]:
     exposure += exposure_rules.world_range_problems("endpoint.sourceRanges", st.endpoint.source_ranges)
     exposure += exposure_rules.world_range_problems("cluster.publicAccessCidrs", st.cluster.public_access_cidrs)
     out += [_fail(p.key, p.value, p.rule, p.fix) for p in exposure]
+    window = sv.model_facts.context_window
+    if sv.max_model_len > window:
+        out.append(
+            _fail(
+                "serving.maxModelLen",
+                sv.max_model_len,
+                f"is above {sv.model}'s context window of {window} tokens",
+                set_command("serving.maxModelLen", window),
+            )
+        )
     if g.min_size > g.max_size:
         out.append(
             _fail(
@@ -140,7 +150,11 @@ def _extra_args_problems(args: tuple[str, ...]) -> list[str]:
                     "serving.extraArgs",
                     token,
                     f"sets --{name}, which the profile and settings own and extra arguments may not override",
-                    "set the matching serving.* setting instead and remove it from serving.extraArgs",
+                    (
+                        f"remove it from serving.extraArgs and {set_command('serving.kvCacheDtype', 'fp8')}"
+                        if name == "kv-cache-dtype"
+                        else "set the matching serving.* setting instead and remove it from serving.extraArgs"
+                    ),
                 )
             )
     return out

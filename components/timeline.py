@@ -13,9 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-# MiniMax-M2.x FP8 checkpoint, about 220 GB (seeds: MiniMax M2.5 vLLM deploy guide). A model
-# catalogue will supply the size per model; until then every model uses this figure.
-WEIGHTS_GB = 220
+# The weights size (GB) is the caller's: the model catalogue (components/catalog.py) has it per model.
 
 # Every timer is at least this multiple of the phase it guards, rounded up to a whole minute:
 # the assumptions below are planning figures, not measurements of this account.
@@ -104,7 +102,7 @@ API = "API server start"
 LB_READY = "ready in the load balancer"
 
 
-def new_node(weights_gb: float = WEIGHTS_GB, a: Assumptions = Assumptions()) -> Timeline:
+def new_node(weights_gb: float, a: Assumptions = Assumptions()) -> Timeline:
     """A replica on a node that has nothing cached: everything is fetched and compiled."""
     pull = a.image_compressed_gb * 1000 / a.registry_mb_s + a.image_unpacked_gb * 1000 / a.root_volume_mb_s
     return Timeline(
@@ -128,7 +126,7 @@ def new_node(weights_gb: float = WEIGHTS_GB, a: Assumptions = Assumptions()) -> 
     )
 
 
-def warm_restart(weights_gb: float = WEIGHTS_GB, a: Assumptions = Assumptions()) -> Timeline:
+def warm_restart(weights_gb: float, a: Assumptions = Assumptions()) -> Timeline:
     """A replica restarting on a node that already holds the image, the weights and the compile cache."""
     return Timeline(
         "warm restart",
@@ -175,7 +173,7 @@ class Timers:
 STARTUP_PROBE_PERIOD = 10
 
 
-def timers(replicas: int, weights_gb: float = WEIGHTS_GB, a: Assumptions = Assumptions()) -> Timers:
+def timers(replicas: int, weights_gb: float, a: Assumptions = Assumptions()) -> Timers:
     """The timers for a Deployment of `replicas` replicas, each with its margin over its phase."""
     cold = new_node(weights_gb, a)
     engine_ready = _margin(cold.seconds(LOAD, COMPILE))
@@ -214,7 +212,7 @@ class Guard:
         return self.seconds < self.needed
 
 
-def guards(t: Timers, replicas: int, weights_gb: float = WEIGHTS_GB, a: Assumptions = Assumptions()) -> list[Guard]:
+def guards(t: Timers, replicas: int, weights_gb: float, a: Assumptions = Assumptions()) -> list[Guard]:
     """Each timer of the chain against the phase it guards (new node: the longest start)."""
     cold = new_node(weights_gb, a)
     drain = math.ceil(a.stream_drain_s)
@@ -263,7 +261,7 @@ def duration(seconds: int) -> str:
     return f"{m}m{s:02d}s" if s else f"{m}m"
 
 
-def describe(replicas: int, weights_gb: float = WEIGHTS_GB, a: Assumptions = Assumptions()) -> list[str]:
+def describe(replicas: int, weights_gb: float, a: Assumptions = Assumptions()) -> list[str]:
     """The timeline, the timers and the assumptions as text lines (for `make plan`)."""
     cold, warm = new_node(weights_gb, a), warm_restart(weights_gb, a)
     t = timers(replicas, weights_gb, a)

@@ -105,7 +105,7 @@ def security_context() -> dict:
 
 def timers(serving: ServingSettings) -> timeline.Timers:
     """The Deployment's timers, from the cold-start timeline of this stack's model and replicas."""
-    return timeline.timers(serving.replicas, timeline.WEIGHTS_GB)
+    return timeline.timers(serving.replicas, serving.model_facts.weights_gb)
 
 
 def _hf_token_env(has_hf_token: bool) -> list[dict]:
@@ -152,7 +152,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
         model=serving.model,
         pinned_revision=serving.revision,
         hf_home=HF_HOME,
-        weights_gb=timeline.WEIGHTS_GB,
+        weights_gb=serving.model_facts.weights_gb,
         cache_mount=cache_mount,
         secret_env=_hf_token_env(has_hf_token),
         security_context=security_context(),

@@ -355,6 +355,7 @@ def daily_cost_line(settings: Settings, sc: ScalingSettings) -> str | None:
 
 def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
+    model = sv.model_facts
     per_node = min(sv.replicas, settings.replicas_per_node)
     from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
     start = {**workload.start_env(workload.timers(sv)), **profiles.vllm_env()}
@@ -386,7 +387,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         ),
         "",
         "Serving:",
-        f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary})",
+        f"  model {sv.model}: {model.license.summary}",
+        f"  profile {sv.profile} ({profiles.PROFILES[sv.profile].summary}), KV cache dtype {sv.kv_cache_dtype}",
         f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs, "
         f"{per_node} replica(s) per {g.instance_type}; image {sv.image}",
         "",
@@ -415,8 +417,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "Capacity:",
         *(f"  {line}" for line in capacity.table_for(settings)),
         "",
-        f"Cold start of one replica (components/timeline.py; {timeline.WEIGHTS_GB} GB of weights, {sv.replicas} replica(s)):",
-        *(f"  {line}" for line in timeline.describe(sv.replicas, timeline.WEIGHTS_GB)),
+        f"Cold start of one replica (components/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
+        *(f"  {line}" for line in timeline.describe(sv.replicas, model.weights_gb)),
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),

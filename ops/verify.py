@@ -255,7 +255,7 @@ def check_health(c: Client) -> Check:
     return failed(
         "health",
         f"GET /health {reply.status}: {reply.text}",
-        "kubectl -n <namespace> logs deploy/<vllm deployment>: the server may still be loading 220 GB of weights",
+        "kubectl -n <namespace> logs deploy/<vllm deployment>: the server may still be loading the model weights (components/catalog.py: weights_gb)",
     )
 
 

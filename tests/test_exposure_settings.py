@@ -218,7 +218,7 @@ def test_short_flags_are_refused(token: str) -> None:
     [
         ["--max-num-seqs=64"],
         ["--max_num_seqs", "64"],
-        ["--kv-cache-dtype", "fp8"],
+        ["--max-num-batched-tokens", "16384"],
         ["--no-enable-prefix-caching"],
         ["--seed", "-1"],
         ["--speculative-config.method=ngram"],

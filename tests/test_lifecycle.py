@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from components import config, profiles, timeline, weight_staging, workload
+from components import catalog, config, profiles, timeline, weight_staging, workload
 from ops import graph_order
 from ops.offline import Rendering, render
 
@@ -17,6 +17,7 @@ INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 SERVICE = "kubernetes:core/v1:Service"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 DEREGISTRATION = "deregistration_delay.timeout_seconds="
+DEFAULT_WEIGHTS_GB = catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb  # what the docs quote
 
 
 @functools.cache
@@ -65,14 +66,14 @@ def rendered_timers(r: Rendering) -> timeline.Timers:
 
 
 def test_a_new_node_downloads_the_weights_and_a_warm_restart_does_not():
-    cold, warm = timeline.new_node(), timeline.warm_restart()
-    assert cold.seconds(timeline.DOWNLOAD) >= 220 * 1000 / 125  # 220 GB at the assumed 1 Gbit/s
+    cold, warm = timeline.new_node(DEFAULT_WEIGHTS_GB), timeline.warm_restart(DEFAULT_WEIGHTS_GB)
+    assert cold.seconds(timeline.DOWNLOAD) >= DEFAULT_WEIGHTS_GB * 1000 / 125  # the checkpoint at the assumed 1 Gbit/s
     assert warm.seconds(timeline.DOWNLOAD, timeline.IMAGE_PULL) == 0
     assert 30 * 60 <= cold.total <= 60 * 60 and warm.total < 15 * 60
 
 
 @pytest.mark.parametrize("replicas", [1, 2, 8])
-@pytest.mark.parametrize("weights_gb", [220, 460])
+@pytest.mark.parametrize("weights_gb", sorted({m.weights_gb for m in catalog.MODEL_CATALOG.values()} | {460}))
 def test_every_derived_timer_covers_the_phase_it_guards(replicas, weights_gb):
     t = timeline.timers(replicas, weights_gb)
     assert [g for g in timeline.guards(t, replicas, weights_gb) if g.short] == []
@@ -83,8 +84,9 @@ def test_every_derived_timer_covers_the_phase_it_guards(replicas, weights_gb):
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_rendered_deployment_carries_exactly_the_derived_timers(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
-    assert rendered_timers(r) == timeline.timers(s.serving.replicas)
-    assert [g for g in timeline.guards(rendered_timers(r), s.serving.replicas) if g.short] == []
+    weights_gb = s.serving.model_facts.weights_gb
+    assert rendered_timers(r) == timeline.timers(s.serving.replicas, weights_gb)
+    assert [g for g in timeline.guards(rendered_timers(r), s.serving.replicas, weights_gb) if g.short] == []
 
 
 @pytest.mark.parametrize(
@@ -97,8 +99,8 @@ def test_the_rendered_deployment_carries_exactly_the_derived_timers(stack):
     ],
 )
 def test_the_chain_check_fails_on_the_platform_defaults(timer, default, name):
-    t = dataclasses.replace(timeline.timers(1), **{timer: default})
-    assert name in {g.timer for g in timeline.guards(t, 1) if g.short}
+    t = dataclasses.replace(timeline.timers(1, DEFAULT_WEIGHTS_GB), **{timer: default})
+    assert name in {g.timer for g in timeline.guards(t, 1, DEFAULT_WEIGHTS_GB) if g.short}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -113,7 +115,7 @@ def test_plan_prints_the_timeline_with_its_assumptions(tmp_path, capsys):
 
     assert plan.main("prod-8gpu", str(tmp_path)) == 0
     out = capsys.readouterr().out.split("Cold start")[1]
-    for phase in timeline.new_node().phases:
+    for phase in timeline.new_node(DEFAULT_WEIGHTS_GB).phases:
         assert phase.name in out
     assert "VLLM_ENGINE_READY_TIMEOUT_S" in out and "progressDeadlineSeconds" in out
     assert "hub_mb_s" in out and "gp3 baseline throughput" in out
@@ -244,11 +246,11 @@ def test_the_operations_guide_states_the_timeline_and_timers_the_code_derives():
     from pathlib import Path
 
     guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
-    cold, warm = timeline.new_node(), timeline.warm_restart()
+    cold, warm = timeline.new_node(DEFAULT_WEIGHTS_GB), timeline.warm_restart(DEFAULT_WEIGHTS_GB)
     for c, w in zip(cold.phases, warm.phases, strict=True):
         assert f"| {c.name} | {timeline.duration(c.seconds)} | {timeline.duration(w.seconds)} |" in guide
     assert f"| **total** | **{timeline.duration(cold.total)}** | **{timeline.duration(warm.total)}** |" in guide
-    t = timeline.timers(2)
+    t = timeline.timers(2, DEFAULT_WEIGHTS_GB)
     for text in (
         f"`VLLM_ENGINE_READY_TIMEOUT_S` {timeline.duration(t.engine_ready_timeout)}",
         f"the startup probe {timeline.duration(t.startup_budget)}",
@@ -265,7 +267,7 @@ def test_the_readme_states_the_first_start_from_the_timeline():
     from pathlib import Path
 
     readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
-    cold, warm = timeline.new_node(), timeline.warm_restart()
+    cold, warm = timeline.new_node(DEFAULT_WEIGHTS_GB), timeline.warm_restart(DEFAULT_WEIGHTS_GB)
     assert f"about {round(cold.total / 60)} minutes at the assumed 1 Gbit/s" in readme
     assert f"{round(warm.total / 60)} minutes for a restart on the same node" in readme
     assert timeline.Assumptions().hub_mb_s * 8 / 1000 == 1  # "1 Gbit/s" is the assumed Hub bandwidth

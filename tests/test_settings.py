@@ -88,7 +88,7 @@ def test_numbers_and_booleans_set_with_config_set_path_arrive_as_strings_and_are
 
 BAD_INPUTS = [
     # (path, value, text the message must contain)
-    ("serving.profile", "tp16", "choose one of: tp4, tp8-ep"),
+    ("serving.profile", "tp16", "choose one of: tp4, tp8-ep, dp8-ep"),
     ("serving.model", "MiniMaxAI/MiniMax-M3", "choose one of: MiniMaxAI/MiniMax-M2.5"),
     ("serving.reasoningParser", "deepseek_r1", "minimax_m2_append_think, minimax_m2"),
     ("serving.tensorParallelSize", 3, "must divide the tp8-ep profile's 8 GPUs"),
@@ -102,6 +102,9 @@ BAD_INPUTS = [
     ("serving.imageTag", "0.32", "pinned vLLM release tag"),
     ("serving.servedModelName", "has spaces", "letters, digits"),
     ("serving.piecewiseCudagraph", "yes", "true or false"),
+    ("serving.kvCacheDtype", "fp8_e5m2", "is not a KV-cache dtype; choose one of: auto, fp8"),
+    ("serving.kvCacheDtype", "int8", "choose one of: auto, fp8"),
+    ("serving.acceptNonCommercialLicense", "yes", "true or false"),
     ("serving.extraArgs", "--max-num-seqs 8", "list of strings"),
     ("serving.unknownField", 1, "not a known setting"),
     ("network.vpcCidr", "10.0.0.0/33", "IPv4 CIDR"),

@@ -13,11 +13,17 @@ from components import capacity, config, profiles, settings, versions
 pytestmark = pytest.mark.vllm
 
 SHIPPED_STACKS = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in settings.STACKS_DIR.glob("Pulumi.*.yaml"))
-COMBINATIONS = list(itertools.product(profiles.PROFILES, profiles.MODELS, profiles.REASONING_PARSERS, (False, True)))
+COMBINATIONS = list(
+    itertools.product(
+        profiles.PROFILES, profiles.MODELS, profiles.REASONING_PARSERS, (False, True), profiles.KV_CACHE_DTYPES
+    )
+)
 COOKBOOK_COMPILATION_CONFIG = '{"mode": 3, "pass_config": {"fuse_minimax_qk_norm": true}}'
 
 
-def _serving(profile: str, model: str, reasoning_parser: str, piecewise: bool) -> settings.ServingSettings:
+def _serving(
+    profile: str, model: str, reasoning_parser: str, piecewise: bool, kv_cache_dtype: str = "auto"
+) -> settings.ServingSettings:
     raw = {
         "owner": "ml-platform",
         "serving": {
@@ -25,6 +31,7 @@ def _serving(profile: str, model: str, reasoning_parser: str, piecewise: bool) -
             "model": model,
             "reasoningParser": reasoning_parser,
             "piecewiseCudagraph": piecewise,
+            "kvCacheDtype": kv_cache_dtype,
         },
         # H200 so that every profile fits the default (full) context.
         "gpuNodes": {"instanceType": "p5en.48xlarge"},
@@ -48,9 +55,10 @@ def _assert_means(checked, serving: settings.ServingSettings) -> None:
     assert ea.served_model_name == profiles.served_model_names(serving)
     assert ea.served_model_name[0] == serving.served_model_name and serving.model in ea.served_model_name
     assert ns.enable_auto_tool_choice is True
-    assert ns.tool_call_parser == profiles.TOOL_CALL_PARSER and checked.tool_parser is not None
+    assert ns.tool_call_parser == serving.model_facts.tool_call_parser and checked.tool_parser is not None
     assert ns.reasoning_parser == serving.reasoning_parser and checked.reasoning_parser is not None
     assert (ns.host, ns.port) == ("0.0.0.0", profiles.PORT)
+    assert ea.kv_cache_dtype == serving.kv_cache_dtype == checked.cache_config.cache_dtype
     assert ns.api_key is None  # the key comes from the environment (VLLM_API_KEY), never the argv
     mode = ea.compilation_config.cudagraph_mode
     if serving.piecewise_cudagraph:
@@ -73,19 +81,33 @@ def test_shipped_stack_argv_is_accepted_by_pinned_vllm(vllm_cli, stack):
     serving = config.from_stack_file(stack).serving
     checked = vllm_cli.accepted(profiles.vllm_argv(serving))
     _assert_means(checked, serving)
-    assert checked.cache_config.cache_dtype == capacity.kv_cache_dtype(serving.extra_args)
 
 
-@pytest.mark.parametrize(("profile", "model", "reasoning_parser", "piecewise"), COMBINATIONS)
-def test_every_profile_model_parser_and_piecewise_argv_is_accepted(
-    vllm_cli, profile, model, reasoning_parser, piecewise
+@pytest.mark.parametrize(("profile", "model", "reasoning_parser", "piecewise", "kv_cache_dtype"), COMBINATIONS)
+def test_every_profile_model_parser_piecewise_and_kv_dtype_argv_is_accepted(
+    vllm_cli, profile, model, reasoning_parser, piecewise, kv_cache_dtype
 ):
-    serving = _serving(profile, model, reasoning_parser, piecewise)
+    serving = _serving(profile, model, reasoning_parser, piecewise, kv_cache_dtype)
     _assert_means(vllm_cli.accepted(profiles.vllm_argv(serving)), serving)
 
 
-def test_tool_call_parser_is_registered_in_vllm(vllm_cli):
-    parser = vllm_cli.tool_parsers.get_tool_parser(profiles.TOOL_CALL_PARSER)
+def test_dp8_ep_is_the_recipes_data_parallel_expert_parallel_shape(vllm_cli):
+    checked = vllm_cli.accepted(profiles.vllm_argv(_serving("dp8-ep", profiles.MODELS[0], "minimax_m2", False)))
+    ea = checked.engine_args
+    assert (ea.tensor_parallel_size, ea.data_parallel_size, ea.enable_expert_parallel) == (1, 8, True)
+    assert checked.parallel_config.world_size_across_dp == 8
+
+
+@pytest.mark.parametrize("model", profiles.MODELS)
+def test_pinned_vllm_release_is_at_least_each_models_minimum(model):
+    from packaging.version import Version
+
+    assert Version(versions.VLLM_RELEASE) >= Version(profiles.MODEL_CATALOG[model].min_vllm)
+
+
+@pytest.mark.parametrize("model", profiles.MODELS)
+def test_tool_call_parser_is_registered_in_vllm(vllm_cli, model):
+    parser = vllm_cli.tool_parsers.get_tool_parser(profiles.MODEL_CATALOG[model].tool_call_parser)
     assert parser.__module__.endswith("minimax_m2_tool_parser")
 
 
@@ -137,6 +159,24 @@ def test_kv_cache_dtypes_the_planner_knows_are_accepted(vllm_cli, dtype):
     assert checked.cache_config.cache_dtype == dtype
 
 
+def test_auto_kv_cache_is_the_model_dtype_for_a_checkpoint_without_kv_quantization():
+    """Why the planner counts "auto" as 2 bytes: the FP8 checkpoints quantize weights only
+    (quantization_config has no kv_cache_quant_algo), and vLLM resolves "auto" to the model dtype."""
+    from types import SimpleNamespace
+
+    import torch
+    from vllm.utils.torch_utils import kv_cache_dtype_str_to_dtype, resolve_kv_cache_dtype_string
+
+    weights_only_fp8 = {"quant_method": "fp8", "fmt": "float8_e4m3fn", "weight_block_size": [128, 128]}
+    model_config = SimpleNamespace(
+        hf_config=SimpleNamespace(quantization_config=weights_only_fp8), dtype=torch.bfloat16
+    )
+    assert resolve_kv_cache_dtype_string("auto", model_config) == "auto"
+    assert kv_cache_dtype_str_to_dtype("auto", model_config) == torch.bfloat16
+    assert kv_cache_dtype_str_to_dtype("fp8", model_config).itemsize == 1
+    assert capacity.KV_DTYPE_BYTES == {"auto": torch.bfloat16.itemsize, "fp8": 1}
+
+
 def test_api_key_is_read_from_vllm_api_key_environment_variable(vllm_cli, monkeypatch):
     import vllm.envs as envs
     from vllm.entrypoints.serve.middleware import register
@@ -154,7 +194,7 @@ def test_api_key_is_read_from_vllm_api_key_environment_variable(vllm_cli, monkey
 
 def test_pinned_release_implements_the_minimax_m2_architecture(vllm_cli):
     """The guide's "MiniMax-M2 model is not currently supported" means a vLLM too old for the
-    checkpoint's architecture (config.json: MiniMaxM2ForCausalLM, shared by M2, M2.1 and M2.5)."""
+    checkpoint's architecture (config.json: MiniMaxM2ForCausalLM, shared by M2, M2.1, M2.5 and M2.7)."""
     from vllm.model_executor.models.registry import ModelRegistry
 
     assert "MiniMaxM2ForCausalLM" in ModelRegistry.get_supported_archs()
