@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components import gpu_pool, timeline, workload
+from components import catalog, gpu_pool, timeline, workload
 from components.observability_settings import ObservabilitySettings
 
 MONITORING_NAMESPACE = "monitoring"
@@ -25,8 +25,11 @@ RUNBOOK_DOC = "docs/operations.md"
 
 # The cold-start budget: how long a first start on a new node (image pull, weight download,
 # load, compile, CUDA graphs, load balancer) may take before it counts as stuck: the
-# Deployment's progress deadline, which components/timeline.py derives from that start.
-COLD_START_BUDGET_SECONDS = timeline.timers(1).progress_deadline
+# Deployment's progress deadline, which components/timeline.py derives from that start, for the
+# largest model in the catalogue (so it never fires before the Deployment itself gives up).
+COLD_START_BUDGET_SECONDS = timeline.timers(
+    1, max(m.weights_gb for m in catalog.MODEL_CATALOG.values())
+).progress_deadline
 
 KV_CACHE_FULL_RATIO = 0.90
 MODEL_CACHE_FREE_RATIO = 0.10

@@ -34,14 +34,15 @@ class ColdStart:
         return self.node_provision_seconds + self.first_start_seconds
 
 
-def cold_start_inputs() -> ColdStart:
-    """The one place the scaling policy and its simulator read cold-start durations from."""
+def cold_start_inputs(weights_gb: float) -> ColdStart:
+    """The one place the scaling policy and its simulator read cold-start durations from, for a
+    model of `weights_gb` (the catalogue's figure for the stack's model)."""
     return ColdStart(
         node_provision_seconds=NODE_PROVISION_SECONDS,
         # components/timeline.py: pull, download, load, compile, ready on a node with an empty cache.
-        first_start_seconds=timeline.new_node().total,
+        first_start_seconds=timeline.new_node(weights_gb).total,
         # ... and on a node whose NVMe cache holds the weights and the compile cache.
-        warm_start_seconds=timeline.warm_restart().total,
+        warm_start_seconds=timeline.warm_restart(weights_gb).total,
     )
 
 

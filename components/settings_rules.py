@@ -23,7 +23,9 @@ def check(st: Settings) -> list[str]:
     out = _extra_args_problems(sv.extra_args)
     out += reservations.check(g)
     out += scaling_rules.check(st.scaling, st)
-    out += supply_chain.remote_code_revision_problems(st.environment, profiles.vllm_argv(sv), sv.model, sv.revision)
+    out += supply_chain.remote_code_revision_problems(
+        st.is_production, profiles.vllm_argv(sv), sv.model, sv.revision, st.environment
+    )
     exposure = exposure_rules.extra_args_problems(sv.extra_args)
     exposure += exposure_rules.world_range_problems("endpoint.sourceRanges", st.endpoint.source_ranges)
     exposure += exposure_rules.world_range_problems("cluster.publicAccessCidrs", st.cluster.public_access_cidrs)

@@ -14,14 +14,15 @@ PROJECT = "minimax-vllm"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 REMOTE_CODE_FLAG = "--trust-remote-code"
-# Environments whose stacks must be reproducible down to the model repository's commit.
-STRICT_ENVIRONMENTS = frozenset({"prod"})
 
 
-def remote_code_revision_problems(environment: str, argv: Sequence[str], model: str, revision: str | None) -> list[str]:
-    """With --trust-remote-code the model repository's Python runs in the pod: a prod stack must
-    pin that repository to one commit, or a push to the Hub changes what runs on next restart."""
-    if environment not in STRICT_ENVIRONMENTS or REMOTE_CODE_FLAG not in argv:
+def remote_code_revision_problems(
+    production: bool, argv: Sequence[str], model: str, revision: str | None, environment: str = "prod"
+) -> list[str]:
+    """With --trust-remote-code the model repository's Python runs in the pod: a production stack
+    (`Settings.is_production`) must pin that repository to one commit, or a push to the Hub changes
+    what runs on next restart."""
+    if not production or REMOTE_CODE_FLAG not in argv:
         return []
     if revision and COMMIT_SHA.match(revision):
         return []

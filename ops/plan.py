@@ -318,7 +318,7 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
             f"  off: {settings.serving.replicas} replica(s) on {g.desired_size} GPU node(s) around the clock "
             "(pulumi config set --path 'scaling.enabled' true to scale with demand)"
         ]
-    cold = scaling.cold_start_inputs()
+    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
     # The plan renders what `pulumi up` sends: today's endpoint gives no load balancer dimension.
     policy = scaling.replica_policy(sc, replicas_per_node(settings), cold, region=settings.region)
     _, chart, version = versions.CLUSTER_AUTOSCALER_CHART
@@ -338,7 +338,9 @@ def daily_cost_line(settings: Settings, sc: ScalingSettings) -> str | None:
         return None
     g = settings.gpu_nodes
     price, fixed = g.instance.price_per_hour_usd, fixed_hourly_cost(settings) * 24
-    on_day, off_day = scaling.scheduled_node_hours(sc, replicas_per_node(settings), scaling.cold_start_inputs())
+    on_day, off_day = scaling.scheduled_node_hours(
+        sc, replicas_per_node(settings), scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
+    )
     day = fixed + on_day * price
     if sc.schedule and sc.scale_to_zero:
         days = len(sc.schedule.day_numbers())

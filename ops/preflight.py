@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components import supply_chain, versions
+from components import versions
 from components.capacity_block_settings import CapacityBlockSettings
 from components.settings import Settings
 from ops import awsclients, registry
@@ -485,7 +485,7 @@ def image_digest(
         return [passed(name, f"recorded {image}@{current} in {path.name}: commit it")]
     if recorded is None:
         detail = f"no digest recorded for {image} (the registry serves {current})"
-        if settings.environment in supply_chain.STRICT_ENVIRONMENTS:
+        if settings.is_production:
             return [
                 failed(name, f"{detail}; a {settings.environment} stack runs only a digest-pinned image", record_fix)
             ]

@@ -573,7 +573,7 @@ def simulate(stack: Stack) -> list[Result]:
 def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy | None = None) -> Stack:
     from ops.plan import fixed_hourly_cost  # the plan's list prices
 
-    cold = scaling.cold_start_inputs()
+    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
     per_node = replicas_per_node(settings)
     if policy is None:
         policy = scaling.replica_policy(sc, per_node, cold, region=settings.region, load_balancer=SIMULATED_ALB)

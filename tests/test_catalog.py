@@ -25,6 +25,9 @@ READY = {
 }
 
 
+PINNED = {"revision": "0" * 40}  # production stacks pin the model revision
+
+
 def _parse(serving: dict[str, Any], stack: str = "catalog-test", environment: str | None = None) -> settings.Settings:
     raw: dict[str, Any] = {"owner": "ml-platform", "serving": serving}
     if environment:
@@ -119,10 +122,14 @@ def test_no_module_outside_the_catalogue_hard_codes_a_model_fact():
 
 
 def test_production_is_decided_once_by_environment_or_stack_name():
-    assert _parse({}, stack="prod-eu").is_production
-    assert _parse({}, stack="team-a", environment="production").is_production
+    pinned = {"revision": "0" * 40}  # production stacks must pin the revision (supply-chain rule)
+    assert _parse(pinned, stack="prod-eu").is_production
+    assert _parse(pinned, stack="team-a", environment="production").is_production
     assert not _parse({}, stack="dev").is_production
     assert not _parse({}, stack="staging", environment="staging").is_production
+    # The same definition decides the supply-chain rule: a "production" environment needs the pin too.
+    with pytest.raises(settings.SettingsError, match="must be a 40-hex Hugging Face commit sha"):
+        _parse({}, stack="team-a", environment="production")
 
 
 def test_plan_prints_the_models_licence():
@@ -135,16 +142,16 @@ def test_plan_prints_the_models_licence():
 
 
 def test_prod_stack_with_a_non_commercial_model_lists_the_acknowledgement_before_up():
-    st = _parse({"model": M27}, stack="prod-x")
+    st = _parse({"model": M27, **PINNED}, stack="prod-x")
     (problem,) = deploy_gate.license_problems(st)
     assert problem.key == "serving.model" and problem.value == M27
     assert catalog.MODEL_CATALOG[M27].license.url in problem.rule
     assert "pulumi config set --path 'serving.acceptNonCommercialLicense' true" in problem.fix
     assert any("acceptNonCommercialLicense" in line for line in plan.before_up(st))
-    ack = _parse({"model": M27, "acceptNonCommercialLicense": True}, stack="prod-x")
+    ack = _parse({"model": M27, "acceptNonCommercialLicense": True, **PINNED}, stack="prod-x")
     assert deploy_gate.license_problems(ack) == []
     assert deploy_gate.license_problems(_parse({"model": M27}, stack="dev")) == []  # evaluation is allowed
-    assert deploy_gate.license_problems(_parse({}, stack="prod-x")) == []
+    assert deploy_gate.license_problems(_parse(PINNED, stack="prod-x")) == []
 
 
 def test_a_real_deploy_of_prod_with_m27_stops_until_acknowledged_and_the_plan_still_renders():

@@ -238,7 +238,7 @@ def test_pinned_prod_and_other_environments_pass(environment: str, revision: str
 
 
 def test_rule_ignores_stacks_without_remote_code() -> None:
-    assert supply_chain.remote_code_revision_problems("prod", ["vllm", "serve", "m"], "m", None) == []
+    assert supply_chain.remote_code_revision_problems(True, ["vllm", "serve", "m"], "m", None) == []
 
 
 def test_image_is_pinned_by_digest_once_recorded() -> None:

@@ -129,6 +129,6 @@ def test_an_on_demand_gpu_group_holds_nothing():
 def test_plan_says_that_a_capacity_block_group_holds_its_upgrades():
     from ops import plan
 
-    settings = parse(raw(**CB_STACK["gpuNodes"]), "prod-8gpu", REGION)
+    settings = parse(raw(**CB_STACK["gpuNodes"]), "cb-test", REGION)
     text = plan.summary(settings, render("prod-8gpu", overrides=CB_STACK))
     assert "upgrades only at 0 nodes" in text and "gpuNodes.capacityBlockUpdate" in text

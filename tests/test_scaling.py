@@ -15,7 +15,7 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
-from components import cluster_autoscaler, gpu_pool, scaling, timeline, versions, workload
+from components import catalog, cluster_autoscaler, gpu_pool, scaling, timeline, versions, workload
 from components.config import from_stack_file, parse
 from components.scaling_rules import check
 from components.scaling_settings import ScalingSettings, replica_capacity
@@ -24,6 +24,7 @@ from components.settings import parse as schema_parse
 from ops.offline import Rendering, render
 
 SCALED_STACKS = ("dev", "staging")
+WEIGHTS_GB = catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb  # the default model's
 FIXED_STACKS = ("prod-4gpu", "prod-8gpu")
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
@@ -126,9 +127,9 @@ def test_a_bad_scaling_section_stops_the_program_before_any_resource(monkeypatch
 
 
 def test_the_cold_start_adapter_reads_the_cold_start_timeline():
-    cold = scaling.cold_start_inputs()
-    assert cold.first_start_seconds == timeline.new_node().total
-    assert cold.warm_start_seconds == timeline.warm_restart().total
+    cold = scaling.cold_start_inputs(WEIGHTS_GB)
+    assert cold.first_start_seconds == timeline.new_node(WEIGHTS_GB).total
+    assert cold.warm_start_seconds == timeline.warm_restart(WEIGHTS_GB).total
     assert cold.warm_start_seconds < cold.first_start_seconds < cold.new_node_replica_seconds
 
 
@@ -145,7 +146,7 @@ def test_behavior_follows_the_cold_start_within_the_api_limits():
 
 def test_the_schedule_opens_one_cold_start_before_the_start_hour():
     sched = parse_scaling({"schedule": {"startHour": 8, "endHour": 20}}, rules=False).schedule
-    cold = scaling.cold_start_inputs()
+    cold = scaling.cold_start_inputs(WEIGHTS_GB)
     start, end = scaling.schedule_window(sched, cold)
     lead = -(-cold.new_node_replica_seconds // 300) * 5  # a new node and a first start, rounded up to 5 minutes
     assert (start, end) == (8 * 60 - lead, 20 * 60)
@@ -153,7 +154,7 @@ def test_the_schedule_opens_one_cold_start_before_the_start_hour():
 
 def test_wake_trigger_is_rendered_only_with_the_load_balancer_dimension():
     sc = parse_scaling({"enabled": True, "minReplicas": 0, "maxReplicas": 2})
-    cold = scaling.cold_start_inputs()
+    cold = scaling.cold_start_inputs(WEIGHTS_GB)
     without = scaling.replica_policy(sc, 2, cold, region="us-east-2")
     assert without.trigger("wake") is None and "wake on requests" in without.notes[0]
     wake = scaling.replica_policy(sc, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake")
@@ -254,7 +255,7 @@ def test_each_scaled_stack_renders_keda_objects_valid_against_the_schema(stack):
 
 def test_the_wake_trigger_and_its_authentication_are_valid_too():
     sc = from_stack_file("dev").scaling
-    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(), region="us-east-2", load_balancer=ALB)
+    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
     assert keda_problems(scaling.scaled_object(policy, workload.LABELS)) == []
     assert keda_problems(scaling.aws_trigger_authentication(workload.LABELS)) == []
 
