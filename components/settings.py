@@ -42,6 +42,7 @@ from components.catalog import (
 )
 from components.endpoint_settings import ACM_ARN, ALB_IDLE_TIMEOUT_RANGE, WAFV2_ARN
 from components.node_update_settings import CAPACITY_BLOCK_UPDATES
+from components.weights_settings import WeightsSettings
 from components.schema import (
     SECTION,
     Bool,
@@ -274,6 +275,7 @@ class Settings:
     endpoint: EndpointSettings = Field(default_factory=EndpointSettings)
     capacity_block: CapacityBlockSettings = Field(default_factory=CapacityBlockSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    weights: WeightsSettings = Field(default_factory=WeightsSettings)  # components/weights_settings.py
 
     @field_validator("environment")
     @classmethod
