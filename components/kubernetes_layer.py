@@ -48,6 +48,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer) -> dic
             tags=settings.tags,
             vpc_cidr=aws.vpc_cidr,
             depends_on=(controller, plugin, aws.gpu_nodes),
+            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
+            mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
         ),
     )
     served = settings.serving.served_model_name

@@ -42,7 +42,6 @@ from components.catalog import (
 )
 from components.endpoint_settings import ACM_ARN, ALB_IDLE_TIMEOUT_RANGE, WAFV2_ARN
 from components.node_update_settings import CAPACITY_BLOCK_UPDATES
-from components.weights_settings import WeightsSettings
 from components.schema import (
     SECTION,
     Bool,
@@ -61,6 +60,7 @@ from components.schema import (
     rule,
     unknown_key,
 )
+from components.weights_settings import WeightsSettings
 
 __all__ = ["CAPACITY_TYPES", "INSTANCE_TYPES", "SCHEMES", "InstanceType", "SettingsError"]  # re-exported facts
 
