@@ -59,8 +59,8 @@ class MirrorBucket(pulumi.ComponentResource):
         super().__init__("minimax-vllm:aws:MirrorBucket", name, None, opts)
         self.bucket = args.bucket
         arn = f"arn:{args.partition}:s3:::{args.bucket}"
-        if args.create:
-            self._bucket(name, args, arn)
+        # The bucket with all its settings is in place before any pod gets an identity to use it.
+        bucket_ready = self._bucket(name, args, arn) if args.create else []
         self.associations = []
         for who, service_account, policy in (
             ("job", weight_mirror.JOB_SERVICE_ACCOUNT, weight_mirror.writer_policy(arn, args.key_prefix)),
@@ -80,12 +80,12 @@ class MirrorBucket(pulumi.ComponentResource):
                     service_account=service_account,
                     role_arn=role.arn,
                     tags=args.tags,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[grant, *args.depends_on]),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[grant, *bucket_ready, *args.depends_on]),
                 )
             )
         self.register_outputs({"bucket": args.bucket})
 
-    def _bucket(self, name: str, args: MirrorBucketArgs, arn: str) -> None:
+    def _bucket(self, name: str, args: MirrorBucketArgs, arn: str) -> list[pulumi.Resource]:
         # Everything that makes the bucket private and encrypted stays with it on destroy.
         keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_destroy)
         bucket = aws.s3.Bucket(
@@ -106,10 +106,10 @@ class MirrorBucket(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=on_bucket,
         )
-        aws.s3.BucketOwnershipControls(
+        ownership = aws.s3.BucketOwnershipControls(
             f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=on_bucket
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
@@ -118,15 +118,16 @@ class MirrorBucket(pulumi.ComponentResource):
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=on_bucket
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket.id,
             rules=weight_mirror.lifecycle_rules(args.noncurrent_days),
             opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[versioning])),
         )
-        aws.s3.BucketPolicy(
+        policy = aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=bucket.id,
             policy=weight_mirror.bucket_policy(arn),
             opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[block])),
         )
+        return [bucket, block, ownership, encryption, versioning, lifecycle, policy]

@@ -83,8 +83,9 @@ def test_every_derived_timer_covers_the_phase_it_guards(replicas, weights_gb):
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_rendered_deployment_carries_exactly_the_derived_timers(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
-    assert rendered_timers(r) == timeline.timers(s.serving.replicas)
-    assert [g for g in timeline.guards(rendered_timers(r), s.serving.replicas) if g.short] == []
+    source = s.weights.source
+    assert rendered_timers(r) == timeline.timers(s.serving.replicas, source=source)
+    assert [g for g in timeline.guards(rendered_timers(r), s.serving.replicas, source=source) if g.short] == []
 
 
 @pytest.mark.parametrize(
@@ -130,7 +131,8 @@ def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offli
     vllm = pod["containers"][0]
     init_env, vllm_env = env_of(init), env_of(vllm)
     assert init["name"] == weight_staging.NAME and init["image"] == vllm["image"] == s.serving.image
-    assert 'hf download "$MODEL" --revision "$REVISION"' in init["command"][-1]
+    fetch = 'hf download "$MODEL" --revision "$REVISION"' if s.weights.source == "hub" else 'mirror_copy.py" stage'
+    assert fetch in init["command"][-1]
     assert init_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
     assert init_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
     assert init["volumeMounts"][0] == next(m for m in vllm["volumeMounts"] if m["name"] == "cache")
