@@ -189,6 +189,7 @@ def job(
     scratch_mounts: list[dict[str, str]],
     node_affinity: dict[str, Any],
     tolerations: list[dict[str, Any]],
+    annotations: Mapping[str, str] | None = None,
 ) -> dict:
     """Hub -> S3 once per revision, on a GPU node (it pulls the vLLM image anyway, and has the
     network); no GPU requested. A retry resumes; a complete mirror makes it exit at once."""
@@ -212,7 +213,12 @@ def job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(model, revision), "namespace": namespace, "labels": dict(JOB_LABELS)},
+        "metadata": {
+            "name": job_name(model, revision),
+            "namespace": namespace,
+            "labels": dict(JOB_LABELS),
+            "annotations": dict(annotations or {}),
+        },
         "spec": {
             "backoffLimit": BACKOFF_LIMIT,
             "template": {

@@ -64,9 +64,14 @@ class MirrorSource:
     region: str
 
 
-def checkov_waivers(image: str) -> dict[str, str]:
-    """`checkov.io/skipN` annotations: the scanner's own format for a written waiver."""
-    waivers = [*pod_security.CHECKOV_WAIVERS, SECRETS_AS_ENV_WAIVER, IMAGE_PULL_POLICY_WAIVER]
+def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
+    """`checkov.io/skipN` annotations: the scanner's own format for a written waiver.
+
+    secrets_as_env: the pods read a Secret through an environment variable (vLLM always, for
+    its API key; the mirror Job only for the optional Hugging Face token)."""
+    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER]
+    if secrets_as_env:
+        waivers.append(SECRETS_AS_ENV_WAIVER)
     if "@sha256:" not in image:
         waivers.append(DIGEST_MISSING_WAIVER)
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
@@ -188,6 +193,7 @@ def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token:
             scratch_mounts=pod_security.scratch_mounts(),
             node_affinity=affinity,
             tolerations=tolerations,
+            annotations=checkov_waivers(supply_chain.pinned_image(serving.image), secrets_as_env=has_hf_token),
         ),
     ]
 

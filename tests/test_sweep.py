@@ -489,7 +489,10 @@ def test_the_weight_mirror_is_reported_and_never_deleted(world: World) -> None:
     name = bucket_name(CLUSTER, "123456789012", REGION)
     s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=name, Key="MiniMaxAI/MiniMax-M2.5/x/config.json", Body=b"{}")
-    for settings in (SETTINGS, dataclasses.replace(SETTINGS, weights=WeightsSettings(source="s3", retain_on_destroy=False))):
+    for settings in (
+        SETTINGS,
+        dataclasses.replace(SETTINGS, weights=WeightsSettings(source="s3", retain_on_destroy=False)),
+    ):
         row = by_name(run(world, apply=True, settings=settings, account_id="123456789012"))[sweep.MIRROR_ROW]
         assert row.status == "INFO" and f"s3://{name}" in row.detail and "never deletes S3" in row.detail
         assert f"aws s3 rb s3://{name} --force" in row.detail
