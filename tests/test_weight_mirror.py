@@ -299,3 +299,19 @@ def test_plan_prints_both_paths_with_their_cost_and_sources(tmp_path, capsys):
 def test_the_staged_revision_is_the_mirror_key_and_the_marker_path():
     assert weight_mirror.prefix("MiniMaxAI/MiniMax-M2.5", SHA) == PREFIX
     assert weight_staging.revision(SHA) == SHA
+
+
+def test_the_weights_guide_states_the_figures_the_timeline_computes():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    guide = (root / "docs" / "weights.md").read_text()
+    hub, s3, fill = timeline.new_node(source="hub"), timeline.new_node(source="s3"), timeline.mirror_fill()
+    d = timeline.duration
+    assert f"| a new node's download | {d(hub.seconds(timeline.DOWNLOAD))} from the Hub" in guide
+    assert f"| {d(s3.seconds(timeline.DOWNLOAD))} from S3" in guide
+    assert f"| new node, first answer | {d(hub.total)} | {d(s3.total)} |" in guide
+    assert f"| {timeline.usd(timeline.transfer_cost(source='hub'))} (NAT" in guide
+    assert f"| {timeline.usd(timeline.transfer_cost(source='s3'))} (S3 GETs" in guide
+    operations = (root / "docs" / "operations.md").read_text()
+    assert f"({d(fill.total)} planned" in operations and f"answers after {d(s3.total)}" in operations
