@@ -271,3 +271,22 @@ def test_the_readme_states_the_first_start_from_the_timeline():
     assert f"about {round(cold.total / 60)} minutes at the assumed 1 Gbit/s" in readme
     assert f"{round(warm.total / 60)} minutes for a restart on the same node" in readme
     assert timeline.Assumptions().hub_mb_s * 8 / 1000 == 1  # "1 Gbit/s" is the assumed Hub bandwidth
+
+
+def test_destroy_stops_the_mirror_job_and_the_pods_before_their_identities_and_keeps_s3_to_the_end():
+    """weights.source s3 (prod stacks): nothing that reads or writes the mirror outlives its
+    credentials, and the S3 gateway endpoint stays until the nodes are gone."""
+    r = rendered("prod-8gpu")
+    wave = {urn: i for i, urns in enumerate(graph_order.delete_waves(r.resources)) for urn in urns}
+    job, deployment = r.one("kubernetes:batch/v1:Job"), r.one(DEPLOYMENT)
+    identities = [
+        x
+        for x in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if x.inputs["namespace"] != "kube-system"
+    ]
+    assert len(identities) == 2
+    for identity in identities:
+        assert wave[job.urn] < wave[identity.urn] and wave[deployment.urn] < wave[identity.urn]
+    endpoint = r.one("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert all(wave[g.urn] < wave[endpoint.urn] for g in r.of_type(NODE_GROUP))
+    assert graph_order.lb_teardown_problems(r.resources) == []
