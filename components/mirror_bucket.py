@@ -13,26 +13,15 @@ through EKS Pod Identity (trust: components/iam_trust.py), never the node role.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components import iam_trust, weight_mirror
+from components.weight_mirror import bucket_name
 
-S3_NAME_MAX = 63
-
-
-def bucket_name(cluster_name: str, account_id: str, region: str) -> str:
-    """A name known before `pulumi up` (so the plan and the pods can state it) and unique across
-    accounts and regions: S3 bucket names are global."""
-    tail = f"-weights-{account_id}-{region}"
-    base = cluster_name.lower()
-    if len(base) + len(tail) > S3_NAME_MAX:
-        digest = hashlib.sha256(base.encode()).hexdigest()[:6]
-        base = f"{base[: S3_NAME_MAX - len(tail) - 7].rstrip('-')}-{digest}"
-    return base + tail
+__all__ = ["MirrorBucket", "MirrorBucketArgs", "bucket_name"]
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,20 @@ def prefix(model: str, revision: str) -> str:
     return f"{model}/{revision}/"
 
 
+S3_NAME_MAX = 63
+
+
+def bucket_name(cluster_name: str, account_id: str, region: str) -> str:
+    """A new mirror's name: known before `pulumi up` (so the plan, the pods and `ops sweep` can
+    state it) and unique across accounts and regions, as S3 bucket names are global."""
+    tail = f"-weights-{account_id}-{region}"
+    base = cluster_name.lower()
+    if len(base) + len(tail) > S3_NAME_MAX:
+        digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+        base = f"{base[: S3_NAME_MAX - len(tail) - 7].rstrip('-')}-{digest}"
+    return base + tail
+
+
 def job_name(model: str, revision: str) -> str:
     """A new revision is a new Job (a Job's pod template cannot change)."""
     return f"{JOB_APP}-{hashlib.sha256(prefix(model, revision).encode()).hexdigest()[:10]}"

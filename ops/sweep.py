@@ -21,8 +21,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.mirror_bucket import bucket_name
 from components.settings import Settings
+from components.weight_mirror import bucket_name
 from ops import awsclients
 from ops.awsclients import CredentialsMissing, Sleep, call, error_code
 from ops.report import Check, failed, info, passed

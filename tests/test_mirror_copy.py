@@ -167,3 +167,32 @@ def test_a_restarted_stage_keeps_verified_files_and_fetches_the_rest(mirror, tmp
         mp.setattr(mirror.s3, "download_file", lambda b, k, f, **kw: (fetched.append(k), real(b, k, f, **kw)))
         mc.stage(mirror, dest)
     assert fetched == [PREFIX + "config.json"]
+
+
+def test_the_hub_listing_maps_lfs_files_to_sha256_and_the_others_to_their_git_blob(monkeypatch):
+    """The real adapter, over huggingface_hub's own listing types (no network)."""
+    import huggingface_hub
+    from huggingface_hub.hf_api import BlobLfsInfo, RepoSibling
+
+    weights = "model-00001-of-00002.safetensors"
+    siblings = [
+        RepoSibling(rfilename="config.json", size=44, blob_id=git_blob(FILES["config.json"]), lfs=None),
+        RepoSibling(
+            rfilename=weights,
+            size=135,
+            blob_id="pointer",
+            lfs=BlobLfsInfo(size=1024000, sha256="ab" * 32, pointer_size=135),
+        ),
+    ]
+
+    class Info:
+        sha = SHA
+
+    Info.siblings = siblings
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, *a, **kw: Info)
+    files = {f.path: f for f in mc.HfHub("MiniMaxAI/MiniMax-M2.5", SHA).files()}
+    assert files[weights] == mc.HubFile(weights, 1024000, "ab" * 32, None)
+    assert files["config.json"] == mc.HubFile("config.json", 44, None, git_blob(FILES["config.json"]))
+    Info.sha = "f" * 40
+    with pytest.raises(mc.MirrorError, match="commit shas only"):
+        mc.HfHub("MiniMaxAI/MiniMax-M2.5", SHA).files()

@@ -481,7 +481,7 @@ def test_no_credentials_is_a_usage_error_without_a_traceback(
 
 
 def test_the_weight_mirror_is_reported_and_never_deleted(world: World) -> None:
-    from components.mirror_bucket import bucket_name
+    from components.weight_mirror import bucket_name
     from components.weights_settings import WeightsSettings
 
     assert SETTINGS.weights.source == "s3"  # prod-8gpu keeps a mirror
