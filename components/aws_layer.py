@@ -10,10 +10,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import reservations, versions
+from components import reservations, versions, weight_mirror, weight_staging, workload
 from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
+from components.mirror_bucket import MirrorBucket, MirrorBucketArgs, bucket_name
 from components.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.node_template import short_name
 from components.scaling_settings import ScalingSettings
@@ -37,6 +38,7 @@ class AwsLayer:
     # DNS and the networking add-ons, and (through the nodes) the NAT routes and subnets.
     controller_prerequisites: tuple[pulumi.Resource, ...]
     outputs: dict[str, Any]
+    mirror: MirrorBucket | None = None  # weights.source s3: the bucket and its Pod Identity roles
 
 
 def _offering_zones(instance_type: str) -> list[str]:
@@ -82,7 +84,14 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     zones, existing = resolve_zones(settings)
     network = Network(
         name,
-        NetworkArgs(cluster_name=name, zones=zones, tags=tags, vpc_cidr=settings.network.vpc_cidr, existing=existing),
+        NetworkArgs(
+            cluster_name=name,
+            zones=zones,
+            tags=tags,
+            vpc_cidr=settings.network.vpc_cidr,
+            existing=existing,
+            region=settings.region,
+        ),
     )
     security = settings.security
     caller = aws.get_caller_identity()
@@ -149,7 +158,29 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             gpu_model=g.instance.gpu_model,
         ),
     )
+    mirror = None
+    w = settings.weights
+    if w.source == "s3":
+        mirror = MirrorBucket(
+            f"{name}-weights",
+            MirrorBucketArgs(
+                bucket=w.existing_bucket or bucket_name(name, caller.account_id, settings.region),
+                create=w.existing_bucket is None,
+                key_prefix=weight_mirror.prefix(
+                    settings.serving.model, weight_staging.revision(settings.serving.revision)
+                ),
+                cluster_name=cluster.name,
+                cluster_arn=cluster.eks.arn,
+                namespace=workload.NAMESPACE,
+                partition=partition,
+                retain_on_destroy=w.retain_on_destroy,
+                noncurrent_days=w.noncurrent_days,
+                tags=tags,
+                depends_on=(cluster.pod_identity_agent,),
+            ),
+        )
     return AwsLayer(
+        mirror=mirror,
         cluster_name=cluster.name,
         cluster_arn=cluster.eks.arn,
         vpc_id=network.vpc_id,
@@ -168,5 +199,6 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             "vpcId": network.vpc_id,
             "gpuNodeGroupName": gpu.node_group_name,
             "region": settings.region,
+            **({"weightMirror": f"s3://{mirror.bucket}/"} if mirror else {}),
         },
     )

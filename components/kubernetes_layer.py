@@ -55,6 +55,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             vpc_cidr=aws.vpc_cidr,
             depends_on=(controller, plugin, aws.gpu_nodes),
             autoscaled=scaling.enabled,
+            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
+            mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
         ),
     )
     if settings.observability.enabled:

@@ -4,6 +4,10 @@ NAT: one NAT gateway per zone. A zone's nodes then never depend on another zone'
 (an AZ outage does not cut the surviving zone's image and weight downloads), and the extra
 gateway (~$0.045/h) is noise next to a p5.48xlarge (~$55/h), so every stack gets the same
 resilient shape instead of a cheaper dev variant that behaves differently.
+
+S3: a gateway endpoint on the private route tables, so traffic to S3 in the region (the weight
+mirror; ECR's image layers) never passes a NAT gateway: a gateway endpoint costs nothing, while
+NAT processing costs $0.045/GB (VPC pricing).
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class NetworkArgs:
     tags: Mapping[str, str]
     vpc_cidr: str = "10.42.0.0/16"
     existing: ExistingVpc | None = None
+    region: str = "us-east-2"  # the S3 gateway endpoint's service is regional
 
 
 class Network(pulumi.ComponentResource):
@@ -164,7 +169,7 @@ class Network(pulumi.ComponentResource):
         self.egress += [igw, public_default]
 
         private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones.network))
-        public_ids, private_ids, gpu_ids = [], [], []
+        public_ids, private_ids, gpu_ids, private_tables = [], [], [], []
         for zone, private_cidr, public_cidr in zip(args.zones.network, private_cidrs, public_cidrs, strict=True):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
@@ -207,11 +212,23 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{zone}", subnet_id=private.id, route_table_id=rt.id, opts=child
             )
             self.egress += [public_assoc, nat, private_default, private_assoc]
+            private_tables.append(rt.id)
             public_ids.append(public.id)
             private_ids.append(private.id)
             if zone in args.zones.gpu:
                 gpu_ids.append(private.id)
 
+        s3 = aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=private_tables,
+            tags=named("s3"),
+            opts=child,
+        )
+        # Part of the path the nodes use: created before and deleted after them.
+        self.egress.append(s3)
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*public_ids)
         self.private_subnet_ids = pulumi.Output.all(*private_ids)

@@ -4,7 +4,8 @@ The VPC CNI enforces them once its add-on runs with `enableNetworkPolicy` (clust
 In: the load balancer to the serving port (IP targets: the load balancer's nodes in the VPC,
 or the clients themselves when the load balancer preserves their address) and the metrics
 scraper in the monitoring namespace. Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or
-an S3 weight mirror). Nothing else: no pod-to-pod, no instance metadata, no other port.
+an S3 weight mirror) and, with an S3 mirror, the Pod Identity agent's credentials endpoint.
+Nothing else: no pod-to-pod, no instance metadata, no other port.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ WORLD = "0.0.0.0/0"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 COREDNS_LABELS = {"k8s-app": "kube-dns"}  # the EKS CoreDNS add-on's pod labels
 DEFAULT_DENY = "default-deny"
+# The EKS Pod Identity agent on every node serves credentials at this link-local address
+# (AWS_CONTAINER_CREDENTIALS_FULL_URI http://169.254.170.23/v1/credentials; EKS user guide).
+POD_IDENTITY_AGENT = "169.254.170.23/32"
+POD_IDENTITY_PORT = 80
 
 
 def _policy(name: str, namespace: str, labels: Mapping[str, str], spec: dict) -> dict:
@@ -35,29 +40,10 @@ def default_deny(namespace: str, labels: Mapping[str, str]) -> dict:
     return _policy(DEFAULT_DENY, namespace, labels, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
 
 
-def serving_policy(
-    name: str,
-    namespace: str,
-    pod_labels: Mapping[str, str],
-    port: int,
-    load_balancer_sources: Iterable[str],
-) -> dict:
-    """What the vLLM pods may receive and send.
-
-    load_balancer_sources: CIDRs the load balancer's traffic comes from (the VPC CIDR; plus the
-    client networks when the load balancer preserves client addresses).
-    """
-    sources = sorted(dict.fromkeys(load_balancer_sources))
-    serving_port = [{"protocol": "TCP", "port": port}]
-    ingress = [
-        {"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": serving_port},
-        # vLLM serves /metrics on the same port as the API.
-        {
-            "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: MONITORING_NAMESPACE}}}],
-            "ports": serving_port,
-        },
-    ]
-    egress = [
+def egress_rules(pod_identity: bool = False) -> list[dict]:
+    """Out: DNS to CoreDNS, HTTPS anywhere (the Hub; S3 through the gateway endpoint) and, for
+    pods with an AWS role, the Pod Identity agent (only its address and port)."""
+    rules = [
         {
             "to": [
                 {
@@ -69,6 +55,41 @@ def serving_policy(
         },
         {"to": [{"ipBlock": {"cidr": WORLD}}], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]},
     ]
+    if pod_identity:
+        rules.append(
+            {
+                "to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}],
+                "ports": [{"protocol": "TCP", "port": POD_IDENTITY_PORT}],
+            }
+        )
+    return rules
+
+
+def serving_policy(
+    name: str,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    port: int,
+    load_balancer_sources: Iterable[str],
+    pod_identity: bool = False,
+) -> dict:
+    """What the vLLM pods may receive and send.
+
+    load_balancer_sources: CIDRs the load balancer's traffic comes from (the VPC CIDR; plus the
+    client networks when the load balancer preserves client addresses).
+    pod_identity: the pods get AWS credentials from the EKS Pod Identity agent (S3 weight mirror).
+    """
+    sources = sorted(dict.fromkeys(load_balancer_sources))
+    serving_port = [{"protocol": "TCP", "port": port}]
+    ingress = [
+        {"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": serving_port},
+        # vLLM serves /metrics on the same port as the API.
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: MONITORING_NAMESPACE}}}],
+            "ports": serving_port,
+        },
+    ]
+    egress = egress_rules(pod_identity)
     spec = {
         "podSelector": {"matchLabels": dict(pod_labels)},
         "policyTypes": ["Ingress", "Egress"],

@@ -65,6 +65,7 @@ from components.schema import (
     rule,
     unknown_key,
 )
+from components.weights_settings import WeightsSettings
 
 __all__ = ["CAPACITY_TYPES", "INSTANCE_TYPES", "SCHEMES", "InstanceType", "SettingsError"]  # re-exported facts
 
@@ -295,6 +296,7 @@ class Settings:
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    weights: WeightsSettings = Field(default_factory=WeightsSettings)  # components/weights_settings.py
 
     @field_validator("environment")
     @classmethod

@@ -5,6 +5,7 @@ Each problem names the key, the value, the rule and the fix, like the schema's o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from components import exposure_rules, profiles, reservations, scaling_rules, supply_chain
@@ -127,6 +128,35 @@ def check(st: Settings) -> list[str]:
                 [],
                 "must list the client networks allowed to reach an internet-facing endpoint",
                 set_command("endpoint.sourceRanges[0]", "198.51.100.0/24"),
+            )
+        )
+    out += _weights_problems(st)
+    return out
+
+
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _weights_problems(st: Settings) -> list[str]:
+    """A mirror holds one fixed revision: a branch name would be a stale copy under a moving name."""
+    w, out = st.weights, []
+    if w.source == "s3" and not COMMIT_SHA.match(st.serving.revision or ""):
+        out.append(
+            _fail(
+                "serving.revision",
+                st.serving.revision,
+                "must be a 40-hex Hub commit sha when weights.source is s3 (the mirror holds one fixed"
+                " revision, keyed by its commit)",
+                set_command("serving.revision", "<40-hex commit sha>"),
+            )
+        )
+    if w.source != "s3" and w.existing_bucket:
+        out.append(
+            _fail(
+                "weights.existingBucket",
+                w.existing_bucket,
+                f"is used only when weights.source is s3 (it is {w.source})",
+                f"{set_command('weights.source', 's3')}, or pulumi config rm --path 'weights.existingBucket'",
             )
         )
     return out

@@ -36,6 +36,16 @@ class VllmServiceArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
     # KEDA owns spec.replicas once scaling is on (see VllmService).
     autoscaled: bool = False
+    # weights.source s3: the mirror, and the Pod Identity associations its pods need at creation
+    # (credentials are injected only into pods created after the association exists).
+    mirror: workload.MirrorSource | None = None
+    mirror_identities: tuple[pulumi.Resource, ...] = ()
+
+
+def job_timeouts(weights_gb: float) -> pulumi.CustomTimeouts:
+    """Pulumi waits for the mirror Job to complete (its default would give up after 10 minutes)."""
+    minutes = f"{-(-timeline.job_timeout(weights_gb) // 60)}m"
+    return pulumi.CustomTimeouts(create=minutes, update=minutes)
 
 
 class VllmService(pulumi.ComponentResource):
@@ -53,7 +63,7 @@ class VllmService(pulumi.ComponentResource):
                 spec=policy["spec"],
                 opts=in_ns,
             )
-            for policy in workload.network_policies(args.vpc_cidr)
+            for policy in workload.network_policies(args.vpc_cidr, args.mirror)
         ]
 
         string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
@@ -66,9 +76,13 @@ class VllmService(pulumi.ComponentResource):
             string_data=string_data,
             opts=in_ns,
         )
-        timers = workload.timers(args.serving)
+        has_token = args.secrets.hf_token is not None
+        before_pods: list[pulumi.Resource] = [credentials, *policies]
+        if args.mirror:
+            before_pods = self._mirror(name, args, in_ns, before_pods)
+        timers = workload.timers(args.serving, "s3" if args.mirror else "hub")
         deployment = workload.deployment(
-            args.serving, args.instance, args.secrets.hf_token is not None, autoscaled=args.autoscaled
+            args.serving, args.instance, has_token, args.mirror, autoscaled=args.autoscaled
         )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -77,7 +91,7 @@ class VllmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 in_ns,
                 pulumi.ResourceOptions(
-                    depends_on=[credentials, *policies],
+                    depends_on=before_pods,
                     custom_timeouts=rollout_timeouts(timers),
                     # With autoscaling, serving.replicas is only the starting count: later updates
                     # must not reset what KEDA's HPA set. Under server-side apply the provider then
@@ -119,6 +133,45 @@ class VllmService(pulumi.ComponentResource):
         scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
         self.endpoint_url = self.ingress.status.apply(lambda status: _url(status, scheme, port))
         self.register_outputs({"endpointUrl": self.endpoint_url})
+
+    def _mirror(
+        self, name: str, args: VllmServiceArgs, in_ns: pulumi.ResourceOptions, before: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """The mirror Job and what it needs; returns what the vLLM pods must wait for: the Job
+        has completed (Pulumi awaits a Job), so the pods copy from a full, verified mirror."""
+        assert args.mirror is not None
+        objects = workload.mirror_objects(args.serving, args.mirror, args.secrets.hf_token is not None)
+        code, pods_account, job_account, job = objects
+        made: dict[str, pulumi.Resource] = {}
+        made["code"] = k8s.core.v1.ConfigMap(
+            f"{name}-mirror-code", metadata=code["metadata"], data=code["data"], opts=in_ns
+        )
+        for key, obj in (("pods", pods_account), ("job", job_account)):
+            made[key] = k8s.core.v1.ServiceAccount(
+                f"{name}-sa-{obj['metadata']['name']}",
+                metadata=obj["metadata"],
+                automount_service_account_token=obj["automountServiceAccountToken"],
+                opts=_mirror_objects_opts(in_ns, list(args.mirror_identities)),
+            )
+        self.mirror_job = k8s.batch.v1.Job(
+            f"{name}-mirror-job",
+            metadata=job["metadata"],
+            spec=job["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                in_ns,
+                pulumi.ResourceOptions(
+                    depends_on=[*before, made["code"], made["job"], *args.mirror_identities],
+                    custom_timeouts=job_timeouts(args.serving.model_facts.weights_gb),
+                    # A Job's pod template cannot change: a new image or revision is a new Job.
+                    delete_before_replace=True,
+                ),
+            ),
+        )
+        return [*before, made["code"], made["pods"], self.mirror_job, *args.mirror_identities]
+
+
+def _mirror_objects_opts(in_ns: pulumi.ResourceOptions, after: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=after))
 
 
 def _url(status: Any, scheme: str, port: int) -> str:

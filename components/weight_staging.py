@@ -10,6 +10,11 @@ that makes `EngineArgs` replace the model id by the cached snapshot's path
 (`get_model_path(model, revision)` with `local_files_only`), so the revision must be the one
 staged here: both come from `serving.revision`, "main" when unpinned (vLLM's default too).
 Two replicas on one node share the cache; the Hub client's file locks let them download once.
+
+With `weights.source: s3` the same container copies from the stack's S3 mirror instead
+(components/mirror_copy.py `stage`, run from its ConfigMap): into the same snapshot folder of
+the same cache, every file checked against the sha256 the mirror Job recorded from the Hub,
+before the same marker is written. A damaged or missing file stops the pod here, before vLLM.
 """
 
 from __future__ import annotations
@@ -25,14 +30,14 @@ RESOURCES = {"cpu": "8", "memory": "32Gi"}
 
 # POSIX sh: the image's /bin/sh. Progress is a plain line per minute, readable in `kubectl logs`
 # (the Hub client's progress bars redraw one line with carriage returns, so they are turned off).
-SCRIPT = """set -eu
+TEMPLATE = """set -eu
 if [ -f "$STAGED_MARKER" ]; then
   echo "$MODEL@$REVISION is already staged in $HF_HOME ($STAGED_MARKER): nothing to download"
   exit 0
 fi
-echo "staging $MODEL@$REVISION (about $EXPECTED_GB GB) into $HF_HOME; a partial download resumes"
+echo "staging $MODEL@$REVISION (about $EXPECTED_GB GB) from {origin} into $HF_HOME; a partial download resumes"
 mkdir -p "$HF_HOME/hub"
-hf download "$MODEL" --revision "$REVISION" --max-workers "$MAX_WORKERS" &
+{fetch} &
 download=$!
 # The shell is PID 1 of the container: pass a pod deletion on to the download.
 trap 'kill "$download" 2>/dev/null; exit 143' TERM INT
@@ -49,6 +54,15 @@ mkdir -p "$(dirname "$STAGED_MARKER")"
 date -u +%Y-%m-%dT%H:%M:%SZ > "$STAGED_MARKER"
 echo "staged $MODEL@$REVISION"
 """
+HUB_FETCH = 'hf download "$MODEL" --revision "$REVISION" --max-workers "$MAX_WORKERS"'
+SCRIPT = TEMPLATE.format(fetch=HUB_FETCH, origin="the Hugging Face Hub")
+
+
+def script(mirror_module: str | None) -> str:
+    """The container's shell script: fetch from the Hub, or from the S3 mirror with the copy module."""
+    if mirror_module is None:
+        return SCRIPT
+    return TEMPLATE.format(fetch=f'python3 "{mirror_module}" stage', origin="s3://$BUCKET")
 
 
 def revision(pinned: str | None) -> str:
@@ -72,8 +86,14 @@ def init_container(
     security_context: dict[str, Any],
     scratch_env: dict[str, str] | None = None,
     scratch_mounts: list[dict[str, str]] | None = None,
+    mirror_env: dict[str, str] | None = None,
+    mirror_module: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The staging init container (a plain Kubernetes container dict)."""
+    """The staging init container (a plain Kubernetes container dict).
+
+    mirror_env / mirror_module: with an S3 mirror, its bucket and region, and the copy module's
+    path with the volume mount that holds it.
+    """
     env = {
         **(scratch_env or {}),  # HOME, TMPDIR, XDG_*: the root filesystem is read-only
         "HF_HOME": hf_home,
@@ -84,13 +104,15 @@ def init_container(
         "EXPECTED_GB": f"{weights_gb:g}",
         "PROGRESS_EVERY": str(PROGRESS_EVERY_SECONDS),
         "MAX_WORKERS": str(MAX_WORKERS),
+        **(mirror_env or {}),
     }
+    module_path, module_mount = mirror_module if mirror_module else (None, None)
     return {
         "name": NAME,
         "image": image,
-        "command": ["/bin/sh", "-c", SCRIPT],
+        "command": ["/bin/sh", "-c", script(module_path)],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())] + list(secret_env),
         "resources": {"requests": dict(RESOURCES), "limits": dict(RESOURCES)},
-        "volumeMounts": [dict(cache_mount), *(scratch_mounts or [])],
+        "volumeMounts": [dict(cache_mount), *(scratch_mounts or []), *([module_mount] if module_mount else [])],
         "securityContext": security_context,
     }

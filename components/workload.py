@@ -6,7 +6,18 @@ what the cluster receives.
 
 from __future__ import annotations
 
-from components import gpu_pool, network_policy, pod_security, profiles, supply_chain, timeline, weight_staging
+from dataclasses import dataclass
+
+from components import (
+    gpu_pool,
+    network_policy,
+    pod_security,
+    profiles,
+    supply_chain,
+    timeline,
+    weight_mirror,
+    weight_staging,
+)
 from components.settings import InstanceType, ServingSettings
 
 NAMESPACE = "minimax-vllm"
@@ -45,9 +56,22 @@ DIGEST_MISSING_WAIVER = (
 )
 
 
-def checkov_waivers(image: str) -> dict[str, str]:
-    """`checkov.io/skipN` annotations: the scanner's own format for a written waiver."""
-    waivers = [*pod_security.CHECKOV_WAIVERS, SECRETS_AS_ENV_WAIVER, IMAGE_PULL_POLICY_WAIVER]
+@dataclass(frozen=True)
+class MirrorSource:
+    """Where the pods copy the weights from with `weights.source: s3`."""
+
+    bucket: str
+    region: str
+
+
+def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
+    """`checkov.io/skipN` annotations: the scanner's own format for a written waiver.
+
+    secrets_as_env: the pods read a Secret through an environment variable (vLLM always, for
+    its API key; the mirror Job only for the optional Hugging Face token)."""
+    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER]
+    if secrets_as_env:
+        waivers.append(SECRETS_AS_ENV_WAIVER)
     if "@sha256:" not in image:
         waivers.append(DIGEST_MISSING_WAIVER)
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
@@ -59,12 +83,16 @@ def load_balancer_sources(vpc_cidr: str) -> list[str]:
     return [vpc_cidr]
 
 
-def network_policies(vpc_cidr: str) -> list[dict]:
-    """Default deny for the namespace, then the vLLM pods' own allowances."""
-    return [
+def network_policies(vpc_cidr: str, mirror: MirrorSource | None = None) -> list[dict]:
+    """Default deny for the namespace, then the vLLM pods' own allowances (and the mirror Job's)."""
+    sources = load_balancer_sources(vpc_cidr)
+    policies = [
         network_policy.default_deny(NAMESPACE, LABELS),
-        network_policy.serving_policy(APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_sources(vpc_cidr)),
+        network_policy.serving_policy(APP, NAMESPACE, LABELS, profiles.PORT, sources, pod_identity=mirror is not None),
     ]
+    if mirror:
+        policies.append(weight_mirror.job_network_policy(NAMESPACE))
+    return policies
 
 
 def namespace() -> dict:
@@ -103,9 +131,9 @@ def security_context() -> dict:
     return pod_security.container_security_context()
 
 
-def timers(serving: ServingSettings) -> timeline.Timers:
-    """The Deployment's timers, from the cold-start timeline of this stack's model and replicas."""
-    return timeline.timers(serving.replicas, serving.model_facts.weights_gb)
+def timers(serving: ServingSettings, source: str = "hub") -> timeline.Timers:
+    """The Deployment's timers, from the cold-start timeline of this stack's model, replicas and weight source."""
+    return timeline.timers(serving.replicas, serving.model_facts.weights_gb, source=source)
 
 
 def _hf_token_env(has_hf_token: bool) -> list[dict]:
@@ -140,10 +168,59 @@ def template_metadata(autoscaled: bool) -> dict:
     return {"labels": LABELS, "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}}
 
 
-def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: bool, autoscaled: bool = False) -> dict:
-    """The vLLM Deployment: argv only from the profile function, secrets only by reference."""
+def scheduling() -> tuple[dict, list[dict]]:
+    """GPU nodes only: (nodeAffinity, tolerations) of the vLLM pods and the mirror Job."""
+    pool_key, pool_value = gpu_pool.POOL_LABEL
+    affinity = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": pool_key, "operator": "In", "values": [pool_value]}]}]
+        }
+    }
+    return affinity, [gpu_pool.TOLERATION]
+
+
+def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token: bool) -> list[dict]:
+    """What fills the S3 mirror: the copy module, the two service accounts, the Job."""
+    affinity, tolerations = scheduling()
+    scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
+    return [
+        weight_mirror.config_map(NAMESPACE, LABELS),
+        weight_mirror.service_account(weight_mirror.POD_SERVICE_ACCOUNT, NAMESPACE, LABELS),
+        weight_mirror.service_account(weight_mirror.JOB_SERVICE_ACCOUNT, NAMESPACE, weight_mirror.JOB_LABELS),
+        weight_mirror.job(
+            namespace=NAMESPACE,
+            image=supply_chain.pinned_image(serving.image),
+            bucket=mirror.bucket,
+            model=serving.model,
+            revision=weight_staging.revision(serving.revision),
+            region=mirror.region,
+            secret_env=_hf_token_env(has_hf_token),
+            security_context=security_context(),
+            pod_security_context=pod_security.pod_security_context(),
+            scratch_env=scratch,
+            scratch_volumes=pod_security.scratch_volumes(),
+            scratch_mounts=pod_security.scratch_mounts(),
+            node_affinity=affinity,
+            tolerations=tolerations,
+            annotations=checkov_waivers(supply_chain.pinned_image(serving.image), secrets_as_env=has_hf_token),
+        ),
+    ]
+
+
+def deployment(
+    serving: ServingSettings,
+    instance: InstanceType,
+    has_hf_token: bool,
+    mirror: MirrorSource | None = None,
+    autoscaled: bool = False,
+) -> dict:
+    """The vLLM Deployment: argv only from the profile function, secrets only by reference.
+
+    mirror: the stack's S3 weight mirror (weights.source s3): the init container copies from it,
+    with the pods' own read-only identity (service account `vllm`, EKS Pod Identity).
+    """
     argv = profiles.vllm_argv(serving)
-    t = timers(serving)
+    t = timers(serving, "s3" if mirror else "hub")
     cache_mount = {"name": "cache", "mountPath": CACHE_MOUNT}
     image = supply_chain.pinned_image(serving.image)
     scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
@@ -158,6 +235,14 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
         security_context=security_context(),
         scratch_env=scratch,
         scratch_mounts=pod_security.scratch_mounts(),
+        mirror_env=(
+            weight_mirror.mirror_env(
+                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region
+            )
+            if mirror
+            else None
+        ),
+        mirror_module=(weight_mirror.MODULE_PATH, weight_mirror.module_mount()) if mirror else None,
     )
     spread = [
         {
@@ -174,7 +259,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
             "labelSelector": {"matchLabels": LABELS},
         },
     ]
-    pool_key, pool_value = gpu_pool.POOL_LABEL
+    affinity, tolerations = scheduling()
     container = {
         "name": "vllm",
         "image": image,
@@ -218,16 +303,9 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security.pod_security_context(),
                     "terminationGracePeriodSeconds": t.grace,
-                    "tolerations": [gpu_pool.TOLERATION],
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {"matchExpressions": [{"key": pool_key, "operator": "In", "values": [pool_value]}]}
-                                ]
-                            }
-                        }
-                    },
+                    **({"serviceAccountName": weight_mirror.POD_SERVICE_ACCOUNT} if mirror else {}),
+                    "tolerations": tolerations,
+                    "affinity": {"nodeAffinity": affinity},
                     "topologySpreadConstraints": spread,
                     "initContainers": [staging],
                     "containers": [container],
@@ -240,6 +318,7 @@ def deployment(serving: ServingSettings, instance: InstanceType, has_hf_token: b
                         },
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
                         *pod_security.scratch_volumes(),
+                        *([weight_mirror.module_volume()] if mirror else []),
                     ],
                 },
             },

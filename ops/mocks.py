@@ -82,6 +82,11 @@ COMPUTED: dict[str, Computed] = {
         "resources": [{"autoscalingGroups": [{"name": f"eks-{a.name}-{_hex(a.name, 8)}"}]}],
     },
     "aws:eks/addon:Addon": lambda a: {"arn": _arn("eks", f"addon/{a.name}")},
+    # A bucket's id is its name (the weight mirror names it up front).
+    "aws:s3/bucket:Bucket": lambda a: {
+        "arn": f"arn:{PARTITION}:s3:::{a.inputs['bucket']}",
+        "bucketRegionalDomainName": f"{a.inputs['bucket']}.s3.{OfflineMocks.region}.amazonaws.com",
+    },
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs.get('name', a.name)}")},
     "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {
         "latestVersion": 1,
@@ -214,6 +219,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if extra:
             outputs.update(extra(args))
         resource_id = args.resource_id or f"{ID_PREFIX.get(args.typ, '')}{_hex(args.typ + args.name)}"
+        if args.typ == "aws:s3/bucket:Bucket":
+            resource_id = args.inputs["bucket"]
         if args.typ in ID_PREFIX:
             outputs.setdefault("arn", _arn("ec2", f"{resource_id}"))
         return resource_id, outputs

@@ -29,6 +29,8 @@ from components import (
     supply_chain,
     timeline,
     versions,
+    weight_mirror,
+    weight_staging,
     workload,
 )
 from components.config import from_stack_file, read_stack_file, secrets_set_in
@@ -355,12 +357,47 @@ def daily_cost_line(settings: Settings, sc: ScalingSettings) -> str | None:
     )
 
 
+def weights_lines(settings: Settings, rendering: Rendering) -> list[str]:
+    """Where a new node's weights come from, and what the mirror is made of."""
+    sv, w = settings.serving, settings.weights
+    revision = weight_staging.revision(sv.revision)
+    if w.source == "hub":
+        return [
+            f"hub: each new node's init container downloads {sv.model}@{revision} from the Hugging Face Hub"
+            " through the NAT gateway (weights.source s3 keeps an in-region mirror instead)"
+        ]
+    bucket = rendering.outputs.get("weightMirror", "")
+    made = "an existing bucket (weights.existingBucket)" if w.existing_bucket else "created by this stack"
+    kept = (
+        "kept on `pulumi destroy` (weights.retainOnDestroy); `ops sweep` lists it and never deletes it"
+        if w.retain_on_destroy
+        else "deleted with its objects on `pulumi destroy` (weights.retainOnDestroy false)"
+    )
+    lines = [
+        f"s3: mirror {bucket}{weight_mirror.prefix(sv.model, revision)} ({made}; SSE-S3, public access blocked,"
+        f" TLS only, versioned, retired revisions expire {w.noncurrent_days} days after deletion), {kept}",
+        f"  filled once by Job {weight_mirror.job_name(sv.model, revision)} (Hub -> S3, every file checked against"
+        " the Hub's sizes and sha256 before mirror-complete.json); vLLM pods start only after it completed",
+        "  each new node: init container copies S3 -> NVMe cache over the S3 gateway endpoint (no NAT),"
+        " checks every sha256, then vLLM loads offline as from the Hub",
+        f"  access by EKS Pod Identity: service account {weight_mirror.JOB_SERVICE_ACCOUNT} writes, "
+        f"{weight_mirror.POD_SERVICE_ACCOUNT} reads, that prefix only",
+    ]
+    if settings.network.existing_vpc_id:
+        lines.append(
+            "  network.existingVpcId: give the VPC an S3 gateway endpoint on the GPU subnets' route tables,"
+            " or the copy runs through your NAT"
+        )
+    return lines
+
+
 def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str] = frozenset()) -> str:
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
     model = sv.model_facts
     per_node = min(sv.replicas, settings.replicas_per_node)
     from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
-    start = {**workload.start_env(workload.timers(sv)), **profiles.vllm_env()}
+    source = settings.weights.source
+    start = {**workload.start_env(workload.timers(sv, source)), **profiles.vllm_env()}
     env = " ".join(f"{k}={v}" for k, v in start.items())
     argv = shlex.join(profiles.vllm_argv(sv))
     gpus_needed = sv.replicas * sv.gpus_per_replica
@@ -398,12 +435,16 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"cache; {from_secret} from the Kubernetes Secret):",
         f"  {env} {argv}",
         "",
+        "Weights (weights.source; docs/weights.md):",
+        *(f"  {line}" for line in weights_lines(settings, rendering)),
+        "",
         "Pod security (components/pod_security.py):",
         f"  vLLM runs as UID {pod_security.RUN_AS_USER} with every capability dropped, no privilege escalation, seccomp"
         " RuntimeDefault, read-only root filesystem, no service-account token (the image has no non-root user and"
         " the model cache is a root-owned hostPath on the node)",
         f"  network: default-deny; in from the load balancer ({', '.join(_load_balancer_sources(settings))})"
-        f" and namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT}; out to CoreDNS :53 and HTTPS :443",
+        f" and namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT}; out to CoreDNS :53 and HTTPS :443"
+        + (f", and the Pod Identity agent {network_policy.POD_IDENTITY_AGENT} :80" if source == "s3" else ""),
         f"  image {supply_chain.pinned_image(sv.image)}",
         "",
         "Endpoint:",
@@ -420,7 +461,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         *(f"  {line}" for line in capacity.table_for(settings)),
         "",
         f"Cold start of one replica (components/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
-        *(f"  {line}" for line in timeline.describe(sv.replicas, model.weights_gb)),
+        *(f"  {line}" for line in timeline.describe(sv.replicas, model.weights_gb, source=source)),
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),

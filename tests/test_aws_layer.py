@@ -545,8 +545,9 @@ def test_aws_children_are_parented_to_their_component(stack):
             "aws:iam/rolePolicy:RolePolicy",
         },
     }
-    flow_logs = r.of_type("minimax-vllm:aws:FlowLogs")
-    # Prod stacks' flow logs have their own log group and delivery role policy.
+    flow_logs = [*r.of_type("minimax-vllm:aws:FlowLogs"), *r.of_type("minimax-vllm:aws:MirrorBucket")]
+    # Prod stacks' flow logs have their own log group and delivery role policy; the weight
+    # mirror has its own role policies.
     shared = {LOG_GROUP, "aws:iam/rolePolicy:RolePolicy"}
     for parent, types in expected.items():
         for type_token in types:

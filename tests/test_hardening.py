@@ -114,7 +114,13 @@ def test_namespace_is_default_deny_and_vllm_may_only_serve_scrape_dns_and_https(
     monitoring = serving["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]
     assert monitoring == {"kubernetes.io/metadata.name": "monitoring"}
     out = {(p["protocol"], p["port"]) for rule in serving["egress"] for p in rule["ports"]}
-    assert out == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    # With the S3 mirror, also the Pod Identity agent's credentials endpoint, and only that address.
+    agent = {("TCP", 80)} if settings.weights.source == "s3" else set()
+    assert out == {("UDP", 53), ("TCP", 53), ("TCP", 443)} | agent
+    to_port_80 = [
+        b["ipBlock"]["cidr"] for rule in serving["egress"] if rule["ports"][0]["port"] == 80 for b in rule["to"]
+    ]
+    assert to_port_80 == (["169.254.170.23/32"] if agent else [])
 
 
 def test_the_pods_admit_only_the_vpc_because_the_alb_proxies_every_request() -> None:

@@ -84,9 +84,11 @@ def test_every_derived_timer_covers_the_phase_it_guards(replicas, weights_gb):
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_rendered_deployment_carries_exactly_the_derived_timers(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
-    weights_gb = s.serving.model_facts.weights_gb
-    assert rendered_timers(r) == timeline.timers(s.serving.replicas, weights_gb)
-    assert [g for g in timeline.guards(rendered_timers(r), s.serving.replicas, weights_gb) if g.short] == []
+    weights_gb, source = s.serving.model_facts.weights_gb, s.weights.source
+    assert rendered_timers(r) == timeline.timers(s.serving.replicas, weights_gb, source=source)
+    assert [
+        g for g in timeline.guards(rendered_timers(r), s.serving.replicas, weights_gb, source=source) if g.short
+    ] == []
 
 
 @pytest.mark.parametrize(
@@ -132,7 +134,8 @@ def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offli
     vllm = pod["containers"][0]
     init_env, vllm_env = env_of(init), env_of(vllm)
     assert init["name"] == weight_staging.NAME and init["image"] == vllm["image"] == s.serving.image
-    assert 'hf download "$MODEL" --revision "$REVISION"' in init["command"][-1]
+    fetch = 'hf download "$MODEL" --revision "$REVISION"' if s.weights.source == "hub" else 'mirror_copy.py" stage'
+    assert fetch in init["command"][-1]
     assert init_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
     assert init_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
     assert init["volumeMounts"][0] == next(m for m in vllm["volumeMounts"] if m["name"] == "cache")
@@ -271,3 +274,22 @@ def test_the_readme_states_the_first_start_from_the_timeline():
     assert f"about {round(cold.total / 60)} minutes at the assumed 1 Gbit/s" in readme
     assert f"{round(warm.total / 60)} minutes for a restart on the same node" in readme
     assert timeline.Assumptions().hub_mb_s * 8 / 1000 == 1  # "1 Gbit/s" is the assumed Hub bandwidth
+
+
+def test_destroy_stops_the_mirror_job_and_the_pods_before_their_identities_and_keeps_s3_to_the_end():
+    """weights.source s3 (prod stacks): nothing that reads or writes the mirror outlives its
+    credentials, and the S3 gateway endpoint stays until the nodes are gone."""
+    r = rendered("prod-8gpu")
+    wave = {urn: i for i, urns in enumerate(graph_order.delete_waves(r.resources)) for urn in urns}
+    job, deployment = r.one("kubernetes:batch/v1:Job"), r.one(DEPLOYMENT)
+    identities = [
+        x
+        for x in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if x.inputs["namespace"] != "kube-system"
+    ]
+    assert len(identities) == 2
+    for identity in identities:
+        assert wave[job.urn] < wave[identity.urn] and wave[deployment.urn] < wave[identity.urn]
+    endpoint = r.one("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert all(wave[g.urn] < wave[endpoint.urn] for g in r.of_type(NODE_GROUP))
+    assert graph_order.lb_teardown_problems(r.resources) == []

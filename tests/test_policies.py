@@ -16,7 +16,7 @@ import pytest
 from pulumi_policy import EnforcementLevel, PolicyResource, ResourceValidationArgs, StackValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components import config, endpoint, gpu_pool
+from components import config, endpoint, gpu_pool, weight_mirror
 from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 
@@ -32,6 +32,7 @@ TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9
 A = "alb.ingress.kubernetes.io"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRETS = tuple(PLACEHOLDER_SECRETS.values())
+PROD_REVISION = "5fb9455421adc47f561f139d4e925b4c88c44367"  # stacks/Pulumi.prod-8gpu.yaml
 
 
 @functools.cache
@@ -922,7 +923,11 @@ def _stack_resources(stack: str = "prod-8gpu") -> list[tuple[str, dict[str, Any]
 def test_network_policy_rule_rejects_an_unselected_workload() -> None:
     without = [(t, p) for t, p in _stack_resources() if t != NETPOL]
     messages = rules.network_policy_selects_workloads(without)
-    assert messages == ["Deployment minimax-vllm/vllm is selected by no NetworkPolicy in namespace minimax-vllm"]
+    assert sorted(messages) == [
+        "Deployment minimax-vllm/vllm is selected by no NetworkPolicy in namespace minimax-vllm",
+        f"Job minimax-vllm/{weight_mirror.job_name('MiniMaxAI/MiniMax-M2.5', PROD_REVISION)} is selected by no"
+        " NetworkPolicy in namespace minimax-vllm",
+    ]
     elsewhere = [(t, p) for t, p in without] + [
         (NETPOL, {"metadata": {"namespace": "other"}, "spec": {"podSelector": {}}}),
         (NETPOL, {"metadata": {"namespace": "minimax-vllm"}, "spec": {"podSelector": {"matchLabels": {"app": "x"}}}}),

@@ -475,3 +475,29 @@ def test_no_credentials_is_a_usage_error_without_a_traceback(
     assert ops_main(["sweep", "--stack", "prod-8gpu", "--apply"]) == 2
     err = capsys.readouterr().err
     assert err.count("no AWS credentials") == 2 and "aws configure" in err and "Traceback" not in err
+
+
+# --- the S3 weight mirror --------------------------------------------------------------------------
+
+
+def test_the_weight_mirror_is_reported_and_never_deleted(world: World) -> None:
+    from components.weight_mirror import bucket_name
+    from components.weights_settings import WeightsSettings
+
+    assert SETTINGS.weights.source == "s3"  # prod-8gpu keeps a mirror
+    s3 = boto3.client("s3", region_name=REGION)
+    name = bucket_name(CLUSTER, "123456789012", REGION)
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=name, Key="MiniMaxAI/MiniMax-M2.5/x/config.json", Body=b"{}")
+    for settings in (
+        SETTINGS,
+        dataclasses.replace(SETTINGS, weights=WeightsSettings(source="s3", retain_on_destroy=False)),
+    ):
+        row = by_name(run(world, apply=True, settings=settings, account_id="123456789012"))[sweep.MIRROR_ROW]
+        assert row.status == "INFO" and f"s3://{name}" in row.detail and "never deletes S3" in row.detail
+        assert f"aws s3 rb s3://{name} --force" in row.detail
+    assert s3.list_objects_v2(Bucket=name)["KeyCount"] == 1
+    shared = dataclasses.replace(SETTINGS, weights=WeightsSettings(source="s3", existing_bucket="team-weights"))
+    assert "shared bucket" in by_name(run(world, apply=False, settings=shared))[sweep.MIRROR_ROW].detail
+    hub = dataclasses.replace(SETTINGS, weights=WeightsSettings())
+    assert sweep.MIRROR_ROW not in by_name(run(world, apply=False, settings=hub))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 MODEL = "MiniMaxAI/MiniMax-M2.5"
@@ -44,3 +47,68 @@ def test_every_vllm_variable_the_deployment_sets_is_one_vllm_reads(monkeypatch):
     assert (
         envs.environment_variables["VLLM_ENGINE_READY_TIMEOUT_S"]() == workload.timers(s.serving).engine_ready_timeout
     )
+
+
+@pytest.mark.vllm
+def test_vllm_offline_serves_what_the_s3_mirror_staged(tmp_path, monkeypatch):
+    """The mirror's `stage` writes the snapshot folder vLLM 0.32.0 resolves under HF_HUB_OFFLINE,
+    so the argv stays the one the Hub path uses (no --load-format, no s3:// model)."""
+    import boto3
+    import huggingface_hub.constants as hub
+    from moto import mock_aws
+    from vllm.transformers_utils import repo_utils
+
+    from components import config, mirror_copy, profiles, weight_mirror
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    data = b'{"architectures": ["MiniMaxM2ForCausalLM"]}'
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="mirror")
+        m = mirror_copy.Mirror(s3, "mirror", weight_mirror.prefix(MODEL, sha))
+        s3.put_object(Bucket="mirror", Key=m.key("config.json"), Body=data)
+        listing = {
+            "files": [
+                {
+                    "path": "config.json",
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "git_sha1": None,
+                }
+            ]
+        }
+        s3.put_object(Bucket="mirror", Key=m.key(mirror_copy.MARKER), Body=json.dumps(listing).encode())
+        mirror_copy.stage(m, mirror_copy.snapshot_dir(str(tmp_path), MODEL, sha))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    resolved = repo_utils.get_model_path(MODEL, sha)
+    assert (tmp_path / "hub").as_posix() in resolved and open(f"{resolved}/config.json", "rb").read() == data
+    s3_stack, hub_stack = config.from_stack_file("prod-8gpu"), config.from_stack_file("staging")
+    assert s3_stack.weights.source == "s3" and hub_stack.weights.source == "hub"
+    argv = profiles.vllm_argv(s3_stack.serving)
+    assert argv[2] == MODEL and not any(a.startswith("--load-format") for a in argv)
+
+
+@pytest.mark.vllm
+def test_the_facts_behind_copying_instead_of_streaming_hold_for_the_pinned_release():
+    """docs/weights.md: why the pods copy S3 -> NVMe instead of `--load-format runai_streamer`."""
+    import inspect
+    from importlib import metadata
+
+    from vllm.config import model as model_config
+    from vllm.model_executor.model_loader import runai_streamer_loader, weight_utils
+
+    # The streamer is an optional extra of the wheel (the image adds it), not a requirement.
+    requirement = next(r for r in metadata.requires("vllm") if r.startswith("runai-model-streamer"))
+    assert 'extra == "runai"' in requirement
+    # Every rank streams every safetensors file, into CPU memory unless `distributed` is set:
+    # with TP8 that is eight reads of the whole checkpoint from S3 per start.
+    iterator = inspect.getsource(weight_utils.runai_safetensors_weights_iterator)
+    assert '"cpu"' in iterator and "is_distributed" in iterator
+    # No integrity check anywhere on the way: the loader reads what the bucket holds.
+    loader = inspect.getsource(runai_streamer_loader)
+    assert "sha256" not in loader and "hashlib" not in loader
+    # An s3:// model is pulled (config, tokenizer, *.py for --trust-remote-code) into a temporary
+    # folder each start, and the served model path becomes that URI, not the Hub id.
+    pull = inspect.getsource(model_config.ModelConfig.maybe_pull_model_tokenizer_for_runai)
+    assert '"*.py"' in pull and "ObjectStorageModel" in pull
