@@ -19,7 +19,8 @@ from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.observability import Observability, ObservabilityArgs
 from components.replica_autoscaler import ReplicaAutoscaler, ReplicaAutoscalerArgs
-from components.scaling_settings import ScalingSettings, replicas_per_node
+from components.scaling_rules import replicas_per_node
+from components.scaling_settings import ScalingSettings
 from components.settings import PROJECT, Secrets, Settings
 from components.vllm_service import VllmService, VllmServiceArgs
 

@@ -3,8 +3,18 @@ rules between settings, before any resource)."""
 
 from __future__ import annotations
 
-from components.scaling_settings import SECTION, ScalingSettings, replica_capacity, replicas_per_node
+from components.scaling_settings import SECTION, ScalingSettings
 from components.settings import PROJECT, Settings
+
+
+def replicas_per_node(settings: Settings) -> int:
+    """vLLM replicas one GPU node holds: 2 for the 4-GPU profile on a p5, 1 when spread."""
+    return settings.replicas_per_node
+
+
+def replica_capacity(settings: Settings) -> int:
+    """The most replicas the GPU node group can hold at its maximum size."""
+    return settings.gpu_nodes.max_size * replicas_per_node(settings)
 
 
 def check(scaling: ScalingSettings, settings: Settings) -> list[str]:

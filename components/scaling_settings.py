@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
-
-if TYPE_CHECKING:
-    from components.settings import Settings
 
 SECTION = "scaling"
 # Cron day-of-week field: 0-6 (Sunday 0), ranges and lists, as KEDA's cron scaler reads it.
@@ -82,13 +78,3 @@ class ScalingSettings(BaseModel):
     @property
     def scale_to_zero(self) -> bool:
         return self.enabled and self.min_replicas == 0
-
-
-def replicas_per_node(settings: Settings) -> int:
-    """vLLM replicas one GPU node holds: 2 for the 4-GPU profile on a p5, 1 when spread."""
-    return settings.replicas_per_node
-
-
-def replica_capacity(settings: Settings) -> int:
-    """The most replicas the GPU node group can hold at its maximum size."""
-    return settings.gpu_nodes.max_size * replicas_per_node(settings)

@@ -36,7 +36,8 @@ from components import (
 from components.config import from_stack_file, read_stack_file, secrets_set_in
 from components.deploy_gate import problems_before_deploy
 from components.observability import sorted_keys
-from components.scaling_settings import ScalingSettings, replicas_per_node
+from components.scaling_rules import replicas_per_node
+from components.scaling_settings import ScalingSettings
 from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
 from ops.offline import Rendering, render
 

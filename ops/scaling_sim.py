@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from components import scaling
 from components.config import from_stack_file
 from components.scaling import Behavior, ColdStart, ReplicaPolicy, Rules
-from components.scaling_settings import ScalingSettings, replica_capacity, replicas_per_node
+from components.scaling_rules import replica_capacity, replicas_per_node
+from components.scaling_settings import ScalingSettings
 from components.settings import Settings, SettingsError
 
 TOLERANCE = 0.1  # the HPA's default --horizontal-pod-autoscaler-tolerance

@@ -18,8 +18,8 @@ from functools import partial
 from typing import Any
 
 from ops.report import Check, failed, info, passed
-from ops.sweep import Plan, Step, Sweeper, eni_label, group_label, tags_of, verdict_row
 from ops.sweep_errors import AWS_ERRORS, explain, iam_action
+from ops.sweep_plan import Plan, Step, Sweeper, eni_label, group_label, tags_of, verdict_row
 from ops.sweep_scope import Ownership
 
 GONE_NAT_STATES = frozenset({"deleted"})

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from components import catalog, cluster_autoscaler, gpu_pool, scaling, timeline, versions, workload
 from components.config import from_stack_file, parse
-from components.scaling_rules import check
-from components.scaling_settings import ScalingSettings, replica_capacity
+from components.scaling_rules import check, replica_capacity
+from components.scaling_settings import ScalingSettings
 from components.settings import SettingsError
 from components.settings import parse as schema_parse
 from ops.offline import Rendering, render
