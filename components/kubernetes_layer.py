@@ -17,7 +17,7 @@ from components import workload
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
-from components.observability import Observability, ObservabilityArgs
+from components.observability_stack import Observability, ObservabilityArgs
 from components.replica_autoscaler import ReplicaAutoscaler, ReplicaAutoscalerArgs
 from components.scaling_rules import replicas_per_node
 from components.scaling_settings import ScalingSettings

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from components import capacity, config, profiles, settings
+from components import capacity, capacity_tables, config, profiles, settings
 from components.catalog import INSTANCE_TYPES
 
 COLUMNS = (
@@ -35,8 +35,8 @@ def hardware_table(
 ) -> list[str]:
     """Hardware x profile x KV dtype, one row each, as aligned text."""
     rows = [COLUMNS]
-    for hw, p in capacity.report_rows(gpu_memory_utilization, max_model_len, architecture):
-        published = capacity.published_figure(hw, p)
+    for hw, p in capacity_tables.report_rows(gpu_memory_utilization, max_model_len, architecture):
+        published = capacity_tables.published_figure(hw, p)
         rows.append(
             (
                 f"{hw.gpus} x {hw.gpu_model} {hw.gpu_memory_gib:.1f} GiB ({hw.label})",
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(f"  PROBLEM: {problem}" for problem in err.problems))
             status = 1
             continue
-        print("\n".join(f"  {line}" for line in capacity.table_for(st)))
+        print("\n".join(f"  {line}" for line in capacity_tables.table_for(st)))
     return status
 
 

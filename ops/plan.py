@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from components import (
-    capacity,
+    capacity_tables,
     cluster,
     dcgm_fields,
     endpoint,
@@ -459,7 +459,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         *observability_lines(settings),
         "",
         "Capacity:",
-        *(f"  {line}" for line in capacity.table_for(settings)),
+        *(f"  {line}" for line in capacity_tables.table_for(settings)),
         "",
         f"Cold start of one replica (components/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
         *(f"  {line}" for line in timeline.describe(sv.replicas, model.weights_gb, source=source)),

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from components import capacity, catalog, config, profiles, settings
+from components import capacity, capacity_tables, catalog, config, profiles, settings
 from components.capacity import GIB, GUIDE_4X96, GUIDE_8X144, Hardware, plan
 
 MINIMAX_M2 = capacity.DEFAULT_ARCHITECTURE
@@ -141,7 +141,7 @@ def test_kv_cache_dtype_is_the_setting_not_an_extra_argument():
 def test_every_shipped_stack_passes_its_capacity_check(stack):
     st = config.from_stack_file(stack)
     assert capacity.check(st) == []
-    assert capacity.table_for(st)[-1] == "  status: fits (vLLM will start)"
+    assert capacity_tables.table_for(st)[-1] == "  status: fits (vLLM will start)"
 
 
 def test_tp4_on_h100_with_full_context_is_rejected_with_concrete_fixes():
@@ -229,18 +229,18 @@ def test_h200_serves_tp4_with_full_context():
 
 
 def test_table_for_reports_the_stack_plan_and_problems():
-    lines = capacity.table_for(config.from_stack_file("prod-8gpu"))
+    lines = capacity_tables.table_for(config.from_stack_file("prod-8gpu"))
     assert lines[0].startswith("capacity (MiniMaxAI/MiniMax-M2.5, tp8-ep, TP 8, EP, bf16 KV cache)")
     assert any("6 full-context sequence(s)" in line for line in lines)
     fits = _parse({"profile": "tp4", "maxModelLen": 32_768})
     too_long = dataclasses.replace(
         fits, serving=dataclasses.replace(fits.serving, max_model_len=profiles.MAX_CONTEXT_TOKENS)
     )
-    assert capacity.table_for(too_long)[-1].startswith("  PROBLEM: minimax-vllm:serving.maxModelLen = 196608")
+    assert capacity_tables.table_for(too_long)[-1].startswith("  PROBLEM: minimax-vllm:serving.maxModelLen = 196608")
 
 
 def test_report_covers_every_hardware_and_profile():
-    rows = capacity.report_rows()
+    rows = capacity_tables.report_rows()
     shapes = {(hw.label, p.profile) for hw, p in rows}
     assert ("p5.48xlarge", "tp4") in shapes and ("p5.48xlarge", "tp8-ep") in shapes
     assert ("p5e.48xlarge", "tp8-ep") in shapes and ("p5e.48xlarge", "dp8-ep") in shapes
@@ -248,7 +248,9 @@ def test_report_covers_every_hardware_and_profile():
     every_dtype = {(label, prof, dtype) for label, prof in shapes for dtype in catalog.KV_CACHE_DTYPES}
     assert {(hw.label, p.profile, p.kv_cache_dtype) for hw, p in rows} == every_dtype
     marked = {
-        (hw.label, p.profile): capacity.published_figure(hw, p) for hw, p in rows if capacity.published_figure(hw, p)
+        (hw.label, p.profile): capacity_tables.published_figure(hw, p)
+        for hw, p in rows
+        if capacity_tables.published_figure(hw, p)
     }
     assert marked == {(GUIDE_4X96.label, "tp4"): 400_000, (GUIDE_8X144.label, "tp8-ep"): 3_000_000}
 
