@@ -234,6 +234,18 @@ def test_the_pods_admit_the_vpc_because_the_alb_proxies_and_client_ranges_are_th
     assert (inbound.split(",") if inbound else []) == list(s.endpoint.source_ranges)
 
 
+def test_every_client_network_reaches_the_alb_and_only_through_it():
+    ranges = ["52.0.0.0/16", "34.64.0.0/16"]
+    r = rendered("prod-8gpu", {"endpoint": {"scheme": "internet-facing", "sourceRanges": ranges}})
+    annotations = r.one(INGRESS).inputs["metadata"]["annotations"]
+    assert annotations[f"{endpoint.ANNOTATION}/inbound-cidrs"].split(",") == ranges
+    (serving,) = [p for p in r.of_type(NETPOL) if p.inputs["metadata"]["name"] == workload.APP]
+    admitted = {
+        b["ipBlock"]["cidr"] for rule in serving.inputs["spec"]["ingress"] for b in rule["from"] if "ipBlock" in b
+    }
+    assert admitted.isdisjoint(ranges)  # clients never reach the pods directly
+
+
 # --- the Deployment's timeouts -----------------------------------------------------------------
 
 
