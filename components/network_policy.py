@@ -1,9 +1,9 @@
 """NetworkPolicies of the vLLM namespace: deny everything, then allow only what serving needs.
 
 The VPC CNI enforces them once its add-on runs with `enableNetworkPolicy` (cluster.py).
-In: the load balancer to the serving port (IP targets: the load balancer's nodes in the VPC,
-or the clients themselves when the load balancer preserves their address) and the metrics
-scraper in the monitoring namespace. Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or
+In: the load balancer to the serving port (an ALB with IP targets proxies every request, so
+its own addresses in the VPC; client ranges are enforced on the ALB) and the metrics scraper in
+the monitoring namespace. Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or
 an S3 weight mirror). Nothing else: no pod-to-pod, no instance metadata, no other port.
 """
 
@@ -44,8 +44,8 @@ def serving_policy(
 ) -> dict:
     """What the vLLM pods may receive and send.
 
-    load_balancer_sources: CIDRs the load balancer's traffic comes from (the VPC CIDR; plus the
-    client networks when the load balancer preserves client addresses).
+    load_balancer_sources: CIDRs the load balancer's traffic comes from (the VPC CIDR: the ALB
+    proxies, so the pods never see client addresses).
     """
     sources = sorted(dict.fromkeys(load_balancer_sources))
     serving_port = [{"protocol": "TCP", "port": port}]
