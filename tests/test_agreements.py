@@ -298,6 +298,17 @@ def test_without_a_profile_or_role_the_kubeconfig_uses_the_ambient_credentials_a
     assert args[args.index("eks") :][:2] == ["eks", "get-token"]
 
 
+def test_the_ops_commands_read_the_same_identity_from_the_stack_file(monkeypatch):
+    values = {
+        **config.read_stack_file("dev"),
+        "aws:profile": "ml-deploy",
+        "aws:assumeRoles": [{"roleArn": ROLE}],
+    }
+    monkeypatch.setattr(config, "read_stack_file", lambda stack, stacks_dir=None: values)
+    s = config.from_stack_file("dev")
+    assert (s.aws_profile, s.aws_role_arn) == ("ml-deploy", ROLE)
+
+
 def test_a_role_chain_acts_as_its_last_role():
     first = "arn:aws:iam::111111111111:role/hop"
     who, problems = aws_config.identity({"assumeRoles": [{"roleArn": first}, {"roleArn": ROLE}]})

@@ -61,6 +61,8 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "tests" / "test_calc.py").write_text(
         "from calc import double\n\n\ndef test_double():\n    assert double(2) == 4\n"
     )
+    # The list's own tests always fail in a mutated copy (the snippet is gone): never run there.
+    (tmp_path / "tests" / "test_mutation.py").write_text("def test_list():\n    assert False\n")
     return tmp_path
 
 
