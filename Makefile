@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test lint capacity scaling clean
+.PHONY: plan test lint capacity scaling mutation clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: $(VENV)/.dev $(CHECKOV_VENV)/.installed ## The whole test suite: vLLM flag
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Not part of `make test` or CI: it runs the fast test tier once per mutant (see README, Development).
+mutation: $(VENV)/.dev ## Plant each bug of ops/mutants.toml in a copy of the tree; the fast tests must catch it
+	$(PY) -m ops.mutation --jobs $(or $(JOBS),2)
 
 capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 	$(PY) -m ops.capacity_report

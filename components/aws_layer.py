@@ -117,6 +117,8 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             tags=tags,
             egress=network.egress,
             extra_log_groups=(flow_log_group,) if security.flow_logs else (),
+            aws_profile=settings.aws_profile,
+            aws_role_arn=settings.aws_role_arn,
         ),
     )
     if security.flow_logs:

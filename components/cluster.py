@@ -58,7 +58,21 @@ NODE_GROUP_NAME_MAX = 63
 NODE_GROUP_PREFIX_MAX = NODE_GROUP_NAME_MAX - 26
 
 
-def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
+def token_command(name: str, region: str, profile: str | None = None, role_arn: str | None = None) -> list[str]:
+    """`aws eks get-token` as the stack's AWS provider: its profile and the role it assumes, so
+    kubectl and the Kubernetes provider act as the principal that holds the access entry."""
+    args = ["--region", region]
+    if profile:
+        args += ["--profile", profile]  # beats ambient AWS_* variables, unlike AWS_PROFILE
+    args += ["eks", "get-token", "--cluster-name", name, "--output", "json"]
+    if role_arn:
+        args += ["--role-arn", role_arn]
+    return args
+
+
+def kubeconfig(
+    name: str, endpoint: str, ca_data: str, region: str, profile: str | None = None, role_arn: str | None = None
+) -> str:
     """A kubeconfig that authenticates with `aws eks get-token`: short-lived tokens, no secret stored."""
     return json.dumps(
         {
@@ -74,16 +88,7 @@ def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": [
-                                "--region",
-                                region,
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                name,
-                                "--output",
-                                "json",
-                            ],
+                            "args": token_command(name, region, profile, role_arn),
                         }
                     },
                 }
@@ -112,6 +117,9 @@ class ClusterArgs:
     egress: Sequence[pulumi.Resource] = ()
     # Other log groups the stack's KMS key encrypts (e.g. VPC flow logs), by name.
     extra_log_groups: tuple[str, ...] = ()
+    # Who the stack's AWS provider acts as (aws:profile, the last role of aws:assumeRoles).
+    aws_profile: str | None = None
+    aws_role_arn: str | None = None
 
 
 def log_group_name(cluster_name: str) -> str:
@@ -345,7 +353,7 @@ class Cluster(pulumi.ComponentResource):
                 self.eks.endpoint,
                 self.eks.certificate_authority.apply(lambda ca: ca.data),
                 *[a.id for a in self.admin_access],
-            ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region))
+            ).apply(lambda v: kubeconfig(v[0], v[1], v[2], args.region, args.aws_profile, args.aws_role_arn))
         )
         self.provider = k8s.Provider(
             f"{name}-k8s",

@@ -12,13 +12,13 @@ from typing import Any
 
 import yaml
 
-from components import capacity, exposure_rules, settings, settings_rules
+from components import aws_config, capacity, exposure_rules, settings, settings_rules
 from components.settings import PROJECT, REQUIRED_SECRETS, SECRET_KEYS, Secrets, Settings, SettingsError
 
 
-def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
+def parse(raw: Mapping[str, Any], stack: str, region: str | None, aws: Mapping[str, Any] | None = None) -> Settings:
     """Settings that pass the schema, the rules between settings and the capacity check."""
-    parsed = settings.parse(raw, stack, region)
+    parsed = settings.parse(raw, stack, region, aws)
     if problems := settings_rules.check(parsed) or capacity.check(parsed):
         raise SettingsError(problems)
     return parsed
@@ -58,6 +58,12 @@ def split_stack_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], str |
     return ours, config.get("aws:region")
 
 
+def aws_config_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack's `aws:` keys (prefix removed) that say who the AWS provider acts as."""
+    keys = (aws_config.PROFILE, aws_config.ASSUME_ROLES, aws_config.OLD_ASSUME_ROLE)
+    return {k: config[f"aws:{k}"] for k in keys if config.get(f"aws:{k}") is not None}
+
+
 def secrets_set_in(config: Mapping[str, Any]) -> frozenset[str]:
     """Secret keys a stack file already holds (as `secure:` values)."""
     return frozenset(k for k in SECRET_KEYS if config.get(f"{PROJECT}:{k}") is not None)
@@ -65,8 +71,9 @@ def secrets_set_in(config: Mapping[str, Any]) -> frozenset[str]:
 
 def from_stack_file(stack: str) -> Settings:
     """Settings of a stack straight from its file, for the ops commands (no Pulumi engine)."""
-    raw, region = split_stack_config(read_stack_file(stack))
-    return parse(raw, stack, region)
+    values = read_stack_file(stack)
+    raw, region = split_stack_config(values)
+    return parse(raw, stack, region, aws_config_of(values))
 
 
 def load() -> tuple[Settings, Secrets]:
@@ -91,7 +98,10 @@ def load() -> tuple[Settings, Secrets]:
             for p in exposure_rules.api_key_problems(cfg.get("apiKey"))
         ]
     try:
-        parsed = parse(raw, pulumi.get_stack(), pulumi.Config("aws").get("region"))
+        aws = pulumi.Config("aws")
+        who = {aws_config.PROFILE: aws.get(aws_config.PROFILE)}
+        who.update({k: aws.get_object(k) for k in (aws_config.ASSUME_ROLES, aws_config.OLD_ASSUME_ROLE)})
+        parsed = parse(raw, pulumi.get_stack(), aws.get("region"), {k: v for k, v in who.items() if v is not None})
     except SettingsError as err:
         raise SettingsError(problems + err.problems) from None
     if problems:

@@ -15,8 +15,16 @@ from components.helm import pinned_release
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
-# The controller's published IAM policy for the pinned release (docs/install/iam_policy.json).
-IAM_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-v3.5.0-iam-policy.json"
+DATA = Path(__file__).parent / "data"
+
+
+def iam_policy_file(chart_version: str) -> Path:
+    """The controller's published IAM policy (docs/install/iam_policy.json) for a chart release:
+    named for the version, so bumping the chart pin without the policy fails (file missing)."""
+    return DATA / f"aws-load-balancer-controller-v{chart_version}-iam-policy.json"
+
+
+IAM_POLICY_FILE = iam_policy_file(versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[2])
 
 
 def iam_policy_document() -> str:

@@ -1,10 +1,10 @@
 """NetworkPolicies of the vLLM namespace: deny everything, then allow only what serving needs.
 
 The VPC CNI enforces them once its add-on runs with `enableNetworkPolicy` (cluster.py).
-In: the load balancer to the serving port (IP targets: the load balancer's nodes in the VPC,
-or the clients themselves when the load balancer preserves their address) and the metrics
-scraper in the monitoring namespace. Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or
-an S3 weight mirror) and, with an S3 mirror, the Pod Identity agent's credentials endpoint.
+In: the load balancer to the serving port (an ALB with IP targets proxies every request, so
+its own addresses in the VPC; client ranges are enforced on the ALB) and the metrics scraper in
+the monitoring namespace. Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or an S3 weight
+mirror) and, with an S3 mirror, the Pod Identity agent's credentials endpoint.
 Nothing else: no pod-to-pod, no instance metadata, no other port.
 """
 

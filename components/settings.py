@@ -28,7 +28,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
-from components import versions
+from components import aws_config, versions
 from components.capacity_block_settings import CapacityBlockSettings
 from components.catalog import (
     CAPACITY_TYPES,
@@ -297,6 +297,10 @@ class Settings:
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     scaling: ScalingSettings = Field(default_factory=ScalingSettings)
     weights: WeightsSettings = Field(default_factory=WeightsSettings)  # components/weights_settings.py
+    # Facts of the stack's AWS provider (`aws:profile`, `aws:assumeRoles`), never set under
+    # minimax-vllm: the kubeconfig acts as the same principal (components/aws_config.py).
+    aws_profile: str | None = None
+    aws_role_arn: str | None = None
 
     @field_validator("environment")
     @classmethod
@@ -337,29 +341,35 @@ class Secrets:
 
 
 # The keys a stack sets (`stack` and `region` come from Pulumi), and all keys it may hold.
-USER_FIELDS = tuple(f.alias or n for n, f in Settings.__pydantic_fields__.items() if n not in ("stack", "region"))
+PULUMI_GIVEN = ("stack", "region", "aws_profile", "aws_role_arn")  # from Pulumi and the `aws:` config
+USER_FIELDS = tuple(f.alias or n for n, f in Settings.__pydantic_fields__.items() if n not in PULUMI_GIVEN)
 TOP_LEVEL_KEYS = (*USER_FIELDS, *SECRET_KEYS)
 
 
 # --- parsing --------------------------------------------------------------------------
 
 
-def parse(raw: Mapping[str, Any], stack: str, region: str | None) -> Settings:
+def parse(raw: Mapping[str, Any], stack: str, region: str | None, aws: Mapping[str, Any] | None = None) -> Settings:
     """Validate raw config (keys without the project prefix) into Settings, or raise SettingsError.
 
+    aws: the stack's `aws:` config (keys without the prefix), for the provider's identity.
     Checks the schema only; `config.parse` adds the rules between settings and the capacity check.
     """
     problems = stack_name_problems(stack)
+    who, aws_problems = aws_config.identity(aws or {})
+    problems += aws_problems
     if not region:
         problems.append("aws:region is not set. Fix: pulumi config set aws:region us-east-2")
     data = {
         k: _without_nones(v) for k, v in raw.items() if k not in SECRET_KEYS and (v is not None or k not in USER_FIELDS)
     }
-    for key in ("stack", "region"):  # Pulumi's to give, not the stack file's
+    for key in PULUMI_GIVEN:  # Pulumi's to give, not the stack file's
         if key in data:
             problems.append(unknown_key(PROJECT, "", key, data.pop(key), TOP_LEVEL_KEYS))
     try:
-        settings = Settings(stack=stack, region=region or "", **data)
+        settings = Settings(
+            stack=stack, region=region or "", aws_profile=who.profile, aws_role_arn=who.role_arn, **data
+        )
     except ValidationError as err:
         raise SettingsError(problems + render_errors(err, Settings, data, PROJECT, TOP_LEVEL_KEYS)) from None
     if problems:

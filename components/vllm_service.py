@@ -109,7 +109,7 @@ class VllmService(pulumi.ComponentResource):
             namespace=workload.NAMESPACE,
             labels=workload.LABELS,
             port=profiles.PORT,
-            target_port="http",
+            target_port=workload.PORT_NAME,
         )
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
         ing = endpoint.ingress(
@@ -119,7 +119,7 @@ class VllmService(pulumi.ComponentResource):
             namespace=workload.NAMESPACE,
             labels=workload.LABELS,
             service_name=workload.APP,
-            service_port="http",
+            service_port=workload.PORT_NAME,
             drain_seconds=timers.deregistration_delay,
         )
         # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
@@ -174,11 +174,19 @@ def _mirror_objects_opts(in_ns: pulumi.ResourceOptions, after: list[pulumi.Resou
     return pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=after))
 
 
+# `pulumi refresh` alone re-reads the Ingress but does not re-run the program, so this output
+# would stay pending; `pulumi up --refresh` reads the status and then recomputes the outputs.
+PENDING = (
+    "pending: the ALB is being created; in a few minutes run `pulumi up --refresh` (or"
+    " `pulumi refresh --run-program` on a Pulumi CLI that has the flag), then `pulumi stack output endpointUrl`"
+)
+
+
 def _url(status: Any, scheme: str, port: int) -> str:
     """The ALB's URL once the controller has published it in the Ingress status; until then, how to get it."""
     ingress = (getattr(getattr(status, "load_balancer", None), "ingress", None) or []) if status else []
     host = next((getattr(i, "hostname", None) or getattr(i, "ip", None) for i in ingress), None)
     if not host:
-        return "pending: the ALB is being created; run `pulumi refresh` then `pulumi stack output endpointUrl`"
+        return PENDING
     default = 443 if scheme == "https" else 80
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")

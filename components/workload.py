@@ -26,6 +26,8 @@ CREDENTIALS_SECRET = "vllm-credentials"
 API_KEY_ENV = "VLLM_API_KEY"  # vLLM's own environment variable for --api-key
 HF_TOKEN_ENV = "HF_TOKEN"
 CACHE_MOUNT = "/cache"
+# The container port's name: the probes, the Service's targetPort and the Ingress backend use it.
+PORT_NAME = "http"
 HF_HOME = f"{CACHE_MOUNT}/huggingface"
 # What the staging container needs of the scratch locations (the root filesystem is read-only).
 SCRATCH_ENV = ("HOME", "TMPDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
@@ -119,11 +121,17 @@ def pod_resources(instance: InstanceType, gpus: int) -> dict:
 
 def _probe(period: int, failures: int) -> dict:
     return {
-        "httpGet": {"path": "/health", "port": "http"},
+        "httpGet": {"path": "/health", "port": PORT_NAME},
         "periodSeconds": period,
         "timeoutSeconds": 5,
         "failureThreshold": failures,
     }
+
+
+def listen_port(argv: list[str]) -> int:
+    """The port vLLM listens on, read from its own argv: the container port, the probes, the
+    Service and the Ingress all follow it, so they cannot point at a closed port."""
+    return int(argv[argv.index("--port") + 1])
 
 
 def security_context() -> dict:
@@ -267,14 +275,14 @@ def deployment(
         "command": argv[:2],
         "args": argv[2:],
         "env": _env(has_hf_token, t),
-        "ports": [{"name": "http", "containerPort": profiles.PORT, "protocol": "TCP"}],
+        "ports": [{"name": PORT_NAME, "containerPort": listen_port(argv), "protocol": "TCP"}],
         "resources": pod_resources(instance, serving.gpus_per_replica),
         # Load + compile (the weights are already staged), and only then the liveness probe acts.
         "startupProbe": _probe(t.startup_probe_period, t.startup_probe_failures),
         "readinessProbe": _probe(10, 3),
         # Runs only after the startup probe has passed, so it cannot kill a loading model.
         "livenessProbe": _probe(30, 5),
-        # Keep serving while the NLB deregisters the pod, so streams in flight can finish.
+        # Keep serving while the ALB deregisters the pod, so streams in flight can finish.
         "lifecycle": {"preStop": {"sleep": {"seconds": t.pre_stop}}},
         "volumeMounts": [cache_mount, {"name": "dshm", "mountPath": "/dev/shm"}, *pod_security.scratch_mounts()],
         "securityContext": security_context(),

@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -505,6 +506,21 @@ def _docker_hub_digest(image: str) -> str:
     return registry.resolve_digest(registry.parse(image))
 
 
+def aws_cli(which: Callable[[str], str | None] = shutil.which) -> Check:
+    """The stack's kubeconfig (and the Kubernetes provider of `pulumi up`) runs `aws eks get-token`."""
+    name = "aws CLI on PATH"
+    found = which("aws")
+    if found:
+        return passed(name, f"{found} (the kubeconfig runs `aws eks get-token`)")
+    return failed(
+        name,
+        "`aws` is not on PATH: the kubeconfig and the Kubernetes provider authenticate with `aws eks get-token`,"
+        " so `pulumi up` cannot reach the cluster",
+        "install AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html),"
+        " then check `aws --version`",
+    )
+
+
 def title(settings: Settings) -> str:
     g = settings.gpu_nodes
     return (
@@ -520,8 +536,9 @@ def main(
     *,
     record: bool = False,
     resolve: Callable[[str], str] = _docker_hub_digest,
+    which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
     ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
-    checks = run(settings, ec2, quotas, sleep, eks=eks, window=window)
+    checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
     return title(settings), checks + image_digest(settings, resolve, record=record)

@@ -306,3 +306,13 @@ def test_model_and_parser_default_from_the_stack_file() -> None:
         "minimax-m2.5",
         "minimax_m2_append_think",
     )
+
+
+@pytest.mark.parametrize(("anonymous", "wrong"), [(401, 200), (200, 401)], ids=["any-key-accepted", "no-key-needed"])
+def test_auth_fails_when_either_a_missing_or_a_wrong_key_gets_in(anonymous: int, wrong: int) -> None:
+    class Endpoint:  # answers /v1/models by the key sent: none, or a wrong one
+        def call(self, method: str, path: str, body: Any = None, api_key: str | None = "k") -> Any:
+            return type("Reply", (), {"status": anonymous if api_key is None else wrong})()
+
+    row = verify.check_auth(Endpoint())
+    assert row.status == "FAIL" and f"without the key: {anonymous}, with a wrong key: {wrong}" in row.detail
