@@ -9,7 +9,9 @@ is reachable inside the cluster only.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +28,11 @@ REFUSE_ACTION = "refuse-404"
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ANNOTATION = "alb.ingress.kubernetes.io"
 PLAIN_HTTP_ACCEPTED = "minimax-vllm/plain-http-on-internet"
+# The controller names the ALB from this annotation (v3.5.0 docs, "Ingress annotations"; longer
+# than 32 characters is an error). ELB names: letters, digits and hyphens, no hyphen at either
+# end, not starting with "internal-".
+LOAD_BALANCER_NAME_MAX = 32
+LOAD_BALANCER_NAME_PREFIX = "mmv-"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,18 @@ def reaches_vllm(request_path: str) -> bool:
     return any(p.matches(request_path) for p in EXPOSED_PATHS)
 
 
+def load_balancer_name(cluster_name: str) -> str:
+    """The ALB's name, fixed so the wake trigger can find its CloudWatch metrics before it exists.
+
+    Deterministic from the cluster name (unique per account and Region): a readable part and 8 hex
+    characters of its SHA-256, so two long cluster names that share a prefix still differ.
+    """
+    digest = hashlib.sha256(cluster_name.encode()).hexdigest()[:8]
+    room = LOAD_BALANCER_NAME_MAX - len(LOAD_BALANCER_NAME_PREFIX) - len(digest) - 1
+    readable = re.sub(r"[^a-z0-9]+", "-", cluster_name.lower()).strip("-")[:room].strip("-")
+    return "-".join(p for p in (LOAD_BALANCER_NAME_PREFIX.rstrip("-"), readable, digest) if p)
+
+
 def listener_port(endpoint: EndpointSettings) -> int:
     return 443 if endpoint.certificate_arn else 80
 
@@ -78,7 +97,9 @@ def refuse_action() -> dict:
     }
 
 
-def annotations(endpoint: EndpointSettings, tags: dict[str, str], drain_seconds: int) -> dict[str, str]:
+def annotations(
+    endpoint: EndpointSettings, tags: dict[str, str], drain_seconds: int, load_balancer_name: str
+) -> dict[str, str]:
     """The AWS Load Balancer Controller's Ingress annotations (names and values of v3.5.0)."""
     a = ANNOTATION
     port = listener_port(endpoint)
@@ -88,6 +109,7 @@ def annotations(endpoint: EndpointSettings, tags: dict[str, str], drain_seconds:
         "routing.http.drop_invalid_header_fields.enabled=true",
     ]
     out = {
+        f"{a}/load-balancer-name": load_balancer_name,
         f"{a}/scheme": endpoint.scheme,
         f"{a}/target-type": "ip",
         # One listener only: with TLS there is no plain-HTTP port (a redirect from port 80 would
@@ -131,6 +153,7 @@ def ingress(
     service_name: str,
     service_port: str,
     drain_seconds: int,
+    load_balancer_name: str,
 ) -> dict:
     """Only the listed paths go to vLLM; the default action is the explicit fixed 404."""
     paths = [
@@ -148,7 +171,7 @@ def ingress(
             "name": name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations(endpoint, tags, drain_seconds),
+            "annotations": annotations(endpoint, tags, drain_seconds, load_balancer_name),
         },
         "spec": {
             "ingressClassName": INGRESS_CLASS,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from components import endpoint, workload
 from components import scaling as scaling_policy
-from components import workload
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -54,6 +54,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             provider=aws.provider,
             tags=settings.tags,
             vpc_cidr=aws.vpc_cidr,
+            load_balancer_name=endpoint.load_balancer_name(settings.cluster_name),
             depends_on=(controller, plugin, aws.gpu_nodes),
             autoscaled=scaling.enabled,
             mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
@@ -117,7 +118,7 @@ def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLaye
         replicas_per_node(settings),
         cold,
         region=aws.region,
-        load_balancer=wake_load_balancer(),
+        load_balancer=endpoint.load_balancer_name(settings.cluster_name),
     )
     ReplicaAutoscaler(
         f"{base}-keda",
@@ -131,12 +132,3 @@ def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLaye
             depends_on=on_system,
         ),
     )
-
-
-def wake_load_balancer() -> Any:
-    """The endpoint's CloudWatch `LoadBalancer` dimension for waking from zero on requests.
-
-    The NLB endpoint publishes no per-request 5xx count, so there is none yet; an ALB endpoint
-    returns its `arn_suffix` (app/<name>/<id>) here.
-    """
-    return None

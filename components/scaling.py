@@ -8,6 +8,7 @@ same triggers, targets and behavior) through the HPA algorithm on traffic traces
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,9 +212,8 @@ def replica_policy(
 ) -> ReplicaPolicy:
     """The policy for a stack with scaling enabled.
 
-    load_balancer: the ALB's CloudWatch `LoadBalancer` dimension (app/<name>/<id>, a string or a
-    Pulumi Output such as an ALB's `arn_suffix`; it only lands in the trigger's metadata), for
-    waking from zero on requests; None when the endpoint cannot provide it.
+    load_balancer: the ALB's name (endpoint.load_balancer_name, set on the Ingress), for waking
+    from zero on requests; None when the endpoint cannot provide it.
     """
     triggers = [
         _prometheus(
@@ -259,7 +259,7 @@ def replica_policy(
             triggers.append(wake_trigger(load_balancer, region))
         else:
             notes.append(
-                "wake on requests needs the ALB's CloudWatch dimension; until the endpoint provides it, "
+                "wake on requests needs the ALB's name; until the endpoint provides it, "
                 "replicas come back from zero by schedule or by hand (docs/operations.md)"
             )
     behave = behavior(cold, replicas_per_node)
@@ -299,12 +299,38 @@ def scheduled_node_hours(scaling: ScalingSettings, replicas_per_node: int, cold:
     return min(24.0, open_minutes / 60) * nodes, 0.0
 
 
-def wake_trigger(load_balancer: Any, region: str) -> Trigger:
+# CloudWatch metric math, not Metrics Insights: Metrics Insights' WHERE has only `=`, `!=` and
+# AND (CloudWatch user guide, "Metrics Insights query components and syntax"), so it needs the
+# ALB's id, which the controller assigns. A SEARCH term with a property name matches tokens of
+# that dimension's value, and a term with non-alphanumeric characters matches them as one run
+# (user guide, "CloudWatch search expression syntax"): `LoadBalancer=app/<name>/` finds the
+# `app/<name>/<id>` dimension without the id. SUM folds what it finds into one series.
+WAKE_METRIC = "HTTPCode_ELB_503_Count"
+WAKE_PERIOD_SECONDS = 60
+
+
+def wake_expression(load_balancer_name: str) -> str:
+    """GetMetricData expression: the 503s the named ALB answered itself, one-minute sums."""
+    return (
+        f'SUM(SEARCH(\'{{AWS/ApplicationELB,LoadBalancer}} MetricName="{WAKE_METRIC}" '
+        f"LoadBalancer=app/{load_balancer_name}/', 'Sum', {WAKE_PERIOD_SECONDS}))"
+    )
+
+
+def wake_load_balancer_name(expression: str) -> str | None:
+    """The ALB name a wake expression selects (the inverse of `wake_expression`)."""
+    found = re.search(r"LoadBalancer=app/([A-Za-z0-9-]+)/'", expression)
+    return found.group(1) if found else None
+
+
+def wake_trigger(load_balancer_name: str, region: str) -> Trigger:
     """Active when the ALB answered 503 in the last five minutes.
 
     With no replica the target group has no registered target: the ALB answers 503 itself and
     counts it in HTTPCode_ELB_503_Count (RequestCount counts only requests it could send to a
     target). Engine metrics do not exist at zero replicas, so this is what wakes the stack.
+    KEDA sends `expression` as the GetMetricData query with metricStatPeriod as its period and
+    reads the newest value; no data (no 503s) gives minMetricValue, 0.
     """
     return Trigger(
         name="wake-on-requests",
@@ -313,12 +339,8 @@ def wake_trigger(load_balancer: Any, region: str) -> Trigger:
         target=WAKE_TARGET,
         activation=0,
         metadata={
-            "namespace": "AWS/ApplicationELB",
-            "metricName": "HTTPCode_ELB_503_Count",
-            "dimensionName": "LoadBalancer",
-            "dimensionValue": load_balancer,
-            "metricStat": "Sum",
-            "metricStatPeriod": "60",
+            "expression": wake_expression(load_balancer_name),
+            "metricStatPeriod": str(WAKE_PERIOD_SECONDS),
             "metricCollectionTime": "300",
             "targetMetricValue": _num(WAKE_TARGET),
             "activationTargetMetricValue": "0",
@@ -402,7 +424,10 @@ def describe(policy: ReplicaPolicy) -> list[str]:
                 f"({t.metadata['timezone']}; opens one cold start early so replicas serve at the start hour)"
             )
         else:
-            what = f"{t.metadata['metricName']} of {t.metadata['dimensionValue']} > 0 wakes from zero"
+            what = (
+                f"{WAKE_METRIC} of ALB {wake_load_balancer_name(t.metadata['expression'])} > 0 wakes from zero "
+                "(the ALB answers 503 itself while no replica is ready)"
+            )
         lines.append(f"trigger {t.name} ({t.type}): {what}")
     up, down = b.scale_up, b.scale_down
     lines.append(

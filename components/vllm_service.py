@@ -31,6 +31,7 @@ class VllmServiceArgs:
     provider: k8s.Provider
     tags: dict[str, str]
     vpc_cidr: str  # where the load balancer's traffic to the pods comes from
+    load_balancer_name: str  # endpoint.load_balancer_name(cluster name); the wake trigger reads it too
     # The Ingress must go before the load balancer controller on destroy, so the controller is
     # still there to delete the ALB it made.
     depends_on: tuple[pulumi.Resource, ...] = ()
@@ -121,6 +122,7 @@ class VllmService(pulumi.ComponentResource):
             service_name=workload.APP,
             service_port=workload.PORT_NAME,
             drain_seconds=timers.deregistration_delay,
+            load_balancer_name=args.load_balancer_name,
         )
         # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
         self.ingress = k8s.networking.v1.Ingress(

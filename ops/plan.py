@@ -322,8 +322,14 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
             "(pulumi config set --path 'scaling.enabled' true to scale with demand)"
         ]
     cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
-    # The plan renders what `pulumi up` sends: today's endpoint gives no load balancer dimension.
-    policy = scaling.replica_policy(sc, replicas_per_node(settings), cold, region=settings.region)
+    # The plan renders what `pulumi up` sends: the wake trigger reads the ALB the Ingress names.
+    policy = scaling.replica_policy(
+        sc,
+        replicas_per_node(settings),
+        cold,
+        region=settings.region,
+        load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+    )
     _, chart, version = versions.CLUSTER_AUTOSCALER_CHART
     return [
         *(f"  {line}" for line in scaling.describe(policy)),

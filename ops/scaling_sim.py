@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from components import scaling
+from components import endpoint, scaling
 from components.config import from_stack_file
 from components.scaling import Behavior, ColdStart, ReplicaPolicy, Rules
 from components.scaling_rules import replica_capacity, replicas_per_node
@@ -52,8 +52,6 @@ CONCURRENCY_PER_GPU = 4
 # The wake trigger reads the 503 count of the last complete minute (CloudWatch publishes ELB
 # metrics per 60 s, about a minute late).
 CLOUDWATCH_DELAY_SECONDS = 60
-# Where the wake trigger would read from once the endpoint is an ALB; a simulation stand-in.
-SIMULATED_ALB = "app/simulated-alb/0"
 
 
 # --- the HPA algorithm ------------------------------------------------------------------
@@ -577,7 +575,9 @@ def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy |
     cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
     per_node = replicas_per_node(settings)
     if policy is None:
-        policy = scaling.replica_policy(sc, per_node, cold, region=settings.region, load_balancer=SIMULATED_ALB)
+        policy = scaling.replica_policy(
+            sc, per_node, cold, region=settings.region, load_balancer=endpoint.load_balancer_name(settings.cluster_name)
+        )
     g = settings.gpu_nodes
     return Stack(
         policy=policy,
@@ -605,7 +605,9 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
         f"({CONCURRENCY_PER_GPU * stack.gpus_per_replica} in flight x {SERVICE_SECONDS:.0f}s each)",
     ]
     if any(t.signal == "wake" for t in p.triggers):
-        lines.append(f"  wake trigger simulated on the ALB's 503 count ({SIMULATED_ALB} stands for the endpoint's ALB)")
+        lines.append(
+            f"  wake trigger simulated on the 503 count of ALB {endpoint.load_balancer_name(settings.cluster_name)}"
+        )
     lines += [
         "",
         f"  {'trace':<13} {'peak wait':>9} {'rejected':>8} {'replica-h':>9} {'GPU-node-h':>10} {'cost':>9} "

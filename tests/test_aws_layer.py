@@ -545,9 +545,13 @@ def test_aws_children_are_parented_to_their_component(stack):
             "aws:iam/rolePolicy:RolePolicy",
         },
     }
-    flow_logs = [*r.of_type("minimax-vllm:aws:FlowLogs"), *r.of_type("minimax-vllm:aws:MirrorBucket")]
+    flow_logs = [
+        *r.of_type("minimax-vllm:aws:FlowLogs"),
+        *r.of_type("minimax-vllm:aws:MirrorBucket"),
+        *r.of_type("minimax-vllm:k8s:ReplicaAutoscaler"),
+    ]
     # Prod stacks' flow logs have their own log group and delivery role policy; the weight
-    # mirror has its own role policies.
+    # mirror has its own role policies, and so has KEDA's CloudWatch reader (wake on requests).
     shared = {LOG_GROUP, "aws:iam/rolePolicy:RolePolicy"}
     for parent, types in expected.items():
         for type_token in types:

@@ -40,6 +40,7 @@ def ingress(ep: EndpointSettings) -> dict:
         service_name="vllm",
         service_port="http",
         drain_seconds=300,
+        load_balancer_name="mmv-t-0123abcd",
     )
 
 

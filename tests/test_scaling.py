@@ -15,7 +15,7 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
-from components import catalog, cluster_autoscaler, gpu_pool, scaling, timeline, versions, workload
+from components import catalog, cluster_autoscaler, endpoint, gpu_pool, scaling, timeline, versions, workload
 from components.config import from_stack_file, parse
 from components.scaling_rules import check, replica_capacity
 from components.scaling_settings import ScalingSettings
@@ -30,7 +30,8 @@ SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-ALB = "app/k8s-minimaxv-vllm-0123456789/0123456789abcdef"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+ALB = endpoint.load_balancer_name("minimax-vllm-dev")
 
 
 def parse_scaling(raw: dict, rules: bool = True) -> ScalingSettings:
@@ -152,16 +153,44 @@ def test_the_schedule_opens_one_cold_start_before_the_start_hour():
     assert (start, end) == (8 * 60 - lead, 20 * 60)
 
 
-def test_wake_trigger_is_rendered_only_with_the_load_balancer_dimension():
+def test_wake_trigger_is_rendered_only_with_the_load_balancer_name():
     sc = parse_scaling({"enabled": True, "minReplicas": 0, "maxReplicas": 2})
     cold = scaling.cold_start_inputs(WEIGHTS_GB)
     without = scaling.replica_policy(sc, 2, cold, region="us-east-2")
     assert without.trigger("wake") is None and "wake on requests" in without.notes[0]
     wake = scaling.replica_policy(sc, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake")
-    assert wake.type == "aws-cloudwatch" and wake.metadata["dimensionValue"] == ALB
-    assert wake.metadata["metricName"] == "HTTPCode_ELB_503_Count" and wake.authentication == scaling.AWS_TRIGGER_AUTH
+    assert wake.type == "aws-cloudwatch" and wake.authentication == scaling.AWS_TRIGGER_AUTH
+    assert scaling.wake_load_balancer_name(wake.metadata["expression"]) == ALB
+    assert 'MetricName="HTTPCode_ELB_503_Count"' in wake.metadata["expression"]
     fixed_floor = parse_scaling({"enabled": True, "minReplicas": 1, "maxReplicas": 2})
     assert scaling.replica_policy(fixed_floor, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake") is None
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    ["minimax-vllm-dev", "minimax-vllm-staging", "x" * 100, "internal-lab", "A_b.c--d", "-", "team/llm-2"],
+)
+def test_the_alb_name_is_a_valid_elb_name_and_fixed_by_the_cluster_name(cluster):
+    name = endpoint.load_balancer_name(cluster)
+    # Elastic Load Balancing: at most 32 letters, digits and hyphens, no hyphen at either end, and
+    # not starting with "internal-"; the controller (v3.5.0) rejects a longer annotation value.
+    assert re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,30}[a-zA-Z0-9])?", name), name
+    assert not name.startswith("internal-") and "--" not in name
+    assert name == endpoint.load_balancer_name(cluster)
+    assert name != endpoint.load_balancer_name(cluster + "x")
+
+
+def test_two_clusters_that_share_a_long_prefix_get_different_albs():
+    a, b = "minimax-vllm-research-team-one-dev", "minimax-vllm-research-team-one-dev2"
+    assert endpoint.load_balancer_name(a) != endpoint.load_balancer_name(b)
+
+
+def test_a_search_for_one_alb_does_not_select_another_by_the_same_prefix():
+    # SEARCH matches consecutive tokens, so the ALB's name ends in a hash: no other stack's
+    # `app/<name>/<id>` starts with this name and a slash.
+    dev, staging = (endpoint.load_balancer_name(f"minimax-vllm-{s}") for s in SCALED_STACKS)
+    assert not dev.startswith(staging) and not staging.startswith(dev)
+    assert f"LoadBalancer=app/{dev}/'" in scaling.wake_expression(dev)
 
 
 def test_engine_metrics_are_the_pinned_vllm_releases_own():
@@ -182,6 +211,27 @@ REQUIRED_METADATA = {
     "prometheus": {"serverAddress", "query", "threshold"},
     "cron": {"start", "end", "timezone", "desiredReplicas"},
     "aws-cloudwatch": {"targetMetricValue", "minMetricValue", "awsRegion"},
+}
+# Every key KEDA 2.20.2's aws-cloudwatch scaler reads (awsCloudwatchMetadata): anything else
+# is a typo KEDA ignores.
+CLOUDWATCH_METADATA = {
+    "namespace",
+    "metricName",
+    "dimensionName",
+    "dimensionValue",
+    "expression",
+    "targetMetricValue",
+    "activationTargetMetricValue",
+    "minMetricValue",
+    "ignoreNullValues",
+    "metricCollectionTime",
+    "metricStat",
+    "metricUnit",
+    "metricStatPeriod",
+    "metricEndTimeOffset",
+    "awsRegion",
+    "awsEndpoint",
+    "identityOwner",
 }
 NUMERIC_METADATA = {
     "threshold",
@@ -229,6 +279,8 @@ def keda_problems(obj: dict) -> list[str]:
                 float(t["metadata"][key])
             except ValueError:
                 problems.append(f"trigger {t.get('name')}: {key} is not a number")
+        if t["type"] == "aws-cloudwatch":
+            problems += [f"trigger {t.get('name')}: {p}" for p in _cloudwatch_problems(t["metadata"])]
         if t.get("metricType", "AverageValue") not in ("AverageValue", "Value", "Utilization"):
             problems.append(f"trigger {t.get('name')}: metricType")
         ref = t.get("authenticationRef")
@@ -240,6 +292,24 @@ def keda_problems(obj: dict) -> list[str]:
     return problems
 
 
+def _cloudwatch_problems(meta: dict) -> list[str]:
+    """awsCloudwatchMetadata.Validate() in KEDA 2.20.2, and its unknown keys."""
+    problems = [f"unknown metadata {k}" for k in sorted(set(meta) - CLOUDWATCH_METADATA)]
+    if not meta.get("expression") and not all(
+        meta.get(k) for k in ("namespace", "metricName", "dimensionName", "dimensionValue")
+    ):
+        problems.append("expression, or namespace, metricName, dimensionName and dimensionValue")
+    try:
+        period, collection = int(meta.get("metricStatPeriod", 300)), int(meta.get("metricCollectionTime", 300))
+    except ValueError:
+        return [*problems, "metricStatPeriod and metricCollectionTime are integers"]
+    if period < 1 or (period <= 60 and period not in (1, 5, 10, 30, 60)) or (period > 60 and period % 60):
+        problems.append("metricStatPeriod: 1, 5, 10, 30, 60 or a multiple of 60")
+    if collection < 0 or collection % period:
+        problems.append("metricCollectionTime: a multiple of metricStatPeriod")
+    return problems
+
+
 def _canonical(value: dict) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -248,7 +318,8 @@ def _canonical(value: dict) -> str:
 def test_each_scaled_stack_renders_keda_objects_valid_against_the_schema(stack):
     r = rendered(stack)
     objects = [x.inputs for x in r.kubernetes_objects() if x.inputs["apiVersion"].startswith("keda.sh/")]
-    assert [o["kind"] for o in objects] == ["ScaledObject"]  # no wake trigger yet: no TriggerAuthentication
+    # dev and staging scale to zero and wake on requests: CloudWatch, with KEDA's own identity
+    assert sorted(o["kind"] for o in objects) == ["ScaledObject", "TriggerAuthentication"]
     for obj in objects:
         assert keda_problems(obj) == [], obj
 
@@ -445,16 +516,10 @@ def test_capacity_block_and_odcr_stacks_keep_their_reservation_when_autoscaled(c
     assert r.of_type("aws:autoscaling/tag:Tag") and r.of_type(SCALED_OBJECT)
 
 
-def test_with_an_alb_the_wake_trigger_reads_cloudwatch_through_kedas_own_pod_identity(monkeypatch):
-    import pulumi
-
-    from components import kubernetes_layer
-
-    monkeypatch.setattr(kubernetes_layer, "wake_load_balancer", lambda: pulumi.Output.from_input(ALB))
-    r = render("dev")
+def test_the_wake_trigger_reads_cloudwatch_through_kedas_own_pod_identity():
+    r = rendered("dev")
     spec = r.one(SCALED_OBJECT).inputs["spec"]
     (wake,) = [t for t in spec["triggers"] if t["type"] == "aws-cloudwatch"]
-    assert wake["metadata"]["dimensionValue"] == ALB
     auth = r.one(TRIGGER_AUTH)
     assert auth.inputs["spec"] == {"podIdentity": {"provider": "aws"}}
     assert wake["authenticationRef"]["name"] == auth.inputs["metadata"]["name"]
@@ -482,3 +547,31 @@ def parse_stack(stack: str) -> dict:
     from components.config import read_stack_file, split_stack_config
 
     return split_stack_config(read_stack_file(stack))[0]
+
+
+@pytest.mark.parametrize("stack", SCALED_STACKS)
+def test_the_wake_query_selects_the_alb_the_ingress_names(stack):
+    r = rendered(stack)
+    (ingress,) = r.of_type(INGRESS)
+    named = ingress.inputs["metadata"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-name"]
+    (wake,) = [t for t in r.one(SCALED_OBJECT).inputs["spec"]["triggers"] if t["type"] == "aws-cloudwatch"]
+    assert scaling.wake_load_balancer_name(wake["metadata"]["expression"]) == named
+    assert len(named) <= endpoint.LOAD_BALANCER_NAME_MAX
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"expresion": "x"}, "unknown metadata expresion"),
+        ({"expression": ""}, "expression, or namespace"),
+        ({"metricCollectionTime": "90"}, "a multiple of metricStatPeriod"),
+        ({"metricStatPeriod": "45"}, "metricStatPeriod: 1, 5, 10, 30, 60"),
+    ],
+)
+def test_the_cloudwatch_checks_catch_what_keda_would_reject(change, expected):
+    sc = from_stack_file("dev").scaling
+    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
+    obj = scaling.scaled_object(policy, workload.LABELS)
+    (wake,) = [t for t in obj["spec"]["triggers"] if t["type"] == "aws-cloudwatch"]
+    wake["metadata"].update(change)
+    assert any(expected in p for p in keda_problems(obj))
