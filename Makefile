@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test lint capacity scaling mutation clean
+.PHONY: plan test test-fast lint capacity scaling mutation clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,15 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 plan: $(VENV)/.runtime ## Render a stack offline: summary on stdout, manifests in plan-out/<stack>
 	$(PY) -m ops plan --stack $(STACK) --out $(OUT)
 
+# Two workers (the machines here have two cores); a module's tests stay on one worker, so its
+# cached renderings are made once.
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile
+
 test: $(VENV)/.dev $(CHECKOV_VENV)/.installed ## The whole test suite: vLLM flag checks and the checkov scan included
-	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest -q
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PYTEST)
+
+test-fast: $(VENV)/.dev ## While editing: everything but vLLM's parser, checkov and the slow tier
+	$(PYTEST) -m "not vllm and not checkov and not slow"
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

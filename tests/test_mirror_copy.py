@@ -13,6 +13,8 @@ from moto import mock_aws
 
 from components import mirror_copy as mc
 
+pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
+
 BUCKET = "minimax-vllm-weights-test"
 SHA = "5fb9455421adc47f561f139d4e925b4c88c44367"
 PREFIX = f"MiniMaxAI/MiniMax-M2.5/{SHA}/"

@@ -121,6 +121,7 @@ def _stack_copy(tmp_path, monkeypatch, source: str, name: str, extra: dict) -> N
     monkeypatch.setattr(settings, "STACKS_DIR", tmp_path)
 
 
+@pytest.mark.slow  # two processes render the stack
 def test_plan_is_byte_identical_across_runs(tmp_path):
     # Separate processes with different hash seeds: registration order and set order vary there.
     outputs = []

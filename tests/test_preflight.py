@@ -19,6 +19,8 @@ from components.settings import Settings
 from ops import awsclients, preflight
 from ops.__main__ import main as ops_main
 
+pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
+
 UTC = dt.UTC
 
 

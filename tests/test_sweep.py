@@ -31,6 +31,8 @@ from tests.sweep_world import (
     tag_spec,
 )
 
+pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
+
 
 def build(w: World) -> dict[str, str]:
     """This stack's leftovers beside a sibling stack, lookalikes, conflicts, shared and protected things."""

@@ -13,6 +13,8 @@ from moto import mock_aws
 from ops import sweep
 from tests.sweep_world import CONTROLLER, OURS, SETTINGS, SIBLING, SIBLING_TAGS, World, tag_spec
 
+pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
+
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:

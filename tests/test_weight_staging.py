@@ -6,7 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from components import weight_staging
+
+pytestmark = pytest.mark.slow  # runs the real shell script: `make test`, not `make test-fast`
 
 MODEL = "MiniMaxAI/MiniMax-M2.5"
 
