@@ -17,8 +17,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import cluster as cluster_facts
-from components import gpu_pool, iam_trust, versions
+from components import gpu_pool, versions
 from components.helm import pinned_release
+from components.pod_identity import workload_identity
 from components.scaling import CLUSTER_AUTOSCALER_UNNEEDED_MINUTES, ColdStart
 
 NAMESPACE = "kube-system"
@@ -122,19 +123,16 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         super().__init__("minimax-vllm:k8s:ClusterAutoscaler", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy = aws.iam.Policy(f"{name}-policy", policy=iam_policy(args.cluster_name), tags=args.tags, opts=child)
-        trust = pulumi.Output.from_input(args.cluster_arn).apply(
-            lambda arn: iam_trust.pod_identity_role(arn, NAMESPACE, SERVICE_ACCOUNT)
-        )
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child)
-        attachment = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-identity",
+        identity = workload_identity(
+            name,
+            self,
             cluster_name=args.cluster_name_output,
+            cluster_arn=args.cluster_arn,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            policy_arn=policy.arn,
+            depends_on=args.depends_on,
         )
         self.release = pinned_release(
             f"{name}-release",
@@ -142,7 +140,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             namespace=NAMESPACE,
             values=chart_values(args.cluster_name, args.region, args.kubernetes_version, args.cold_start),
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[attachment, association, *args.depends_on]
+                parent=self, provider=args.provider, depends_on=[identity.grant, identity.association, *args.depends_on]
             ),
         )
-        self.register_outputs({"roleArn": role.arn, "status": self.release.status})
+        self.register_outputs({"roleArn": identity.role.arn, "status": self.release.status})

@@ -10,8 +10,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import endpoint, iam_trust, versions
+from components import endpoint, versions
 from components.helm import pinned_release
+from components.pod_identity import workload_identity
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -48,17 +49,16 @@ class LoadBalancerController(pulumi.ComponentResource):
         super().__init__("minimax-vllm:k8s:LoadBalancerController", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy = aws.iam.Policy(f"{name}-policy", policy=iam_policy_document(), tags=args.tags, opts=child)
-        trust = args.cluster_arn.apply(lambda arn: iam_trust.pod_identity_role(arn, NAMESPACE, SERVICE_ACCOUNT))
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child)
-        attachment = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-identity",
+        identity = workload_identity(
+            name,
+            self,
             cluster_name=args.cluster_name,
+            cluster_arn=args.cluster_arn,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            policy_arn=policy.arn,
+            depends_on=args.depends_on,
         )
         self.release = pinned_release(
             f"{name}-release",
@@ -82,8 +82,8 @@ class LoadBalancerController(pulumi.ComponentResource):
             # Webhooks must be ready before the vLLM namespace's pods are admitted.
             skip_await=False,
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[attachment, association, *args.depends_on]
+                parent=self, provider=args.provider, depends_on=[identity.grant, identity.association, *args.depends_on]
             ),
         )
-        self.role_arn = role.arn
-        self.register_outputs({"roleArn": role.arn, "status": self.release.status})
+        self.role_arn = identity.role.arn
+        self.register_outputs({"roleArn": identity.role.arn, "status": self.release.status})

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam_trust, weight_mirror
+from components import weight_mirror
+from components.pod_identity import workload_identity
 from components.weight_mirror import bucket_name
 
 __all__ = ["MirrorBucket", "MirrorBucketArgs", "bucket_name"]
@@ -55,23 +56,18 @@ class MirrorBucket(pulumi.ComponentResource):
             ("job", weight_mirror.JOB_SERVICE_ACCOUNT, weight_mirror.writer_policy(arn, args.key_prefix)),
             ("pods", weight_mirror.POD_SERVICE_ACCOUNT, weight_mirror.reader_policy(arn, args.key_prefix)),
         ):
-            trust = args.cluster_arn.apply(
-                lambda cluster, sa=service_account: iam_trust.pod_identity_role(cluster, args.namespace, sa)
+            granted = workload_identity(
+                f"{name}-{who}",
+                self,
+                cluster_name=args.cluster_name,
+                cluster_arn=args.cluster_arn,
+                namespace=args.namespace,
+                service_account=service_account,
+                tags=args.tags,
+                policy_document=policy,
+                depends_on=[*bucket_ready, *args.depends_on],
             )
-            child = pulumi.ResourceOptions(parent=self)
-            role = aws.iam.Role(f"{name}-{who}", assume_role_policy=trust, tags=args.tags, opts=child)
-            grant = aws.iam.RolePolicy(f"{name}-{who}", role=role.name, policy=policy, opts=child)
-            self.associations.append(
-                aws.eks.PodIdentityAssociation(
-                    f"{name}-{who}",
-                    cluster_name=args.cluster_name,
-                    namespace=args.namespace,
-                    service_account=service_account,
-                    role_arn=role.arn,
-                    tags=args.tags,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[grant, *bucket_ready, *args.depends_on]),
-                )
-            )
+            self.associations.append(granted.association)
         self.register_outputs({"bucket": args.bucket})
 
     def _bucket(self, name: str, args: MirrorBucketArgs, arn: str) -> list[pulumi.Resource]:

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import alerts, dashboards, iam_trust, versions
+from components import alerts, dashboards, versions
 from components.helm import pinned_release
 from components.observability import (
     GRAFANA_SERVICE_ACCOUNT,
@@ -26,6 +26,7 @@ from components.observability import (
     vllm_pod_monitor,
 )
 from components.observability_settings import ObservabilitySettings
+from components.pod_identity import workload_identity
 
 
 @dataclass(frozen=True)
@@ -71,24 +72,18 @@ class Observability(pulumi.ComponentResource):
             )
             # One role per service account: each trust is scoped to its own namespace and account.
             for account in (PROMETHEUS_SERVICE_ACCOUNT, GRAFANA_SERVICE_ACCOUNT):
-                trust = pulumi.Output.from_input(args.cluster_arn).apply(
-                    lambda arn, sa=account: iam_trust.pod_identity_role(arn, NAMESPACE, sa)
+                granted = workload_identity(
+                    f"{name}-{account}",
+                    self,
+                    cluster_name=args.cluster_name,
+                    cluster_arn=args.cluster_arn,
+                    namespace=NAMESPACE,
+                    service_account=account,
+                    tags=args.tags,
+                    policy_arn=policy.arn,
+                    depends_on=args.depends_on,
                 )
-                role = aws.iam.Role(f"{name}-{account}-role", assume_role_policy=trust, tags=args.tags, opts=child)
-                attachment = aws.iam.RolePolicyAttachment(
-                    f"{name}-{account}-policy", role=role.name, policy_arn=policy.arn, opts=child
-                )
-                identity.append(
-                    aws.eks.PodIdentityAssociation(
-                        f"{name}-{account}-identity",
-                        cluster_name=args.cluster_name,
-                        namespace=NAMESPACE,
-                        service_account=account,
-                        role_arn=role.arn,
-                        tags=args.tags,
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, *args.depends_on]),
-                    )
-                )
+                identity.append(granted.association)
             amp_endpoint = workspace.prometheus_endpoint
             self.workspace_id = workspace.id
 

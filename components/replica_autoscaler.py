@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import cluster as cluster_facts
-from components import iam_trust, scaling, versions, workload
+from components import scaling, versions, workload
 from components.helm import pinned_release
+from components.pod_identity import workload_identity
 
 NAMESPACE = "keda"
 OPERATOR_SERVICE_ACCOUNT = "keda-operator"
@@ -62,22 +62,18 @@ class ReplicaAutoscaler(pulumi.ComponentResource):
         uses_aws = any(t.authentication == scaling.AWS_TRIGGER_AUTH for t in args.policy.triggers)
         needs: list[pulumi.Resource] = list(args.depends_on)
         if uses_aws:
-            child = pulumi.ResourceOptions(parent=self)
-            trust = pulumi.Output.from_input(args.cluster_arn).apply(
-                lambda arn: iam_trust.pod_identity_role(arn, NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
-            )
-            role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, tags=args.tags, opts=child)
-            read = aws.iam.RolePolicy(f"{name}-cloudwatch", role=role.id, policy=CLOUDWATCH_READ, opts=child)
-            association = aws.eks.PodIdentityAssociation(
-                f"{name}-identity",
+            identity = workload_identity(
+                name,
+                self,
                 cluster_name=args.cluster_name,
+                cluster_arn=args.cluster_arn,
                 namespace=NAMESPACE,
                 service_account=OPERATOR_SERVICE_ACCOUNT,
-                role_arn=role.arn,
                 tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+                policy_document=CLOUDWATCH_READ,
+                depends_on=args.depends_on,
             )
-            needs += [read, association]
+            needs += [identity.grant, identity.association]
         self.release = pinned_release(
             f"{name}-release",
             versions.KEDA_CHART,

@@ -43,7 +43,7 @@ def env_of(container: dict) -> dict[str, str]:
 
 
 def inline_policy(r: Rendering, who: str) -> dict:
-    (p,) = [x for x in r.of_type("aws:iam/rolePolicy:RolePolicy") if x.name.endswith(f"weights-{who}")]
+    (p,) = [x for x in r.of_type("aws:iam/rolePolicy:RolePolicy") if x.name.endswith(f"weights-{who}-policy")]
     return json.loads(p.inputs["policy"])
 
 
