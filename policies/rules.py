@@ -349,14 +349,21 @@ def no_privileged_pods(resource_type: str, props: Props) -> list[str]:
     return problems
 
 
+def _non_device_plugin_workload(resource_type: str, props: Props) -> tuple[str, Mapping[str, Any]] | None:
+    """(what, pod spec) of a workload the pod-level rules apply to: every one but NVIDIA's device
+    plugin, whose exact image repository is allow-listed for its privileged access."""
+    workload = _workload(resource_type, props)
+    if workload is None or _is_device_plugin(workload[2]):
+        return None
+    return workload[0], workload[2]
+
+
 def hostpath_only_model_cache(resource_type: str, props: Props) -> list[str]:
     """A hostPath is the node's filesystem: only the model cache may be mounted from it."""
-    workload = _workload(resource_type, props)
-    if workload is None:
+    checked = _non_device_plugin_workload(resource_type, props)
+    if checked is None:
         return []
-    what, _, spec = workload
-    if _is_device_plugin(spec):
-        return []
+    what, spec = checked
     return [
         f"{what} mounts hostPath {_map(v.get('hostPath')).get('path')!r}; only {MODEL_CACHE_HOST_PATH} (the model cache) is allowed"
         for v in map(_map, _seq(spec.get("volumes")))
@@ -366,12 +373,10 @@ def hostpath_only_model_cache(resource_type: str, props: Props) -> list[str]:
 
 def restricted_security_context(resource_type: str, props: Props) -> list[str]:
     """seccomp RuntimeDefault, every capability dropped and none added, no privilege escalation."""
-    workload = _workload(resource_type, props)
-    if workload is None:
+    checked = _non_device_plugin_workload(resource_type, props)
+    if checked is None:
         return []
-    what, _, spec = workload
-    if _is_device_plugin(spec):
-        return []
+    what, spec = checked
     pod_seccomp = _map(_map(spec.get("securityContext")).get("seccompProfile")).get("type")
     problems = []
     for container in _containers(spec):
@@ -391,12 +396,10 @@ def restricted_security_context(resource_type: str, props: Props) -> list[str]:
 
 def no_token_automount(resource_type: str, props: Props) -> list[str]:
     """A pod that never calls the Kubernetes API must not carry a service-account token."""
-    workload = _workload(resource_type, props)
-    if workload is None:
+    checked = _non_device_plugin_workload(resource_type, props)
+    if checked is None or checked[1].get("automountServiceAccountToken") is False:
         return []
-    what, _, spec = workload
-    if _is_device_plugin(spec) or spec.get("automountServiceAccountToken") is False:
-        return []
+    what, spec = checked
     return [f"{what} does not set automountServiceAccountToken: false"]
 
 
