@@ -6,6 +6,7 @@ No AWS credentials and no Pulumi CLI are needed. `make plan` and the tests both 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import runpy
@@ -139,6 +140,7 @@ def render(
 
     mocks = OfflineMocks(str(values.get("aws:region") or ""))
     monitor = _RecordingMonitor(mocks)
+    _ensure_event_loop()
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=config.PROJECT, stack=stack, preview=False, monitor=monitor)
     root = pulumi_settings.get_root_resource()
@@ -188,6 +190,17 @@ def _timeouts(request: Any) -> dict[str, str]:
         return {}
     t = request.customTimeouts
     return {k: v for k, v in (("create", t.create), ("update", t.update), ("delete", t.delete)) if v}
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's SDK runs the program on the thread's current event loop; code that ran
+    `asyncio.run()` before (a test, a tool) leaves none set, and the SDK would fail to start."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 # How the Pulumi wire format marks a secret value.

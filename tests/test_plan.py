@@ -202,3 +202,12 @@ def test_plan_of_a_stack_file_with_a_yaml_syntax_error_names_file_line_and_colum
     assert f"{path}:4:" in err and "YAML syntax error" in err
     assert "Traceback" not in err and "<unicode string>" not in err
     assert len(err.strip().splitlines()) == 2  # the heading and the one problem
+
+
+def test_the_offline_engine_runs_after_code_that_used_asyncio_run():
+    # asyncio.run() leaves the thread without an event loop; the engine must not depend on
+    # what ran before it (a test, a tool, another worker's order).
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))
+    assert render("dev").of_type("aws:eks/cluster:Cluster")
