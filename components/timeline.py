@@ -61,14 +61,14 @@ class Assumptions:
     lb_ready_s: float = _a(
         180,
         "s",
-        "NLB target registration takes minutes (ELB docs) + 3 healthy checks at 10 s "
+        "ALB target registration takes minutes (ELB docs) + 3 healthy checks at 10 s "
         "(load balancer controller defaults); the pod's readiness gate waits for it",
     )
     stream_drain_s: float = _a(300, "s", "policy: a generation in flight may take 5 minutes to finish")
     deregistration_propagation_s: float = _a(
         60,
         "s",
-        "assumption: endpoint removal -> controller -> NLB stops new connections (controller docs advise a preStop sleep)",
+        "assumption: endpoint removal -> controller -> ALB stops new connections (controller docs advise a preStop sleep)",
     )
     vllm_exit_s: float = _a(
         60, "s", "vLLM 0.32.0 aborts requests on SIGTERM (shutdown_timeout 0); engine and GPU memory release"

@@ -113,7 +113,7 @@ def controller_needs(resources: Sequence[Node]) -> list[Node]:
 
 
 def lb_teardown_problems(resources: Sequence[Node]) -> list[str]:
-    """What `pulumi destroy` would delete no later than a load balancer object: each an orphaned NLB."""
+    """What `pulumi destroy` would delete no later than a load balancer object: each an orphaned load balancer."""
     waves = wave_of(resources)
     holders = [r for r in resources if carries_lb_finalizer(r)]
     if not holders:

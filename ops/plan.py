@@ -88,7 +88,7 @@ def redacted(obj: dict[str, Any]) -> dict[str, Any]:
 def known(value: Any, invented: Mapping[str, str]) -> Any:
     """`value` with the mocks' stand-ins for what is assigned at `pulumi up` shown as such.
 
-    A mock id (vpc-0f3c...) or NLB hostname in the plan would read as a real value; the whole
+    A mock id (vpc-0f3c...) or ALB hostname in the plan would read as a real value; the whole
     word holding one becomes `<assigned by AWS>` (or `<assigned by Pulumi>` for auto-names).
     """
     if not invented:

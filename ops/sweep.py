@@ -1,6 +1,6 @@
 """Delete what an interrupted `pulumi destroy` left behind, and nothing else.
 
-The AWS Load Balancer Controller creates the NLB, its target groups and security groups
+The AWS Load Balancer Controller creates the load balancer, its target groups and security groups
 outside Pulumi's state; if the cluster goes before the Service, they stay and block the
 VPC's deletion. Sweep plans first, from tags (`ops.sweep_scope`: every ownership tag must
 agree), and the plan is the same list of rows in the dry run and with `--apply`. It deletes
