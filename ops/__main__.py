@@ -14,6 +14,7 @@ from typing import Any
 
 from components.config import from_stack_file
 from components.settings import SettingsError
+from ops import awsclients
 from ops.awsclients import CREDENTIALS_FIX, CredentialsMissing
 from ops.report import EXIT_USAGE, UsageError, emit
 
@@ -34,7 +35,8 @@ def _preflight(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # pydantic's ValidationError: the message names the field and its bounds
         raise UsageError(f"--min-window-hours / --ending-soon-hours: {err}") from None
-    title, checks = preflight.main(settings, window=window, record=args.record_digest)
+    session = awsclients.stack_session(settings.aws_profile, settings.aws_role_arn)
+    title, checks = preflight.main(settings, session, window=window, record=args.record_digest)
     return emit(title, checks)
 
 
@@ -69,9 +71,11 @@ def _verify(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from ops import sweep
 
+    settings = from_stack_file(args.stack)
     title, checks = sweep.main(
-        from_stack_file(args.stack),
+        settings,
         apply=args.apply,
+        session=awsclients.stack_session(settings.aws_profile, settings.aws_role_arn),
         live_cluster_override=args.i_know_the_cluster_may_be_live,
         include_network=args.include_network,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 Sleep = Callable[[float], None]
 
@@ -103,6 +103,30 @@ def call_checked(fn: Callable[..., Any], sleep: Sleep = time.sleep, **kwargs: An
         if is_denied(err):
             raise AccessDenied(operation_of(fn), error_message(err), error_code(err)) from err
         raise
+
+
+def stack_session(profile: str | None, role_arn: str | None, sts: Any = None) -> boto3.session.Session:
+    """The AWS identity the stack's own provider uses (`aws:profile`, then the role of
+    `aws:assumeRoles`), so preflight and sweep look at the account `pulumi up` changes.
+
+    sts: the client that assumes the role (default: one from the profile's session)."""
+    try:
+        session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
+    except BotoCoreError as err:  # ProfileNotFound: aws:profile names no profile of this machine
+        raise CredentialsMissing(f"the stack's aws:profile {profile!r}: {err}") from err
+    if not role_arn:
+        return session
+    sts = sts or session.client("sts", config=BOTO_CONFIG)
+    try:
+        found = sts.assume_role(RoleArn=role_arn, RoleSessionName="minimax-vllm-ops")["Credentials"]
+    except (ClientError, BotoCoreError) as err:
+        raise CredentialsMissing(f"cannot assume the stack's role {role_arn} (aws:assumeRoles): {err}") from err
+    return boto3.session.Session(
+        aws_access_key_id=found["AccessKeyId"],
+        aws_secret_access_key=found["SecretAccessKey"],
+        aws_session_token=found["SessionToken"],
+        region_name=session.region_name,
+    )
 
 
 def clients(region: str, *services: str, session: boto3.session.Session | None = None) -> tuple[Any, ...]:
