@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import cluster as cluster_facts
-from components import scaling, versions, workload
+from components import scaling, scaling_manifests, versions, workload
 from components.helm import pinned_release
 from components.pod_identity import workload_identity
 
@@ -87,7 +87,7 @@ class ReplicaAutoscaler(pulumi.ComponentResource):
         on_keda = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         scaled_deps: list[pulumi.Resource] = [self.release, args.deployment]
         if uses_aws:
-            auth = scaling.aws_trigger_authentication(workload.LABELS)
+            auth = scaling_manifests.aws_trigger_authentication(workload.LABELS)
             scaled_deps.append(
                 k8s.apiextensions.CustomResource(
                     f"{name}-aws-auth",
@@ -98,7 +98,7 @@ class ReplicaAutoscaler(pulumi.ComponentResource):
                     opts=on_keda,
                 )
             )
-        obj = scaling.scaled_object(args.policy, workload.LABELS)
+        obj = scaling_manifests.scaled_object(args.policy, workload.LABELS)
         self.scaled_object = k8s.apiextensions.CustomResource(
             f"{name}-scaledobject",
             api_version=obj["apiVersion"],

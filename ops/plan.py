@@ -26,6 +26,7 @@ from components import (
     pod_security,
     profiles,
     scaling,
+    scaling_manifests,
     supply_chain,
     timeline,
     versions,
@@ -332,7 +333,7 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
     )
     _, chart, version = versions.CLUSTER_AUTOSCALER_CHART
     return [
-        *(f"  {line}" for line in scaling.describe(policy)),
+        *(f"  {line}" for line in scaling_manifests.describe(policy)),
         f"  GPU nodes {g.min_size}..{g.max_size} by the Cluster Autoscaler ({chart} {version}, image "
         f"{versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[settings.cluster.kubernetes_version]}); an empty node goes after "
         f"{scaling.CLUSTER_AUTOSCALER_UNNEEDED_MINUTES} min",

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from components import endpoint, scaling
+from components import endpoint, scaling, scaling_manifests
 from components.config import from_stack_file
 from components.scaling import Behavior, ColdStart, ReplicaPolicy, Rules
 from components.scaling_rules import replica_capacity, replicas_per_node
@@ -596,7 +596,7 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
     p = stack.policy
     lines = [
         f"Scaling simulation: stack {settings.stack}",
-        *(f"  {line}" for line in scaling.describe(p)),
+        *(f"  {line}" for line in scaling_manifests.describe(p)),
         f"  capacity: {stack.capacity} replicas ({stack.max_nodes} x {settings.gpu_nodes.instance_type}, "
         f"{stack.replicas_per_node} per node); GPU nodes {stack.min_nodes}..{stack.max_nodes}",
         f"  cold start: new node {stack.cold.node_provision_seconds}s + first start {stack.cold.first_start_seconds}s; "

@@ -15,7 +15,17 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
-from components import catalog, cluster_autoscaler, endpoint, gpu_pool, scaling, timeline, versions, workload
+from components import (
+    catalog,
+    cluster_autoscaler,
+    endpoint,
+    gpu_pool,
+    scaling,
+    scaling_manifests,
+    timeline,
+    versions,
+    workload,
+)
 from components.config import from_stack_file, parse
 from components.scaling_rules import check, replica_capacity
 from components.scaling_settings import ScalingSettings
@@ -327,8 +337,8 @@ def test_each_scaled_stack_renders_keda_objects_valid_against_the_schema(stack):
 def test_the_wake_trigger_and_its_authentication_are_valid_too():
     sc = from_stack_file("dev").scaling
     policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
-    assert keda_problems(scaling.scaled_object(policy, workload.LABELS)) == []
-    assert keda_problems(scaling.aws_trigger_authentication(workload.LABELS)) == []
+    assert keda_problems(scaling_manifests.scaled_object(policy, workload.LABELS)) == []
+    assert keda_problems(scaling_manifests.aws_trigger_authentication(workload.LABELS)) == []
 
 
 @pytest.mark.parametrize(
@@ -571,7 +581,7 @@ def test_the_wake_query_selects_the_alb_the_ingress_names(stack):
 def test_the_cloudwatch_checks_catch_what_keda_would_reject(change, expected):
     sc = from_stack_file("dev").scaling
     policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
-    obj = scaling.scaled_object(policy, workload.LABELS)
+    obj = scaling_manifests.scaled_object(policy, workload.LABELS)
     (wake,) = [t for t in obj["spec"]["triggers"] if t["type"] == "aws-cloudwatch"]
     wake["metadata"].update(change)
     assert any(expected in p for p in keda_problems(obj))
