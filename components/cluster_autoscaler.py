@@ -140,7 +140,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             namespace=NAMESPACE,
             values=chart_values(args.cluster_name, args.region, args.kubernetes_version, args.cold_start),
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[identity.grant, identity.association, *args.depends_on]
+                parent=self, provider=args.provider, depends_on=[identity.association, *args.depends_on]
             ),
         )
         self.register_outputs({"roleArn": identity.role.arn, "status": self.release.status})

@@ -82,7 +82,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             # Webhooks must be ready before the vLLM namespace's pods are admitted.
             skip_await=False,
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[identity.grant, identity.association, *args.depends_on]
+                parent=self, provider=args.provider, depends_on=[identity.association, *args.depends_on]
             ),
         )
         self.role_arn = identity.role.arn

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import alerts, dashboards, versions
+from components import alerts, custom_resource, dashboards, versions
 from components.helm import pinned_release
 from components.observability import (
     GRAFANA_SERVICE_ACCOUNT,
@@ -112,25 +112,9 @@ class Observability(pulumi.ComponentResource):
             # A DaemonSet with no GPU node yet is still a correct install.
             skip_await=True,
         )
-        monitor = vllm_pod_monitor(o)
-        k8s.apiextensions.CustomResource(
-            f"{name}-vllm-podmonitor",
-            api_version=monitor["apiVersion"],
-            kind=monitor["kind"],
-            metadata=monitor["metadata"],
-            spec=monitor["spec"],
-            opts=after_stack,
-        )
+        custom_resource.from_object(f"{name}-vllm-podmonitor", vllm_pod_monitor(o), after_stack)
         if o.mode == "in-cluster":
-            rule = sorted_keys(alerts.prometheus_rule(o))
-            k8s.apiextensions.CustomResource(
-                f"{name}-rules",
-                api_version=rule["apiVersion"],
-                kind=rule["kind"],
-                metadata=rule["metadata"],
-                spec=rule["spec"],
-                opts=after_stack,
-            )
+            custom_resource.from_object(f"{name}-rules", sorted_keys(alerts.prometheus_rule(o)), after_stack)
         for cm in dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds):
             k8s.core.v1.ConfigMap(
                 f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"], opts=in_ns

@@ -21,8 +21,7 @@ from components import iam_trust
 @dataclass(frozen=True)
 class WorkloadIdentity:
     role: aws.iam.Role
-    grant: pulumi.Resource  # the role's policy (attached managed policy, or inline)
-    association: aws.eks.PodIdentityAssociation
+    association: aws.eks.PodIdentityAssociation  # created after the grant: depend on this alone
 
 
 def workload_identity(
@@ -61,4 +60,4 @@ def workload_identity(
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[grant, *depends_on]),
     )
-    return WorkloadIdentity(role, grant, association)
+    return WorkloadIdentity(role, association)

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import cluster as cluster_facts
-from components import scaling, scaling_manifests, versions, workload
+from components import custom_resource, scaling, scaling_manifests, versions, workload
 from components.helm import pinned_release
 from components.pod_identity import workload_identity
 
@@ -73,7 +73,7 @@ class ReplicaAutoscaler(pulumi.ComponentResource):
                 policy_document=CLOUDWATCH_READ,
                 depends_on=args.depends_on,
             )
-            needs += [identity.grant, identity.association]
+            needs.append(identity.association)  # it waits for the role's grant
         self.release = pinned_release(
             f"{name}-release",
             versions.KEDA_CHART,
@@ -88,23 +88,11 @@ class ReplicaAutoscaler(pulumi.ComponentResource):
         scaled_deps: list[pulumi.Resource] = [self.release, args.deployment]
         if uses_aws:
             auth = scaling_manifests.aws_trigger_authentication(workload.LABELS)
-            scaled_deps.append(
-                k8s.apiextensions.CustomResource(
-                    f"{name}-aws-auth",
-                    api_version=auth["apiVersion"],
-                    kind=auth["kind"],
-                    metadata=auth["metadata"],
-                    spec=auth["spec"],
-                    opts=on_keda,
-                )
-            )
+            scaled_deps.append(custom_resource.from_object(f"{name}-aws-auth", auth, on_keda))
         obj = scaling_manifests.scaled_object(args.policy, workload.LABELS)
-        self.scaled_object = k8s.apiextensions.CustomResource(
+        self.scaled_object = custom_resource.from_object(
             f"{name}-scaledobject",
-            api_version=obj["apiVersion"],
-            kind=obj["kind"],
-            metadata=obj["metadata"],
-            spec=obj["spec"],
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=scaled_deps),
+            obj,
+            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=scaled_deps),
         )
         self.register_outputs({"status": self.release.status})
