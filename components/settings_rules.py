@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components import exposure_rules, profiles, reservations, scaling_rules, supply_chain
+from components import arn_rules, exposure_rules, profiles, reservations, scaling_rules, supply_chain, timeline
 from components.catalog import OWNED_FLAGS, SECRET_FLAGS, flag_name
 from components.schema import set_command
 from components.settings import PROJECT, Settings
@@ -131,7 +131,30 @@ def check(st: Settings) -> list[str]:
             )
         )
     out += _weights_problems(st)
+    out += _idle_timeout_problems(st)
+    out += arn_rules.check(st)
     return out
+
+
+def _idle_timeout_problems(st: Settings) -> list[str]:
+    """The load balancer closes a connection that carries no byte for its idle timeout; the longest
+    silence of a streamed request is its wait and prefill (components/timeline.py)."""
+    window, timeout = st.serving.max_model_len, st.endpoint.idle_timeout_seconds
+    floor = timeline.idle_timeout_floor(window)
+    if timeout >= floor:
+        return []
+    silent = timeline.silent_request(window)
+    return [
+        _fail(
+            "endpoint.idleTimeoutSeconds",
+            timeout,
+            f"is below {floor} s: a {window}-token prompt (serving.maxModelLen) can wait {silent.seconds} s before"
+            f" its first byte ({silent.basis}: a full-window prefill queued behind another; vLLM sends nothing"
+            f" until the prefill ends), and the load balancer cuts a connection silent for longer than its idle"
+            f" timeout ({floor} s = x{timeline.SAFETY:g} margin, whole minutes; components/timeline.py)",
+            f"{set_command('endpoint.idleTimeoutSeconds', floor)} or more (the default 3600 also covers non-streaming answers)",
+        )
+    ]
 
 
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
