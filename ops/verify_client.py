@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 
 from ops.report import Check, failed, passed, skipped
@@ -33,11 +33,11 @@ def client(endpoint: str, api_key: str, timeout: float, sent: list[dict[str, Any
     """An `openai` client on the endpoint, no retries (a retry would hide a failure); every JSON
     body it sends is appended to `sent`, as the server received it."""
 
-    def record(request: httpx.Request) -> None:
+    def record(request: httpx2.Request) -> None:
         if sent is not None and request.content:
             sent.append(json.loads(request.content))
 
-    http = httpx.Client(timeout=timeout, event_hooks={"request": [record]})
+    http = httpx2.Client(timeout=timeout, event_hooks={"request": [record]})
     return openai.OpenAI(base_url=f"{endpoint}/v1", api_key=api_key, max_retries=0, timeout=timeout, http_client=http)
 
 
