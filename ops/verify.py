@@ -66,7 +66,7 @@ class Target:
     api_key: str
     reasoning_parser: str
     served_names: tuple[str, ...] = ()  # every name /v1/models must list (the alias and the Hub id)
-    idle_timeout: int | None = None  # the load balancer's, for the long-stream row
+    idle_timeout: float | None = None  # the load balancer's, for the long-stream row
 
 
 # --- where the endpoint is --------------------------------------------------------------

@@ -282,10 +282,10 @@ def check_streaming(a: Answer, parser: str) -> Check:
     return passed("streaming", f"{a.chunks} chunks, finish_reason {a.finish_reason}; {thinking.detail}")
 
 
-def check_long_stream(a: Answer, idle_timeout: int | None) -> Check:
+def check_long_stream(a: Answer, idle_timeout: float | None) -> Check:
     """A long answer streams to its end: tokens keep the connection busy, so only a silence longer
     than the load balancer's idle timeout may cut it, never the stream's total length."""
-    limit = f"the idle timeout ({idle_timeout} s)" if idle_timeout else "the idle timeout"
+    limit = f"the idle timeout ({idle_timeout:g} s)" if idle_timeout else "the idle timeout"
     timing = f"{a.chunks} chunks over {a.seconds:.1f} s, first after {a.first_chunk_s:.1f} s, longest silence {a.longest_gap_s:.1f} s"
     if a.ok and a.finish_reason:
         outlived = f"; outlived {limit}" if idle_timeout and a.seconds > idle_timeout else ""

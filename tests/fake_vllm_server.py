@@ -39,6 +39,7 @@ class Behaviour:
     reasoning: str = "minimax_m2_append_think"  # or "minimax_m2"
     reasoning_field: str = "reasoning"  # vLLM 0.32.0's; older releases sent "reasoning_content"
     enforce_auth: bool = True
+    any_key: bool = False  # a key is required, but any key is taken
     thinking: bool = True
     tool_as_text: bool = False
     tool_arguments: tuple[str, ...] = ('{"city": ', '"Athens"}')  # the argument pieces a stream carries
@@ -75,7 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         b = self.server.behaviour
-        return not b.enforce_auth or self.headers.get("Authorization") == f"Bearer {b.api_key}"
+        sent = self.headers.get("Authorization") or ""
+        return not b.enforce_auth or sent == f"Bearer {b.api_key}" or (b.any_key and sent.startswith("Bearer "))
 
     def _record(self, body: Any) -> None:
         self.server.behaviour.requests.append(
