@@ -231,6 +231,7 @@ def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
 ) -> None:
     server = serve()
     monkeypatch.setenv("MINIMAX_VLLM_API_KEY", "test-key")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     code = ops_main(
         [
             "verify",
@@ -246,7 +247,9 @@ def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "tool call" in out and "PASS" in out and f"all {len(ALL) + 2} ok" in out  # + the two metrics rows
+    # + the two metrics rows; without a kubeconfig the in-cluster probe is skipped, saying how to run it
+    assert "tool call" in out and "PASS" in out and f"{len(ALL) + 2} ok, 0 failed, 1 skipped" in out
+    assert "in-cluster keyless  SKIP" in out and "--kubeconfig" in out
     assert "metrics not public  PASS" in out
     assert "kubectl -n monitoring port-forward svc/kps-prometheus 9090:9090" in out
 
