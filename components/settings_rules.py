@@ -149,7 +149,7 @@ def _idle_timeout_problems(st: Settings) -> list[str]:
             "endpoint.idleTimeoutSeconds",
             timeout,
             f"is below {floor} s: a {window}-token prompt (serving.maxModelLen) can wait {silent.seconds} s before"
-            f" its first byte ({silent.basis}: a full-window prefill queued behind another; vLLM sends nothing"
+            f" its first token ({silent.basis}: a full-window prefill queued behind another; vLLM sends no token"
             f" until the prefill ends), and the load balancer cuts a connection silent for longer than its idle"
             f" timeout ({floor} s = x{timeline.SAFETY:g} margin, whole minutes; components/timeline.py)",
             f"{set_command('endpoint.idleTimeoutSeconds', floor)} or more (the default 3600 also covers non-streaming answers)",

@@ -296,11 +296,11 @@ def guards(
     ]
 
 
-SILENT = "queue + prefill, no byte sent"
+SILENT = "queue + prefill, no token sent"
 
 
 def silent_request(window_tokens: int, a: Assumptions = Assumptions()) -> Phase:
-    """The longest a request's connection carries no byte: vLLM sends a stream's first chunk only
+    """The longest a request's connection carries no data: vLLM sends a stream's first token only
     after the prefill, so a full-window prompt waits for the prefills ahead of it and its own."""
     prefills = a.prefills_ahead + 1
     return Phase(

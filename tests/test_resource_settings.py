@@ -153,7 +153,7 @@ def test_an_idle_timeout_under_the_floor_is_refused_with_the_reason():
     message = only(problems_of(with_("endpoint.idleTimeoutSeconds", 30)))
     assert message.startswith("minimax-vllm:endpoint.idleTimeoutSeconds = 30 is below")
     assert f"is below {floor} s: a 131072-token prompt (serving.maxModelLen)" in message
-    assert "vLLM sends nothing until the prefill ends" in message
+    assert "vLLM sends no token until the prefill ends" in message
     assert f"Fix: pulumi config set --path 'endpoint.idleTimeoutSeconds' {floor} or more" in message
 
 
