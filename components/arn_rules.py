@@ -16,10 +16,15 @@ judged offline: `ops preflight` looks them up in the stack's region.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from components.schema import set_command
 from components.settings import PROJECT, Settings
+
+
+# An IAM role or user (a path is allowed): what an EKS access entry takes.
+IAM_PRINCIPAL = re.compile(r"^arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ def _admin_problems(arns: tuple[str, ...], partition: str | None, region: str) -
         key, arn = f"cluster.adminPrincipalArns[{i}]", parse(value)
         if arn is None:
             continue
-        if arn.service != "iam" or arn.region or not arn.resource.startswith(("role/", "user/")):
+        if not IAM_PRINCIPAL.match(value):
             out.append(
                 _fail(
                     key,
