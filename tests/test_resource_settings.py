@@ -108,8 +108,12 @@ def test_a_china_region_takes_the_china_partition():
 
 @pytest.mark.parametrize(
     "arn",
-    [f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/jane", f"arn:aws:s3:{REGION}:{ACCOUNT}:bucket"],
-    ids=["sts-session", "not-iam"],
+    [
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/jane",
+        f"arn:aws:s3:{REGION}:{ACCOUNT}:bucket",
+        f"arn:aws:iam::{ACCOUNT}:group/admins",
+    ],
+    ids=["sts-session", "not-iam", "iam-group"],
 )
 def test_an_admin_that_is_not_an_iam_role_or_user_is_refused(arn):
     message = only(problems_of(with_("cluster.adminPrincipalArns", [f"arn:aws:iam::{ACCOUNT}:role/Ok", arn])))
