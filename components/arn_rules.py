@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from components.schema import set_command
 from components.settings import PROJECT, Settings
 
-
 # An IAM role or user (a path is allowed): what an EKS access entry takes.
 IAM_PRINCIPAL = re.compile(r"^arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 
