@@ -159,6 +159,13 @@ def run(kubeconfig: str | None, model: str, name: str, k: Kubectl | None = None)
             " to probe vLLM from another namespace without a key",
         )
     k = k or kubectl(kubeconfig, DEADLINE + 30)
+    try:
+        return _probe(k, model, name)
+    except (OSError, subprocess.TimeoutExpired) as err:  # no kubectl on PATH, or it hung
+        return failed(ROW, f"kubectl: {err}", "install kubectl (https://kubernetes.io/docs/tasks/tools/) and retry")
+
+
+def _probe(k: Kubectl, model: str, name: str) -> Check:
     where = ["-n", PROBE_NAMESPACE]
     created = k(["create", "-f", "-", "-o", "name"], json.dumps(pod(name, model), sort_keys=True))
     if created.returncode != 0:

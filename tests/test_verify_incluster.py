@@ -174,3 +174,11 @@ def test_a_pod_that_cannot_be_created_fails_and_nothing_is_left_to_delete() -> N
 def test_without_a_kubeconfig_the_row_is_skipped_with_how_to_run_it() -> None:
     row = probe.run(None, MODEL, "p", Kubectl())
     assert row.status == "SKIP" and "pulumi stack output kubeconfig --show-secrets" in row.detail
+
+
+def test_no_kubectl_on_the_path_fails_the_row_with_the_fix() -> None:
+    def missing(args: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+        raise FileNotFoundError("[Errno 2] No such file or directory: 'kubectl'")
+
+    row = probe.run("kubeconfig", MODEL, "p", missing)
+    assert row.status == "FAIL" and "No such file" in row.detail and "install kubectl" in row.fix
