@@ -160,7 +160,7 @@ _OWN_KEY = object()
 
 @dataclass
 class Client:
-    """A tiny OpenAI-wire client; records the payload of every request for the report."""
+    """Raw HTTP, for the requests that must be refused: exactly the method, path and key it is given."""
 
     endpoint: str
     api_key: str | None

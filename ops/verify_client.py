@@ -92,6 +92,8 @@ def ask(oc: openai.OpenAI, body: dict[str, Any]) -> Answer:
         reply = oc.chat.completions.create(**_create_args(body))
     except openai.APIError as err:
         return Answer(error=error_text(err), seconds=time.monotonic() - start)
+    if not reply.choices:
+        return Answer(error="200 with no choices", seconds=time.monotonic() - start)
     choice = reply.choices[0]
     m = choice.message
     answer = Answer(
