@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import pytest
 
@@ -38,6 +39,15 @@ def minutes(timeout: str) -> int:
     return int(timeout[:-1]) * 60
 
 
+def cold_start_alert_threshold(r: Rendering) -> int:
+    """The pod age past which VllmColdStartOverBudget fires, read back from the rendered rule."""
+    rule = r.one("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    (expr,) = [
+        x["expr"] for g in rule.inputs["spec"]["groups"] for x in g["rules"] if x["alert"] == "VllmColdStartOverBudget"
+    ]
+    return int(re.search(r"kube_pod_start_time\{[^}]*\}\) > (\d+)\)", expr).group(1))
+
+
 def rendered_timers(r: Rendering) -> timeline.Timers:
     """The timers as the cluster and Pulumi receive them, read back from the rendering."""
     deployment = r.one(DEPLOYMENT)
@@ -53,6 +63,7 @@ def rendered_timers(r: Rendering) -> timeline.Timers:
         startup_probe_period=vllm["startupProbe"]["periodSeconds"],
         startup_probe_failures=vllm["startupProbe"]["failureThreshold"],
         progress_deadline=spec["progressDeadlineSeconds"],
+        cold_start_alert=cold_start_alert_threshold(r),
         create_timeout=minutes(timeouts["create"]),
         update_timeout=minutes(timeouts["update"]),
         delete_timeout=minutes(timeouts["delete"]),
