@@ -273,7 +273,7 @@ def guards(
             "image pull + download + startup probe budget + load balancer readiness",
             cold.seconds(IMAGE_PULL, DOWNLOAD, LB_READY) + t.startup_budget,
         ),
-        Guard("VllmColdStartOverBudget threshold", t.cold_start_alert, "a new node's whole cold start", cold.total),
+        Guard("VllmColdStartOverBudget", t.cold_start_alert, "a new node's whole cold start", cold.total),
         Guard("Pulumi create timeout", t.create_timeout, "progressDeadlineSeconds", t.progress_deadline),
         Guard(
             "Pulumi update timeout",
