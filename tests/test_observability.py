@@ -12,23 +12,17 @@ import promql_parser
 import pytest
 import yaml
 
-from components import (
-    alerts,
-    config,
-    dashboards,
-    dcgm_fields,
-    device_plugin,
-    gpu_pool,
-    load_balancer_controller,
-    timeline,
-    workload,
-)
-from components import observability as obs
-from components.cluster import SYSTEM_POOL_LABEL
-from components.config import from_stack_file
-from components.observability_settings import ObservabilitySettings
-from components.settings import SettingsError
-from ops.offline import Rendering, render
+from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.facts import gpu_pool, timeline
+from components.kubernetes import device_plugin, load_balancer_controller
+from components.observability import alerts, dashboards, dcgm_fields
+from components.observability import values as obs
+from components.platform import config
+from components.platform.config import from_stack_file
+from components.serving import workload
+from components.settings.observability import ObservabilitySettings
+from components.settings.stack import SettingsError
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -505,7 +499,7 @@ def test_observability_settings_read_camel_case_keys_from_the_stack():
 
 
 def test_a_bad_mode_stops_the_program_before_any_resource(monkeypatch):
-    from ops import mocks
+    from ops.offline import mocks
 
     created = []
     original = mocks.OfflineMocks.new_resource
