@@ -1,6 +1,6 @@
 """preflight rows for settings that name an AWS resource by an id that carries no region.
 
-ARNs are judged offline (components/arn_rules.py). A VPC id, a subnet id or a bucket name says
+ARNs are judged offline (components/platform/arn_rules.py). A VPC id, a subnet id or a bucket name says
 nothing of its region, so `pulumi up` would fail only once it reaches them (a VPC or subnet
 unknown in the stack's region), or worse, succeed across regions (a weight mirror in another
 region: every new node's copy crosses regions, paid, past the S3 gateway endpoint, which
@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from components.schema import set_command
-from components.settings import Settings
+from components.settings.schema import set_command
+from components.settings.stack import Settings
 from ops.awsclients import Sleep, error_code
 from ops.awsclients import call_checked as _aws
 from ops.report import Check, failed, passed, skipped

@@ -20,7 +20,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from components import profiles, versions, workload
+from components.facts import versions
+from components.serving import profiles, workload
 from ops.report import Check, failed, passed, skipped
 
 NAME = "keyless-probe"

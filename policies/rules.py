@@ -9,7 +9,7 @@ when a value is unknown during preview; the helpers below accept any Mapping/Seq
 the rules read only the fields they judge, so an unknown subnet id or KMS ARN never stops
 a rule that does not look at it. This module imports nothing from the project: the pack
 runs in its own virtualenv with only `policies/` on the path. It reads one data file of the
-project, the list of paths the load balancer may forward (components/data/exposed-paths.json),
+project, the list of paths the load balancer may forward (components/facts/data/exposed-paths.json),
 so the Ingress, the tests and the pack judge against the same list.
 """
 
@@ -36,7 +36,7 @@ Props = Mapping[str, Any]
 ResourceCheck = Callable[[str, Props], list[str]]
 StackCheck = Callable[[Sequence[tuple[str, Props]]], list[str]]
 
-# The GPU node group's taint (components/gpu_pool.py; a test keeps the two equal).
+# The GPU node group's taint (components/facts/gpu_pool.py; a test keeps the two equal).
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
@@ -50,7 +50,7 @@ SECRET_FLAGS = ("--api-key", "--hf-token")
 # exactly (a repository that merely starts with this name is someone else's image).
 PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
 # The one hostPath a workload may mount: the model cache on the GPU node's NVMe
-# (components/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
+# (components/facts/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
 MODEL_CACHE_HOST_PATH = "/mnt/k8s-disks/0/minimax-vllm-cache"
 IMDS_HOP_LIMIT = 1
 REMOTE_CODE_FLAG = "--trust-remote-code"
@@ -65,10 +65,10 @@ LBC_CLASS = "service.k8s.aws/nlb"
 
 ALB = "alb.ingress.kubernetes.io"
 # The stack's explicit, loud choice of plain HTTP on an internet-facing endpoint
-# (components/endpoint.py sets it from endpoint.insecureAllowPlainHttpOnInternet).
+# (components/serving/endpoint.py sets it from endpoint.insecureAllowPlainHttpOnInternet).
 PLAIN_HTTP_ACCEPTED_ANNOTATION = "minimax-vllm/plain-http-on-internet"
 MIN_PREFIX_LEN = 8
-EXPOSED_PATHS_FILE = Path(__file__).resolve().parent.parent / "components" / "data" / "exposed-paths.json"
+EXPOSED_PATHS_FILE = Path(__file__).resolve().parent.parent / "components" / "facts" / "data" / "exposed-paths.json"
 # (path, pathType) pairs an Ingress may forward to a backend; everything else gets a 404.
 ALLOWED_PATHS = frozenset((p["path"], p["pathType"]) for p in json.loads(EXPOSED_PATHS_FILE.read_text())["paths"])
 IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
@@ -871,7 +871,7 @@ RESOURCE_RULES: tuple[Rule, ...] = (
     Rule(
         "only-allowed-paths-exposed",
         only_allowed_paths_exposed,
-        "Mandatory. An Ingress forwards only the paths of components/data/exposed-paths.json (/v1 prefix and /health): vLLM checks the API key only under /v1, so /invocations, /tokenize, /metrics and /docs must get the load balancer's fixed 404.",
+        "Mandatory. An Ingress forwards only the paths of components/facts/data/exposed-paths.json (/v1 prefix and /health): vLLM checks the API key only under /v1, so /invocations, /tokenize, /metrics and /docs must get the load balancer's fixed 404.",
     ),
     Rule(
         "no-plaintext-secrets",

@@ -9,7 +9,7 @@ tests/vllm/test_fake_wire.py checks these shapes against the release's own proto
 It can be told to misbehave in the ways the MiniMax guides warn about, and records every request.
 
 By default it stands behind the load balancer as deployed: only the paths of
-components/endpoint.py reach it, the rest get the ALB's fixed 404. `behind_alb=False` is the
+components/serving/endpoint.py reach it, the rest get the ALB's fixed 404. `behind_alb=False` is the
 leaky shape: vLLM's unguarded routes (/invocations, /tokenize, /metrics, /docs) answer anyone.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from components import endpoint
+from components.serving import endpoint
 
 THINKING = "The user wants 17 * 23. 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
 ANSWER = "391"

@@ -13,11 +13,15 @@ from pathlib import Path
 import pytest
 from test_policies import STACKS, rendered
 
-from components import config, iam_trust, network_policy, pod_security, supply_chain, versions, workload
-from components.config import from_stack_file, parse
-from components.settings import SettingsError
+from components.aws import iam_trust
+from components.facts import versions
+from components.kubernetes import network_policy, pod_security
+from components.platform import config
+from components.platform.config import from_stack_file, parse
+from components.serving import supply_chain, workload
+from components.settings.stack import SettingsError
 from ops import preflight, registry
-from ops.mocks import ACCOUNT_ID
+from ops.offline.mocks import ACCOUNT_ID
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 ROLE = "aws:iam/role:Role"
@@ -174,7 +178,7 @@ def test_every_service_role_trust_policy_carries_its_supported_conditions(stack:
         service = statement["Principal"]["Service"]
         condition = statement.get("Condition", {})
         if service == "ec2.amazonaws.com":
-            assert condition == {}  # EC2 sets neither key (components/iam_trust.py)
+            assert condition == {}  # EC2 sets neither key (components/aws/iam_trust.py)
         elif service == "pods.eks.amazonaws.com":
             assert condition["StringEquals"]["aws:RequestTag/eks-cluster-arn"].endswith(f":cluster/{s.cluster_name}")
         else:

@@ -8,8 +8,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.config import parse
-from components.settings import Settings
+from components.platform.config import parse
+from components.settings.stack import Settings
 from ops import preflight_resources as resources
 from tests.test_preflight import fake_credentials, no_sleep  # noqa: F401 (the fixture is autouse)
 

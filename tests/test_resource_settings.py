@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from components import arn_rules, config, timeline
-from components.config import parse
+from components.facts import timeline
+from components.platform import arn_rules, config
+from components.platform.config import parse
 from tests.test_settings import REGION, STACKS, base, problems_of, with_
 
 UUID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
@@ -182,7 +183,7 @@ def test_every_shipped_stack_clears_the_floor(stack):
 
 
 def test_every_window_has_a_floor_the_alb_can_be_set_to():
-    from components.endpoint_settings import ALB_IDLE_TIMEOUT_RANGE
-    from components.settings import MAX_CONTEXT_TOKENS
+    from components.facts.catalog import MAX_CONTEXT_TOKENS
+    from components.settings.endpoint import ALB_IDLE_TIMEOUT_RANGE
 
     assert timeline.idle_timeout_floor(MAX_CONTEXT_TOKENS) <= ALB_IDLE_TIMEOUT_RANGE[1]

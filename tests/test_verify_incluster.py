@@ -10,7 +10,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from components import profiles, versions, workload
+from components.facts import versions
+from components.serving import profiles, workload
 from ops import verify_incluster as probe
 from tests.fake_vllm_server import Behaviour, FakeVllm
 from tests.test_kubernetes_layer import SERVICE, rendered
