@@ -449,8 +449,31 @@ def test_amp_mode_remote_writes_to_a_workspace_that_evaluates_the_same_rules():
         (obs.NAMESPACE, values["prometheus"]["serviceAccount"]["name"]),
         (obs.NAMESPACE, values["grafana"]["serviceAccount"]["name"]),
     } <= accounts
-    policy = next(p for p in r.of_type("aws:iam/policy:Policy") if "aps:RemoteWrite" in p.inputs["policy"])
-    assert json.loads(policy.inputs["policy"])["Statement"][0]["Resource"] == workspace.outputs["arn"]
+    # Prometheus may only write and Grafana only read, each on this workspace.
+    granted = {}
+    for a in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+        role = next(x for x in r.of_type("aws:iam/role:Role") if x.outputs["arn"] == a.inputs["roleArn"])
+        (attachment,) = [
+            x
+            for x in r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if x.inputs["role"] in (role.id, role.outputs["name"])
+        ] or [None]
+        policy = attachment and next(
+            (p for p in r.of_type("aws:iam/policy:Policy") if p.outputs["arn"] == attachment.inputs["policyArn"]), None
+        )
+        if policy is not None and "aps:" in policy.inputs["policy"]:
+            (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+            assert statement["Resource"] == workspace.outputs["arn"]
+            granted[a.inputs["serviceAccount"]] = set(statement["Action"])
+    assert granted == {
+        values["prometheus"]["serviceAccount"]["name"]: {"aps:RemoteWrite"},
+        values["grafana"]["serviceAccount"]["name"]: {
+            "aps:QueryMetrics",
+            "aps:GetSeries",
+            "aps:GetLabels",
+            "aps:GetMetricMetadata",
+        },
+    }
 
 
 def test_helm_values_are_rendered_with_sorted_keys():

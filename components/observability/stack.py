@@ -18,6 +18,8 @@ from components.kubernetes import custom_resource
 from components.kubernetes.helm import pinned_release
 from components.observability import alerts, dashboards
 from components.observability.values import (
+    AMP_READ_ACTIONS,
+    AMP_WRITE_ACTIONS,
     GRAFANA_SERVICE_ACCOUNT,
     NAMESPACE,
     PROMETHEUS_SERVICE_ACCOUNT,
@@ -71,11 +73,18 @@ class Observability(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=child,
             )
-            policy = aws.iam.Policy(
-                f"{name}-amp-policy", policy=workspace.arn.apply(amp_policy), tags=args.tags, opts=child
-            )
-            # One role per service account: each trust is scoped to its own namespace and account.
-            for account in (PROMETHEUS_SERVICE_ACCOUNT, GRAFANA_SERVICE_ACCOUNT):
+            # One role per service account, each with only what it does: trust scoped to its own
+            # namespace and account, the policy to writing (Prometheus) or reading (Grafana).
+            for account, kind, actions in (
+                (PROMETHEUS_SERVICE_ACCOUNT, "write", AMP_WRITE_ACTIONS),
+                (GRAFANA_SERVICE_ACCOUNT, "read", AMP_READ_ACTIONS),
+            ):
+                policy = aws.iam.Policy(
+                    f"{name}-amp-{kind}-policy",
+                    policy=workspace.arn.apply(lambda arn, a=actions: amp_policy(arn, a)),
+                    tags=args.tags,
+                    opts=child,
+                )
                 granted = workload_identity(
                     f"{name}-{account}",
                     self,

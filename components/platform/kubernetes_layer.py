@@ -38,6 +38,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             cluster_arn=aws.cluster_arn,
             vpc_id=aws.vpc_id,
             region=aws.region,
+            ingress_namespace=workload.NAMESPACE,
+            scheme=settings.endpoint.scheme,
             provider=aws.provider,
             tags=settings.tags,
             # Created after, and so deleted before, everything it needs to manage load balancers.
