@@ -102,3 +102,18 @@ def test_a_pause_longer_than_the_idle_timeout_cuts_the_long_stream_and_fails(fak
     row = checks["long stream"]
     assert row.status == "FAIL" and row.detail.startswith("cut: ") and proxy.cut >= 1
     assert "the idle timeout (0.2 s)" in row.fix and "endpoint.idleTimeoutSeconds" in row.fix
+
+
+def test_chat_and_its_stream_fail_when_the_server_does_not_serve_the_name(fake: Any) -> None:
+    checks = run(fake(), model="not-served")
+    assert checks["chat"].status == "FAIL" and checks["chat"].detail.startswith("POST /v1/chat/completions 404")
+    assert checks["streaming"].status == "FAIL" and "404" in checks["streaming"].detail
+
+
+def test_sampling_fails_on_a_request_sent_without_the_recommended_values() -> None:
+    from ops import verify_client
+
+    sent = [{"messages": [], **verify.SAMPLING}, {"messages": [], "temperature": 1.0, "top_p": 0.95}]
+    row = verify_client.check_sampling(sent, verify.SAMPLING, [])
+    assert row.status == "FAIL" and row.detail.startswith("1 request(s) without temperature=1.0, top_p=0.95, top_k=40")
+    assert verify_client.check_sampling(sent[:1], verify.SAMPLING, []).status == "PASS"
