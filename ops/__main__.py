@@ -53,7 +53,9 @@ def _capacity_use(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ops import metrics_check, verify
+    import secrets
+
+    from ops import metrics_check, verify, verify_incluster
 
     target = verify.resolve_target(
         stack=args.stack,
@@ -63,6 +65,8 @@ def _verify(args: argparse.Namespace) -> int:
         reasoning_parser=args.reasoning_parser,
     )
     title, checks = verify.main(target, timeout=args.timeout)
+    name = f"{verify_incluster.NAME}-{secrets.token_hex(3)}"
+    checks.append(verify_incluster.run(args.kubeconfig or os.environ.get("KUBECONFIG"), target.model, name))
     observability = from_stack_file(args.stack).observability
     checks += metrics_check.run(target.endpoint, observability, args.prometheus, args.timeout)
     return emit(title, checks)
@@ -156,6 +160,11 @@ def parser() -> argparse.ArgumentParser:
         "--prometheus",
         help="in-cluster Prometheus through a port-forward, e.g. http://localhost:9090 "
         "(without it, verify prints the kubectl port-forward command)",
+    )
+    verify.add_argument(
+        "--kubeconfig",
+        help="the cluster's kubeconfig (default: $KUBECONFIG): a short-lived pod in another namespace then asks"
+        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection",
     )
     verify.set_defaults(run=_verify)
 

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components.facts import versions
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.stack import Settings
-from ops import awsclients, registry
+from ops import awsclients, preflight_resources, registry
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
@@ -539,6 +539,7 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
+    ec2, quotas, eks, s3 = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", "s3", session=session)
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
+    checks += _guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
     return title(settings), checks + image_digest(settings, resolve, record=record)
