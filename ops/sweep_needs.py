@@ -12,11 +12,15 @@ reaches is kept, with the chain that explains why.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ops.sweep_plan import eni_label
+
 Item = dict[str, Any]
+GONE_NAT_STATES = frozenset({"deleted"})
+DELETING_NAT_STATES = frozenset({"deleting"})
 
 
 @dataclass(frozen=True)
@@ -103,3 +107,31 @@ def needed(seeds: Mapping[str, str], graph: Mapping[str, list[str]]) -> dict[str
                 found[nxt] = Need(need.root, (*need.path, nxt))
                 queue.append((nxt, found[nxt]))
     return found
+
+
+def kept_network(
+    vpcs: Iterable[str],
+    found: Mapping[str, list[Item]],
+    all_enis: list[Item],
+    going_enis: set[str],
+    ours: Callable[[str, Item], bool],
+) -> dict[str, Need]:
+    """What the network of `vpcs` must keep: every ENI that stays (a NAT gateway's own ENI
+    stands for its gateway), every subnet and NAT gateway that is not ours, and all they need.
+    A NAT gateway AWS is already deleting keeps nothing."""
+    vpcs = set(vpcs)
+    nats = [n for n in found["NAT gateways"] if n.get("VpcId") in vpcs and n.get("State") not in GONE_NAT_STATES]
+    nat_enis = {a.get("NetworkInterfaceId") for n in nats for a in n.get("NatGatewayAddresses", [])}
+    kept_enis = [e for e in all_enis if e.get("VpcId") in vpcs and e["NetworkInterfaceId"] not in going_enis | nat_enis]
+    seeds = {e["NetworkInterfaceId"]: eni_label(e) for e in kept_enis}
+    for subnet in found["subnets"]:
+        if subnet.get("VpcId") in vpcs and not ours("subnet", subnet):
+            seeds[subnet["SubnetId"]] = f"subnet {subnet['SubnetId']} (not provably this stack's)"
+    for nat in nats:
+        if not ours("NAT gateway", nat):
+            seeds[nat["NatGatewayId"]] = f"NAT gateway {nat['NatGatewayId']} (not provably this stack's)"
+    graph = edges(vpcs, found, kept_enis, {e["NetworkInterfaceId"]: e.get("VpcId", "") for e in all_enis})
+    for nat in nats:
+        if nat.get("State") in DELETING_NAT_STATES:
+            graph[nat["NatGatewayId"]] = []
+    return needed(seeds, graph)

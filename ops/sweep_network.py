@@ -21,12 +21,9 @@ from typing import Any
 
 from ops.report import Check, failed, info, passed
 from ops.sweep_errors import AWS_ERRORS, explain, iam_action
-from ops.sweep_needs import Need, edges, needed
+from ops.sweep_needs import DELETING_NAT_STATES, GONE_NAT_STATES, Need, kept_network
 from ops.sweep_plan import LIVE_CLUSTER_OVERRIDE, Plan, Step, Sweeper, eni_label, group_label, tags_of, verdict_row
 from ops.sweep_scope import Ownership
-
-GONE_NAT_STATES = frozenset({"deleted"})
-DELETING_NAT_STATES = frozenset({"deleting"})
 
 
 @dataclass
@@ -125,30 +122,10 @@ class _Planner:
         return None
 
     def _needs(self) -> dict[str, Need]:
-        """Every kept ENI, and every subnet or NAT gateway that is not ours, with all they need."""
-        vpcs, plan = self.net.vpcs, self.plan
-        nats = [
-            n for n in self.found["NAT gateways"] if n.get("VpcId") in vpcs and n.get("State") not in GONE_NAT_STATES
-        ]
-        nat_enis = {a.get("NetworkInterfaceId") for n in nats for a in n.get("NatGatewayAddresses", [])}
-        kept_enis = [
-            e
-            for e in plan.all_enis
-            if e.get("VpcId") in vpcs and e["NetworkInterfaceId"] not in plan.going_enis | nat_enis
-        ]
-        seeds = {e["NetworkInterfaceId"]: eni_label(e) for e in kept_enis}
-        for subnet in self.found["subnets"]:
-            if self.judge(subnet, subnet=True).kind != "ours":
-                seeds[subnet["SubnetId"]] = f"subnet {subnet['SubnetId']} (not provably this stack's)"
-        for nat in nats:
-            if self.judge(nat).kind != "ours":
-                seeds[nat["NatGatewayId"]] = f"NAT gateway {nat['NatGatewayId']} (not provably this stack's)"
-        vpc_of_eni = {e["NetworkInterfaceId"]: e.get("VpcId", "") for e in plan.all_enis}
-        graph = edges(vpcs, self.found, kept_enis, vpc_of_eni)
-        for nat in nats:
-            if nat.get("State") in DELETING_NAT_STATES:
-                graph[nat["NatGatewayId"]] = []  # going anyway: it keeps nothing
-        return needed(seeds, graph)
+        def ours(kind: str, item: dict[str, Any]) -> bool:
+            return self.judge(item, subnet=kind == "subnet").kind == "ours"
+
+        return kept_network(self.net.vpcs, self.found, self.plan.all_enis, self.plan.going_enis, ours)
 
     def build(self) -> None:
         self.needs = self._needs()
@@ -372,6 +349,22 @@ class _Planner:
                 and g["GroupId"] not in self.plan.deleted_groups
             ]
             users += self._enis_left_in("VpcId", vpc_id)
+            users += [
+                n["NatGatewayId"]
+                for n in self.found["NAT gateways"]
+                if n.get("VpcId") == vpc_id
+                and n["NatGatewayId"] not in self.nats_going
+                and n.get("State") not in GONE_NAT_STATES
+            ]
+            # Name what holds the VPC, not what stays for it (those rows name it already).
+            kept_for = {i for i, need in self.needs.items() if len(need.path) > 1}
+            kept_for |= {
+                a.get("NetworkInterfaceId", "")
+                for n in self.found["NAT gateways"]
+                if n["NatGatewayId"] in kept_for
+                for a in n.get("NatGatewayAddresses", [])
+            }
+            users = [u for u in users if u.split(" ")[0] not in kept_for]
             if users:
                 self.add(
                     name,
