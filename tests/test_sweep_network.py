@@ -212,3 +212,22 @@ def test_when_everything_is_gone_the_dry_run_and_apply_agree_and_all_of_it_goes(
     after = world.inventory()
     mine = {ours["vpc"], ours["igw"], *ours["subnets"], *ours["rtbs"], *ours["nats"], *ours["eips"]}
     assert not mine & set().union(*after.values())
+
+
+def test_a_kept_load_balancer_keeps_its_subnets_and_the_internet_gateway_but_not_the_nat_gateways(
+    world: World,
+) -> None:
+    ours = world.ids["ours"]
+    public_a, private_a, public_b, private_b = ours["subnets"]
+    group = world.group(ours["vpc"], "k8s-minimaxv-keep", CONTROLLER)
+    world.nlb("k8s-minimaxv-keep", ours["vpc"], [public_a, public_b], CONTROLLER, [group], protected=True)
+    dry = run(world, apply=False)
+    applied = run(world, apply=True)
+    after = world.inventory()
+    assert {public_a, public_b} <= after["subnets"] and ours["rtbs"][0] in after["rtbs"]
+    assert ours["igw"] in after["igws"] and ours["vpc"] in after["vpcs"]
+    assert "k8s-minimaxv-keep" in row_of(applied, ours["igw"]).detail  # the kept load balancer's ENI
+    # Nothing kept routes through the NAT gateways: they, their addresses and the private side go.
+    assert not set(ours["nats"]) & after["nats"] and not set(ours["eips"]) & after["eips"]
+    assert not {private_a, private_b} & after["subnets"] and not set(ours["rtbs"][1:]) & after["rtbs"]
+    assert verdicts(dry) == verdicts(applied)
