@@ -50,7 +50,7 @@ def edges(
 ) -> dict[str, list[str]]:
     """resource id -> the ids it needs: ENI -> subnet (and the internet gateway when it has a
     public address), subnet -> its route table (the VPC's main table when it has none),
-    route table -> the NAT and internet gateways its routes target, NAT gateway -> its subnet
+    route table -> the NAT and internet gateways and gateway endpoints its routes target, NAT gateway -> its subnet
     and Elastic IPs, Elastic IP -> the internet gateway of the VPC its address is mapped in."""
     ours = set(vpcs)
     igws: dict[str, list[str]] = defaultdict(list)
@@ -70,7 +70,9 @@ def edges(
         out[rtb] = sorted(
             target
             for route in table.get("Routes", [])
-            if (target := route.get("NatGatewayId") or route.get("GatewayId") or "").startswith(("nat-", "igw-"))
+            if (target := route.get("NatGatewayId") or route.get("GatewayId") or "").startswith(
+                ("nat-", "igw-", "vpce-")
+            )
         )
     for subnet in found["subnets"]:
         sid = subnet["SubnetId"]

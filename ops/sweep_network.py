@@ -5,8 +5,8 @@
 those project/stack tags prove a network resource is this stack's; a `shared` tag for any
 other cluster, or any tag naming another cluster, stack or project, keeps it. Only resources
 inside a VPC proven this stack's are removed, in dependency order: NAT gateways (then a
-bounded wait while they are `deleting`), their Elastic IPs, the internet gateway, subnets,
-route tables, the VPC. What something the sweep keeps still routes through or sits in stays,
+bounded wait while they are `deleting`), their Elastic IPs, the internet gateway, gateway
+endpoints (`ops.sweep_endpoints`), subnets, route tables, the VPC. What something the sweep keeps still routes through or sits in stays,
 with all it needs in turn (`ops.sweep_needs`), and is reported as blocked by it, in the dry
 run too; a cluster that may be live keeps its whole network, whatever the override says.
 NAT gateways bill by the hour, which is why this exists.
@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from ops.report import Check, failed, info, passed
+from ops.sweep_endpoints import live_endpoints, plan_endpoints
 from ops.sweep_errors import AWS_ERRORS, explain, iam_action
 from ops.sweep_needs import DELETING_NAT_STATES, GONE_NAT_STATES, Need, kept_network
 from ops.sweep_plan import LIVE_CLUSTER_OVERRIDE, Plan, Step, Sweeper, eni_label, group_label, tags_of, verdict_row
@@ -73,6 +74,9 @@ def plan_network(sweeper: Sweeper, plan: Plan, existing_vpc_id: str | None, live
         ),
         "NAT gateways": sweeper.listing("NAT gateways", ec2, "describe_nat_gateways", "NatGateways", Filter=vpc_filter),
         "Elastic IPs": sweeper.listing("Elastic IPs", ec2, "describe_addresses", "Addresses"),
+        "VPC endpoints": sweeper.listing(
+            "VPC endpoints", ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=vpc_filter
+        ),
     }
     missing = [k for k, v in listings.items() if v is None]
     if missing:
@@ -95,6 +99,7 @@ class _Planner:
     subnets_going: set[str] = field(default_factory=set)
     tables_going: set[str] = field(default_factory=set)
     igws_going: set[str] = field(default_factory=set)
+    endpoints_going: set[str] = field(default_factory=set)
     nats_going: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def judge(self, item: dict[str, Any], key: str = "Tags", subnet: bool = False) -> Ownership:
@@ -132,6 +137,7 @@ class _Planner:
         self._nat_gateways()
         self._addresses()
         self._internet_gateways()
+        plan_endpoints(self)
         self._subnets()
         self._route_tables()
         self._vpcs()
@@ -349,6 +355,11 @@ class _Planner:
                 and g["GroupId"] not in self.plan.deleted_groups
             ]
             users += self._enis_left_in("VpcId", vpc_id)
+            users += [
+                e["VpcEndpointId"]
+                for e in live_endpoints(self.found["VPC endpoints"], vpc_id)
+                if e["VpcEndpointId"] not in self.endpoints_going
+            ]
             users += [
                 n["NatGatewayId"]
                 for n in self.found["NAT gateways"]

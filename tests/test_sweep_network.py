@@ -66,6 +66,7 @@ def test_the_stacks_network_goes_in_dependency_order_and_only_with_the_flag(worl
     assert before["nats"] - after["nats"] == set(ours["nats"])
     assert before["eips"] - after["eips"] == set(ours["eips"])
     assert before["igws"] - after["igws"] == {ours["igw"]}
+    assert before["endpoints"] - after["endpoints"] == {ours["s3"]}  # else DeleteVpc refuses
     assert before["subnets"] - after["subnets"] == set(ours["subnets"])
     assert set(ours["rtbs"]) <= before["rtbs"] - after["rtbs"]
     assert (
@@ -81,9 +82,10 @@ def test_the_stacks_network_goes_in_dependency_order_and_only_with_the_flag(worl
             "NAT gateways deleted",
             "Elastic IP",
             "internet gateway",
+            "VPC endpoint",
             "subnet",
             "route table",
-            "VPC",
+            "VPC vpc-",
         )
     }
     assert list(first.values()) == sorted(first.values())
@@ -139,7 +141,7 @@ def test_network_is_region_scoped(world: World) -> None:
 
 def verdicts(rows: list[Any]) -> dict[str, str]:
     """Each network row's verdict, comparable across modes: `goes`, or why it stays."""
-    kinds = ("NAT gateway", "Elastic IP", "internet gateway", "subnet", "route table", "VPC")
+    kinds = ("NAT gateway", "Elastic IP", "internet gateway", "VPC endpoint", "subnet", "route table", "VPC ")
     return {
         r.name: r.detail if r.detail.startswith("left alone") else "goes"
         for r in rows
@@ -168,6 +170,7 @@ def test_a_foreign_instance_in_the_private_subnet_keeps_its_whole_egress_path(wo
         "eips": {ours["eips"][0]},
         "igws": {ours["igw"]},
         "vpcs": {ours["vpc"]},
+        "endpoints": {ours["s3"]},  # the private route table routes S3 through it
     }
     for kind, kept in path.items():
         assert kept <= after[kind], (kind, kept - after[kind])
@@ -191,7 +194,7 @@ def test_a_live_cluster_loses_nothing_of_its_network_even_with_the_override(worl
         roleArn="arn:aws:iam::123456789012:role/eks",
         resourcesVpcConfig={"subnetIds": world.ids["ours"]["subnets"], "securityGroupIds": []},
     )
-    network = ("vpcs", "subnets", "rtbs", "nats", "eips", "igws")
+    network = ("vpcs", "subnets", "rtbs", "nats", "eips", "igws", "endpoints")
     before = world.inventory()
     dry = run(world, apply=False, live_cluster_override=True)
     applied = run(world, apply=True, live_cluster_override=True)
@@ -210,7 +213,7 @@ def test_when_everything_is_gone_the_dry_run_and_apply_agree_and_all_of_it_goes(
     applied = run(world, apply=True)
     assert verdicts(dry) == verdicts(applied) and set(verdicts(applied).values()) == {"goes"}
     after = world.inventory()
-    mine = {ours["vpc"], ours["igw"], *ours["subnets"], *ours["rtbs"], *ours["nats"], *ours["eips"]}
+    mine = {ours["vpc"], ours["igw"], ours["s3"], *ours["subnets"], *ours["rtbs"], *ours["nats"], *ours["eips"]}
     assert not mine & set().union(*after.values())
 
 
