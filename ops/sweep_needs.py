@@ -2,9 +2,9 @@
 
 A machine that stays (an instance's ENI, a load balancer that is not ours, a subnet or NAT
 gateway that is not this stack's) needs the whole path its traffic takes: its subnet, the
-route table that subnet uses, the NAT gateway or internet gateway that table routes to, the
-NAT gateway's own subnet and Elastic IP, and that subnet's route table to the internet
-gateway. Deleting any of them would cut the machine's egress and gain nothing: the VPC stays
+route table that subnet uses, the NAT gateway, internet gateway or S3 gateway endpoint that
+table routes to, the NAT gateway's own subnet and Elastic IP, and that subnet's route table
+to the internet gateway. Deleting any of them would cut the machine's egress and gain nothing: the VPC stays
 for the machine anyway. `needed` follows those edges from every kept resource; whatever it
 reaches is kept, with the chain that explains why.
 """
@@ -50,8 +50,9 @@ def edges(
 ) -> dict[str, list[str]]:
     """resource id -> the ids it needs: ENI -> subnet (and the internet gateway when it has a
     public address), subnet -> its route table (the VPC's main table when it has none),
-    route table -> the NAT and internet gateways and gateway endpoints its routes target, NAT gateway -> its subnet
-    and Elastic IPs, Elastic IP -> the internet gateway of the VPC its address is mapped in."""
+    route table -> the NAT gateways, internet gateways and gateway endpoints its routes target,
+    NAT gateway -> its subnet and Elastic IPs, Elastic IP -> the internet gateway of the VPC
+    its address is mapped in (AWS refuses to detach a gateway while addresses are mapped)."""
     ours = set(vpcs)
     igws: dict[str, list[str]] = defaultdict(list)
     for igw in found["internet gateways"]:
