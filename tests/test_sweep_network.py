@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from ops import sweep
-from tests.sweep_world import CONTROLLER, OURS, SETTINGS, SIBLING, SIBLING_TAGS, World, tag_spec
+from tests.sweep_world import CONTROLLER, OURS, SETTINGS, SIBLING, SIBLING_TAGS, World, aws_error, tag_spec
 
 pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
 
@@ -188,12 +188,22 @@ def test_a_foreign_instance_in_the_private_subnet_keeps_its_whole_egress_path(wo
     assert not [r for r in applied if r.failed and "i-0f00ba4" not in r.detail and "still holds" not in r.detail]
 
 
-def test_a_live_cluster_loses_nothing_of_its_network_even_with_the_override(world: World) -> None:
-    world.eks.create_cluster(
-        name=SETTINGS.cluster_name,
-        roleArn="arn:aws:iam::123456789012:role/eks",
-        resourcesVpcConfig={"subnetIds": world.ids["ours"]["subnets"], "securityGroupIds": []},
-    )
+@pytest.mark.parametrize("cluster", ["live", "uncheckable"], ids=["live cluster", "DescribeCluster denied"])
+def test_a_live_cluster_loses_nothing_of_its_network_even_with_the_override(world: World, cluster: str) -> None:
+    if cluster == "live":
+        world.eks.create_cluster(
+            name=SETTINGS.cluster_name,
+            roleArn="arn:aws:iam::123456789012:role/eks",
+            resourcesVpcConfig={"subnetIds": world.ids["ours"]["subnets"], "securityGroupIds": []},
+        )
+        why = "minimax-vllm-prod-8gpu still exists"
+    else:
+
+        def denied(**_: Any) -> Any:
+            raise aws_error("AccessDeniedException", "DescribeCluster")
+
+        world.eks.describe_cluster = denied
+        why = "cannot tell whether minimax-vllm-prod-8gpu still exists"
     network = ("vpcs", "subnets", "rtbs", "nats", "eips", "igws", "endpoints")
     before = world.inventory()
     dry = run(world, apply=False, live_cluster_override=True)
@@ -202,7 +212,7 @@ def test_a_live_cluster_loses_nothing_of_its_network_even_with_the_override(worl
     assert {k: after[k] for k in network} == {k: before[k] for k in network}
     assert "k8s-minimaxv-vllm" not in after["lbs"]  # the override still sweeps its load balancers
     rows = verdicts(applied)
-    assert len(rows) >= 12 and all("minimax-vllm-prod-8gpu still exists" in v for v in rows.values()), rows
+    assert len(rows) >= 12 and all(why in v for v in rows.values()), rows
     assert all("--i-know-the-cluster-may-be-live" in r.fix for r in applied if r.name in rows)
     assert verdicts(dry) == rows
 
