@@ -7,21 +7,23 @@ validates a setting is found by walking the settings schema, so a new one is cov
 
 from __future__ import annotations
 
+import ast
 import re
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import AfterValidator, ValidationError
 
-from components.aws_config import ASSUME_ROLES, identity
-from components.config import parse
-from components.scaling_settings import ScheduleSettings
-from components.settings import Settings, SettingsError
-from components.supply_chain import remote_code_revision_problems
+from components.platform.config import parse
+from components.serving.supply_chain import remote_code_revision_problems
+from components.settings.aws import ASSUME_ROLES, identity
+from components.settings.scaling import ScheduleSettings
+from components.settings.stack import Settings, SettingsError
 from ops.report import UsageError
-from ops.sweep_scope import check_stack_name
+from ops.sweep.scope import check_stack_name
 
 REGION = "us-east-2"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -131,3 +133,16 @@ def test_the_other_name_checks_refuse_a_trailing_newline_too() -> None:
     argv = ["--trust-remote-code"]
     assert not remote_code_revision_problems(True, argv, "MiniMaxAI/MiniMax-M2.5", SHA)
     assert remote_code_revision_problems(True, argv, "MiniMaxAI/MiniMax-M2.5", SHA + "\n")
+
+
+def test_no_project_code_matches_only_a_prefix() -> None:
+    """`pattern.match` / `re.match` anchor only the start: a check of a name uses `fullmatch`."""
+    root = Path(__file__).resolve().parent.parent
+    found = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for folder in ("components", "ops", "policies")
+        for path in sorted((root / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "match"
+    ]
+    assert found == [], "use fullmatch (or re.search with an explicit \\Z): " + ", ".join(found)
