@@ -179,13 +179,13 @@ def parser() -> argparse.ArgumentParser:
         "--include-network",
         action="store_true",
         help="also this stack's VPC, NAT gateways, Elastic IPs, internet gateway, subnets and route tables "
-        "(only when Pulumi's state of them is lost)",
+        "(only when Pulumi's state of them is lost; what a kept machine routes through stays)",
     )
     sweep.add_argument(
         "--i-know-the-cluster-may-be-live",
         action="store_true",
         help="let --apply delete although the stack's EKS cluster exists or cannot be checked "
-        "(its controller may recreate or still use what is deleted)",
+        "(its controller may recreate or still use what is deleted); never its network",
     )
     sweep.set_defaults(run=_sweep)
     _capacity_parser(sub, command)

@@ -168,7 +168,7 @@ COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 def _weights_problems(st: Settings) -> list[str]:
     """A mirror holds one fixed revision: a branch name would be a stale copy under a moving name."""
     w, out = st.weights, []
-    if w.source == "s3" and not COMMIT_SHA.match(st.serving.revision or ""):
+    if w.source == "s3" and not COMMIT_SHA.fullmatch(st.serving.revision or ""):
         out.append(
             _fail(
                 "serving.revision",
