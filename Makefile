@@ -67,6 +67,7 @@ scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic tra
 # Needs git snapshots of the charts' repositories (CHART_SNAPSHOTS, default /work/.mirror; see ops/chart_sources.py).
 chart-values: $(VENV)/.runtime ## Record each pinned chart's values keys and CRD schemas (after a chart pin bump)
 	$(PY) -m ops.chart_values
+	$(PY) -m ops.chart_crds
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache
