@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components import versions
 from components.capacity_block_settings import CapacityBlockSettings
 from components.settings import Settings
-from ops import awsclients, registry
+from ops import awsclients, image_contents, registry
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
@@ -541,4 +541,5 @@ def main(
     """Run every check with clients for the stack's region; the caller prints and exits."""
     ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
-    return title(settings), checks + image_digest(settings, resolve, record=record)
+    checks += image_digest(settings, resolve, record=record)
+    return title(settings), [*checks, image_contents.preflight_row(settings.serving.image)]
