@@ -31,11 +31,17 @@ def missing(objs: list[dict]) -> list[str]:
     out = []
     for use in pod_commands.rendered_uses(objs, versions.VLLM_IMAGE_REPOSITORY, BUILTINS):
         if use.kind == "executable" and use.name not in RECORD["executables"]:
-            why = RECORD["absent"].get(use.name, "")
-            out.append(f"{use.where}: runs `{use.name}`, which {versions.VLLM_IMAGE} does not hold {why}".rstrip())
+            why = RECORD["absent"].get(use.name)
+            out.append(
+                f"{use.where}: runs `{use.name}`, which {versions.VLLM_IMAGE} does not hold"
+                + (f" ({why})" if why else "")
+            )
         if use.kind == "module" and use.name not in RECORD["python_modules"] and use.name not in RECORD["stdlib"]:
-            why = RECORD["absent"].get(use.name, "")
-            out.append(f"{use.where}: imports `{use.name}`, which {versions.VLLM_IMAGE} does not hold {why}".rstrip())
+            why = RECORD["absent"].get(use.name)
+            out.append(
+                f"{use.where}: imports `{use.name}`, which {versions.VLLM_IMAGE} does not hold"
+                + (f" ({why})" if why else "")
+            )
     return out
 
 
