@@ -151,7 +151,9 @@ def _find_ref(git_dir: Path, source: ChartSource, version: str) -> str | None:
         except subprocess.CalledProcessError:
             continue
         if str(chart.get("version")) == version:
-            return commit
+            # The repository's tag at that commit, when there is one (eks-charts: v0.0.242 is 3.5.0).
+            tags = _git(git_dir, "tag", "--points-at", commit).split()
+            return sorted(tags)[0] if tags else commit
     return None
 
 
