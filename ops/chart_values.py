@@ -41,6 +41,7 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "additionalPrometheusRulesMap": "rule groups by name, rendered into PrometheusRule objects",
     },
 }
+_OPENNESS = ["free-form", "any", "map", "list", "scalar"]
 # Helm passes `global` to every chart and subchart.
 ALWAYS = {"global": "free-form"}
 
@@ -65,11 +66,10 @@ def record_for(checkout: Checkout, snapshots: Path) -> dict[str, Any]:
             subcharts[alias] = {"chart": dep["name"], "version": version, "recorded": False}
             continue
         sub = chart_sources.checkout(dep["name"], version, snapshots)
+        # The parent's own section for the subchart (its overrides) merges with the subchart's
+        # keys; where the two disagree, the more open kind holds (the subchart reads the values).
         for path, kind in _chart_keys(sub, prefix=f"{alias}.").items():
-            # The parent's own section for the subchart (its overrides) is merged with the subchart's.
-            if keys.get(path) not in ("free-form",):
-                keys[path] = kind if path not in keys or kind == "map" else keys[path]
-        keys.setdefault(alias, "map")
+            keys[path] = min(keys.get(path, kind), kind, key=_OPENNESS.index)
         keys[alias] = "map"
         subcharts[alias] = {"chart": dep["name"], "version": version, "recorded": True, "source": sub.provenance()}
     schema = json.loads(checkout.read("values.schema.json")) if checkout.exists("values.schema.json") else None

@@ -127,9 +127,7 @@ def _closure(roots: list[Requirement]) -> dict[str, dict[str, str]]:
         if name in found:
             continue
         found[name] = {"requirement": str(req.specifier) or "any", "via": via}
-        extras = [f"{req.name}-{e}" for e in sorted(req.extras)] if req.name in NOT_INSTALLED_HERE else []
         todo += [(r, name) for r in _requires(req.name)]
-        todo += [(Requirement(e), name) for e in extras if e in NOT_INSTALLED_HERE]
         for extra in sorted(req.extras):
             try:
                 raw = md.distribution(req.name).requires or []
