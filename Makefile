@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test test-fast lint capacity scaling mutation chart-values clean
+.PHONY: plan test test-fast lint capacity scaling mutation docs chart-values clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic tra
 chart-values: $(VENV)/.runtime ## Record each pinned chart's values keys and CRD schemas (after a chart pin bump)
 	$(PY) -m ops.chart_values
 	$(PY) -m ops.chart_crds
+
+docs: $(VENV)/.dev ## Regenerate every generated block of README.md and docs/ from the commands and sources it quotes
+	$(PY) -m tests.docs_blocks --write
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache
