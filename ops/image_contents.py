@@ -166,7 +166,11 @@ def record() -> dict[str, Any]:
         "sources": {
             "dockerfile": DOCKERFILE,
             "base_image": BASE_IMAGE,
-            "requirements": f"vllm {vllm.version} wheel METADATA (Requires-Dist), then each distribution's own",
+            "requirements": (
+                f"vllm {vllm.version} wheel METADATA (Requires-Dist) and the Dockerfile's pip lines; below"
+                " them, each distribution's own requirements as installed for the tests (requirements-dev.txt):"
+                " the image resolved its own versions within the same specifiers when it was built"
+            ),
         },
         "python": PYTHON,
         "shell_builtins": sorted(SHELL_BUILTINS),
