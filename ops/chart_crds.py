@@ -24,7 +24,7 @@ import yaml
 
 from ops import chart_sources
 
-DATA_FILE = Path(__file__).resolve().parent.parent / "components" / "data" / "chart-crds.json"
+DATA_FILE = chart_sources.DATA / "chart-crds.json"
 GENERATOR = "python -m ops.chart_crds (make chart-values)"
 
 # chart -> (folder of CRD files in the chart, CRD names to record)

@@ -18,6 +18,8 @@ import yaml
 from components import versions
 
 DEFAULT_SNAPSHOTS = Path(os.environ.get("CHART_SNAPSHOTS", "/work/.mirror"))
+# The recorded data files live beside the pinned versions.
+DATA = Path(versions.__file__).resolve().parent / "data"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import yaml
 from ops import chart_sources
 from ops.chart_sources import Checkout
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "components" / "data" / "chart-values"
+DATA_DIR = chart_sources.DATA / "chart-values"
 GENERATOR = "python -m ops.chart_values (make chart-values)"
 
 # Maps with defaults in values.yaml that still take any key: the template turns each entry into

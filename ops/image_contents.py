@@ -22,16 +22,16 @@ import importlib.metadata as md
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 from components import versions
+from ops import chart_sources
 from ops.report import Check, skipped
 
-DATA_FILE = Path(__file__).resolve().parent.parent / "components" / "data" / "vllm-image-contents.json"
+DATA_FILE = chart_sources.DATA / "vllm-image-contents.json"
 GENERATOR = "python -m ops.image_contents"
 
 DOCKERFILE = {
