@@ -4,7 +4,8 @@ The API server rejects a custom resource whose fields its CRD does not declare (
 keeps unknown fields), or prunes them silently; mocks accept anything. So the openAPIV3Schema
 of each CRD the program's custom resources use is recorded in components/data/chart-crds.json,
 from the CRDs the pinned charts install (KEDA's `templates/crds`, kube-prometheus-stack's `crds`
-subchart, which carries the prometheus-operator CRDs of its appVersion). Descriptions are left
+subchart, which carries the prometheus-operator CRDs of its appVersion, and the load balancer
+controller's `crds`, whose IngressClassParams the chart renders from the values it is given). Descriptions are left
 out; types, fields, enums and required lists stay.
 
     python -m ops.chart_crds   (part of `make chart-values`)
@@ -22,9 +23,10 @@ from typing import Any
 
 import yaml
 
+from components.facts import DATA
 from ops import chart_sources
 
-DATA_FILE = chart_sources.DATA / "chart-crds.json"
+DATA_FILE = DATA / "chart-crds.json"
 GENERATOR = "python -m ops.chart_crds (make chart-values)"
 
 # chart -> (folder of CRD files in the chart, CRD names to record)
@@ -40,6 +42,18 @@ CRDS: dict[str, tuple[str, tuple[str, ...]]] = {
             "servicemonitors.monitoring.coreos.com",
             "prometheusrules.monitoring.coreos.com",
         ),
+    ),
+    "aws-load-balancer-controller": ("crds", ("ingressclassparams.elbv2.k8s.aws",)),
+}
+# Custom resources a chart renders from values it passes through whole (templates/ingressclass.yaml
+# of the load balancer controller: `spec: {{ toYaml .Values.ingressClassParams.spec }}`):
+# chart -> (the values path of the spec, the switch that renders it, apiVersion, kind).
+PASSED_THROUGH = {
+    "aws-load-balancer-controller": (
+        ("ingressClassParams", "spec"),
+        ("ingressClassParams", "create"),
+        "elbv2.k8s.aws/v1beta1",
+        "IngressClassParams",
     ),
 }
 _TEMPLATE_LINE = re.compile(r"^\s*\{\{.*\}\}\s*$")
@@ -134,6 +148,22 @@ def json_schema(openapi: dict[str, Any]) -> dict[str, Any]:
         if key in node:
             node[key] = [json_schema(s) for s in node[key]]
     return node
+
+
+def from_release(chart: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The custom resources `chart` renders from values passed through whole, as the API server gets them."""
+    if chart not in PASSED_THROUGH:
+        return []
+    spec_path, switch, api_version, kind = PASSED_THROUGH[chart]
+    node: Any = values
+    for key in spec_path:
+        node = node.get(key) if isinstance(node, dict) else None
+    on: Any = values
+    for key in switch:
+        on = on.get(key) if isinstance(on, dict) else None
+    if not node or on is False:
+        return []
+    return [{"apiVersion": api_version, "kind": kind, "metadata": {"name": chart}, "spec": node}]
 
 
 def problems(obj: dict[str, Any], crds: dict[str, Any]) -> list[str]:

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from components import versions
+from components.facts import versions
 
 DEFAULT_SNAPSHOTS = Path(os.environ.get("CHART_SNAPSHOTS", "/work/.mirror"))
-# The recorded data files live beside the pinned versions.
-DATA = Path(versions.__file__).resolve().parent / "data"
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ from typing import Any
 
 import yaml
 
+from components.facts import DATA
 from ops import chart_sources
 from ops.chart_sources import Checkout
 
-DATA_DIR = chart_sources.DATA / "chart-values"
+DATA_DIR = DATA / "chart-values"
 GENERATOR = "python -m ops.chart_values (make chart-values)"
 
 # Maps with defaults in values.yaml that still take any key: the template turns each entry into

@@ -27,11 +27,10 @@ from typing import Any
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-from components import versions
-from ops import chart_sources
+from components.facts import DATA, versions
 from ops.report import Check, skipped
 
-DATA_FILE = chart_sources.DATA / "vllm-image-contents.json"
+DATA_FILE = DATA / "vllm-image-contents.json"
 GENERATOR = "python -m ops.image_contents"
 
 DOCKERFILE = {

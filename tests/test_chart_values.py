@@ -14,7 +14,7 @@ import json
 import pytest
 
 from ops import chart_sources, chart_values
-from ops.offline import Rendering, render
+from ops.offline.engine import Rendering, render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # Every stack, and the AMP mode, whose monitoring values differ (`off` installs fewer charts).

@@ -12,9 +12,9 @@ import functools
 
 import pytest
 
-from components import versions
+from components.facts import versions
 from ops import image_contents, pod_commands
-from ops.offline import render
+from ops.offline.engine import render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 RECORD = image_contents.load()
