@@ -2,7 +2,7 @@
 
 The API server rejects a custom resource whose fields its CRD does not declare (unless the CRD
 keeps unknown fields), or prunes them silently; mocks accept anything. So the openAPIV3Schema
-of each CRD the program's custom resources use is recorded in components/data/chart-crds.json,
+of each CRD the program's custom resources use is recorded in components/facts/data/chart-crds.json,
 from the CRDs the pinned charts install (KEDA's `templates/crds`, kube-prometheus-stack's `crds`
 subchart, which carries the prometheus-operator CRDs of its appVersion, and the load balancer
 controller's `crds`, whose IngressClassParams the chart renders from the values it is given). Descriptions are left

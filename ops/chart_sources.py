@@ -1,6 +1,6 @@
 """Where each pinned chart's source lives, read from a local git snapshot at the pinned version.
 
-The generators of components/data/chart-values/ and components/data/chart-crds.json read the
+The generators of components/facts/data/chart-values/ and components/facts/data/chart-crds.json read the
 charts from bare git snapshots of their repositories (one folder per repository, named
 `owner+name`, holding a `repo` git directory; CHART_SNAPSHOTS or --snapshots points at it).
 Nothing is downloaded here: the snapshot is fetched once, by whoever regenerates the records.

@@ -2,7 +2,7 @@
 
 Helm drops a values key that no template reads, without a word: a misspelt `nodeSelector`
 leaves a pod unpinned, and nothing fails until the cluster shows it. So each pinned chart's keys
-are recorded in components/data/chart-values/<chart>.json, generated from the chart's own
+are recorded in components/facts/data/chart-values/<chart>.json, generated from the chart's own
 values.yaml at the pinned version (subcharts under their alias), and every release's values
 are walked against it.
 

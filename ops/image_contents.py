@@ -2,7 +2,7 @@
 
 The stage-weights init container, the weights-mirror Job and the ConfigMap scripts run programs
 and Python modules inside `vllm/vllm-openai`. Whether the image has them is decided by vLLM's
-Dockerfile and its pinned requirements, not by this project: components/data/vllm-image-contents.json
+Dockerfile and its pinned requirements, not by this project: components/facts/data/vllm-image-contents.json
 records it, generated from
 
 - the Dockerfile's `vllm-base` / `vllm-openai` stages (apt packages, extra pip installs, base
@@ -200,7 +200,7 @@ def preflight_row(image: str) -> Check:
     return skipped(
         "image contents",
         f"not checked without pulling {image}; the tests hold the pods' commands to its Dockerfile and"
-        f" requirements (components/data/{DATA_FILE.name}); by hand: {by_hand}",
+        f" requirements ({DATA_FILE.relative_to(DATA.parents[2])}); by hand: {by_hand}",
     )
 
 

@@ -3,7 +3,7 @@
 Container commands, `sh -c` scripts (with their `$(...)` substitutions and `trap` handlers),
 `python3 -c` code, and the Python and shell scripts ConfigMaps carry into the pods are read
 here, so tests/test_image_contents.py can hold each against the image's recorded contents
-(components/data/vllm-image-contents.json).
+(components/facts/data/vllm-image-contents.json).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every program and Python module the rendered pods run in the vLLM image is one the image holds.
 
-components/data/vllm-image-contents.json records what `vllm/vllm-openai:v0.32.0` holds (from vLLM's
+components/facts/data/vllm-image-contents.json records what `vllm/vllm-openai:v0.32.0` holds (from vLLM's
 Dockerfile and the wheel's requirements, `python -m ops.image_contents`); ops/pod_commands.py reads
 what the init containers, Jobs and ConfigMap scripts of every stack call.
 """
