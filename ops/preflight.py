@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components.facts import versions
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.stack import Settings
-from ops import awsclients, preflight_resources, registry
+from ops import awsclients, image_contents, preflight_resources, registry
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
@@ -542,4 +542,5 @@ def main(
     ec2, quotas, eks, s3 = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", "s3", session=session)
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
     checks += _guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
-    return title(settings), checks + image_digest(settings, resolve, record=record)
+    checks += image_digest(settings, resolve, record=record)
+    return title(settings), [*checks, image_contents.preflight_row(settings.serving.image)]

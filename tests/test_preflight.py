@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,7 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
         and "FAIL" in out
         and "fix: aws service-quotas request-service-quota-increase" in out
     )
+    assert re.search(r"image contents +SKIP +not checked without pulling vllm/vllm-openai:v0.32.0", out)
 
 
 def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
