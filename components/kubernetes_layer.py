@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from components import endpoint, workload
+from components import (
+    cluster_autoscaler,
+    device_plugin,
+    endpoint,
+    load_balancer_controller,
+    observability,
+    replica_autoscaler,
+    workload,
+)
 from components import scaling as scaling_policy
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
@@ -72,6 +80,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
                 provider=aws.provider,
                 tags=settings.tags,
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),
+                release_namespaces=release_namespaces(settings, scaling),
             ),
         )
     if scaling.enabled:
@@ -79,6 +88,16 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
     served = settings.serving.served_model_name
     curl = vllm.endpoint_url.apply(lambda url: curl_command(url, served))
     return {"endpointUrl": vllm.endpoint_url, "servedModelName": served, "curl": curl, "namespace": workload.NAMESPACE}
+
+
+def release_namespaces(settings: Settings, scaling: ScalingSettings) -> frozenset[str]:
+    """The namespaces of the Helm releases this stack installs, as build_kubernetes decides them."""
+    found = {device_plugin.NAMESPACE, load_balancer_controller.NAMESPACE}
+    if settings.observability.enabled:
+        found.add(observability.NAMESPACE)
+    if scaling.enabled:
+        found |= {cluster_autoscaler.NAMESPACE, replica_autoscaler.NAMESPACE}
+    return frozenset(found)
 
 
 def curl_command(url: str, served_model_name: str) -> str:

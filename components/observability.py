@@ -21,6 +21,7 @@ the `monitoring` namespace the vLLM NetworkPolicy admits (docs/operations.md, Ob
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -39,6 +40,10 @@ PROMETHEUS_SERVICE_ACCOUNT = f"{STACK_FULLNAME}-prometheus"
 GRAFANA_SERVICE_ACCOUNT = "grafana"
 GRAFANA_ADMIN_SECRET = "grafana"  # the grafana chart generates a random admin password here
 PROMETHEUS_PORT = 9090
+# The one in-cluster address of Prometheus (KEDA's triggers query it): the chart's
+# templates/prometheus/service.yaml names the Service `<fullname>-prometheus`, and
+# components/data/chart-record/kube-prometheus-stack.json holds the Service it renders.
+PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
 ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 80
 DCGM_PORT = 9400
@@ -261,9 +266,9 @@ def amp_policy(workspace_arn: str) -> str:
     )
 
 
-def rules_document(o: ObservabilitySettings) -> str:
+def rules_document(o: ObservabilitySettings, release_namespaces: Iterable[str] = ()) -> str:
     """The alert rules as a Prometheus rule file, for an AMP rule groups namespace."""
-    return yaml.safe_dump({"groups": alerts.rule_groups(o)}, sort_keys=True, width=1000)
+    return yaml.safe_dump({"groups": alerts.rule_groups(o, release_namespaces)}, sort_keys=True, width=1000)
 
 
 def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | None]]:

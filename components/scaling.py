@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import timeline, workload
+from components import observability, timeline, workload
 from components.scaling_settings import ScalingSettings, ScheduleSettings
 
 # --- cold start ---------------------------------------------------------------------------
@@ -65,9 +65,8 @@ CLUSTER_AUTOSCALER_UNNEEDED_MINUTES = 10
 NAMESPACE = workload.NAMESPACE
 SCALED_OBJECT = workload.APP
 AWS_TRIGGER_AUTH = "keda-aws"
-# kube-prometheus-stack's Prometheus in the `monitoring` namespace (its default service name for a
-# release called kube-prometheus-stack).
-PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
+# kube-prometheus-stack's Prometheus, as the monitoring stack installs it.
+PROMETHEUS_URL = observability.PROMETHEUS_URL
 # The wake trigger only has to make KEDA active at zero replicas; with this target its
 # AverageValue metric never asks the HPA for more than one replica.
 WAKE_TARGET = 1_000_000

@@ -12,15 +12,14 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from components import alerts, gpu_pool, profiles, workload
+from components import alerts, gpu_pool, observability, profiles, workload
 from components.observability_settings import ObservabilitySettings
 from ops.report import Check, failed, info, passed, skipped
 
-PROMETHEUS_SERVICE = "kps-prometheus"  # components/observability.py PROMETHEUS_SERVICE (a test keeps them equal)
-GRAFANA_SERVICE = "grafana"
-LOCAL_PROMETHEUS = "http://localhost:9090"
-PORT_FORWARD = f"kubectl -n {alerts.MONITORING_NAMESPACE} port-forward svc/{PROMETHEUS_SERVICE} 9090:9090"
-GRAFANA_PORT_FORWARD = f"kubectl -n {alerts.MONITORING_NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:80"
+# The tunnels to open, as the monitoring stack names its Services (components/observability.py).
+LOCAL_PROMETHEUS = f"http://localhost:{observability.PROMETHEUS_PORT}"
+PORT_FORWARD = observability.port_forwards()["prometheus"]
+GRAFANA_PORT_FORWARD = observability.port_forwards()["grafana"]
 
 # (row, PromQL, what it proves, the fix when nothing comes back)
 EXPECTED: tuple[tuple[str, str, str], ...] = (
