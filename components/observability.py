@@ -295,11 +295,16 @@ def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | Non
     return rows
 
 
-def port_forwards() -> dict[str, str]:
-    """How an operator reaches the UIs and the metrics: kubectl port-forward, never a public address."""
-    return {
+def port_forwards(mode: str = "in-cluster") -> dict[str, str]:
+    """How an operator reaches the UIs and the metrics: kubectl port-forward, never a public address.
+    With `amp` there is no in-cluster Alertmanager (the workspace's own alert manager takes its place)."""
+    found = {
         "prometheus": f"kubectl -n {NAMESPACE} port-forward svc/{PROMETHEUS_SERVICE} {PROMETHEUS_PORT}:{PROMETHEUS_PORT}",
         "grafana": f"kubectl -n {NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}",
-        "alertmanager": f"kubectl -n {NAMESPACE} port-forward svc/{ALERTMANAGER_SERVICE} {ALERTMANAGER_PORT}:{ALERTMANAGER_PORT}",
         "vllm": f"kubectl -n {workload.NAMESPACE} port-forward deploy/{workload.APP} {profiles.PORT}:{profiles.PORT}",
     }
+    if mode == "in-cluster":
+        found["alertmanager"] = (
+            f"kubectl -n {NAMESPACE} port-forward svc/{ALERTMANAGER_SERVICE} {ALERTMANAGER_PORT}:{ALERTMANAGER_PORT}"
+        )
+    return dict(sorted(found.items()))

@@ -99,6 +99,7 @@ CLUSTER_SCOPED = {
 }
 WORKLOADS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "ReplicaSet"}
 MONITORS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Probe"}
+PROMETHEUSES = {"Prometheus", "PrometheusAgent", "Alertmanager"}  # pods the operator creates
 
 
 def values_sha256(values: Any) -> str:
@@ -106,16 +107,32 @@ def values_sha256(values: Any) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Beside the stack files: the other collection mode, whose values (Prometheus in agent mode,
+# Grafana on AMP) and Pod Identity associations no stack file selects.
+EXTRA_RENDERINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "prod-8gpu+amp": ("prod-8gpu", {"observability": {"mode": "amp"}}),
+}
+
+
 def stack_names() -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    """Every stack file, and the extra renderings: the names the record's variants list."""
+    files = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    return files + sorted(EXTRA_RENDERINGS)
+
+
+def rendering(name: str) -> Any:
+    """The offline engine's rendering of a stack (or of an extra rendering's stack and overrides)."""
+    from ops.offline import render
+
+    stack, overrides = EXTRA_RENDERINGS.get(name, (name, None))
+    return render(stack, overrides=overrides)
 
 
 def stack_releases(stack: str) -> list[dict[str, Any]]:
     """The stack's Helm releases as `make plan` writes them (values with AWS-assigned ids masked)."""
-    from ops.offline import render
     from ops.plan import helm_releases
 
-    return helm_releases(render(stack))
+    return helm_releases(rendering(stack))
 
 
 def load(chart: str) -> dict[str, Any]:
@@ -216,7 +233,7 @@ def summarize(obj: dict[str, Any], release_namespace: str) -> dict[str, Any]:
             out["namespaceSelector"] = spec.get("namespaceSelector") or {}
             endpoints = spec.get("endpoints") or spec.get("podMetricsEndpoints") or []
             out["endpoints"] = [{k: e.get(k) for k in ("port", "targetPort", "path") if k in e} for e in endpoints]
-    elif kind in ("Prometheus", "Alertmanager"):
+    elif kind in PROMETHEUSES:
         out |= {k: v for k, v in sorted(spec.items()) if k.endswith(("Selector", "NamespaceSelector"))}
         out |= {k: spec.get(k) for k in ("serviceAccountName", "nodeSelector", "tolerations", "portName")}
     elif kind == "ServiceAccount":

@@ -22,7 +22,7 @@ from components import observability as obs
 from components.observability_settings import ObservabilitySettings
 from ops import chart_record, metrics_check
 from ops.chart_record import PINS, load, stack_names, values_sha256
-from ops.offline import Rendering, render
+from ops.offline import Rendering
 from ops.plan import helm_releases
 
 STACKS = stack_names()
@@ -47,7 +47,7 @@ EVERY_NODE_DAEMONSETS = {("kube-prometheus-stack", "kube-prometheus-stack-promet
 
 @functools.cache
 def rendered(stack: str) -> Rendering:
-    return render(stack)
+    return chart_record.rendering(stack)
 
 
 @functools.cache
@@ -150,7 +150,9 @@ def addresses(stack: str) -> list[tuple[str, str, str, int]]:
         for ds in o.get("datasources") or []:
             for _scheme, name, namespace, port in SHORT_URL.findall(ds["url"] or ""):
                 found.append((f"{chart} Grafana data source {ds['name']}", namespace, name, int(port)))
-    hints = [*obs.port_forwards().values(), metrics_check.PORT_FORWARD, metrics_check.GRAFANA_PORT_FORWARD]
+    (kps,) = [r["values"] for r in releases(stack) if r["chart"] == "kube-prometheus-stack"]
+    mode = "amp" if kps["prometheus"]["agentMode"] else "in-cluster"
+    hints = [*obs.port_forwards(mode).values(), metrics_check.PORT_FORWARD, metrics_check.GRAFANA_PORT_FORWARD]
     for hint in hints:
         ((namespace, kind, name, port),) = PORT_FORWARD.findall(hint)
         if kind == "svc":
@@ -162,7 +164,10 @@ def addresses(stack: str) -> list[tuple[str, str, str, int]]:
 def test_every_in_cluster_address_is_a_service_and_port_the_charts_or_the_stack_create(stack):
     known = services(stack)
     found = addresses(stack)
-    assert any("port-forward" in w for w, *_ in found) and any("data source" in w for w, *_ in found)
+    assert any("port-forward" in w for w, *_ in found)
+    (kps,) = [r["values"] for r in releases(stack) if r["chart"] == "kube-prometheus-stack"]
+    if kps["grafana"]["sidecar"]["datasources"]["defaultDatasourceEnabled"]:  # in-cluster: the chart's data source
+        assert any("data source" in w for w, *_ in found)
     wrong = [
         f"{where}: {name}.{namespace}:{port} (Services there: {sorted(n for ns, n in known if ns == namespace)})"
         for where, namespace, name, port in found
@@ -239,7 +244,7 @@ def monitors(stack: str) -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_monitor_and_rule_is_selected_by_the_prometheus_the_chart_renders(stack):
-    (prometheus,) = [o for c, o in chart_objects(stack) if o["kind"] == "Prometheus"]
+    (prometheus,) = [o for c, o in chart_objects(stack) if o["kind"] in ("Prometheus", "PrometheusAgent")]
     ns_labels = namespace_labels(stack)
     field = {"ServiceMonitor": "serviceMonitor", "PodMonitor": "podMonitor", "PrometheusRule": "rule", "Probe": "probe"}
     missed = []
@@ -260,6 +265,11 @@ def test_every_monitor_and_rule_is_selected_by_the_prometheus_the_chart_renders(
 def pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(namespace, workload name, recorded pod) for the charts' and the stack's workloads."""
     found = [(o["namespace"], o["name"], o["pod"]) for _, o in chart_objects(stack) if "pod" in o]
+    found += [
+        (o["namespace"], o["name"], {"labels": {}, "serviceAccountName": o["serviceAccountName"], "containers": []})
+        for _, o in chart_objects(stack)
+        if o["kind"] in chart_record.PROMETHEUSES
+    ]
     for o in stack_objects(stack):
         if o["kind"] in chart_record.WORKLOADS:
             pod = chart_record._pod(o["spec"]["template"])
@@ -327,10 +337,11 @@ def test_pod_identity_associations_name_the_service_accounts_the_charts_pods_run
         if any(r["chart"] == chart for r in releases(stack)):
             (sa,) = [(ns, p["serviceAccountName"]) for ns, name, p in pods(stack) if name == workload]
             assert sa in associated, f"{chart}'s {workload} runs as {sa}, which has no Pod Identity association"
-    # With observability.mode amp, Prometheus and Grafana get associations by these names.
+    # With observability.mode amp (the prod-8gpu+amp rendering), Prometheus and Grafana get
+    # associations by these names; the association check above then covers their pods.
     kps = {(o["kind"], o["name"]) for c, o in chart_objects(stack) if c == "kube-prometheus-stack"}
     assert {("ServiceAccount", obs.PROMETHEUS_SERVICE_ACCOUNT), ("ServiceAccount", obs.GRAFANA_SERVICE_ACCOUNT)} <= kps
-    (prometheus,) = [o for _, o in chart_objects(stack) if o["kind"] == "Prometheus"]
+    (prometheus,) = [o for _, o in chart_objects(stack) if o["kind"] in ("Prometheus", "PrometheusAgent")]
     assert prometheus["serviceAccountName"] == obs.PROMETHEUS_SERVICE_ACCOUNT
     assert any(
         p["serviceAccountName"] == obs.GRAFANA_SERVICE_ACCOUNT for ns, n, p in pods(stack) if n == obs.GRAFANA_SERVICE
@@ -380,7 +391,7 @@ def test_gpu_daemons_run_on_every_gpu_node_and_nothing_else_of_the_charts_does(s
     gpu, system = nodes(stack)["gpu"], nodes(stack)["system"]
     wrong = []
     for chart, o in chart_objects(stack):
-        placed = o.get("pod") or (o if o["kind"] in ("Prometheus", "Alertmanager") else None)
+        placed = o.get("pod") or (o if o["kind"] in chart_record.PROMETHEUSES else None)
         if placed is None:
             continue
         on_gpu, on_system = schedulable(placed, gpu), schedulable(placed, system)
