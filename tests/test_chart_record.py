@@ -340,7 +340,8 @@ def test_pod_identity_associations_name_the_service_accounts_the_charts_pods_run
     # With observability.mode amp (the prod-8gpu+amp rendering), Prometheus and Grafana get
     # associations by these names; the association check above then covers their pods.
     kps = {(o["kind"], o["name"]) for c, o in chart_objects(stack) if c == "kube-prometheus-stack"}
-    assert {("ServiceAccount", obs.PROMETHEUS_SERVICE_ACCOUNT), ("ServiceAccount", obs.GRAFANA_SERVICE_ACCOUNT)} <= kps
+    wanted = {("ServiceAccount", obs.PROMETHEUS_SERVICE_ACCOUNT), ("ServiceAccount", obs.GRAFANA_SERVICE_ACCOUNT)}
+    assert wanted <= kps, f"the chart creates no {sorted(wanted - kps)}, which AMP mode's associations name"
     (prometheus,) = [o for _, o in chart_objects(stack) if o["kind"] in ("Prometheus", "PrometheusAgent")]
     assert prometheus["serviceAccountName"] == obs.PROMETHEUS_SERVICE_ACCOUNT
     assert any(
