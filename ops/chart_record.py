@@ -4,7 +4,7 @@ Helm ignores what it does not know and the mocks accept any name, so the address
 ServiceAccounts and tolerations this program relies on are checked against what the charts
 really render: `helm template` on the chart source at its pinned version, once per distinct set
 of values the stacks pass (taken from the offline engine, exactly as `make plan` shows them).
-The result is written to components/data/chart-record/<chart>.json with the chart's version,
+The result is written to components/facts/data/chart-record/<chart>.json with the chart's version,
 its source, and a sha256 of the values, so tests/test_chart_record.py can tell when a stack's
 values changed and the record was not generated again.
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import yaml
 
-from components import versions
+from components.facts import DATA, versions
 
-RECORD_DIR = Path(__file__).resolve().parent.parent / "components" / "data" / "chart-record"
+RECORD_DIR = DATA / "chart-record"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 FORMAT = "minimax-vllm chart record 1"
 FORMAT_NOTE = (
@@ -122,7 +122,7 @@ def stack_names() -> list[str]:
 
 def rendering(name: str) -> Any:
     """The offline engine's rendering of a stack (or of an extra rendering's stack and overrides)."""
-    from ops.offline import render
+    from ops.offline.engine import render
 
     stack, overrides = EXTRA_RENDERINGS.get(name, (name, None))
     return render(stack, overrides=overrides)

@@ -12,11 +12,14 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from components import alerts, gpu_pool, observability, profiles, workload
-from components.observability_settings import ObservabilitySettings
+from components.facts import gpu_pool
+from components.observability import alerts
+from components.observability import values as observability
+from components.serving import profiles, workload
+from components.settings.observability import ObservabilitySettings
 from ops.report import Check, failed, info, passed, skipped
 
-# The tunnels to open, as the monitoring stack names its Services (components/observability.py).
+# The tunnels to open, as the monitoring stack names its Services (components/observability/values.py).
 LOCAL_PROMETHEUS = f"http://localhost:{observability.PROMETHEUS_PORT}"
 PORT_FORWARD = observability.port_forwards()["prometheus"]
 GRAFANA_PORT_FORWARD = observability.port_forwards()["grafana"]
@@ -103,7 +106,7 @@ def check_prometheus(base: str, settings: ObservabilitySettings, timeout: float)
                 checks.append(passed(row, f"{len(series)} series: {promql}"))
             else:
                 checks.append(failed(row, f"no series for {promql}", fix))
-        expected = {a.name for a in alerts.serving_alerts(settings)}
+        expected = alerts.alert_names(settings)
         loaded = _rules(base, timeout)
         missing = sorted(expected - loaded)
         if missing:

@@ -1,6 +1,6 @@
 """What the stacks rely on, checked against what the pinned charts really render.
 
-components/data/chart-record/ holds, per chart, the objects `helm template` renders for the
+components/facts/data/chart-record/ holds, per chart, the objects `helm template` renders for the
 values each stack passes (`make chart-record`, ops/chart_record.py). These tests tie the
 stacks' addresses, monitors, DCGM fields, Pod Identity associations and node placement to
 those objects, so a name, port, label or toleration that only a real cluster would reject
@@ -17,18 +17,19 @@ from typing import Any
 import pytest
 import yaml
 
-from components import alerts, dashboards, versions
-from components import observability as obs
-from components.observability_settings import ObservabilitySettings
+from components.facts import versions
+from components.observability import alerts, dashboards
+from components.observability import values as obs
+from components.settings.observability import ObservabilitySettings
 from ops import chart_record, metrics_check
 from ops.chart_record import PINS, load, stack_names, values_sha256
-from ops.offline import Rendering
+from ops.offline.engine import Rendering
 from ops.plan import helm_releases
 
 STACKS = stack_names()
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
-REGENERATE = "run `make chart-record` (docs/charts.md) and commit components/data/chart-record/"
+REGENERATE = "run `make chart-record` (docs/charts.md) and commit components/facts/data/chart-record/"
 # Versions the record could not be made from yet: chart -> why. Each is an expected failure of
 # test_the_record_is_of_the_pinned_version until the record is generated again.
 RENDERED_FROM_ANOTHER_VERSION = {
@@ -62,7 +63,7 @@ def record(chart: str) -> dict[str, Any]:
 
 def variant(chart: str, stack: str) -> dict[str, Any]:
     found = [v for v in record(chart)["variants"] if stack in v["stacks"]]
-    assert found, f"components/data/chart-record/{chart}.json has nothing for stack {stack}: {REGENERATE}"
+    assert found, f"components/facts/data/chart-record/{chart}.json has nothing for stack {stack}: {REGENERATE}"
     return found[0]
 
 
@@ -308,7 +309,7 @@ def test_every_dcgm_field_in_an_alert_or_a_panel_is_in_the_csv_the_exporter_load
     assert len(loaded) == 1, f"dcgm-exporter does not load the project's collector list from its ConfigMap: {loaded}"
     (csv,) = loaded
     o = ObservabilitySettings()
-    texts = strings(stack_objects(stack)) + strings(alerts.rule_groups(o))
+    texts = strings(stack_objects(stack)) + strings(alerts.rule_groups(o, cold_start_budget_s=0))
     texts += [json.dumps(d) for d in dashboards.dashboards(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds)]
     texts += [q for _, q, _ in metrics_check.EXPECTED]
     used = {f for t in texts for f in re.findall(r"\bDCGM_FI_[A-Z0-9_]+", t)}

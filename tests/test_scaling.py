@@ -15,23 +15,18 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
-from components import (
-    catalog,
-    cluster_autoscaler,
-    endpoint,
-    gpu_pool,
-    scaling,
-    scaling_manifests,
-    timeline,
-    versions,
-    workload,
-)
-from components.config import from_stack_file, parse
-from components.scaling_rules import check, replica_capacity
-from components.scaling_settings import ScalingSettings
-from components.settings import SettingsError
-from components.settings import parse as schema_parse
-from ops.offline import Rendering, render
+from components.facts import catalog, gpu_pool, timeline, versions
+from components.observability.values import PROMETHEUS_URL
+from components.platform.config import from_stack_file, parse
+from components.scaling import cluster_autoscaler
+from components.scaling import manifests as scaling_manifests
+from components.scaling import policy as scaling
+from components.scaling.rules import check, replica_capacity
+from components.serving import endpoint, workload
+from components.settings.scaling import ScalingSettings
+from components.settings.stack import SettingsError
+from components.settings.stack import parse as schema_parse
+from ops.offline.engine import Rendering, render
 
 SCALED_STACKS = ("dev", "staging")
 WEIGHTS_GB = catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb  # the default model's
@@ -124,7 +119,7 @@ def test_starting_replicas_must_lie_within_the_bounds_and_a_schedule_needs_scali
 
 
 def test_a_bad_scaling_section_stops_the_program_before_any_resource(monkeypatch):
-    from ops import mocks
+    from ops.offline import mocks
 
     created = []
     original = mocks.OfflineMocks.new_resource
@@ -166,14 +161,21 @@ def test_the_schedule_opens_one_cold_start_before_the_start_hour():
 def test_wake_trigger_is_rendered_only_with_the_load_balancer_name():
     sc = parse_scaling({"enabled": True, "minReplicas": 0, "maxReplicas": 2})
     cold = scaling.cold_start_inputs(WEIGHTS_GB)
-    without = scaling.replica_policy(sc, 2, cold, region="us-east-2")
+    without = scaling.replica_policy(sc, 2, cold, region="us-east-2", prometheus_url=PROMETHEUS_URL)
     assert without.trigger("wake") is None and "wake on requests" in without.notes[0]
-    wake = scaling.replica_policy(sc, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake")
+    wake = scaling.replica_policy(
+        sc, 2, cold, region="us-east-2", prometheus_url=PROMETHEUS_URL, load_balancer=ALB
+    ).trigger("wake")
     assert wake.type == "aws-cloudwatch" and wake.authentication == scaling.AWS_TRIGGER_AUTH
     assert scaling.wake_load_balancer_name(wake.metadata["expression"]) == ALB
     assert 'MetricName="HTTPCode_ELB_503_Count"' in wake.metadata["expression"]
     fixed_floor = parse_scaling({"enabled": True, "minReplicas": 1, "maxReplicas": 2})
-    assert scaling.replica_policy(fixed_floor, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake") is None
+    assert (
+        scaling.replica_policy(
+            fixed_floor, 2, cold, region="us-east-2", prometheus_url=PROMETHEUS_URL, load_balancer=ALB
+        ).trigger("wake")
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -336,7 +338,14 @@ def test_each_scaled_stack_renders_keda_objects_valid_against_the_schema(stack):
 
 def test_the_wake_trigger_and_its_authentication_are_valid_too():
     sc = from_stack_file("dev").scaling
-    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
+    policy = scaling.replica_policy(
+        sc,
+        2,
+        scaling.cold_start_inputs(WEIGHTS_GB),
+        region="us-east-2",
+        prometheus_url=PROMETHEUS_URL,
+        load_balancer=ALB,
+    )
     assert keda_problems(scaling_manifests.scaled_object(policy, workload.LABELS)) == []
     assert keda_problems(scaling_manifests.aws_trigger_authentication(workload.LABELS)) == []
 
@@ -554,7 +563,7 @@ def test_autoscaling_needs_the_in_cluster_prometheus_its_triggers_query(mode):
 
 
 def parse_stack(stack: str) -> dict:
-    from components.config import read_stack_file, split_stack_config
+    from components.platform.config import read_stack_file, split_stack_config
 
     return split_stack_config(read_stack_file(stack))[0]
 
@@ -580,7 +589,14 @@ def test_the_wake_query_selects_the_alb_the_ingress_names(stack):
 )
 def test_the_cloudwatch_checks_catch_what_keda_would_reject(change, expected):
     sc = from_stack_file("dev").scaling
-    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
+    policy = scaling.replica_policy(
+        sc,
+        2,
+        scaling.cold_start_inputs(WEIGHTS_GB),
+        region="us-east-2",
+        prometheus_url=PROMETHEUS_URL,
+        load_balancer=ALB,
+    )
     obj = scaling_manifests.scaled_object(policy, workload.LABELS)
     (wake,) = [t for t in obj["spec"]["triggers"] if t["type"] == "aws-cloudwatch"]
     wake["metadata"].update(change)

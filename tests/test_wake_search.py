@@ -13,8 +13,9 @@ import re
 
 import pytest
 
-from components import endpoint, scaling
-from ops.offline import render
+from components.scaling import policy as scaling
+from components.serving import endpoint
+from ops.offline.engine import render
 
 SCALED_STACKS = ("dev", "staging")
 EXPRESSION = re.compile(r"SUM\(SEARCH\('(?P<query>(?:[^'\\]|\\.)*)', '(?P<stat>[A-Za-z0-9.]+)', (?P<period>\d+)\)\)")
