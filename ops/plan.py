@@ -322,6 +322,7 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
         cold,
         region=settings.region,
         load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+        prometheus_url=observability.PROMETHEUS_URL,
     )
     _, chart, version = versions.CLUSTER_AUTOSCALER_CHART
     return [

@@ -365,12 +365,14 @@ def alerts_table() -> str:
     """The serving alerts as Prometheus loads them (prod-8gpu's thresholds), with their runbooks."""
     from components.observability import alerts
     from components.platform.config import from_stack_file
+    from components.platform.kubernetes_layer import release_namespaces
     from components.serving import workload
 
     settings = from_stack_file("prod-8gpu")
     budget = workload.timers(settings.serving, settings.weights.source).cold_start_alert
+    namespaces = release_namespaces(settings, settings.scaling)
     rows = ["| alert | severity | fires when (for) | summary |", "|---|---|---|---|"]
-    for a in alerts.serving_alerts(settings.observability, budget):
+    for a in alerts.serving_alerts(settings.observability, budget, namespaces):
         rows.append(
             f"| [{a.name}](#{a.runbook_anchor}) | {a.severity} | `{_cell(a.expr)}` ({a.for_}) | {_cell(a.summary)} |"
         )
