@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import reservations, versions, weight_mirror, weight_staging, workload
+from components.catalog import BY_ZONE
 from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
@@ -60,7 +61,8 @@ def _region_zones() -> list[str]:
 
 
 def resolve_zones(settings: Settings) -> tuple[ZonePlan, ExistingVpc | None]:
-    """Network and GPU zones: from settings where given, else looked up."""
+    """Network and GPU zones: from settings where given, else looked up (an offline rendering,
+    or the first choice preflight records: a real deploy stops until they are recorded)."""
     net, gpu = settings.network, settings.gpu_nodes
     offering = None if gpu.availability_zones else _offering_zones(gpu.instance_type)
     if net.existing_vpc_id:
@@ -89,6 +91,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             zones=zones,
             tags=tags,
             vpc_cidr=settings.network.vpc_cidr,
+            subnet_layout=settings.network.subnet_layout or BY_ZONE,
             existing=existing,
             region=settings.region,
         ),

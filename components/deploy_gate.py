@@ -61,14 +61,36 @@ def license_problems(settings: Settings) -> list[exposure_rules.Problem]:
     ]
 
 
+def zone_problems(settings: Settings) -> list[exposure_rules.Problem]:
+    """Zones and subnet layout are decided once: looked up at every run, a changed answer (an
+    instance type, a zone AWS adds or drops) would replace subnets and the GPU node group."""
+    net, gpu = settings.network, settings.gpu_nodes
+    if net.existing_vpc_id or (net.availability_zones and net.subnet_layout and gpu.availability_zones):
+        return []
+    return [
+        exposure_rules.Problem(
+            "network.availabilityZones",
+            list(net.availability_zones),
+            "with network.subnetLayout and gpuNodes.availabilityZones, is not recorded: each run would look the"
+            " zones up, and a changed answer would move subnets (replacement) and the GPU node group",
+            f"`python -m ops preflight --stack {settings.stack}` prints the `pulumi config set` commands that record"
+            " them (for a deployed stack: the zones and layout its subnets already have)",
+        )
+    ]
+
+
 def problems_before_deploy(settings: Settings) -> list[exposure_rules.Problem]:
     ep = settings.endpoint
-    return license_problems(settings) + exposure_rules.deploy_problems(
-        ep.scheme,
-        ep.source_ranges,
-        ep.certificate_arn,
-        ep.insecure_allow_plain_http_on_internet,
-        settings.cluster.public_access_cidrs,
+    return (
+        license_problems(settings)
+        + zone_problems(settings)
+        + exposure_rules.deploy_problems(
+            ep.scheme,
+            ep.source_ranges,
+            ep.certificate_arn,
+            ep.insecure_allow_plain_http_on_internet,
+            settings.cluster.public_access_cidrs,
+        )
     )
 
 

@@ -40,6 +40,7 @@ from components.catalog import (
     PROFILES,
     REASONING_PARSERS,
     SCHEMES,
+    SUBNET_LAYOUTS,
     InstanceType,
     Model,
 )
@@ -77,7 +78,6 @@ REQUIRED_SECRETS = ("apiKey",)
 # EKS allows 100 characters; the cluster name is `minimax-vllm-<stack>`.
 CLUSTER_NAME_MAX = 100
 _STACK_NAME = re.compile(r"^[A-Za-z0-9-]+$")
-
 
 _AZ = r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$"
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)  # CloudWatch Logs retention values
@@ -167,10 +167,12 @@ class NetworkSettings:
     vpc_cidr: Annotated[Str, holds(lambda v: cidr(v, 16, 20))] = rule(
         "10.42.0.0/16", "must be an IPv4 CIDR from /16 to /20 with no host bits set"
     )
-    # empty: the first two zones that offer the GPU type
+    # empty: the first two zones that offer the GPU type (offline; a real deploy needs them recorded)
     availability_zones: Annotated[StrList, each(re.compile(_AZ).match, 2), holds(lambda v: len(set(v)) == len(v))] = (
         rule((), "must be a list of at least two zone names like us-east-2a", ["us-east-2a"])
     )
+    # Recorded with the zones (ops preflight prints both); unset: byZone, and a real deploy stops.
+    subnet_layout: Annotated[Str, one_of(SUBNET_LAYOUTS)] | None = rule(None, closed("a subnet layout", SUBNET_LAYOUTS))
     existing_vpc_id: Annotated[Str, matches(r"^vpc-[0-9a-f]{8,17}$")] | None = rule(
         None, "must be a VPC id like vpc-0123456789abcdef0", "vpc-0123456789abcdef0"
     )
@@ -218,7 +220,7 @@ class GpuNodeSettings:
     capacity_reservation_id: Annotated[Str, matches(r"^cr-[0-9a-f]{8,17}$")] | None = rule(
         None, "must be a capacity reservation id like cr-0123456789abcdef0", "cr-0123456789abcdef0"
     )
-    # empty: zones looked up at deploy time
+    # empty: the network zones that offer the type (offline; a real deploy needs them recorded)
     availability_zones: Annotated[StrList, each(re.compile(_AZ).match, 1)] = rule(
         (), "must be a list of zone names like us-east-2a", ["us-east-2a"]
     )

@@ -10,7 +10,7 @@ from components import deploy_gate, exposure_rules
 from components.config import parse
 from components.settings import SettingsError
 from ops import mocks
-from ops.offline import render
+from ops.offline import render, zones_recorded
 
 REGION = "us-east-2"
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -254,7 +254,7 @@ def test_prod_stack_stops_for_its_endpoint_ranges_and_missing_certificate() -> N
 
 
 def test_a_ready_stack_deploys() -> None:
-    r = render("prod-8gpu", overrides=READY, as_deploy=True)
+    r = render("prod-8gpu", overrides={**READY, **zones_recorded("prod-8gpu")}, as_deploy=True)
     assert r.one("kubernetes:networking.k8s.io/v1:Ingress")
 
 
