@@ -58,7 +58,8 @@ def overrides(stack: str, pairs: Sequence[str]) -> dict[str, Any]:
         node = out.setdefault(section, json.loads(json.dumps(values.get(f"{config.PROJECT}:{section}") or {})))
         for k in keys[:-1]:
             node = node.setdefault(k, {})
-        node[keys[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        node[keys[-1]] = raw if isinstance(value, float) else value  # `1.35` is a version, not a number
     return out
 
 
@@ -66,17 +67,19 @@ def _items(rows: Iterable[Mapping[str, Any]]) -> list[Item]:
     return [Item(r["urn"], r["type"], r["name"], r["id"], r["inputs"], r["dbr"], r["parent"]) for r in rows]
 
 
+def items_of(rendering: Any) -> list[Item]:
+    """The diff's view of an offline rendering (ops/offline.py Rendering)."""
+    return [
+        Item(x.urn, x.type, x.name, x.id, x.inputs, bool(x.options.get("deleteBeforeReplace")), x.parent)
+        for x in rendering.resources
+    ]
+
+
 @functools.cache
 def _render_now(stack: str, key: str) -> tuple[Item, ...]:
     from ops.offline import render
 
-    r = render(stack, overrides=json.loads(key) or None)
-    rows = [
-        {"urn": x.urn, "type": x.type, "name": x.name, "id": x.id, "inputs": x.inputs, "parent": x.parent}
-        | {"dbr": bool(x.options.get("deleteBeforeReplace"))}
-        for x in r.resources
-    ]
-    return tuple(_items(rows))
+    return tuple(items_of(render(stack, overrides=json.loads(key) or None)))
 
 
 def render_now(stack: str, values: Mapping[str, Any] | None = None) -> list[Item]:
@@ -122,11 +125,22 @@ class Costed:
     refused: str = ""  # why it needs the acknowledgement, and how to avoid it
 
 
-def _weights_moved(change: Change) -> bool:
-    return any("revision" in p.lower() or "MODEL_REVISION" in p for p in change.paths)
+@dataclass(frozen=True)
+class Moves:
+    """What the change moves under the replicas: new weights (model or revision), a new image."""
+
+    weights: bool = False
+    image: bool = False
+
+    @classmethod
+    def between(cls, before: Settings | None, after: Settings) -> Moves:
+        if before is None:  # the base's settings could not be read: assume the worst
+            return cls(True, True)
+        b, a = before.serving, after.serving
+        return cls((b.model, b.revision) != (a.model, a.revision), b.image != a.image)
 
 
-def cost(change: Change, settings: Settings) -> Costed:
+def cost(change: Change, settings: Settings, moves: Moves = Moves()) -> Costed:
     """What one change costs the running service, from the cold-start timeline."""
     gb, source = settings.serving.model_facts.weights_gb, settings.weights.source
     cold = NODE_PROVISION_SECONDS + timeline.new_node(gb, source=source).total
@@ -166,12 +180,21 @@ def cost(change: Change, settings: Settings) -> Costed:
         )
         return Costed(change, f"{timeline.duration(cold)} or more", False, "kept", f"{why}. {fix}")
     if VLLM_DEPLOYMENT in urn and kind == UPDATE and any(p.startswith("spec.template") for p in change.paths):
-        image = any(p.endswith(".image") for p in change.paths)
-        seconds = timeline.new_node(gb, source=source).total if (image or _weights_moved(change)) else warm
-        what = "new image/weights: pull, download and compile again" if seconds != warm else "warm restart"
+        fresh = timeline.new_node(gb, source=source)
+        image = moves.image or any(p.endswith(".image") for p in change.paths)
+        if image or moves.weights:
+            seconds = fresh.total - (0 if image else fresh.seconds(timeline.IMAGE_PULL))
+            what = " and ".join(w for w, moved in (("new image", image), ("new weights", moves.weights)) if moved)
+            what += ": fetched and compiled again"
+        else:
+            seconds, what = warm, "warm restart"
+        only = "; the only replica: an outage" if settings.serving.replicas == 1 else ""
         return Costed(
-            change, f"{timeline.duration(seconds)} per replica, one at a time ({what})", False, "NVMe cache kept"
+            change, f"{timeline.duration(seconds)} per replica, one at a time ({what}){only}", False, "NVMe cache kept"
         )
+    if change.type == "kubernetes:batch/v1:Job" and kind in (REPLACE, CREATE) and "mirror" in change.name:
+        fill = timeline.mirror_fill(gb).total
+        return Costed(change, f"none; the weight copy runs again ({timeline.duration(fill)})", False, "kept")
     if kind == REPLACE and change.type == CLUSTER:
         return Costed(change, "the whole stack is rebuilt", False, "everything in the cluster lost")
     if change.type == MIRROR_BUCKET and kind in (REPLACE, DELETE):
@@ -181,8 +204,38 @@ def cost(change: Change, settings: Settings) -> Costed:
     return Costed(change, "none", False, "kept")
 
 
-def preview(stack: str, before: list[Item], after: list[Item], settings: Settings) -> list[Costed]:
-    return [cost(c, settings) for c in diff(before, after)]
+def settings_of(stack: str, values: Mapping[str, Any], stack_text: str | None = None) -> Settings:
+    """The settings a rendering used: the stack file (or its text at the base) with overrides."""
+    all_values = yaml.safe_load(stack_text)["config"] if stack_text else config.read_stack_file(stack)
+    raw, region = config.split_stack_config(all_values)
+    raw.update(values)
+    return config.parse(raw, stack, region)
+
+
+def _base_settings(stack: str, base: str | None, values: Mapping[str, Any]) -> Settings | None:
+    if not base:
+        return settings_of(stack, values)
+    shown = subprocess.run(
+        ["git", "show", f"{base}:stacks/Pulumi.{stack}.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
+    try:
+        return settings_of(stack, values, shown.stdout) if shown.returncode == 0 else None
+    except Exception:  # noqa: BLE001 (a base whose settings this version cannot read: assume the worst)
+        return None
+
+
+def preview(
+    stack: str,
+    now_values: Mapping[str, Any] | None = None,
+    base_values: Mapping[str, Any] | None = None,
+    base: str | None = None,
+) -> list[Costed]:
+    """The costed changes from the base (a git ref, or this tree with base_values) to this tree."""
+    before = render_at(base, stack, base_values) if base else render_now(stack, base_values)
+    after = render_now(stack, now_values)
+    settings = settings_of(stack, now_values or {})
+    moves = Moves.between(_base_settings(stack, base, base_values or {}), settings)
+    return [cost(c, settings, moves) for c in diff(before, after)]
 
 
 def report(costed: Sequence[Costed]) -> str:
@@ -205,20 +258,16 @@ def report(costed: Sequence[Costed]) -> str:
 
 
 def main(
-    stack: str, base: str | None, sets: Sequence[str], base_sets: Sequence[str], accept: bool, out: Any = sys.stdout
+    stack: str, base: str | None, sets: Sequence[str], base_sets: Sequence[str], accept: bool, out: Any = None
 ) -> int:
     """0: nothing refused (or acknowledged); 1: a refused replacement; 2: bad arguments."""
+    out = out or sys.stdout
     try:
         now_values, base_values = overrides(stack, sets), overrides(stack, base_sets)
-    except ValueError as err:
+        costed = preview(stack, now_values, base_values, base)
+    except ValueError as err:  # SettingsError too: a --set value the settings refuse
         print(err, file=sys.stderr)
         return 2
-    before = render_at(base, stack, base_values) if base else render_now(stack, base_values)
-    after = render_now(stack, now_values)
-    raw, region = config.split_stack_config(config.read_stack_file(stack))
-    for section, value in now_values.items():
-        raw[section] = value
-    costed = preview(stack, before, after, config.parse(raw, stack, region))
     print(
         f"changes to stack {stack} ({'base ' + base if base else 'this tree'} -> this tree{' with --set' if sets else ''})",
         file=out,
