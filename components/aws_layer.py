@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import reservations, versions, weight_mirror, weight_staging, workload
+from components import node_drain, reservations, versions, weight_mirror, weight_staging, workload
 from components.catalog import BY_ZONE
 from components.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
@@ -159,6 +159,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             depends_on=tuple(cluster.node_prerequisites),
             ignore_changes=shape.ignore_changes,
             autoscaled=scaling.enabled,
+            force_update_version=node_drain.needs_force(settings),
             gpus_per_node=g.instance.gpus,
             gpu_model=g.instance.gpu_model,
         ),

@@ -334,11 +334,15 @@ def deployment(
     }
 
 
+# One replica at a time may go for a voluntary disruption (node drain, upgrade); node updates
+# that cannot drain under it are forced (components/node_drain.py).
+PDB_MAX_UNAVAILABLE = 1
+
+
 def disruption_budget() -> dict:
-    # One replica at a time may go for a voluntary disruption (node drain, upgrade).
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": APP, "namespace": NAMESPACE, "labels": LABELS},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
+        "spec": {"maxUnavailable": PDB_MAX_UNAVAILABLE, "selector": {"matchLabels": LABELS}},
     }

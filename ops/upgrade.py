@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from components import config, timeline
+from components import config, node_drain, timeline
 from components.scaling import NODE_PROVISION_SECONDS
 from components.settings import Settings
 from ops.upgrade_diff import CREATE, DELETE, REPLACE, UPDATE, Change, Item, diff
@@ -145,7 +145,6 @@ def cost(change: Change, settings: Settings, moves: Moves = Moves()) -> Costed:
     gb, source = settings.serving.model_facts.weights_gb, settings.weights.source
     cold = NODE_PROVISION_SECONDS + timeline.new_node(gb, source=source).total
     warm = timeline.warm_restart(gb).total
-    every = "all replicas" if settings.replicas_per_node >= settings.serving.replicas else "the node's replicas"
     kind, urn = change.action, change.urn
     if GPU_NODE_GROUP in urn and kind == REPLACE and change.delete_first:
         why = (
@@ -162,9 +161,16 @@ def cost(change: Change, settings: Settings, moves: Moves = Moves()) -> Costed:
     if GPU_NODE_GROUP in urn and kind == UPDATE:
         rolling = any(p.startswith(("version", "launchTemplate", "releaseVersion")) for p in change.paths)
         if rolling:
+            drain = node_drain.node_update(settings, force=node_drain.needs_force(settings))
+            how = (
+                f"the budget blocks the drain, EKS forces it after {timeline.duration(node_drain.EKS_DRAIN_LIMIT_SECONDS)}"
+                if drain.forced
+                else "drained under the budget"
+            )
             return Costed(
                 change,
-                f"{timeline.duration(cold)} for {every} (node drained, replaced in place: updateStrategy MINIMAL)",
+                f"{timeline.duration(drain.seconds)} until every replica is back, {drain.most_down} of"
+                f" {node_drain.update_replicas(settings)} down at once ({how}; nodes replaced one at a time, MINIMAL)",
                 False,
                 "NVMe caches start empty on the new node",
             )
