@@ -139,13 +139,17 @@ def test_certificate_updates_the_ingress_only(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", PROD)
-def test_a_chart_bump_upgrades_its_release_in_place(stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_chart_bump_upgrades_its_release_and_its_crds_in_place(stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
     before = upgrade.items_of(render(stack))
     repo, chart, _ = versions.KUBE_PROMETHEUS_STACK_CHART
     monkeypatch.setattr(versions, "KUBE_PROMETHEUS_STACK_CHART", (repo, chart, "88.6.0"))
+    monkeypatch.setattr(versions, "PROMETHEUS_OPERATOR_APP", "v0.94.0")
     changes = diff(before, upgrade.items_of(render(stack)))
     releases = [c for c in changes if c.type == "kubernetes:helm.sh/v3:Release"]
     assert len(releases) == 1 and releases[0].action == UPDATE and "version" in releases[0].paths
+    (crds,) = [c for c in changes if c.type == "kubernetes:yaml/v2:ConfigGroup"]
+    assert crds.action == UPDATE and all(p.startswith("files[") for p in crds.paths)
+    assert len(changes) == 2
 
 
 @pytest.mark.parametrize("stack", PROD)
