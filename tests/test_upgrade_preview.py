@@ -122,7 +122,10 @@ def test_profile_tp4_to_tp8_ep_restarts_vllm_without_touching_nodes() -> None:
     stack = "prod-4gpu"
     costed = upgrade.preview(stack, sets(stack, "serving.profile=tp8-ep", "serving.replicas=1"))
     assert vllm(costed).change.action == UPDATE and "warm restart" in vllm(costed).downtime
-    assert gpu_group(costed) is None and not any(c.refused for c in costed)
+    # One replica per node drains under the budget: the forced node update is no longer needed.
+    group = gpu_group(costed)
+    assert group and group.change.action == UPDATE and group.change.paths == ("forceUpdateVersion",)
+    assert group.downtime == "none" and not any(c.refused for c in costed)
 
 
 def test_profile_tp4_to_tp8_ep_on_the_8gpu_stack() -> None:
