@@ -181,6 +181,7 @@ def test_the_command_exits_1_on_a_refusal_and_0_when_acknowledged(capsys: pytest
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (upgrade.ROOT / ".git").exists(), reason="needs the git repository (not a copied tree)")
 def test_a_git_base_is_rendered_by_its_own_tree() -> None:
     """The base ref is checked out in a temp worktree and rendered there (cached per commit)."""
     base = upgrade.render_at("HEAD", "prod-8gpu")
