@@ -22,9 +22,11 @@ from typing import Any
 
 import yaml
 
-from components import config, node_drain, timeline
-from components.scaling import NODE_PROVISION_SECONDS
-from components.settings import Settings
+from components.aws import node_drain
+from components.facts import timeline
+from components.platform import config
+from components.scaling.policy import NODE_PROVISION_SECONDS
+from components.settings.stack import Settings
 from ops.upgrade_diff import CREATE, DELETE, REPLACE, UPDATE, Change, Item, diff
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +41,10 @@ ACK_FLAG = "--accept-replacement"
 # Runs in the base tree (cwd) with this interpreter: the base's own engine renders the base.
 _BASE_SCRIPT = """
 import json, sys
-from ops.offline import render
+try:
+    from ops.offline.engine import render
+except ImportError:  # a base from before ops/ had packages
+    from ops.offline import render
 r = render(sys.argv[1], overrides=json.loads(sys.argv[2]) or None)
 json.dump([{"urn": x.urn, "type": x.type, "name": x.name, "id": x.id, "inputs": x.inputs, "parent": x.parent,
   "dbr": bool(x.options.get("deleteBeforeReplace"))} for x in r.resources], sys.stdout, sort_keys=True, default=str)
@@ -77,7 +82,7 @@ def items_of(rendering: Any) -> list[Item]:
 
 @functools.cache
 def _render_now(stack: str, key: str) -> tuple[Item, ...]:
-    from ops.offline import render
+    from ops.offline.engine import render
 
     return tuple(items_of(render(stack, overrides=json.loads(key) or None)))
 

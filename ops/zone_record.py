@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from components.catalog import BY_ZONE
-from components.schema import set_command
-from components.settings import Settings
+from components.facts.catalog import BY_ZONE
+from components.settings.schema import set_command
+from components.settings.stack import Settings
 from ops.awsclients import Sleep
 from ops.awsclients import call_checked as _aws
 from ops.report import Check, failed, passed
@@ -43,7 +43,7 @@ def decide(
 ) -> tuple[str, list[str]]:
     """(what was decided, the commands) from the live facts: deployed private subnets
     (zone -> CIDR, empty for a new stack), the region's zones and the zones offering the type."""
-    from components import network  # pulls in the Pulumi SDK: only when a decision is needed
+    from components.aws import network  # pulls in the Pulumi SDK: only when a decision is needed
 
     offered = set(offering)
     if deployed_private:

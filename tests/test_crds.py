@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from components import crds, versions
-from ops import graph_order
-from ops.offline import render
+from components.facts import versions
+from components.kubernetes import crds
+from ops.offline import graph_order
+from ops.offline.engine import render
 
 GROUP = "kubernetes:yaml/v2:ConfigGroup"
 RELEASE = "kubernetes:helm.sh/v3:Release"

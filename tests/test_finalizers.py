@@ -8,8 +8,8 @@ import functools
 
 import pytest
 
-from ops import graph_order
-from ops.offline import Rendering, render
+from ops.offline import graph_order
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 

@@ -12,13 +12,14 @@ import itertools
 
 import pytest
 
-from components.catalog import BY_POSITION, BY_ZONE
-from components.config import parse
-from components.deploy_gate import zone_problems
-from components.network import ZONE_LETTERS, ZoneError, detect_layout, layout_cidrs, subnet_cidrs, zone_cidrs
-from components.settings import SettingsError
-from ops import mocks, zone_record
-from ops.offline import render, zones_recorded
+from components.aws.network import ZONE_LETTERS, ZoneError, detect_layout, layout_cidrs, subnet_cidrs, zone_cidrs
+from components.facts.catalog import BY_POSITION, BY_ZONE
+from components.platform.config import parse
+from components.platform.deploy_gate import zone_problems
+from components.settings.stack import SettingsError
+from ops import zone_record
+from ops.offline import mocks
+from ops.offline.engine import render, zones_recorded
 
 SUBNET = "aws:ec2/subnet:Subnet"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from components import node_drain, workload
-from components.catalog import INSTANCE_TYPES, PROFILES
-from components.config import from_stack_file, parse
-from ops.offline import render
+from components.aws import node_drain
+from components.facts.catalog import INSTANCE_TYPES, PROFILES
+from components.platform.config import from_stack_file, parse
+from components.serving import workload
+from ops.offline.engine import render
 
 GPU_GROUP = "minimax-vllm:aws:GpuNodeGroup"
 
