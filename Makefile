@@ -37,8 +37,9 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-checkov.txt
 	touch $@
 
+# BASE=<git ref>: instead, preview the upgrade from that ref to this tree (ops/upgrade.py).
 plan: $(VENV)/.runtime ## Render a stack offline: summary on stdout, manifests in plan-out/<stack>
-	$(PY) -m ops plan --stack $(STACK) --out $(OUT)
+	$(PY) -m ops plan --stack $(STACK) $(if $(BASE),--base $(BASE),--out $(OUT))
 
 # Two workers (the machines here have two cores); a module's tests stay on one worker, so its
 # cached renderings are made once.

@@ -90,6 +90,10 @@ def _plan(args: argparse.Namespace) -> int:
     # Imported here: plan runs the Pulumi engine, the other commands must not need it.
     from ops import plan
 
+    if args.base or args.set or args.base_set:
+        from ops import upgrade
+
+        return upgrade.main(args.stack, args.base, args.set, args.base_set, args.accept_replacement)
     return plan.main(args.stack, args.out or f"plan-out/{args.stack}")
 
 
@@ -113,6 +117,24 @@ def parser() -> argparse.ArgumentParser:
 
     plan = command("plan", "render the stack offline: resource tree, vllm argv, manifests, cost")
     plan.add_argument("--out", help="output folder (default plan-out/<stack>)")
+    plan.add_argument(
+        "--base", help="preview the upgrade from this git ref: each resource created, updated, replaced or deleted"
+    )
+    plan.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a settings change to preview against the stack as it is (repeatable), e.g. gpuNodes.instanceType=p5e.48xlarge",
+    )
+    plan.add_argument(
+        "--base-set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="the same, applied to the base"
+    )
+    plan.add_argument(
+        "--accept-replacement",
+        action="store_true",
+        help="proceed although the preview replaces the GPU node group delete-first or a subnet (a cold-start outage)",
+    )
     plan.set_defaults(run=_plan)
 
     preflight = command(

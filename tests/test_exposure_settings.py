@@ -12,7 +12,7 @@ from components.platform.config import parse
 from components.serving import exposure as exposure_rules
 from components.settings.stack import SettingsError
 from ops.offline import mocks
-from ops.offline.engine import render
+from ops.offline.engine import render, zones_recorded
 
 REGION = "us-east-2"
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -257,7 +257,7 @@ def test_prod_stack_stops_for_its_endpoint_ranges_and_missing_certificate() -> N
 
 
 def test_a_ready_stack_deploys() -> None:
-    r = render("prod-8gpu", overrides=READY, as_deploy=True)
+    r = render("prod-8gpu", overrides={**READY, **zones_recorded("prod-8gpu")}, as_deploy=True)
     assert r.one("kubernetes:networking.k8s.io/v1:Ingress")
 
 

@@ -37,8 +37,12 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(region: str = "us-east-2", **gpu: Any) -> Settings:
+    """A stack whose zones are recorded (tests/test_network_layout.py covers the recording)."""
+    gpu.setdefault("availabilityZones", [f"{region}a"])
     nodes = {"instanceType": "p5.48xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 2, **gpu}
-    return parse({"owner": "ml-platform", "gpuNodes": nodes}, "test", region)
+    zones = sorted({f"{region}a", f"{region}b", *gpu["availabilityZones"]})
+    network = {"availabilityZones": zones, "subnetLayout": "byZone"}
+    return parse({"owner": "ml-platform", "gpuNodes": nodes, "network": network}, "test", region)
 
 
 def block_settings(zone: str = "us-east-2a") -> Settings:
@@ -597,3 +601,31 @@ def test_preflight_verify_and_sweep_do_not_import_pulumi() -> None:
     code = "import sys, ops.__main__, ops.preflight, ops.verify, ops.sweep.run; sys.exit('pulumi' in sys.modules)"
     root = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False, timeout=60).returncode == 0
+
+
+# --- zones recorded (moto) ---------------------------------------------------------------
+
+
+@mock_aws
+def test_unrecorded_zones_fail_with_the_commands_that_keep_a_deployed_vpcs_subnets() -> None:
+    settings = parse({"owner": "ml-platform", "network": {"vpcCidr": "10.43.0.0/16"}}, "edge", "us-east-2")
+    ec2 = boto3.client("ec2", region_name="us-east-2")
+    quotas, _ = quota_client()
+    new = by_name(preflight.run(settings, ec2, quotas, no_sleep))["zones recorded"]
+    assert new.status == "FAIL" and "'network.subnetLayout' byZone" in new.fix
+    vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    tags = [{"Key": f"kubernetes.io/cluster/{settings.cluster_name}", "Value": "shared"}]
+    tags.append({"Key": "kubernetes.io/role/internal-elb", "Value": "1"})
+    for zone, cidr in (("us-east-2b", "10.43.0.0/18"), ("us-east-2c", "10.43.64.0/18")):  # the old layout
+        ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock=cidr,
+            AvailabilityZone=zone,
+            TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}],
+        )
+    old = by_name(preflight.run(settings, ec2, quotas, no_sleep))["zones recorded"]
+    assert old.status == "FAIL" and "'network.subnetLayout' byPosition" in old.fix
+    assert (
+        "'network.availabilityZones[0]' us-east-2b" in old.fix
+        and "'network.availabilityZones[1]' us-east-2c" in old.fix
+    )

@@ -28,6 +28,7 @@ def check(st: Settings) -> list[str]:
     g, sv, net = st.gpu_nodes, st.serving, st.network
     out = _extra_args_problems(sv.extra_args)
     out += reservations.check(g)
+    out += reservations.autoscaled_update_problems(g, st.scaling.enabled)
     out += scaling_rules.check(st.scaling, st)
     out += supply_chain.remote_code_revision_problems(
         st.is_production, profiles.vllm_argv(sv), sv.model, sv.revision, st.environment

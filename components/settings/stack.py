@@ -39,6 +39,7 @@ from components.facts.catalog import (
     PROFILES,
     REASONING_PARSERS,
     SCHEMES,
+    SUBNET_LAYOUTS,
     InstanceType,
     Model,
 )
@@ -172,10 +173,12 @@ class NetworkSettings:
     vpc_cidr: Annotated[Str, holds(lambda v: cidr(v, 16, 20))] = rule(
         "10.42.0.0/16", "must be an IPv4 CIDR from /16 to /20 with no host bits set"
     )
-    # empty: the first two zones that offer the GPU type
+    # empty: the first two zones that offer the GPU type (offline; a real deploy needs them recorded)
     availability_zones: Annotated[StrList, each(_AZ, 2), holds(lambda v: len(set(v)) == len(v))] = rule(
         (), "must be a list of at least two zone names like us-east-2a", ["us-east-2a"]
     )
+    # Recorded with the zones (ops preflight prints both); unset: byZone, and a real deploy stops.
+    subnet_layout: Annotated[Str, one_of(SUBNET_LAYOUTS)] | None = rule(None, closed("a subnet layout", SUBNET_LAYOUTS))
     existing_vpc_id: Annotated[Str, matches(r"^vpc-[0-9a-f]{8,17}$")] | None = rule(
         None, "must be a VPC id like vpc-0123456789abcdef0", "vpc-0123456789abcdef0"
     )
@@ -224,7 +227,7 @@ class GpuNodeSettings:
     capacity_reservation_id: Annotated[Str, matches(r"^cr-[0-9a-f]{8,17}$")] | None = rule(
         None, "must be a capacity reservation id like cr-0123456789abcdef0", "cr-0123456789abcdef0"
     )
-    # empty: zones looked up at deploy time
+    # empty: the network zones that offer the type (offline; a real deploy needs them recorded)
     availability_zones: Annotated[StrList, each(_AZ, 1)] = rule(
         (), "must be a list of zone names like us-east-2a", ["us-east-2a"]
     )
