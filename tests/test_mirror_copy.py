@@ -171,6 +171,21 @@ def test_a_restarted_stage_keeps_verified_files_and_fetches_the_rest(mirror, tmp
     assert fetched == [PREFIX + "config.json"]
 
 
+def test_a_stager_holding_the_lock_clears_partial_files_killed_stagers_left(mirror, tmp_path):
+    mc.fill(FakeHub(), mirror)
+    dest = tmp_path / "snap"
+    dest.mkdir()
+    left = [
+        dest / f"config.json.vllm-0-7f9c-12{mc.PARTIAL_SUFFIX}",  # a killed pod's verified-size copy
+        dest / f"model-00001-of-00002.safetensors.vllm-1-2b4d-40{mc.PARTIAL_SUFFIX}.9fA3c1D0",  # s3transfer's
+    ]
+    for f in left:
+        f.write_bytes(b"\0" * 10)
+    mc.stage(mirror, dest)
+    assert not any(f.exists() for f in left)
+    assert {p.name for p in dest.iterdir()} == set(FILES) | {mc.LOCK_FILE}
+
+
 def test_the_hub_listing_maps_lfs_files_to_sha256_and_the_others_to_their_git_blob(monkeypatch):
     """The real adapter, over huggingface_hub's own listing types (no network)."""
     import huggingface_hub
