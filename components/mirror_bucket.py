@@ -82,7 +82,7 @@ class MirrorBucket(pulumi.ComponentResource):
             bucket=args.bucket,
             # Only a stack that asks for the bucket to go may delete a bucket that holds weights.
             force_destroy=not args.retain_on_destroy,
-            tags={**args.tags, "purpose": "weight-mirror"},
+            tags=weight_mirror.bucket_tags(args.tags),
             # Pulumi imports the bucket when the stack does not hold it; while the stack holds
             # it under the same id, the option changes nothing.
             opts=pulumi.ResourceOptions.merge(

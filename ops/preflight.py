@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components import versions
 from components.capacity_block_settings import CapacityBlockSettings
 from components.settings import Settings
-from ops import awsclients, registry
+from ops import awsclients, preflight_mirror, registry
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
@@ -539,6 +539,10 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
+    ec2, quotas, eks, s3, sts = awsclients.clients(
+        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", session=session
+    )
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
+    # A weight mirror kept by an earlier destroy: the next up imports it (ops/preflight_mirror.py).
+    checks += _guard(preflight_mirror.ROW, lambda: preflight_mirror.check(settings, s3, eks, sts, sleep))
     return title(settings), checks + image_digest(settings, resolve, record=record)

@@ -310,10 +310,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        (ec2,) = real_clients(region, "ec2")
+        ec2, s3, sts = real_clients(region, "ec2", "s3", "sts")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks}[s] for s in services)
+        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts}[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -341,7 +341,7 @@ def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.Monk
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts"))]
     assert seen["eks"] is not None
 
 

@@ -12,6 +12,7 @@ in moto as in S3.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import boto3
@@ -20,8 +21,13 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from ops import offline
+from components import weight_mirror
+from components.config import from_stack_file
+from components.settings import Settings
+from components.weights_settings import WeightsSettings
+from ops import offline, preflight_mirror
 from ops.mocks import OfflineMocks
+from ops.report import Check
 
 pytestmark = pytest.mark.slow  # three renderings of a stack against a mock AWS account
 
@@ -40,6 +46,10 @@ def _api(value: Any) -> Any:
     return value
 
 
+class ImportMismatch(RuntimeError):
+    """Pulumi's `error: inputs to import do not match the existing resource`."""
+
+
 class S3World(OfflineMocks):
     """The offline engine with S3 in moto, a stack state, and the plan of each `up`."""
 
@@ -48,14 +58,25 @@ class S3World(OfflineMocks):
         self.s3 = boto3.client("s3", region_name=region)
         self.state: dict[tuple[str, str], str] = {}  # (type, name) -> id: what the stack holds
         self.plan: list[tuple[str, str, str, str]] = []  # (step, type, name, id) of the last `up`
+        self.previewing, self.warnings = False, []
 
-    def up(self, stack: str) -> offline.Rendering:
-        self.plan = []
+    def up(self, stack: str, overrides: dict[str, Any] | None = None) -> offline.Rendering:
+        self.plan, self.warnings = [], []
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(offline, "OfflineMocks", lambda region: (OfflineMocks.__init__(self, region), self)[1])
-            rendering = offline.render(stack)
-        self.state = {(r.type, r.name): r.id for r in rendering.resources}
+            rendering = offline.render(stack, overrides)
+        if not self.previewing:
+            self.state = {(r.type, r.name): r.id for r in rendering.resources}
         return rendering
+
+    def preview(self, stack: str, overrides: dict[str, Any] | None = None) -> list[str]:
+        """`pulumi preview`: nothing changes; an import that would fail is a warning."""
+        self.previewing = True
+        try:
+            self.up(stack, overrides)
+        finally:
+            self.previewing = False
+        return self.warnings
 
     def destroy(self, rendering: offline.Rendering) -> None:
         """Delete what is not retained (dependents first); the stack then holds nothing."""
@@ -72,10 +93,15 @@ class S3World(OfflineMocks):
         elif args.resource_id:
             step = "import"
             if args.typ.startswith("aws:s3/"):
-                self._check_import(args)
+                try:
+                    self._check_import(args)
+                except ImportMismatch as err:
+                    if not self.previewing:
+                        raise
+                    self.warnings.append(f"{err}; importing this resource will fail")
         else:
             step = "create"
-            if args.typ.startswith("aws:s3/"):
+            if args.typ.startswith("aws:s3/") and not self.previewing:
                 self._create(args.typ, args.inputs)
         resource_id, outputs = super().new_resource(args)
         self.plan.append((step, args.typ, args.name, resource_id))
@@ -123,13 +149,15 @@ class S3World(OfflineMocks):
             raise AssertionError(f"the walk has no S3 call for {typ}")
 
     def _check_import(self, args: Any) -> None:
-        """Pulumi's import: the resource must exist, and the program's inputs must match it."""
+        """Pulumi's import: the resource must exist, and the program's inputs must match what the
+        provider reads (for a bucket: its tags, and forceDestroy false, the importer's value)."""
         if args.typ != BUCKET:
             raise AssertionError(f"the walk models the import of the bucket only, not {args.typ}")
         self.s3.head_bucket(Bucket=args.resource_id)  # 404: "resource does not exist"
         tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=args.resource_id)["TagSet"]}
-        if args.inputs.get("bucket") != args.resource_id or tags != args.inputs.get("tags"):
-            raise AssertionError(f"inputs to import do not match the existing resource: {tags}")
+        read = {"bucket": args.resource_id, "tags": tags, "forceDestroy": False}
+        if read != {k: args.inputs.get(k) for k in read}:
+            raise ImportMismatch(f"inputs to import do not match the existing resource: {read}")
 
     def _delete(self, r: offline.Resource) -> None:
         b = r.inputs["bucket"]
@@ -161,6 +189,22 @@ def s3_plan(world: S3World) -> list[str]:
     )
 
 
+def preflight(world: S3World, settings: Settings) -> Check:
+    eks, sts = (boto3.client(s, region_name=REGION) for s in ("eks", "sts"))
+    (row,) = preflight_mirror.check(settings, world.s3, eks, sts, sleep=lambda _: None)
+    return row
+
+
+def cluster(present: bool) -> None:
+    """The stack's EKS cluster, as `up` makes it and `destroy` removes it (moto's EKS)."""
+    eks = boto3.client("eks", region_name=REGION)
+    if present:
+        role = "arn:aws:iam::123456789012:role/cluster"
+        eks.create_cluster(name="minimax-vllm-prod-8gpu", roleArn=role, resourcesVpcConfig={})
+    else:
+        eks.delete_cluster(name="minimax-vllm-prod-8gpu")
+
+
 @pytest.fixture
 def world():
     with mock_aws():
@@ -181,20 +225,27 @@ def _settings(world: S3World, bucket: str) -> dict[str, Any]:
 
 
 def test_up_destroy_up_adopts_the_kept_mirror_and_keeps_its_objects(world):
+    settings = from_stack_file("prod-8gpu")
+    assert "does not exist: pulumi up creates it" in preflight(world, settings).detail
     first = world.up("prod-8gpu")
+    cluster(present=True)
+    assert "its cluster is up" in preflight(world, settings).detail
     bucket = first.one(BUCKET).inputs["bucket"]
     assert [line.split()[0:2] for line in s3_plan(world)] == [["+", "create"]] * 7
     # A filled mirror. Written past the API: moto does not evaluate aws:SecureTransport, so the
     # bucket's TLS-only policy denies it every object request.
     objects = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     objects.put_object(bucket, "MiniMaxAI/MiniMax-M2.5/x/mirror-complete.json", b"{}")
-    settings = _settings(world, bucket)
+    kept = _settings(world, bucket)
 
     again = world.up("prod-8gpu")  # an ordinary `up` while the stack holds the bucket
     assert {line.split()[0] for line in s3_plan(world)} == {"same"}, s3_plan(world)
 
     world.destroy(first)
+    cluster(present=False)
     assert world.s3.head_bucket(Bucket=bucket)  # retainOnDestroy: the bucket and its settings stay
+    row = preflight(world, settings)
+    assert row.status == "PASS" and "pulumi up imports it" in row.detail, row
 
     world.up("prod-8gpu")  # the second life
     plan = s3_plan(world)
@@ -210,7 +261,7 @@ def test_up_destroy_up_adopts_the_kept_mirror_and_keeps_its_objects(world):
     ]
     assert [b["Name"] for b in world.s3.list_buckets()["Buckets"]] == [bucket]
     assert list(objects.get_bucket(bucket).keys) == ["MiniMaxAI/MiniMax-M2.5/x/mirror-complete.json"]
-    assert _settings(world, bucket) == settings
+    assert _settings(world, bucket) == kept
     assert again.one(BUCKET).options["import"] == bucket  # set on every `up`; a no-op while held
 
 
@@ -221,7 +272,7 @@ def test_a_mirror_the_stack_lets_go_is_deleted_and_made_anew(world):
     }
     with pytest.MonkeyPatch.context() as mp:
         real = offline.render
-        mp.setattr(offline, "render", lambda stack: real(stack, overrides))
+        mp.setattr(offline, "render", lambda stack, _=None: real(stack, overrides))
         first = world.up("dev")
         bucket = first.one(BUCKET).inputs["bucket"]
         world.destroy(first)
@@ -229,3 +280,41 @@ def test_a_mirror_the_stack_lets_go_is_deleted_and_made_anew(world):
         world.up("dev")
     assert "+ create Bucket minimax-vllm-dev-weights-bucket" in s3_plan(world)
     assert world.s3.head_bucket(Bucket=bucket)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "changed"),
+    [
+        ({"owner": "research"}, {"owner": "research"}),  # the stack's tags changed between the lives
+        (
+            {"weights": {"source": "s3", "retainOnDestroy": False}},
+            {"weights": WeightsSettings(source="s3", retain_on_destroy=False)},
+        ),
+    ],
+    ids=["tags-changed", "retain-turned-off"],
+)
+def test_a_kept_mirror_the_import_would_refuse_is_refused_by_preflight_with_the_fix(world, overrides, changed):
+    first = world.up("prod-8gpu")
+    bucket = first.one(BUCKET).inputs["bucket"]
+    world.destroy(first)
+    settings = dataclasses.replace(from_stack_file("prod-8gpu"), **changed)
+
+    row = preflight(world, settings)
+    assert row.status == "FAIL" and "import of it would fail" in row.detail, row
+    # What preflight saves the user from: `pulumi up` would stop at the import.
+    (warning,) = world.preview("prod-8gpu", overrides)
+    assert "inputs to import do not match the existing resource" in warning
+
+    if "owner" in changed:  # the fix: the bucket takes the stack's tags (the command's TagSet)
+        assert row.fix.startswith(f"aws s3api put-bucket-tagging --bucket {bucket} --region {REGION} --tagging")
+        want = weight_mirror.bucket_tags(settings.tags)
+        assert all(f"{{Key={k},Value={v}}}" in row.fix for k, v in want.items())
+        world.s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in want.items()]}
+        )
+    else:  # the fix: keep retainOnDestroy for the adopting up
+        assert row.fix.startswith("pulumi config set --path 'weights.retainOnDestroy' true")
+        settings, overrides = from_stack_file("prod-8gpu"), {}
+    assert preflight(world, settings).status == "PASS"
+    world.up("prod-8gpu", overrides)
+    assert f"= import Bucket minimax-vllm-prod-8gpu-weights-bucket ({bucket})" in s3_plan(world)
