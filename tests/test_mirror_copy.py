@@ -186,6 +186,27 @@ def test_a_stager_holding_the_lock_clears_partial_files_killed_stagers_left(mirr
     assert {p.name for p in dest.iterdir()} == set(FILES) | {mc.LOCK_FILE}
 
 
+def test_a_stager_waits_for_the_one_filling_the_cache_then_reads_no_weights(mirror, tmp_path):
+    import fcntl
+    import threading
+
+    mc.fill(FakeHub(), mirror)
+    dest = tmp_path / "snap"
+    dest.mkdir()
+    lines: list[str] = []
+    with (dest / mc.LOCK_FILE).open("a") as held:  # another pod's stager, mid-copy
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=mc.stage, args=(mirror, dest), kwargs={"log": lines.append})
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive() and any("waiting" in line for line in lines)
+        for p, data in FILES.items():  # ...which then puts every verified file in place
+            (dest / p).write_bytes(data)
+    waiter.join(timeout=30)  # the lock is released: closed, as when that process ends
+    assert not waiter.is_alive()
+    assert "(0 read from S3, the rest already in place)" in lines[-1]
+
+
 def test_the_hub_listing_maps_lfs_files_to_sha256_and_the_others_to_their_git_blob(monkeypatch):
     """The real adapter, over huggingface_hub's own listing types (no network)."""
     import huggingface_hub
