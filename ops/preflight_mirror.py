@@ -1,7 +1,7 @@
 """Will `pulumi up` get the stack's weight mirror? Checked with boto3 before the `up`.
 
 The mirror bucket has a fixed name and, in prod, outlives `pulumi destroy`
-(weights.retainOnDestroy). The next `up` imports the kept bucket (components/mirror_bucket.py).
+(weights.retainOnDestroy). The next `up` imports the kept bucket (components/weights/mirror_bucket.py).
 Pulumi imports a resource only when the program declares exactly what the provider reads back;
 for the bucket that is its tags and `forceDestroy`, which the provider reads as false on import
 (terraform-provider-aws sets it so in the bucket's importer). This check finds a kept bucket
@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from components import weight_mirror
-from components.settings import Settings
+from components.settings.stack import Settings
+from components.weights import mirror as weight_mirror
 from ops.awsclients import Sleep, error_code
 from ops.awsclients import call_checked as _aws
 from ops.report import Check, failed, passed, skipped

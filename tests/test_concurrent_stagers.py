@@ -1,6 +1,6 @@
 """Stagers that share one node's cache (prod-4gpu: two replicas on one p5, one hostPath).
 
-Each stager is its own process running the stage function (components/mirror_copy.py) against
+Each stager is its own process running the stage function (components/weights/mirror_copy.py) against
 moto's S3 server on loopback, through s3transfer's real download path (ranged parts into its
 temporary file, then its rename), all released at the same instant. What a node must see: no
 stager fails, the cache holds one verified copy of each file and nothing else, and the node
@@ -20,7 +20,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from components import mirror_copy as mc
+from components.weights import mirror_copy as mc
 
 pytestmark = pytest.mark.slow  # an S3 server and stager processes
 

@@ -8,9 +8,12 @@ import json
 import kubernetes_validate
 import pytest
 
-from components import config, gpu_pool, profiles, settings, versions, workload
-from ops import graph_order
-from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
+from components.facts import gpu_pool, versions
+from components.platform import config
+from components.serving import profiles, workload
+from components.settings import stack as settings
+from ops.offline import graph_order
+from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -204,7 +207,7 @@ def test_missing_api_key_fails_before_any_resource_with_the_fix():
 
 
 def test_bad_config_fails_before_any_resource_is_declared(monkeypatch):
-    from ops import mocks
+    from ops.offline import mocks
 
     created = []
     original = mocks.OfflineMocks.new_resource

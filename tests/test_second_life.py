@@ -21,12 +21,13 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from components import weight_mirror
-from components.config import from_stack_file
-from components.settings import Settings
-from components.weights_settings import WeightsSettings
-from ops import offline, preflight_mirror
-from ops.mocks import OfflineMocks
+from components.platform.config import from_stack_file
+from components.settings.stack import Settings
+from components.settings.weights import WeightsSettings
+from components.weights import mirror as weight_mirror
+from ops import preflight_mirror
+from ops.offline import engine as offline
+from ops.offline.mocks import OfflineMocks
 from ops.report import Check
 
 pytestmark = pytest.mark.slow  # three renderings of a stack against a mock AWS account
