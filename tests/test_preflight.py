@@ -46,6 +46,20 @@ def block_settings(zone: str = "us-east-2a") -> Settings:
     )
 
 
+def first_up_mirror_clients(region: str = "us-east-2") -> dict[str, Any]:
+    """S3 and STS for a stack whose weight mirror does not exist yet (its first `pulumi up`)."""
+    sts, s3 = boto3.client("sts", region_name=region), boto3.client("s3", region_name=region)
+    sts_stub, s3_stub = Stubber(sts), Stubber(s3)
+    sts_stub.add_response(
+        "get_caller_identity",
+        {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/deployer", "UserId": "AIDAEXAMPLEDEPLOYER"},
+    )
+    s3_stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
+    sts_stub.activate()
+    s3_stub.activate()
+    return {"sts": sts, "s3": s3}
+
+
 def quota_client(value: float = 384.0, region: str = "us-east-2") -> tuple[Any, Stubber]:
     client = boto3.client("service-quotas", region_name=region)
     stub = Stubber(client)
