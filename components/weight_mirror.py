@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components import network_policy
+from components import aws_config, network_policy
 
 COPY_MODULE = Path(__file__).with_name("mirror_copy.py")
 CONFIGMAP = "weights-mirror-code"
@@ -184,7 +184,7 @@ def module_mount() -> dict:
 
 
 def mirror_env(bucket: str, model: str, revision: str, region: str) -> dict[str, str]:
-    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, "AWS_REGION": region}
+    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, **aws_config.region_env(region)}
 
 
 def job(
