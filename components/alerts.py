@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components import catalog, gpu_pool, timeline, workload
+from components import catalog, gpu_pool, scraper, timeline, workload
 from components.observability_settings import ObservabilitySettings
 
-MONITORING_NAMESPACE = "monitoring"
+MONITORING_NAMESPACE = scraper.NAMESPACE
 # The PodMonitor relabels every vLLM target to this job, so rules do not depend on object names.
 VLLM_JOB = "vllm"
 VLLM = f'namespace="{workload.NAMESPACE}", job="{VLLM_JOB}"'

@@ -25,13 +25,13 @@ from typing import Any
 
 import yaml
 
-from components import alerts, dashboards, dcgm_fields, gpu_pool, profiles, workload
+from components import alerts, dashboards, dcgm_fields, gpu_pool, profiles, scraper, workload
 from components.cluster import SYSTEM_POOL_LABEL
 from components.observability_settings import ObservabilitySettings
 
 NAMESPACE = alerts.MONITORING_NAMESPACE
 # Short, fixed object names: the port-forward commands and Pod Identity associations name them.
-STACK_FULLNAME = "kps"
+STACK_FULLNAME = scraper.STACK_FULLNAME
 PROMETHEUS_SERVICE = f"{STACK_FULLNAME}-prometheus"
 ALERTMANAGER_SERVICE = f"{STACK_FULLNAME}-alertmanager"
 GRAFANA_SERVICE = "grafana"
