@@ -15,7 +15,7 @@ every sample (SigV4, IAM through EKS Pod Identity) to an Amazon Managed Service 
 workspace, which evaluates the same rules; Grafana queries the workspace. The AMP managed
 collector was not chosen: it reads a plain Prometheus scrape config rather than
 PodMonitor/ServiceMonitor objects, and scrapes from ENIs in the VPC subnets rather than from
-the `monitoring` namespace the vLLM NetworkPolicy admits (docs/operations.md, Observability).
+the Prometheus pods the vLLM NetworkPolicy admits (docs/operations.md, Network exposure).
 """
 
 from __future__ import annotations
