@@ -971,7 +971,7 @@ def test_vllm_port_rule_rejects_the_vpc_a_node_subnet_and_an_open_rule(stack: st
     nodes = [p["cidrBlock"] for t, p in resources if t == "aws:ec2/subnet:Subnet" and "-private-" in p["tags"]["Name"]]
     fenced = [{"from": [{"ipBlock": {"cidr": vpc, "except": nodes}}], "ports": port}]
     assert [
-        m for m in rules.vllm_port_admits_no_pod_address(_serving_ingress(resources, fenced)) if "subnet" in m
+        m for m in rules.vllm_port_admits_no_pod_address(_serving_ingress(resources, fenced)) if "holds subnet" in m
     ] == []
 
 
