@@ -1,7 +1,8 @@
 """Who scrapes vLLM's /metrics: the Prometheus pods of kube-prometheus-stack, named once.
 
 The vLLM NetworkPolicy admits exactly these pods (not their whole namespace: node-exporter runs
-there with hostNetwork, so a namespace-wide rule would admit every node's address), and
+there with hostNetwork, `hostNetwork: true` in prometheus-node-exporter 4.56.1, the chart's
+pinned dependency, so a namespace-wide rule would admit every node's address), and
 observability.py installs the chart under these names. Imports nothing of the project.
 """
 

@@ -62,7 +62,8 @@ class Pod:
 # kube-prometheus-stack chart's own Service selects its pods by (templates/prometheus/service.yaml,
 # `app.kubernetes.io/name` prometheus or, in agent mode, prometheus-agent, and
 # `operator.prometheus.io/name` the custom resource `kps-prometheus`). node-exporter runs with
-# hostNetwork (prometheus-node-exporter chart default), so its pod address is its node's.
+# hostNetwork (`hostNetwork: true` in prometheus-node-exporter 4.56.1, the version kube-prometheus-stack
+# 88.5.3 pins, not overridden), so its pod address is its node's.
 CLUSTER_PODS = (
     Pod(
         "prometheus",
