@@ -70,6 +70,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
                 cluster_name=aws.cluster_name,
                 cluster_arn=aws.cluster_arn,
                 region=aws.region,
+                cold_start_budget_s=workload.timers(settings.serving, settings.weights.source).cold_start_alert,
                 provider=aws.provider,
                 tags=settings.tags,
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),

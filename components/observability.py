@@ -261,9 +261,9 @@ def amp_policy(workspace_arn: str) -> str:
     )
 
 
-def rules_document(o: ObservabilitySettings) -> str:
+def rules_document(o: ObservabilitySettings, cold_start_budget_s: int) -> str:
     """The alert rules as a Prometheus rule file, for an AMP rule groups namespace."""
-    return yaml.safe_dump({"groups": alerts.rule_groups(o)}, sort_keys=True, width=1000)
+    return yaml.safe_dump({"groups": alerts.rule_groups(o, cold_start_budget_s)}, sort_keys=True, width=1000)
 
 
 def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | None]]:

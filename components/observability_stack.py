@@ -35,6 +35,8 @@ class ObservabilityArgs:
     cluster_name: pulumi.Input[str]
     cluster_arn: pulumi.Input[str]  # Pod Identity trust is scoped to this cluster
     region: str
+    # The serving Deployment's cold-start budget (timeline.Timers.cold_start_alert) for its alert.
+    cold_start_budget_s: int
     provider: k8s.Provider
     tags: dict[str, str]
     # The system nodes (for the stack) and the GPU node group (for dcgm-exporter's first pods).
@@ -63,7 +65,7 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-rules",
                 name="minimax-vllm-serving",
                 workspace_id=workspace.id,
-                data=rules_document(o),
+                data=rules_document(o, args.cold_start_budget_s),
                 tags=args.tags,
                 opts=child,
             )
@@ -114,7 +116,9 @@ class Observability(pulumi.ComponentResource):
         )
         custom_resource.from_object(f"{name}-vllm-podmonitor", vllm_pod_monitor(o), after_stack)
         if o.mode == "in-cluster":
-            custom_resource.from_object(f"{name}-rules", sorted_keys(alerts.prometheus_rule(o)), after_stack)
+            custom_resource.from_object(
+                f"{name}-rules", sorted_keys(alerts.prometheus_rule(o, args.cold_start_budget_s)), after_stack
+            )
         for cm in dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds):
             k8s.core.v1.ConfigMap(
                 f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"], opts=in_ns
