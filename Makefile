@@ -59,7 +59,7 @@ mutation: $(VENV)/.dev ## Plant each bug of ops/mutants.toml in a copy of the tr
 	$(PY) -m ops.mutation --jobs $(or $(JOBS),2)
 
 capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
-	$(PY) -m ops.capacity_report
+	$(PY) -m ops.capacity.report
 
 scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
 	$(PY) -m ops.scaling_sim --stack $(STACK)

@@ -2,9 +2,9 @@
 
 import pulumi
 
-from components.config import load
-from components.deploy_gate import stop_unless_ready
-from components.platform import build
+from components.platform.build import build
+from components.platform.config import load
+from components.platform.deploy_gate import stop_unless_ready
 
 settings, secrets = load()
 stop_unless_ready(settings)  # placeholders never reach AWS

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from components.config import from_stack_file
-from components.settings import PROJECT, SettingsError
+from components.platform.config import from_stack_file
+from components.settings.stack import PROJECT, SettingsError
 from ops import awsclients
 from ops.awsclients import CREDENTIALS_FIX, CredentialsMissing
 from ops.report import EXIT_USAGE, UsageError, emit
@@ -23,7 +23,7 @@ API_KEY_ENV = "MINIMAX_VLLM_API_KEY"
 
 
 def _preflight(args: argparse.Namespace) -> int:
-    from components.capacity_block_settings import CapacityBlockSettings
+    from components.settings.capacity_block import CapacityBlockSettings
     from ops import preflight
 
     settings = from_stack_file(args.stack)
@@ -41,13 +41,13 @@ def _preflight(args: argparse.Namespace) -> int:
 
 
 def _capacity_find(args: argparse.Namespace) -> int:
-    from ops import capacity_cli
+    from ops.capacity import cli as capacity_cli
 
     return capacity_cli.find(args)
 
 
 def _capacity_use(args: argparse.Namespace) -> int:
-    from ops import capacity_cli
+    from ops.capacity import cli as capacity_cli
 
     return capacity_cli.use(args)
 
@@ -69,7 +69,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ops import sweep
+    from ops.sweep import run as sweep
 
     settings = from_stack_file(args.stack)
     title, checks = sweep.main(
@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     preflight.add_argument(
         "--record-digest",
         action="store_true",
-        help="write the digest the registry serves for the image tag into components/versions.py",
+        help="write the digest the registry serves for the image tag into components/facts/versions.py",
     )
     preflight.set_defaults(run=_preflight)
 

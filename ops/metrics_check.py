@@ -12,11 +12,13 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from components import alerts, gpu_pool, profiles, workload
-from components.observability_settings import ObservabilitySettings
+from components.facts import gpu_pool
+from components.observability import alerts
+from components.serving import profiles, workload
+from components.settings.observability import ObservabilitySettings
 from ops.report import Check, failed, info, passed, skipped
 
-PROMETHEUS_SERVICE = "kps-prometheus"  # components/observability.py PROMETHEUS_SERVICE (a test keeps them equal)
+PROMETHEUS_SERVICE = "kps-prometheus"  # components/observability/values.py PROMETHEUS_SERVICE (a test keeps them equal)
 GRAFANA_SERVICE = "grafana"
 LOCAL_PROMETHEUS = "http://localhost:9090"
 PORT_FORWARD = f"kubectl -n {alerts.MONITORING_NAMESPACE} port-forward svc/{PROMETHEUS_SERVICE} 9090:9090"

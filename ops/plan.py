@@ -16,31 +16,23 @@ from typing import Any
 
 import yaml
 
-from components import (
-    capacity_tables,
-    cluster,
-    dcgm_fields,
-    endpoint,
-    network_policy,
-    observability,
-    pod_security,
-    profiles,
-    scaling,
-    scaling_manifests,
-    supply_chain,
-    timeline,
-    versions,
-    weight_mirror,
-    weight_staging,
-    workload,
-)
-from components.config import from_stack_file, read_stack_file, secrets_set_in
-from components.deploy_gate import problems_before_deploy
-from components.observability import sorted_keys
-from components.scaling_rules import replicas_per_node
-from components.scaling_settings import ScalingSettings
-from components.settings import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
-from ops.offline import Rendering, render
+from components.aws import cluster
+from components.facts import timeline, versions
+from components.kubernetes import network_policy, pod_security
+from components.observability import dcgm_fields
+from components.observability import values as observability
+from components.observability.values import sorted_keys
+from components.platform.config import from_stack_file, read_stack_file, secrets_set_in
+from components.platform.deploy_gate import problems_before_deploy
+from components.scaling import manifests as scaling_manifests
+from components.scaling import policy as scaling
+from components.scaling.rules import replicas_per_node
+from components.serving import capacity_tables, endpoint, profiles, supply_chain, workload
+from components.settings.scaling import ScalingSettings
+from components.settings.stack import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
+from components.weights import mirror as weight_mirror
+from components.weights import staging as weight_staging
+from ops.offline.engine import Rendering, render
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"

@@ -21,14 +21,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components import versions
-from components.capacity_block_settings import CapacityBlockSettings
-from components.settings import Settings
+from components.facts import versions
+from components.settings.capacity_block import CapacityBlockSettings
+from components.settings.stack import Settings
 from ops import awsclients, registry
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
-from ops.capacity_block_state import block_checks, block_health
+from ops.capacity.block_state import block_checks, block_health
 from ops.report import Check, failed, passed, skipped
 
 # Service Quotas: "Running On-Demand P instances" (vCPUs), the quota every p5 counts against.
@@ -41,7 +41,7 @@ PENDING_STATES = frozenset({"scheduled", "payment-pending", "pending", "assessin
 STANDARD_SUPPORT, EXTENDED_SUPPORT, UNSUPPORTED = "STANDARD_SUPPORT", "EXTENDED_SUPPORT", "UNSUPPORTED"
 # EKS control-plane list prices per cluster-hour (https://aws.amazon.com/eks/pricing/).
 STANDARD_PRICE, EXTENDED_PRICE = 0.10, 0.60
-ADDON_PINS = "components/versions.py EKS_ADDON_VERSIONS"
+ADDON_PINS = "components/facts/versions.py EKS_ADDON_VERSIONS"
 
 
 def run(
@@ -459,7 +459,7 @@ _DIGESTS_LINE = re.compile(r"^VLLM_IMAGE_DIGESTS: dict\[str, str\] = \{.*\}$", r
 
 
 def record_digest(tag: str, digest: str, path: Path = VERSIONS_FILE) -> None:
-    """Rewrite the VLLM_IMAGE_DIGESTS line of components/versions.py with this tag's digest."""
+    """Rewrite the VLLM_IMAGE_DIGESTS line of components/facts/versions.py with this tag's digest."""
     recorded = {**versions.VLLM_IMAGE_DIGESTS, tag: digest}
     line = f"VLLM_IMAGE_DIGESTS: dict[str, str] = {json.dumps(dict(sorted(recorded.items())))}"
     text = path.read_text()

@@ -15,7 +15,7 @@ A pure-Python model of what the cluster would do, every 15 s:
 - The Cluster Autoscaler adds a node for pods that fit nowhere (up to gpuNodes.maxSize) and
   removes a node that has been empty for its unneeded time (down to gpuNodes.minSize).
 - A replica on a new node is ready after the node's provisioning plus a first start; on a
-  node that already served, after a warm start (components/scaling.py cold_start_inputs).
+  node that already served, after a warm start (components/scaling/policy.py cold_start_inputs).
 - The server: each ready replica runs up to CONCURRENCY_PER_GPU x GPUs requests at once, each
   taking SERVICE_SECONDS; the rest wait in one FIFO queue (vLLM's num_requests_waiting). With no
   ready replica the load balancer answers 503 (counted, and the wake trigger's metric).
@@ -35,12 +35,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from components import endpoint, scaling, scaling_manifests
-from components.config import from_stack_file
-from components.scaling import Behavior, ColdStart, ReplicaPolicy, Rules
-from components.scaling_rules import replica_capacity, replicas_per_node
-from components.scaling_settings import ScalingSettings
-from components.settings import Settings, SettingsError
+from components.platform.config import from_stack_file
+from components.scaling import manifests as scaling_manifests
+from components.scaling import policy as scaling
+from components.scaling.policy import Behavior, ColdStart, ReplicaPolicy, Rules
+from components.scaling.rules import replica_capacity, replicas_per_node
+from components.serving import endpoint
+from components.settings.scaling import ScalingSettings
+from components.settings.stack import Settings, SettingsError
 
 TOLERANCE = 0.1  # the HPA's default --horizontal-pod-autoscaler-tolerance
 STEP_SECONDS = 15  # HPA sync period and KEDA polling interval

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import endpoint
-from components.config import from_stack_file
-from components.settings import PROJECT
+from components.platform.config import from_stack_file
+from components.serving import endpoint
+from components.settings.stack import PROJECT
 from ops.report import Check, UsageError, failed, passed, skipped
 
 # Recommended sampling from the model card; top_k is a vLLM extension sent top-level.
@@ -255,7 +255,7 @@ def check_health(c: Client) -> Check:
     return failed(
         "health",
         f"GET /health {reply.status}: {reply.text}",
-        "kubectl -n <namespace> logs deploy/<vllm deployment>: the server may still be loading the model weights (components/catalog.py: weights_gb)",
+        "kubectl -n <namespace> logs deploy/<vllm deployment>: the server may still be loading the model weights (components/facts/catalog.py: weights_gb)",
     )
 
 
@@ -303,7 +303,7 @@ def check_exposure(c: Client, model: str) -> Check:
     return failed(
         "exposure",
         f"answered without a key: {'; '.join(leaks)}",
-        f"expose vLLM only through the Ingress of components/endpoint.py (paths {exposed}, a fixed 404 for the rest); "
+        f"expose vLLM only through the Ingress of components/serving/endpoint.py (paths {exposed}, a fixed 404 for the rest); "
         "no LoadBalancer or NodePort Service may select the vLLM pods",
     )
 

@@ -9,7 +9,7 @@ when a value is unknown during preview; the helpers below accept any Mapping/Seq
 the rules read only the fields they judge, so an unknown subnet id or KMS ARN never stops
 a rule that does not look at it. This module imports nothing from the project: the pack
 runs in its own virtualenv with only `policies/` on the path. It reads one data file of the
-project, the list of paths the load balancer may forward (components/data/exposed-paths.json),
+project, the list of paths the load balancer may forward (components/facts/data/exposed-paths.json),
 so the Ingress, the tests and the pack judge against the same list.
 """
 
@@ -36,7 +36,7 @@ Props = Mapping[str, Any]
 ResourceCheck = Callable[[str, Props], list[str]]
 StackCheck = Callable[[Sequence[tuple[str, Props]]], list[str]]
 
-# The GPU node group's taint (components/gpu_pool.py; a test keeps the two equal).
+# The GPU node group's taint (components/facts/gpu_pool.py; a test keeps the two equal).
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
@@ -50,7 +50,7 @@ SECRET_FLAGS = ("--api-key", "--hf-token")
 # exactly (a repository that merely starts with this name is someone else's image).
 PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
 # The one hostPath a workload may mount: the model cache on the GPU node's NVMe
-# (components/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
+# (components/facts/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
 MODEL_CACHE_HOST_PATH = "/mnt/k8s-disks/0/minimax-vllm-cache"
 IMDS_HOP_LIMIT = 1
 REMOTE_CODE_FLAG = "--trust-remote-code"
@@ -65,10 +65,10 @@ LBC_CLASS = "service.k8s.aws/nlb"
 
 ALB = "alb.ingress.kubernetes.io"
 # The stack's explicit, loud choice of plain HTTP on an internet-facing endpoint
-# (components/endpoint.py sets it from endpoint.insecureAllowPlainHttpOnInternet).
+# (components/serving/endpoint.py sets it from endpoint.insecureAllowPlainHttpOnInternet).
 PLAIN_HTTP_ACCEPTED_ANNOTATION = "minimax-vllm/plain-http-on-internet"
 MIN_PREFIX_LEN = 8
-EXPOSED_PATHS_FILE = Path(__file__).resolve().parent.parent / "components" / "data" / "exposed-paths.json"
+EXPOSED_PATHS_FILE = Path(__file__).resolve().parent.parent / "components" / "facts" / "data" / "exposed-paths.json"
 # (path, pathType) pairs an Ingress may forward to a backend; everything else gets a 404.
 ALLOWED_PATHS = frozenset((p["path"], p["pathType"]) for p in json.loads(EXPOSED_PATHS_FILE.read_text())["paths"])
 IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
@@ -540,6 +540,12 @@ def public_endpoint_tls_and_ranges(resource_type: str, props: Props) -> list[str
             f"{what} without TLS (plain listeners {plain}, certificate-arn "
             f"{'set' if annotations.get(f'{ALB}/certificate-arn') else 'missing'}): the API key would cross the internet in clear"
         )
+    policy = str(annotations.get(f"{ALB}/ssl-policy") or "")
+    if annotations.get(f"{ALB}/certificate-arn") and "-Res-" not in policy:
+        problems.append(
+            f"{what} whose TLS policy {policy or '(the ELB default, ELBSecurityPolicy-2016-08)'} is not a restricted"
+            " (-Res-) one: only forward-secret AEAD ciphers should meet the API key"
+        )
     cidrs = [c for c in str(annotations.get(f"{ALB}/inbound-cidrs") or "").split(",") if c.strip()]
     if not cidrs:
         problems.append(f"{what} with no inbound-cidrs, which the controller opens to 0.0.0.0/0")
@@ -921,12 +927,12 @@ RESOURCE_RULES: tuple[Rule, ...] = (
     Rule(
         "public-endpoint-tls-and-ranges",
         public_endpoint_tls_and_ranges,
-        "Mandatory. An internet-facing ALB Ingress listens only on HTTPS with a certificate (unless the stack set the loud plain-HTTP opt-out) and lists inbound-cidrs that, by CIDR arithmetic, neither cover the internet nor hold a prefix shorter than /8.",
+        "Mandatory. An internet-facing ALB Ingress listens only on HTTPS with a certificate and a restricted (-Res-) TLS policy (unless the stack set the loud plain-HTTP opt-out) and lists inbound-cidrs that, by CIDR arithmetic, neither cover the internet nor hold a prefix shorter than /8.",
     ),
     Rule(
         "only-allowed-paths-exposed",
         only_allowed_paths_exposed,
-        "Mandatory. An Ingress forwards only the paths of components/data/exposed-paths.json (/v1 prefix and /health): vLLM checks the API key only under /v1, so /invocations, /tokenize, /metrics and /docs must get the load balancer's fixed 404.",
+        "Mandatory. An Ingress forwards only the paths of components/facts/data/exposed-paths.json (/v1 prefix and /health): vLLM checks the API key only under /v1, so /invocations, /tokenize, /metrics and /docs must get the load balancer's fixed 404.",
     ),
     Rule(
         "no-plaintext-secrets",

@@ -94,15 +94,15 @@ def scaling_dev() -> str:
 
 
 def capacity_table() -> str:
-    from ops.capacity_report import main
+    from ops.capacity.report import main
 
     return _sample("make capacity", _captured(lambda: main([])))
 
 
 def settings_error() -> str:
     """What a user reads for two typical mistakes: a window past the model's, a misspelled key."""
-    from components.config import parse, read_stack_file, split_stack_config
-    from components.settings import SettingsError
+    from components.platform.config import parse, read_stack_file, split_stack_config
+    from components.settings.stack import SettingsError
 
     raw, region = split_stack_config(read_stack_file("prod-8gpu"))
     raw = json.loads(json.dumps(raw))
@@ -150,7 +150,7 @@ def verify_sample() -> str:
 def preflight_sample() -> str:
     """`ops preflight` for prod-8gpu against botocore stubs (the test suite's): a quota too small
     for one p5, no image digest recorded yet, everything else in order."""
-    from components.config import from_stack_file
+    from components.platform.config import from_stack_file
     from ops import preflight, report
     from tests.test_preflight import K8S, cluster_version, eks_client, no_sleep, quota_client, stubbed_ec2
 
@@ -214,7 +214,7 @@ def preflight_capacity_block(
     window_hours: int | None, start_h: float, end_h: float, state: str, names: tuple[str, ...]
 ) -> str:
     """Capacity Block rows for a block `start_h`..`end_h` hours from the tests' fixed now."""
-    from components.capacity_block_settings import CapacityBlockSettings
+    from components.settings.capacity_block import CapacityBlockSettings
     from tests.test_capacity_block_state import NOW, block, hours, rows
 
     window = CapacityBlockSettings(min_window_hours=window_hours) if window_hours else None
@@ -258,7 +258,7 @@ def settings_reference() -> str:
     """Every setting the schema knows: key, default, and the rule a bad value is told."""
     from pydantic.alias_generators import to_camel
 
-    from components.settings import Settings
+    from components.settings.stack import Settings
 
     rows = ["| setting | default | rule (what a bad value is told) |", "|---|---|---|"]
 
@@ -290,7 +290,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
 
 @functools.cache
 def _rendering(variant: str) -> Any:
-    from ops.offline import render
+    from ops.offline.engine import render
 
     stack, overrides = VARIANTS[variant]
     return render(stack, overrides=overrides)
@@ -357,8 +357,9 @@ def roles_table() -> str:
 
 def alerts_table() -> str:
     """The serving alerts as Prometheus loads them (prod-8gpu's thresholds), with their runbooks."""
-    from components import alerts, workload
-    from components.config import from_stack_file
+    from components.observability import alerts
+    from components.platform.config import from_stack_file
+    from components.serving import workload
 
     settings = from_stack_file("prod-8gpu")
     budget = workload.timers(settings.serving, settings.weights.source).cold_start_alert

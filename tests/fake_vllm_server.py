@@ -5,7 +5,7 @@ minimax_m2 --reasoning-parser <parser> --api-key ...`, can be told to misbehave 
 ways the MiniMax guides warn about, and records every request so tests can inspect what was sent.
 
 By default it stands behind the load balancer as deployed: only the paths of
-components/endpoint.py reach it, the rest get the ALB's fixed 404. `behind_alb=False` is the
+components/serving/endpoint.py reach it, the rest get the ALB's fixed 404. `behind_alb=False` is the
 leaky shape: vLLM's unguarded routes (/invocations, /tokenize, /metrics, /docs) answer anyone.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from components import endpoint
+from components.serving import endpoint
 
 THINKING = "The user wants 17 * 23. 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
 ANSWER = "391"

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from components.config import from_stack_file
+from components.platform.config import from_stack_file
 
 REGION = "us-east-2"
 OTHER_REGION = "us-west-2"
@@ -222,7 +222,7 @@ class World:
         return arn
 
     def network(self, cidr: str, tags: dict[str, str], name: str) -> dict[str, Any]:
-        """What components/network.py creates for two zones, tagged the way it tags them."""
+        """What components/aws/network.py creates for two zones, tagged the way it tags them."""
         ec2, ids = self.raw_ec2, {"subnets": [], "nats": [], "eips": [], "rtbs": []}
         shared = {f"kubernetes.io/cluster/{name}": "shared"}
         ids["vpc"] = vpc = self.vpc(cidr, {**tags, "Name": f"{name}-vpc"})

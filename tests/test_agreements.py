@@ -14,24 +14,15 @@ from typing import Any
 
 import pytest
 
-from components import (
-    aws_config,
-    capacity_tables,
-    catalog,
-    config,
-    endpoint,
-    load_balancer_controller,
-    network_policy,
-    node_template,
-    settings_rules,
-    timeline,
-    versions,
-    vllm_service,
-    workload,
-)
-from components.settings import SettingsError
+from components.aws import launch_template as node_template
+from components.facts import catalog, timeline, versions
+from components.kubernetes import load_balancer_controller, network_policy
+from components.platform import config, settings_rules
+from components.serving import capacity_tables, endpoint, vllm_service, workload
+from components.settings import aws as aws_config
+from components.settings.stack import SettingsError
 from ops import preflight
-from ops.offline import Rendering, render
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

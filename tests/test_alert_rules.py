@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import alerts, gpu_pool, workload
-from components.config import from_stack_file
-from components.observability_settings import ObservabilitySettings
+from components.facts import gpu_pool
+from components.observability import alerts
+from components.platform.config import from_stack_file
+from components.serving import workload
+from components.settings.observability import ObservabilitySettings
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)")

@@ -13,14 +13,14 @@ import re
 import pytest
 import yaml
 
-from components import gpu_pool, versions
-from components.cluster import LOG_TYPES, NODE_GROUP_NAME_MAX, ROLE_NAME_PREFIX_MAX
-from components.config import from_stack_file
-from components.gpu_nodes import AMI_TYPE
-from components.network import ZoneError, plan_zones, subnet_cidrs
-from components.node_template import LAUNCH_TEMPLATE_PREFIX_MAX, short_name
-from ops import mocks
-from ops.offline import Rendering, Resource, render
+from components.aws.cluster import LOG_TYPES, NODE_GROUP_NAME_MAX, ROLE_NAME_PREFIX_MAX
+from components.aws.gpu_nodes import AMI_TYPE
+from components.aws.launch_template import LAUNCH_TEMPLATE_PREFIX_MAX, short_name
+from components.aws.network import ZoneError, plan_zones, subnet_cidrs
+from components.facts import gpu_pool, versions
+from components.platform.config import from_stack_file
+from ops.offline import mocks
+from ops.offline.engine import Rendering, Resource, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 REGION = "us-east-2"

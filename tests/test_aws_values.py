@@ -11,7 +11,7 @@ import functools
 import botocore.session
 import pytest
 
-from ops.offline import Rendering, render
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 CAPACITY_BLOCK = {

@@ -6,8 +6,11 @@ import dataclasses
 
 import pytest
 
-from components import capacity, capacity_tables, catalog, config, profiles, settings
-from components.capacity import GIB, GUIDE_4X96, GUIDE_8X144, Hardware, plan
+from components.facts import catalog
+from components.platform import config
+from components.serving import capacity, capacity_tables, profiles
+from components.serving.capacity import GIB, GUIDE_4X96, GUIDE_8X144, Hardware, plan
+from components.settings import stack as settings
 
 MINIMAX_M2 = capacity.DEFAULT_ARCHITECTURE
 M27 = "MiniMaxAI/MiniMax-M2.7"
@@ -256,7 +259,7 @@ def test_report_covers_every_hardware_and_profile():
 
 
 def test_capacity_report_prints_every_shape_the_largest_window_and_the_published_marks(capsys):
-    from ops import capacity_report
+    from ops.capacity import report as capacity_report
 
     capacity_report.main([])
     out = capsys.readouterr().out

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from components.capacity_block_settings import CapacityBlockSettings
-from components.config import parse
-from components.settings import Settings
+from components.platform.config import parse
+from components.settings.capacity_block import CapacityBlockSettings
+from components.settings.stack import Settings
 from ops import preflight
 from ops.__main__ import main as ops_main
 

@@ -11,9 +11,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ops import awsclients, capacity_cli, capacity_find
+from ops import awsclients
 from ops.__main__ import main as ops_main
-from ops.capacity_find import Search, duration_problem, list_price_per_hour
+from ops.capacity import cli as capacity_cli
+from ops.capacity import find as capacity_find
+from ops.capacity.find import Search, duration_problem, list_price_per_hour
 
 UTC = dt.UTC
 HOME = "us-east-2"
@@ -372,6 +374,6 @@ def test_capacity_commands_do_not_import_pulumi() -> None:
     import sys
     from pathlib import Path
 
-    code = "import sys, ops.capacity_cli, ops.capacity_use, ops.capacity_block_state; sys.exit('pulumi' in sys.modules)"
+    code = "import sys, ops.capacity.cli, ops.capacity.use, ops.capacity.block_state; sys.exit('pulumi' in sys.modules)"
     root = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False, timeout=60).returncode == 0

@@ -21,10 +21,13 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
-from components import config, settings
-from ops import capacity_cli, capacity_find, capacity_use
+from components.platform import config
+from components.settings import stack as settings
 from ops.__main__ import main as ops_main
-from ops.offline import render
+from ops.capacity import cli as capacity_cli
+from ops.capacity import find as capacity_find
+from ops.capacity import use as capacity_use
+from ops.offline.engine import render
 
 UTC = dt.UTC
 STACK = "prod-8gpu"

@@ -15,8 +15,9 @@ from unittest import mock
 import boto3
 import pytest
 
-from components import aws_config, config
-from ops.offline import Rendering, render
+from components.platform import config
+from components.settings import aws as aws_config
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 POD_TEMPLATES = ("Deployment", "Job", "StatefulSet", "DaemonSet")

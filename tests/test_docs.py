@@ -7,9 +7,9 @@ import re
 import pytest
 from pydantic.alias_generators import to_camel
 
-from components import alerts
-from components.config import from_stack_file
-from components.settings import Settings
+from components.observability import alerts
+from components.platform.config import from_stack_file
+from components.settings.stack import Settings
 from tests import docs_blocks
 from tests.docs_blocks import BLOCKS, ROOT
 

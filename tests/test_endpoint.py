@@ -8,9 +8,10 @@ import json
 import kubernetes_validate
 import pytest
 
-from components import endpoint, versions
-from components.settings import EndpointSettings
-from ops.offline import render
+from components.facts import versions
+from components.serving import endpoint
+from components.settings.stack import EndpointSettings
+from ops.offline.engine import render
 
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 WAF_ARN = "arn:aws:wafv2:us-east-2:123456789012:regional/webacl/minimax-rate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -103,7 +104,8 @@ def test_tls_listens_only_on_443_with_a_tls13_policy_and_the_hour_idle_timeout()
     a = ingress(SHAPES["internet-tls-waf"])["metadata"]["annotations"]
     assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]
     assert a["alb.ingress.kubernetes.io/certificate-arn"] == TLS_ARN
-    assert a["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # A restricted (-Res-) TLS 1.3/1.2 policy: forward-secret AEAD ciphers only.
+    assert a["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
     assert "alb.ingress.kubernetes.io/ssl-redirect" not in a  # no plain-HTTP listener to redirect from
     assert "idle_timeout.timeout_seconds=3600" in a["alb.ingress.kubernetes.io/load-balancer-attributes"]
     assert a["alb.ingress.kubernetes.io/inbound-cidrs"] == "52.0.0.0/16"

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from components import deploy_gate, exposure_rules
-from components.config import parse
-from components.settings import SettingsError
-from ops import mocks
-from ops.offline import render
+from components.platform import deploy_gate
+from components.platform.config import parse
+from components.serving import exposure as exposure_rules
+from components.settings.stack import SettingsError
+from ops.offline import mocks
+from ops.offline.engine import render
 
 REGION = "us-east-2"
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"

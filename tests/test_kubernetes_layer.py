@@ -8,9 +8,12 @@ import json
 import kubernetes_validate
 import pytest
 
-from components import config, gpu_pool, profiles, settings, versions, workload
-from ops import graph_order
-from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
+from components.facts import gpu_pool, versions
+from components.platform import config
+from components.serving import profiles, workload
+from components.settings import stack as settings
+from ops.offline import graph_order
+from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -170,6 +173,23 @@ def test_load_balancer_controller_gets_iam_through_pod_identity():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_the_ingress_class_admits_only_the_serving_namespace_and_the_stacks_scheme(stack):
+    """Without IngressClassParams anyone who may create an Ingress could publish any pod on an ALB."""
+    r = rendered(stack)
+    values = release(r, "aws-load-balancer-controller").inputs["values"]
+    params = values["ingressClassParams"]
+    assert values["createIngressClassResource"] is True and params["create"] is True
+    (ingress,) = r.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    namespace = ingress.inputs["metadata"]["namespace"]
+    scheme = ingress.inputs["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"]
+    assert params["spec"] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        "scheme": scheme,
+    }
+    assert ingress.inputs["spec"]["ingressClassName"] == values["ingressClass"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_secrets_reach_vllm_only_through_a_kubernetes_secret(stack):
     r = render(stack, secrets={"hfToken": PLACEHOLDER_SECRETS["hfToken"]})
     secret = r.one(SECRET)
@@ -204,7 +224,7 @@ def test_missing_api_key_fails_before_any_resource_with_the_fix():
 
 
 def test_bad_config_fails_before_any_resource_is_declared(monkeypatch):
-    from ops import mocks
+    from ops.offline import mocks
 
     created = []
     original = mocks.OfflineMocks.new_resource

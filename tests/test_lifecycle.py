@@ -8,9 +8,12 @@ import re
 
 import pytest
 
-from components import catalog, config, profiles, timeline, weight_staging, workload
-from ops import graph_order
-from ops.offline import Rendering, render
+from components.facts import catalog, timeline
+from components.platform import config
+from components.serving import profiles, workload
+from components.weights import staging as weight_staging
+from ops.offline import graph_order
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

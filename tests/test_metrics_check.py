@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from components import alerts
-from components.observability_settings import ObservabilitySettings
+from components.observability import alerts
+from components.settings.observability import ObservabilitySettings
 from ops import metrics_check
 
 DEFAULTS = ObservabilitySettings()

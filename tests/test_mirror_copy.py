@@ -1,4 +1,4 @@
-"""The weight mirror's copy and verification (components/mirror_copy.py) against moto's S3 and a
+"""The weight mirror's copy and verification (components/weights/mirror_copy.py) against moto's S3 and a
 fake Hub listing: what the Job and the init container run."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components import mirror_copy as mc
+from components.weights import mirror_copy as mc
 
 pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
 

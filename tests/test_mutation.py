@@ -11,21 +11,21 @@ from ops.mutation import Mutant
 
 # Every component the list must plant bugs in (issue: across every component).
 AREAS = {
-    "components/profiles.py",
-    "components/settings.py",
-    "components/schema.py",
-    "components/capacity.py",
-    "components/timeline.py",
-    "components/workload.py",
-    "components/endpoint.py",
-    "components/network.py",
-    "components/cluster.py",
-    "components/gpu_nodes.py",
-    "components/node_template.py",
-    "components/device_plugin.py",
-    "components/load_balancer_controller.py",
-    "components/pod_security.py",
-    "components/network_policy.py",
+    "components/serving/profiles.py",
+    "components/settings/stack.py",
+    "components/settings/schema.py",
+    "components/serving/capacity.py",
+    "components/facts/timeline.py",
+    "components/serving/workload.py",
+    "components/serving/endpoint.py",
+    "components/aws/network.py",
+    "components/aws/cluster.py",
+    "components/aws/gpu_nodes.py",
+    "components/aws/launch_template.py",
+    "components/kubernetes/device_plugin.py",
+    "components/kubernetes/load_balancer_controller.py",
+    "components/kubernetes/pod_security.py",
+    "components/kubernetes/network_policy.py",
     "policies/rules.py",
     "ops/preflight.py",
 }
@@ -43,9 +43,9 @@ def test_every_listed_mutant_still_applies_exactly_once():
 
 
 def test_a_snippet_no_longer_in_its_file_is_stale_and_fails_the_check(monkeypatch, capsys):
-    gone = Mutant("gone", "components/profiles.py", "this text is not in the file", "x", "nothing")
+    gone = Mutant("gone", "components/serving/profiles.py", "this text is not in the file", "x", "nothing")
     assert "not found" in mutation.staleness(gone)
-    twice = Mutant("twice", "components/profiles.py", "import", "x", "nothing")
+    twice = Mutant("twice", "components/serving/profiles.py", "import", "x", "nothing")
     assert "make it unique" in mutation.staleness(twice)
     monkeypatch.setattr(mutation, "load", lambda: [gone])
     assert mutation.main(["--check"]) == 2

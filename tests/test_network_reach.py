@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from components import endpoint, profiles, workload
-from ops import mocks
-from ops.offline import Rendering, Resource, render
+from components.serving import endpoint, profiles, workload
+from ops.offline import mocks
+from ops.offline.engine import Rendering, Resource, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"

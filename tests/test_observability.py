@@ -12,23 +12,17 @@ import promql_parser
 import pytest
 import yaml
 
-from components import (
-    alerts,
-    config,
-    dashboards,
-    dcgm_fields,
-    device_plugin,
-    gpu_pool,
-    load_balancer_controller,
-    timeline,
-    workload,
-)
-from components import observability as obs
-from components.cluster import SYSTEM_POOL_LABEL
-from components.config import from_stack_file
-from components.observability_settings import ObservabilitySettings
-from components.settings import SettingsError
-from ops.offline import Rendering, render
+from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.facts import gpu_pool, timeline
+from components.kubernetes import device_plugin, load_balancer_controller
+from components.observability import alerts, dashboards, dcgm_fields
+from components.observability import values as obs
+from components.platform import config
+from components.platform.config import from_stack_file
+from components.serving import workload
+from components.settings.observability import ObservabilitySettings
+from components.settings.stack import SettingsError
+from ops.offline.engine import Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -455,8 +449,31 @@ def test_amp_mode_remote_writes_to_a_workspace_that_evaluates_the_same_rules():
         (obs.NAMESPACE, values["prometheus"]["serviceAccount"]["name"]),
         (obs.NAMESPACE, values["grafana"]["serviceAccount"]["name"]),
     } <= accounts
-    policy = next(p for p in r.of_type("aws:iam/policy:Policy") if "aps:RemoteWrite" in p.inputs["policy"])
-    assert json.loads(policy.inputs["policy"])["Statement"][0]["Resource"] == workspace.outputs["arn"]
+    # Prometheus may only write and Grafana only read, each on this workspace.
+    granted = {}
+    for a in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation"):
+        role = next(x for x in r.of_type("aws:iam/role:Role") if x.outputs["arn"] == a.inputs["roleArn"])
+        (attachment,) = [
+            x
+            for x in r.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if x.inputs["role"] in (role.id, role.outputs["name"])
+        ] or [None]
+        policy = attachment and next(
+            (p for p in r.of_type("aws:iam/policy:Policy") if p.outputs["arn"] == attachment.inputs["policyArn"]), None
+        )
+        if policy is not None and "aps:" in policy.inputs["policy"]:
+            (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+            assert statement["Resource"] == workspace.outputs["arn"]
+            granted[a.inputs["serviceAccount"]] = set(statement["Action"])
+    assert granted == {
+        values["prometheus"]["serviceAccount"]["name"]: {"aps:RemoteWrite"},
+        values["grafana"]["serviceAccount"]["name"]: {
+            "aps:QueryMetrics",
+            "aps:GetSeries",
+            "aps:GetLabels",
+            "aps:GetMetricMetadata",
+        },
+    }
 
 
 def test_helm_values_are_rendered_with_sorted_keys():
@@ -505,7 +522,7 @@ def test_observability_settings_read_camel_case_keys_from_the_stack():
 
 
 def test_a_bad_mode_stops_the_program_before_any_resource(monkeypatch):
-    from ops import mocks
+    from ops.offline import mocks
 
     created = []
     original = mocks.OfflineMocks.new_resource

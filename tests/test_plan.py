@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import config, profiles, settings, versions
+from components.facts import versions
+from components.platform import config
+from components.serving import profiles
+from components.settings import stack as settings
 from ops import plan
-from ops.offline import PLACEHOLDER_SECRETS, render
+from ops.offline.engine import PLACEHOLDER_SECRETS, render
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,11 @@ import pytest
 from pulumi_policy import EnforcementLevel, PolicyResource, ResourceValidationArgs, StackValidationArgs
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components import config, endpoint, gpu_pool, weight_mirror
-from ops.offline import PLACEHOLDER_SECRETS, Rendering, render
+from components.facts import gpu_pool
+from components.platform import config
+from components.serving import endpoint
+from components.weights import mirror as weight_mirror
+from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -369,6 +372,21 @@ FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
         INGRESS,
         lambda: _with(props(INGRESS), lambda p: p["metadata"]["annotations"].pop(f"{A}/inbound-cidrs")),
         "no inbound-cidrs",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(
+            props(INGRESS),
+            lambda p: p["metadata"]["annotations"].update({f"{A}/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}),
+        ),
+        "is not a restricted (-Res-) one",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: p["metadata"]["annotations"].pop(f"{A}/ssl-policy")),
+        "(the ELB default, ELBSecurityPolicy-2016-08) is not a restricted",
     ),
     (
         "public-endpoint-tls-and-ranges",
@@ -779,7 +797,7 @@ def test_the_pack_reads_the_same_path_list_as_the_ingress() -> None:
     [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/1", "8000::/1"], ["2000::/3"], ["52.0.0.0/8"], ["2600::/12"]],
 )
 def test_the_packs_cidr_arithmetic_agrees_with_the_settings(cidrs: list[str]) -> None:
-    from components import exposure_rules
+    from components.serving import exposure as exposure_rules
 
     assert rules._covers_world(cidrs) == exposure_rules.covers_the_internet(cidrs)
 

@@ -13,9 +13,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 import ops
-from components import versions
-from components.config import parse
-from components.settings import Settings
+from components.facts import versions
+from components.platform.config import parse
+from components.settings.stack import Settings
 from ops import awsclients, preflight
 from ops.__main__ import main as ops_main
 
@@ -445,7 +445,7 @@ def test_extended_support_fails_with_the_cost_and_the_newest_standard_version() 
     assert row.status == "FAIL"
     assert "extended support" in row.detail and "$0.60" in row.detail and "$0.10" in row.detail
     assert "2026-12-02" in row.detail and "2027-12-02" in row.detail
-    assert row.fix.startswith('pin its add-ons in components/versions.py EKS_ADDON_VERSIONS["1.36"]')
+    assert row.fix.startswith('pin its add-ons in components/facts/versions.py EKS_ADDON_VERSIONS["1.36"]')
     assert row.fix.endswith("pulumi config set --path 'cluster.kubernetesVersion' 1.36")
     stub.assert_no_pending_responses()
 
@@ -461,7 +461,7 @@ def test_extended_support_fix_names_the_existing_pins_when_the_newest_version_is
     row = eks_rows(make_settings(), eks)["kubernetes version"]
     assert row.fix == (
         f"pulumi config set --path 'cluster.kubernetesVersion' {newest}"
-        f' (its add-on pins: components/versions.py EKS_ADDON_VERSIONS["{newest}"])'
+        f' (its add-on pins: components/facts/versions.py EKS_ADDON_VERSIONS["{newest}"])'
     )
 
 
@@ -493,7 +493,7 @@ def test_pinned_add_on_not_listed_fails_naming_the_default_build() -> None:
     row = rows["add-on coredns"]
     assert row.status == "FAIL"
     assert PINS["coredns"] in row.detail and "v1.12.4-eksbuild.1" in row.detail
-    assert row.fix == f'edit components/versions.py EKS_ADDON_VERSIONS["{K8S}"]["coredns"] = "v1.12.4-eksbuild.1"'
+    assert row.fix == f'edit components/facts/versions.py EKS_ADDON_VERSIONS["{K8S}"]["coredns"] = "v1.12.4-eksbuild.1"'
     assert rows["add-on vpc-cni"].status == "PASS"
 
 
@@ -545,7 +545,7 @@ def test_kubernetes_version_without_pins_fails_with_where_to_add_them() -> None:
     assert rows["kubernetes version"].status == "PASS"
     row = rows["add-on versions"]
     assert row.status == "FAIL" and "1.99" in row.detail
-    assert 'components/versions.py EKS_ADDON_VERSIONS["1.99"]' in row.fix
+    assert 'components/facts/versions.py EKS_ADDON_VERSIONS["1.99"]' in row.fix
     stub.assert_no_pending_responses()
 
 
@@ -592,6 +592,6 @@ def test_preflight_verify_and_sweep_do_not_import_pulumi() -> None:
     import subprocess
     import sys
 
-    code = "import sys, ops.__main__, ops.preflight, ops.verify, ops.sweep; sys.exit('pulumi' in sys.modules)"
+    code = "import sys, ops.__main__, ops.preflight, ops.verify, ops.sweep.run; sys.exit('pulumi' in sys.modules)"
     root = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False, timeout=60).returncode == 0

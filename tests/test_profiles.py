@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components import profiles
-from components.config import parse
+from components.platform.config import parse
+from components.serving import profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE_COMMON = ["--trust-remote-code", "--enable-auto-tool-choice", "--tool-call-parser", "minimax_m2"]
@@ -119,7 +119,7 @@ def test_only_the_profile_module_builds_vllm_flags():
     offenders = []
     for path in ROOT.glob("**/*.py"):
         rel = path.relative_to(ROOT)
-        if rel.parts[0] in {".venv", "tests"} or rel == Path("components/profiles.py"):
+        if rel.parts[0] in {".venv", "tests"} or rel == Path("components/serving/profiles.py"):
             continue
         if re.search(r"[\"']--(tensor-parallel-size|enable-expert-parallel|tool-call-parser)[\"'=]", path.read_text()):
             offenders.append(str(rel))

@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 
-from components import gpu_pool, reservations
-from components.config import parse
-from components.node_update_settings import CAPACITY_BLOCK_UPDATES
-from components.settings import SettingsError
-from ops.offline import render
+from components.aws import reservations
+from components.facts import gpu_pool
+from components.platform.config import parse
+from components.settings.node_update import CAPACITY_BLOCK_UPDATES
+from components.settings.stack import SettingsError
+from ops.offline.engine import render
 
 REGION = "us-east-2"
 RESERVATION = "cr-0123456789abcdef0"

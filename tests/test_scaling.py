@@ -15,23 +15,17 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
-from components import (
-    catalog,
-    cluster_autoscaler,
-    endpoint,
-    gpu_pool,
-    scaling,
-    scaling_manifests,
-    timeline,
-    versions,
-    workload,
-)
-from components.config import from_stack_file, parse
-from components.scaling_rules import check, replica_capacity
-from components.scaling_settings import ScalingSettings
-from components.settings import SettingsError
-from components.settings import parse as schema_parse
-from ops.offline import Rendering, render
+from components.facts import catalog, gpu_pool, timeline, versions
+from components.platform.config import from_stack_file, parse
+from components.scaling import cluster_autoscaler
+from components.scaling import manifests as scaling_manifests
+from components.scaling import policy as scaling
+from components.scaling.rules import check, replica_capacity
+from components.serving import endpoint, workload
+from components.settings.scaling import ScalingSettings
+from components.settings.stack import SettingsError
+from components.settings.stack import parse as schema_parse
+from ops.offline.engine import Rendering, render
 
 SCALED_STACKS = ("dev", "staging")
 WEIGHTS_GB = catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb  # the default model's
@@ -124,7 +118,7 @@ def test_starting_replicas_must_lie_within_the_bounds_and_a_schedule_needs_scali
 
 
 def test_a_bad_scaling_section_stops_the_program_before_any_resource(monkeypatch):
-    from ops import mocks
+    from ops.offline import mocks
 
     created = []
     original = mocks.OfflineMocks.new_resource
@@ -554,7 +548,7 @@ def test_autoscaling_needs_the_in_cluster_prometheus_its_triggers_query(mode):
 
 
 def parse_stack(stack: str) -> dict:
-    from components.config import read_stack_file, split_stack_config
+    from components.platform.config import read_stack_file, split_stack_config
 
     return split_stack_config(read_stack_file(stack))[0]
 

@@ -8,9 +8,9 @@ import functools
 
 import pytest
 
-from components import scaling
-from components.config import from_stack_file
-from components.scaling import Behavior, Policy, Rules
+from components.platform.config import from_stack_file
+from components.scaling import policy as scaling
+from components.scaling.policy import Behavior, Policy, Rules
 from ops import scaling_sim as sim
 
 SCALED_STACKS = ("dev", "staging")
@@ -249,7 +249,7 @@ def test_flapping_is_a_reversal_inside_the_window():
 
 
 def test_a_larger_always_on_policy_passes_too():
-    from components.config import parse
+    from components.platform.config import parse
 
     settings = parse(
         {

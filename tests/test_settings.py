@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from components import config, settings
-from components.config import parse
-from components.settings import SettingsError
+from components.platform import config
+from components.platform.config import parse
+from components.settings import stack as settings
+from components.settings.stack import SettingsError
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 REGION = "us-east-2"
@@ -113,9 +114,10 @@ BAD_INPUTS = [
     ("cluster.publicAccessCidrs", ["0.0.0.0/0"], "never 0.0.0.0/0"),
     ("cluster.publicAccessCidrs", ["not-a-cidr"], "IPv4 CIDRs"),
     ("cluster.kubernetesVersion", "1.2x", "EKS version with pinned add-ons: 1.34, 1.35"),
-    ("cluster.kubernetesVersion", "1.29", "components/versions.py EKS_ADDON_VERSIONS"),
+    ("cluster.kubernetesVersion", "1.29", "components/facts/versions.py EKS_ADDON_VERSIONS"),
     ("cluster.adminPrincipalArns", ["admin"], "IAM role or user ARNs"),
     ("cluster.logRetentionDays", 45, "CloudWatch retention"),
+    ("cluster.logRetentionDays", 30, "90 days or more"),  # the audit log: who changed the cluster
     ("gpuNodes.instanceType", "g5.48xlarge", "supported GPU instance type"),
     ("gpuNodes.capacityType", "SPOT", "ON_DEMAND, CAPACITY_BLOCK"),
     ("gpuNodes.capacityReservationId", "reservation-1", "cr-0123456789abcdef0"),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
-from components import settings as settings_module
+from components.settings import stack as settings_module
 from ops import preflight
 from ops.__main__ import main as ops_main
 from ops.awsclients import CredentialsMissing, stack_session

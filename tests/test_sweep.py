@@ -12,10 +12,10 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto import mock_aws
 
-from components import settings as settings_module
-from ops import sweep
+from components.settings import stack as settings_module
 from ops.__main__ import main as ops_main
 from ops.report import UsageError
+from ops.sweep import run as sweep
 from tests.sweep_world import (
     CLUSTER,
     CONTROLLER,
@@ -483,8 +483,8 @@ def test_no_credentials_is_a_usage_error_without_a_traceback(
 
 
 def test_the_weight_mirror_is_reported_and_never_deleted(world: World) -> None:
-    from components.weight_mirror import bucket_name
-    from components.weights_settings import WeightsSettings
+    from components.settings.weights import WeightsSettings
+    from components.weights.mirror import bucket_name
 
     assert SETTINGS.weights.source == "s3"  # prod-8gpu keeps a mirror
     s3 = boto3.client("s3", region_name=REGION)

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ops import sweep
+from ops.sweep import run as sweep
 from tests.sweep_world import CONTROLLER, OURS, SETTINGS, SIBLING, SIBLING_TAGS, World, tag_spec
 
 pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`

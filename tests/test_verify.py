@@ -181,7 +181,7 @@ def test_leaky_endpoint_that_serves_unguarded_routes_fails_exposure(serve: Start
     assert row.status == "FAIL"
     for leak in ("POST /invocations 200", "POST /tokenize 200", "GET /metrics 200", "GET /docs 200"):
         assert leak in row.detail
-    assert "components/endpoint.py" in row.fix
+    assert "components/serving/endpoint.py" in row.fix
     assert exit_code(checks.values()) == 1
 
 
@@ -193,7 +193,7 @@ def test_wrong_key_gets_401_on_v1_behind_the_alb(serve: Start) -> None:
 
 
 def test_every_probe_is_a_path_the_load_balancer_refuses() -> None:
-    from components import endpoint
+    from components.serving import endpoint
 
     for _, path, _ in verify.UNGUARDED_PROBES:
         assert not endpoint.reaches_vllm(path), path
@@ -201,7 +201,8 @@ def test_every_probe_is_a_path_the_load_balancer_refuses() -> None:
 
 def test_the_guides_request_body_is_accepted_by_the_names_the_stack_serves(serve: Start) -> None:
     """The guide's curl sends the Hub id; the fake serves exactly the names of the rendered argv."""
-    from components import config, profiles
+    from components.platform import config
+    from components.serving import profiles
 
     argv = profiles.vllm_argv(config.from_stack_file("prod-8gpu").serving)
     i = argv.index("--served-model-name") + 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from components import versions
-from components.settings import STACKS_DIR
+from components.facts import versions
+from components.settings.stack import STACKS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,16 @@ import json
 
 import pytest
 
-from components import catalog, config, mirror_bucket, network_policy, timeline, weight_mirror, weight_staging, workload
-from components.settings import SettingsError
-from ops import graph_order
-from ops.offline import Rendering, render
+from components.facts import catalog, timeline
+from components.kubernetes import network_policy
+from components.platform import config
+from components.serving import workload
+from components.settings.stack import SettingsError
+from components.weights import mirror as weight_mirror
+from components.weights import mirror_bucket
+from components.weights import staging as weight_staging
+from ops.offline import graph_order
+from ops.offline.engine import Rendering, render
 
 SHA = "5fb9455421adc47f561f139d4e925b4c88c44367"
 PREFIX = f"MiniMaxAI/MiniMax-M2.5/{SHA}/"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import weight_staging
+from components.weights import staging as weight_staging
 
 pytestmark = pytest.mark.slow  # runs the real shell script: `make test`, not `make test-fast`
 

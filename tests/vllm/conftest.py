@@ -18,7 +18,7 @@ from unittest import mock
 
 import pytest
 
-from components import versions
+from components.facts import versions
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,4 +1,4 @@
-"""Writes components/data/vllm-serve-flags.json: every long flag of the pinned `vllm serve`.
+"""Writes components/facts/data/vllm-serve-flags.json: every long flag of the pinned `vllm serve`.
 
 The settings refuse any `serving.extraArgs` flag not in that list (argparse would otherwise
 accept abbreviations). Run after a vLLM bump; tests/vllm/test_serve_flag_list.py fails until then:
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from components import exposure_rules
+from components.serving import exposure as exposure_rules
 from tests.vllm.conftest import VllmCli
 
 

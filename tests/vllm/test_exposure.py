@@ -7,7 +7,10 @@ import json
 
 import pytest
 
-from components import config, endpoint, exposure_rules, profiles, versions
+from components.facts import versions
+from components.platform import config
+from components.serving import endpoint, profiles
+from components.serving import exposure as exposure_rules
 from tests.vllm.generate_serve_flags import document
 
 pytestmark = pytest.mark.vllm

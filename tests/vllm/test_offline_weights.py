@@ -35,7 +35,8 @@ def test_vllm_offline_resolves_the_staged_snapshot_of_that_revision_only(tmp_pat
 def test_every_vllm_variable_the_deployment_sets_is_one_vllm_reads(monkeypatch):
     import vllm.envs as envs
 
-    from components import config, workload
+    from components.platform import config
+    from components.serving import workload
 
     s = config.from_stack_file("prod-8gpu")
     container = workload.deployment(s.serving, s.gpu_nodes.instance, True)["spec"]["template"]["spec"]["containers"][0]
@@ -58,7 +59,10 @@ def test_vllm_offline_serves_what_the_s3_mirror_staged(tmp_path, monkeypatch):
     from moto import mock_aws
     from vllm.transformers_utils import repo_utils
 
-    from components import config, mirror_copy, profiles, weight_mirror
+    from components.platform import config
+    from components.serving import profiles
+    from components.weights import mirror as weight_mirror
+    from components.weights import mirror_copy
 
     sha = "0123456789abcdef0123456789abcdef01234567"
     data = b'{"architectures": ["MiniMaxM2ForCausalLM"]}'

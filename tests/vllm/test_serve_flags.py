@@ -8,7 +8,10 @@ import json
 
 import pytest
 
-from components import capacity, config, profiles, settings, versions
+from components.facts import versions
+from components.platform import config
+from components.serving import capacity, profiles
+from components.settings import stack as settings
 
 pytestmark = pytest.mark.vllm
 

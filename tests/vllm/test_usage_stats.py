@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 
-from ops.offline import Rendering, render
+from ops.offline.engine import Rendering, render
 
 pytestmark = pytest.mark.vllm
 

@@ -1,0 +1,104 @@
+"""AWS Load Balancer Controller: turns the vLLM Ingress into an ALB, with IAM via Pod Identity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws.pod_identity import workload_identity
+from components.facts import DATA, versions
+from components.kubernetes.helm import pinned_release
+from components.serving import endpoint
+
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "aws-load-balancer-controller"
+
+
+def iam_policy_file(chart_version: str) -> Path:
+    """The controller's published IAM policy (docs/install/iam_policy.json) for a chart release:
+    named for the version, so bumping the chart pin without the policy fails (file missing)."""
+    return DATA / f"aws-load-balancer-controller-v{chart_version}-iam-policy.json"
+
+
+IAM_POLICY_FILE = iam_policy_file(versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[2])
+
+
+def iam_policy_document() -> str:
+    # Minified: the readable file is over IAM's 6,144-character managed policy limit.
+    return json.dumps(json.loads(IAM_POLICY_FILE.read_text()), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class LoadBalancerControllerArgs:
+    cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Output[str]  # the role trusts only this cluster's service account
+    vpc_id: pulumi.Input[str]
+    region: str
+    # The one namespace whose Ingresses may use the class, and the one scheme they get.
+    ingress_namespace: str
+    scheme: str
+    provider: k8s.Provider
+    tags: dict[str, str]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+def ingress_class_params(namespace: str, scheme: str) -> dict:
+    """IngressClassParams spec (elbv2.k8s.aws/v1beta1): the namespaces and the scheme the class allows."""
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}, "scheme": scheme}
+
+
+class LoadBalancerController(pulumi.ComponentResource):
+    def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:k8s:LoadBalancerController", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        policy = aws.iam.Policy(f"{name}-policy", policy=iam_policy_document(), tags=args.tags, opts=child)
+        identity = workload_identity(
+            name,
+            self,
+            cluster_name=args.cluster_name,
+            cluster_arn=args.cluster_arn,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            tags=args.tags,
+            policy_arn=policy.arn,
+            depends_on=args.depends_on,
+        )
+        self.release = pinned_release(
+            f"{name}-release",
+            versions.AWS_LOAD_BALANCER_CONTROLLER_CHART,
+            namespace=NAMESPACE,
+            values={
+                "clusterName": args.cluster_name,
+                "region": args.region,
+                "vpcId": args.vpc_id,
+                "replicaCount": 2,
+                "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                # Only Services that ask for it (loadBalancerClass) become NLBs; others are left alone.
+                "enableServiceMutatorWebhook": False,
+                # The IngressClass the vLLM Ingress names; not the cluster default, so no other
+                # Ingress becomes an ALB by accident.
+                "createIngressClassResource": True,
+                "ingressClass": endpoint.INGRESS_CLASS,
+                "ingressClassConfig": {"default": False},
+                # The chart's IngressClassParams, referenced by the class: an Ingress outside the
+                # serving namespace, or asking for another scheme, is refused by the controller, so
+                # whoever may create an Ingress elsewhere cannot publish a pod through this class.
+                "ingressClassParams": {
+                    "create": True,
+                    "spec": ingress_class_params(args.ingress_namespace, args.scheme),
+                },
+                "defaultTags": args.tags,
+            },
+            # Webhooks must be ready before the vLLM namespace's pods are admitted.
+            skip_await=False,
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[identity.association, *args.depends_on]
+            ),
+        )
+        self.role_arn = identity.role.arn
+        self.register_outputs({"roleArn": identity.role.arn, "status": self.release.status})

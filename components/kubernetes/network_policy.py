@@ -1,0 +1,113 @@
+"""NetworkPolicies of the vLLM namespace: deny everything, then allow only what serving needs.
+
+The VPC CNI enforces them once its add-on runs with `enableNetworkPolicy` (cluster.py).
+In, to the serving port: the load balancer and the Prometheus pods, nothing else. The ALB (IP
+targets) proxies every request, so the pods see its nodes' addresses, which lie in the subnets
+it is placed in; the policy admits exactly those subnets. No node and no pod has an address
+there (nodes run in the private subnets, and the VPC CNI gives a pod an address of its node's
+subnet), and subnets of one VPC never overlap, so no pod or node range is admitted and no
+`except` is needed. The AWS network policy agent matches an ipBlock against every source
+address, pods' included; docs/operations.md (Network exposure) has the reasoning and sources.
+Client ranges are enforced on the ALB.
+Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or an S3 weight mirror) and, with an S3
+mirror, the Pod Identity agent's credentials endpoint.
+Nothing else: no pod-to-pod, no instance metadata, no other port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from components.facts import scraper
+
+MONITORING_NAMESPACE = scraper.NAMESPACE
+DNS_PORT = 53
+HTTPS_PORT = 443
+WORLD = "0.0.0.0/0"
+# The namespace label every namespace carries (Kubernetes sets it, immutable).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+COREDNS_LABELS = {"k8s-app": "kube-dns"}  # the EKS CoreDNS add-on's pod labels
+DEFAULT_DENY = "default-deny"
+# The EKS Pod Identity agent on every node serves credentials at this link-local address
+# (AWS_CONTAINER_CREDENTIALS_FULL_URI http://169.254.170.23/v1/credentials; EKS user guide).
+POD_IDENTITY_AGENT = "169.254.170.23/32"
+POD_IDENTITY_PORT = 80
+
+
+def _policy(name: str, namespace: str, labels: Mapping[str, str], spec: dict) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": spec,
+    }
+
+
+def default_deny(namespace: str, labels: Mapping[str, str]) -> dict:
+    """Every pod of the namespace: no traffic in or out unless another policy allows it."""
+    return _policy(DEFAULT_DENY, namespace, labels, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+
+
+def egress_rules(pod_identity: bool = False) -> list[dict]:
+    """Out: DNS to CoreDNS, HTTPS anywhere (the Hub; S3 through the gateway endpoint) and, for
+    pods with an AWS role, the Pod Identity agent (only its address and port)."""
+    rules = [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: "kube-system"}},
+                    "podSelector": {"matchLabels": dict(COREDNS_LABELS)},
+                }
+            ],
+            "ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}],
+        },
+        {"to": [{"ipBlock": {"cidr": WORLD}}], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]},
+    ]
+    if pod_identity:
+        rules.append(
+            {
+                "to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}],
+                "ports": [{"protocol": "TCP", "port": POD_IDENTITY_PORT}],
+            }
+        )
+    return rules
+
+
+def scraper_peer() -> dict:
+    """The Prometheus pods of the monitoring namespace, and no other pod there."""
+    return {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: MONITORING_NAMESPACE}},
+        "podSelector": scraper.pod_selector(),
+    }
+
+
+def serving_policy(
+    name: str,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    port: int,
+    load_balancer_sources: Iterable[str],
+    pod_identity: bool = False,
+) -> dict:
+    """What the vLLM pods may receive and send.
+
+    load_balancer_sources: the CIDRs of the subnets the ALB is placed in (its nodes' addresses).
+    pod_identity: the pods get AWS credentials from the EKS Pod Identity agent (S3 weight mirror).
+    """
+    sources = sorted(dict.fromkeys(load_balancer_sources))
+    if not sources:
+        raise ValueError("the load balancer's subnets are unknown: the serving port would admit no load balancer")
+    serving_port = [{"protocol": "TCP", "port": port}]
+    ingress = [
+        {"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": serving_port},
+        # vLLM serves /metrics on the same port as the API.
+        {"from": [scraper_peer()], "ports": serving_port},
+    ]
+    egress = egress_rules(pod_identity)
+    spec = {
+        "podSelector": {"matchLabels": dict(pod_labels)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }
+    return _policy(name, namespace, pod_labels, spec)

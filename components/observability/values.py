@@ -1,0 +1,296 @@
+"""Metrics, dashboards and alerts for the serving stack: kube-prometheus-stack and dcgm-exporter.
+
+Where things run: Prometheus, Alertmanager, Grafana, the operator and kube-state-metrics on
+the system nodes (node selector), never on a p5; dcgm-exporter only on the GPU nodes (the
+node group's label and taint, from gpu_pool); node-exporter on every node, so the NVMe model
+cache on the GPU nodes is measured too.
+
+vLLM's /metrics is scraped inside the cluster only, by a PodMonitor on the pods' port 8000
+(the endpoint exposes only /v1/*). Nothing of the monitoring stack gets a load balancer:
+operators port-forward (ops verify prints the commands).
+
+Modes (observability.mode): `in-cluster` keeps samples in Prometheus on the system node's disk
+and evaluates the PrometheusRule there; `amp` runs Prometheus in agent mode and remote-writes
+every sample (SigV4, IAM through EKS Pod Identity) to an Amazon Managed Service for Prometheus
+workspace, which evaluates the same rules; Grafana queries the workspace. The AMP managed
+collector was not chosen: it reads a plain Prometheus scrape config rather than
+PodMonitor/ServiceMonitor objects, and scrapes from ENIs in the VPC subnets rather than from
+the Prometheus pods the vLLM NetworkPolicy admits (docs/operations.md, Network exposure).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from components.aws.cluster import SYSTEM_POOL_LABEL
+from components.facts import gpu_pool, scraper
+from components.observability import alerts, dashboards, dcgm_fields
+from components.serving import profiles, workload
+from components.settings.observability import ObservabilitySettings
+
+NAMESPACE = alerts.MONITORING_NAMESPACE
+# Short, fixed object names: the port-forward commands and Pod Identity associations name them.
+STACK_FULLNAME = scraper.STACK_FULLNAME
+PROMETHEUS_SERVICE = f"{STACK_FULLNAME}-prometheus"
+ALERTMANAGER_SERVICE = f"{STACK_FULLNAME}-alertmanager"
+GRAFANA_SERVICE = "grafana"
+PROMETHEUS_SERVICE_ACCOUNT = f"{STACK_FULLNAME}-prometheus"
+GRAFANA_SERVICE_ACCOUNT = "grafana"
+GRAFANA_ADMIN_SECRET = "grafana"  # the grafana chart generates a random admin password here
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+GRAFANA_PORT = 80
+DCGM_PORT = 9400
+PODMONITOR = "vllm"
+
+SYSTEM_NODE_SELECTOR = dict([SYSTEM_POOL_LABEL])
+# Requests of what the stack adds (plan: where it runs and what it costs). Prometheus memory
+# follows the series count: a few clusters' worth of kube and node metrics plus vLLM's and DCGM's.
+RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "prometheus": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+    "alertmanager": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+    "grafana": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+    "prometheus-operator": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+    "kube-state-metrics": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+    "node-exporter": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+    "dcgm-exporter": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+}
+# Prometheus' TSDB lives in an emptyDir on the system node's root volume (no EBS CSI driver in
+# this cluster, so no PersistentVolume): bounded by size as well as by time.
+TSDB_SIZE_GI = 10
+
+
+def sorted_keys(value: Any) -> Any:
+    """The same values with every mapping's keys in order, so two renders are byte-identical."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
+def _system(component: str) -> dict[str, Any]:
+    return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR), "resources": RESOURCES[component]}
+
+
+def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None = None) -> dict[str, Any]:
+    """kube-prometheus-stack values (chart `versions.KUBE_PROMETHEUS_STACK_CHART`), keys as in its values.yaml."""
+    agent = o.mode == "amp"
+    interval = f"{o.scrape_interval_seconds}s"
+    sidecar_key, sidecar_value = dashboards.SIDECAR_LABEL
+    prometheus_spec: dict[str, Any] = {
+        **_system("prometheus"),
+        "scrapeInterval": interval,
+        # Select every ServiceMonitor, PodMonitor and PrometheusRule, not only the chart's own.
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "storageSpec": {"emptyDir": {"sizeLimit": f"{TSDB_SIZE_GI + 2}Gi"}},
+    }
+    if agent:
+        prometheus_spec["remoteWrite"] = [
+            {"url": f"{amp_endpoint}api/v1/remote_write", "sigv4": {"region": region}},
+        ]
+    else:
+        prometheus_spec |= {
+            "evaluationInterval": interval,
+            "retention": f"{o.retention_days}d",
+            "retentionSize": f"{TSDB_SIZE_GI}GB",
+        }
+    grafana: dict[str, Any] = {
+        **_system("grafana"),
+        "fullnameOverride": GRAFANA_SERVICE,
+        "serviceAccount": {"create": True, "name": GRAFANA_SERVICE_ACCOUNT},
+        # The Kubernetes dashboards that come with the chart stay; this project's come from its ConfigMaps.
+        "defaultDashboardsEnabled": True,
+        "sidecar": {
+            "dashboards": {
+                "enabled": True,
+                "label": sidecar_key,
+                "labelValue": sidecar_value,
+                "searchNamespace": NAMESPACE,
+            },
+            "datasources": {
+                "defaultDatasourceEnabled": not agent,
+                "uid": dashboards.DEFAULT_DATASOURCE_UID,
+                # No in-cluster Alertmanager with AMP: no data source pointing at it either.
+                "alertmanager": {"enabled": not agent},
+            },
+        },
+    }
+    if agent:
+        grafana["grafana.ini"] = {"auth": {"sigv4_auth_enabled": True}}
+        grafana["additionalDataSources"] = [
+            {
+                "name": "Amazon Managed Service for Prometheus",
+                "uid": dashboards.DEFAULT_DATASOURCE_UID,
+                "type": "prometheus",
+                "access": "proxy",
+                "isDefault": True,
+                "url": amp_endpoint,
+                "jsonData": {
+                    "httpMethod": "POST",
+                    "sigV4Auth": True,
+                    "sigV4AuthType": "default",
+                    "sigV4Region": region,
+                },
+            }
+        ]
+    return sorted_keys(
+        {
+            "fullnameOverride": STACK_FULLNAME,
+            "crds": {"enabled": True},
+            # EKS runs the control plane: its schedulers, controller manager and etcd cannot be
+            # scraped, and kube-proxy binds its metrics to localhost. Rules for them would only fire.
+            "kubeControllerManager": {"enabled": False},
+            "kubeScheduler": {"enabled": False},
+            "kubeEtcd": {"enabled": False},
+            "kubeProxy": {"enabled": False},
+            "defaultRules": {
+                "create": not agent,
+                "rules": {
+                    "etcd": False,
+                    "kubeControllerManager": False,
+                    "kubeProxy": False,
+                    "kubeSchedulerAlerting": False,
+                    "kubeSchedulerRecording": False,
+                    "windows": False,
+                },
+            },
+            "windowsMonitoring": {"enabled": False},
+            "prometheus": {
+                "agentMode": agent,
+                "serviceAccount": {"create": True, "name": PROMETHEUS_SERVICE_ACCOUNT},
+                "prometheusSpec": prometheus_spec,
+            },
+            # With AMP, the workspace evaluates the rules; alerts go to its own alert manager.
+            "alertmanager": {"enabled": not agent, "alertmanagerSpec": _system("alertmanager")},
+            "grafana": grafana,
+            "prometheusOperator": {
+                **_system("prometheus-operator"),
+                "admissionWebhooks": {"patch": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}},
+            },
+            "kube-state-metrics": _system("kube-state-metrics"),
+            # Every node, the tainted GPU nodes included: the NVMe model cache is measured there.
+            "prometheus-node-exporter": {
+                "resources": RESOURCES["node-exporter"],
+                "tolerations": [gpu_pool.TOLERATION, {"operator": "Exists", "effect": "NoSchedule"}],
+            },
+        }
+    )
+
+
+def dcgm_values() -> dict[str, Any]:
+    """dcgm-exporter values (chart `versions.DCGM_EXPORTER_CHART`): on exactly the GPU pool, with this
+    project's collector list, scraped through the chart's ServiceMonitor."""
+    key, value = gpu_pool.GPU_PRESENT_LABEL
+    return sorted_keys(
+        {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}]
+                    }
+                }
+            },
+            "tolerations": [gpu_pool.TOLERATION],
+            "customMetrics": dcgm_fields.collector_csv(),
+            "resources": RESOURCES["dcgm-exporter"],
+            "serviceMonitor": {
+                "enabled": True,
+                "interval": "15s",
+                # Name the node and fix the job, so dashboards and alerts group by node and GPU.
+                "relabelings": [
+                    {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"},
+                    {"targetLabel": "job", "replacement": alerts.DCGM_JOB},
+                ],
+            },
+        }
+    )
+
+
+def vllm_pod_monitor(o: ObservabilitySettings) -> dict[str, Any]:
+    """Scrape each vLLM pod's own /metrics on its container port, from inside the cluster."""
+    port_name = "http"  # workload.deployment's container port name
+    return sorted_keys(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {
+                "name": PODMONITOR,
+                "namespace": NAMESPACE,
+                "labels": {"app.kubernetes.io/part-of": "minimax-vllm"},
+            },
+            "spec": {
+                "namespaceSelector": {"matchNames": [workload.NAMESPACE]},
+                "selector": {"matchLabels": dict(sorted(workload.LABELS.items()))},
+                "podMetricsEndpoints": [
+                    {
+                        "port": port_name,
+                        "path": "/metrics",
+                        "interval": f"{o.scrape_interval_seconds}s",
+                        "relabelings": [{"targetLabel": "job", "replacement": alerts.VLLM_JOB}],
+                    }
+                ],
+            },
+        }
+    )
+
+
+# Prometheus (agent mode) only writes; Grafana only reads. Each gets its own policy on this
+# workspace, so a compromised Grafana cannot forge metrics and Prometheus cannot read them.
+AMP_WRITE_ACTIONS = ("aps:RemoteWrite",)
+AMP_READ_ACTIONS = ("aps:GetLabels", "aps:GetMetricMetadata", "aps:GetSeries", "aps:QueryMetrics")
+
+
+def amp_policy(workspace_arn: str, actions: tuple[str, ...]) -> str:
+    """These AMP actions, on this workspace only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": workspace_arn}],
+        },
+        sort_keys=True,
+    )
+
+
+def rules_document(o: ObservabilitySettings, cold_start_budget_s: int) -> str:
+    """The alert rules as a Prometheus rule file, for an AMP rule groups namespace."""
+    return yaml.safe_dump({"groups": alerts.rule_groups(o, cold_start_budget_s)}, sort_keys=True, width=1000)
+
+
+def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | None]]:
+    """(component, where it runs, requests per pod): what `make plan` lists."""
+    if not o.enabled:
+        return []
+    on_system, on_gpu, everywhere = "system nodes", "GPU nodes (DaemonSet)", "every node (DaemonSet)"
+    rows = [
+        (
+            "prometheus" + (" (agent, remote write to AMP)" if o.mode == "amp" else ""),
+            on_system,
+            RESOURCES["prometheus"]["requests"],
+        ),
+        ("grafana", on_system, RESOURCES["grafana"]["requests"]),
+        ("prometheus-operator", on_system, RESOURCES["prometheus-operator"]["requests"]),
+        ("kube-state-metrics", on_system, RESOURCES["kube-state-metrics"]["requests"]),
+        ("node-exporter", everywhere, RESOURCES["node-exporter"]["requests"]),
+        ("dcgm-exporter", on_gpu, RESOURCES["dcgm-exporter"]["requests"]),
+    ]
+    if o.mode == "in-cluster":
+        rows.insert(1, ("alertmanager", on_system, RESOURCES["alertmanager"]["requests"]))
+    else:
+        rows.append(("AMP workspace (rules, alert manager)", "AWS managed", None))
+    return rows
+
+
+def port_forwards() -> dict[str, str]:
+    """How an operator reaches the UIs and the metrics: kubectl port-forward, never a public address."""
+    return {
+        "prometheus": f"kubectl -n {NAMESPACE} port-forward svc/{PROMETHEUS_SERVICE} {PROMETHEUS_PORT}:{PROMETHEUS_PORT}",
+        "grafana": f"kubectl -n {NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}",
+        "alertmanager": f"kubectl -n {NAMESPACE} port-forward svc/{ALERTMANAGER_SERVICE} {ALERTMANAGER_PORT}:{ALERTMANAGER_PORT}",
+        "vllm": f"kubectl -n {workload.NAMESPACE} port-forward deploy/{workload.APP} {profiles.PORT}:{profiles.PORT}",
+    }

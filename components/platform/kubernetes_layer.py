@@ -1,0 +1,138 @@
+"""The Kubernetes layer on the AWS layer: device plugin, load balancer controller, vLLM and its ALB,
+and (unless `observability.mode` is off) metrics, dashboards and alerts.
+
+Every Kubernetes resource uses the AWS layer's one explicit provider. Dependencies are
+declared so that `pulumi destroy` removes the Ingress (and so its ALB) while the controller,
+its identity, the nodes, CoreDNS and the networking add-ons, the NAT routes, the subnets and
+the cluster are all still there (the Ingress depends on the controller, which depends on them;
+tests/test_lifecycle.py computes the delete waves).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from components.kubernetes.device_plugin import DevicePlugin, DevicePluginArgs
+from components.kubernetes.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.observability.stack import Observability, ObservabilityArgs
+from components.scaling import policy as scaling_policy
+from components.scaling.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.scaling.replica_autoscaler import ReplicaAutoscaler, ReplicaAutoscalerArgs
+from components.scaling.rules import replicas_per_node
+from components.serving import endpoint, workload
+from components.serving.vllm_service import VllmService, VllmServiceArgs
+from components.settings.scaling import ScalingSettings
+from components.settings.stack import PROJECT, Secrets, Settings
+
+if TYPE_CHECKING:
+    from components.platform.aws_layer import AwsLayer
+
+
+def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scaling: ScalingSettings) -> dict[str, Any]:
+    base = settings.cluster_name
+    plugin = DevicePlugin(f"{base}-nvidia", DevicePluginArgs(provider=aws.provider, depends_on=(aws.gpu_nodes,)))
+    controller = LoadBalancerController(
+        f"{base}-lbc",
+        LoadBalancerControllerArgs(
+            cluster_name=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
+            vpc_id=aws.vpc_id,
+            region=aws.region,
+            ingress_namespace=workload.NAMESPACE,
+            scheme=settings.endpoint.scheme,
+            provider=aws.provider,
+            tags=settings.tags,
+            # Created after, and so deleted before, everything it needs to manage load balancers.
+            depends_on=aws.controller_prerequisites,
+        ),
+    )
+    vllm = VllmService(
+        f"{base}-vllm",
+        VllmServiceArgs(
+            serving=settings.serving,
+            endpoint=settings.endpoint,
+            instance=settings.gpu_nodes.instance,
+            secrets=secrets,
+            provider=aws.provider,
+            tags=settings.tags,
+            load_balancer_subnet_ids=aws.load_balancer_subnet_ids,
+            load_balancer_cidrs=aws.load_balancer_cidrs,
+            load_balancer_name=endpoint.load_balancer_name(settings.cluster_name),
+            depends_on=(controller, plugin, aws.gpu_nodes),
+            autoscaled=scaling.enabled,
+            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
+            mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
+        ),
+    )
+    if settings.observability.enabled:
+        Observability(
+            f"{base}-observability",
+            ObservabilityArgs(
+                settings=settings.observability,
+                cluster_name=aws.cluster_name,
+                cluster_arn=aws.cluster_arn,
+                region=aws.region,
+                cold_start_budget_s=workload.timers(settings.serving, settings.weights.source).cold_start_alert,
+                provider=aws.provider,
+                tags=settings.tags,
+                depends_on=(aws.system_nodes, aws.pod_identity_agent),
+            ),
+        )
+    if scaling.enabled:
+        build_autoscaling(settings, scaling, aws, vllm.deployment)
+    served = settings.serving.served_model_name
+    curl = vllm.endpoint_url.apply(lambda url: curl_command(url, served))
+    return {"endpointUrl": vllm.endpoint_url, "servedModelName": served, "curl": curl, "namespace": workload.NAMESPACE}
+
+
+def curl_command(url: str, served_model_name: str) -> str:
+    """A chat request to paste: the key is read from the stack's secret when it runs, never stored here."""
+    if not url.startswith("http"):
+        url = "$(pulumi stack output endpointUrl)"
+    return (
+        f"curl -sS {url}/v1/chat/completions "
+        f'-H "Authorization: Bearer $(pulumi config get {PROJECT}:apiKey)" '
+        "-H 'Content-Type: application/json' "
+        f'-d \'{{"model": "{served_model_name}", "messages": [{{"role": "user", "content": "Hello"}}], '
+        '"temperature": 1.0, "top_p": 0.95, "top_k": 40}\''
+    )
+
+
+def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLayer, deployment: Any) -> None:
+    """KEDA on the vLLM Deployment and the Cluster Autoscaler on the GPU node group."""
+    base = settings.cluster_name
+    cold = scaling_policy.cold_start_inputs(settings.serving.model_facts.weights_gb)
+    on_system = (aws.system_nodes, aws.pod_identity_agent)
+    ClusterAutoscaler(
+        f"{base}-cluster-autoscaler",
+        ClusterAutoscalerArgs(
+            cluster_name=settings.cluster_name,
+            cluster_name_output=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
+            region=aws.region,
+            kubernetes_version=settings.cluster.kubernetes_version,
+            cold_start=cold,
+            provider=aws.provider,
+            tags=settings.tags,
+            depends_on=on_system,
+        ),
+    )
+    policy = scaling_policy.replica_policy(
+        scaling,
+        replicas_per_node(settings),
+        cold,
+        region=aws.region,
+        load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+    )
+    ReplicaAutoscaler(
+        f"{base}-keda",
+        ReplicaAutoscalerArgs(
+            policy=policy,
+            cluster_name=aws.cluster_name,
+            cluster_arn=aws.cluster_arn,
+            provider=aws.provider,
+            tags=settings.tags,
+            deployment=deployment,
+            depends_on=on_system,
+        ),
+    )

@@ -1,0 +1,102 @@
+"""KEDA and the ScaledObject that scales the vLLM Deployment.
+
+Destroy order: the ScaledObject (and the TriggerAuthentication) depend on the KEDA release, so
+Pulumi deletes them while the operator still runs to clear its finalizer; the release goes
+after them, its CRDs last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.aws import cluster as cluster_facts
+from components.aws.pod_identity import workload_identity
+from components.facts import versions
+from components.kubernetes import custom_resource
+from components.kubernetes.helm import pinned_release
+from components.scaling import manifests as scaling_manifests
+from components.scaling import policy as scaling
+from components.serving import workload
+
+NAMESPACE = "keda"
+OPERATOR_SERVICE_ACCOUNT = "keda-operator"
+
+
+def chart_values() -> dict:
+    """KEDA's three Deployments on the system nodes, the operator under a known service account."""
+    key, value = cluster_facts.SYSTEM_POOL_LABEL
+    on_system = {"nodeSelector": {key: value}}
+    return {
+        "crds": {"install": True},
+        "operator": dict(on_system),
+        "metricsServer": dict(on_system),
+        "webhooks": dict(on_system),
+        "serviceAccount": {"operator": {"create": True, "name": OPERATOR_SERVICE_ACCOUNT}},
+    }
+
+
+# The aws-cloudwatch scaler reads metrics with GetMetricData; CloudWatch has no resource-level
+# permissions for it.
+CLOUDWATCH_READ = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["cloudwatch:GetMetricData"], "Resource": "*"}],
+    }
+)
+
+
+@dataclass(frozen=True)
+class ReplicaAutoscalerArgs:
+    policy: scaling.ReplicaPolicy
+    cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]  # Pod Identity trust is scoped to this cluster
+    provider: k8s.Provider
+    tags: dict[str, str]
+    deployment: pulumi.Resource  # the vLLM Deployment the ScaledObject scales
+    depends_on: tuple[pulumi.Resource, ...] = ()  # system nodes, pod identity agent
+
+
+class ReplicaAutoscaler(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ReplicaAutoscalerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:k8s:ReplicaAutoscaler", name, None, opts)
+        uses_aws = any(t.authentication == scaling.AWS_TRIGGER_AUTH for t in args.policy.triggers)
+        needs: list[pulumi.Resource] = list(args.depends_on)
+        if uses_aws:
+            identity = workload_identity(
+                name,
+                self,
+                cluster_name=args.cluster_name,
+                cluster_arn=args.cluster_arn,
+                namespace=NAMESPACE,
+                service_account=OPERATOR_SERVICE_ACCOUNT,
+                tags=args.tags,
+                policy_document=CLOUDWATCH_READ,
+                depends_on=args.depends_on,
+            )
+            needs.append(identity.association)  # it waits for the role's grant
+        self.release = pinned_release(
+            f"{name}-release",
+            versions.KEDA_CHART,
+            namespace=NAMESPACE,
+            values=chart_values(),
+            create_namespace=True,
+            # CRDs and the admission webhook must be ready before the ScaledObject is sent.
+            skip_await=False,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=needs),
+        )
+        on_keda = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
+        scaled_deps: list[pulumi.Resource] = [self.release, args.deployment]
+        if uses_aws:
+            auth = scaling_manifests.aws_trigger_authentication(workload.LABELS)
+            scaled_deps.append(custom_resource.from_object(f"{name}-aws-auth", auth, on_keda))
+        obj = scaling_manifests.scaled_object(args.policy, workload.LABELS)
+        self.scaled_object = custom_resource.from_object(
+            f"{name}-scaledobject",
+            obj,
+            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=scaled_deps),
+        )
+        self.register_outputs({"status": self.release.status})

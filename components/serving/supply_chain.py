@@ -1,0 +1,43 @@
+"""Supply-chain rules: what code and which image a stack may run.
+
+Pure functions, so the settings layer calls them (one line) and tests call them directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from components.facts import versions
+
+PROJECT = "minimax-vllm"
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+REMOTE_CODE_FLAG = "--trust-remote-code"
+
+
+def remote_code_revision_problems(
+    production: bool, argv: Sequence[str], model: str, revision: str | None, environment: str = "prod"
+) -> list[str]:
+    """With --trust-remote-code the model repository's Python runs in the pod: a production stack
+    (`Settings.is_production`) must pin that repository to one commit, or a push to the Hub changes
+    what runs on next restart."""
+    if not production or REMOTE_CODE_FLAG not in argv:
+        return []
+    if revision and COMMIT_SHA.match(revision):
+        return []
+    return [
+        f"{PROJECT}:serving.revision = {revision!r} must be a 40-hex Hugging Face commit sha in a "
+        f"{environment} stack, because {REMOTE_CODE_FLAG} runs {model}'s own code in the pod (a branch or "
+        "tag can move). Fix: pulumi config set --path 'serving.revision' <commit sha from "
+        f"`hf api` or https://huggingface.co/{model}/commits/main>"
+    ]
+
+
+def pinned_image(image: str, digests: dict[str, str] | None = None) -> str:
+    """`repo:tag@sha256:...` when a digest is recorded for that tag of the pinned repository,
+    else the image unchanged (preflight refuses that for prod stacks)."""
+    recorded = versions.VLLM_IMAGE_DIGESTS if digests is None else digests
+    repository, _, tag = image.partition(":")
+    digest = recorded.get(tag) if repository == versions.VLLM_IMAGE_REPOSITORY else None
+    return f"{image}@{digest}" if digest else image

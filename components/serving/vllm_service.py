@@ -1,0 +1,200 @@
+"""The vLLM workload (namespace, credentials, Deployment, disruption budget) and its ALB endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.facts import timeline
+from components.serving import endpoint, profiles, workload
+from components.settings.stack import EndpointSettings, InstanceType, Secrets, ServingSettings
+
+
+def rollout_timeouts(t: timeline.Timers) -> pulumi.CustomTimeouts:
+    """`pulumi up` waits until the model really serves: a new node's cold start on create, every
+    replica in turn on update (Pulumi's default for a Deployment is 10 minutes)."""
+    return pulumi.CustomTimeouts(
+        create=f"{-(-t.create_timeout // 60)}m",
+        update=f"{-(-t.update_timeout // 60)}m",
+        delete=f"{-(-t.delete_timeout // 60)}m",
+    )
+
+
+@dataclass(frozen=True)
+class VllmServiceArgs:
+    serving: ServingSettings
+    endpoint: EndpointSettings
+    instance: InstanceType
+    secrets: Secrets
+    provider: k8s.Provider
+    tags: dict[str, str]
+    # The subnets the ALB is placed in (its `subnets` annotation) and their CIDRs (what the pods
+    # admit): one list, so the load balancer sits exactly where the NetworkPolicy looks for it.
+    load_balancer_subnet_ids: pulumi.Input[Sequence[str]]
+    load_balancer_cidrs: tuple[str, ...]
+    load_balancer_name: str  # endpoint.load_balancer_name(cluster name); the wake trigger reads it too
+    # The Ingress must go before the load balancer controller on destroy, so the controller is
+    # still there to delete the ALB it made.
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    # KEDA owns spec.replicas once scaling is on (see VllmService).
+    autoscaled: bool = False
+    # weights.source s3: the mirror, and the Pod Identity associations its pods need at creation
+    # (credentials are injected only into pods created after the association exists).
+    mirror: workload.MirrorSource | None = None
+    mirror_identities: tuple[pulumi.Resource, ...] = ()
+
+
+def job_timeouts(weights_gb: float) -> pulumi.CustomTimeouts:
+    """Pulumi waits for the mirror Job to complete (its default would give up after 10 minutes)."""
+    minutes = f"{-(-timeline.job_timeout(weights_gb) // 60)}m"
+    return pulumi.CustomTimeouts(create=minutes, update=minutes)
+
+
+class VllmService(pulumi.ComponentResource):
+    def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:k8s:VllmService", name, None, opts)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        ns = workload.namespace()
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
+        in_ns = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        # Policies first, so no vLLM pod ever runs unfenced.
+        policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{policy['metadata']['name']}",
+                metadata=policy["metadata"],
+                spec=policy["spec"],
+                opts=in_ns,
+            )
+            for policy in workload.network_policies(args.load_balancer_cidrs, args.mirror)
+        ]
+
+        string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
+        if args.secrets.hf_token is not None:
+            string_data["hf-token"] = args.secrets.hf_token
+        credentials = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata={"name": workload.CREDENTIALS_SECRET, "namespace": workload.NAMESPACE},
+            type="Opaque",
+            string_data=string_data,
+            opts=in_ns,
+        )
+        has_token = args.secrets.hf_token is not None
+        before_pods: list[pulumi.Resource] = [credentials, *policies]
+        if args.mirror:
+            before_pods = self._mirror(name, args, in_ns, before_pods)
+        timers = workload.timers(args.serving, "s3" if args.mirror else "hub")
+        deployment = workload.deployment(
+            args.serving, args.instance, has_token, args.mirror, autoscaled=args.autoscaled
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=deployment["metadata"],
+            spec=deployment["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                in_ns,
+                pulumi.ResourceOptions(
+                    depends_on=before_pods,
+                    custom_timeouts=rollout_timeouts(timers),
+                    # With autoscaling, serving.replicas is only the starting count: later updates
+                    # must not reset what KEDA's HPA set. Under server-side apply the provider then
+                    # drops spec.replicas from its patch when the HPA owns the field, or sends the
+                    # live value (pulumi-kubernetes >= 4.9). Omitting replicas instead would reset
+                    # an existing Deployment to the default of 1 on the first update.
+                    ignore_changes=["spec.replicas"] if args.autoscaled else None,
+                ),
+            ),
+        )
+        pdb = workload.disruption_budget()
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=in_ns)
+        svc = endpoint.service(
+            name=workload.APP,
+            namespace=workload.NAMESPACE,
+            labels=workload.LABELS,
+            port=profiles.PORT,
+            target_port=workload.PORT_NAME,
+        )
+        self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
+        ing = endpoint.ingress(
+            args.endpoint,
+            args.tags,
+            name=workload.APP,
+            namespace=workload.NAMESPACE,
+            labels=workload.LABELS,
+            service_name=workload.APP,
+            service_port=workload.PORT_NAME,
+            drain_seconds=timers.deregistration_delay,
+            load_balancer_name=args.load_balancer_name,
+            subnets=pulumi.Output.from_input(args.load_balancer_subnet_ids).apply(",".join),
+        )
+        # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
+        self.ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=ing["metadata"],
+            spec=ing["spec"],
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.service])),
+        )
+
+        scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
+        self.endpoint_url = self.ingress.status.apply(lambda status: _url(status, scheme, port))
+        self.register_outputs({"endpointUrl": self.endpoint_url})
+
+    def _mirror(
+        self, name: str, args: VllmServiceArgs, in_ns: pulumi.ResourceOptions, before: list[pulumi.Resource]
+    ) -> list[pulumi.Resource]:
+        """The mirror Job and what it needs; returns what the vLLM pods must wait for: the Job
+        has completed (Pulumi awaits a Job), so the pods copy from a full, verified mirror."""
+        assert args.mirror is not None
+        objects = workload.mirror_objects(args.serving, args.mirror, args.secrets.hf_token is not None)
+        code, pods_account, job_account, job = objects
+        made: dict[str, pulumi.Resource] = {}
+        made["code"] = k8s.core.v1.ConfigMap(
+            f"{name}-mirror-code", metadata=code["metadata"], data=code["data"], opts=in_ns
+        )
+        for key, obj in (("pods", pods_account), ("job", job_account)):
+            made[key] = k8s.core.v1.ServiceAccount(
+                f"{name}-sa-{obj['metadata']['name']}",
+                metadata=obj["metadata"],
+                automount_service_account_token=obj["automountServiceAccountToken"],
+                opts=_mirror_objects_opts(in_ns, list(args.mirror_identities)),
+            )
+        self.mirror_job = k8s.batch.v1.Job(
+            f"{name}-mirror-job",
+            metadata=job["metadata"],
+            spec=job["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                in_ns,
+                pulumi.ResourceOptions(
+                    depends_on=[*before, made["code"], made["job"], *args.mirror_identities],
+                    custom_timeouts=job_timeouts(args.serving.model_facts.weights_gb),
+                    # A Job's pod template cannot change: a new image or revision is a new Job.
+                    delete_before_replace=True,
+                ),
+            ),
+        )
+        return [*before, made["code"], made["pods"], self.mirror_job, *args.mirror_identities]
+
+
+def _mirror_objects_opts(in_ns: pulumi.ResourceOptions, after: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=after))
+
+
+# `pulumi refresh` alone re-reads the Ingress but does not re-run the program, so this output
+# would stay pending; `pulumi up --refresh` reads the status and then recomputes the outputs.
+PENDING = (
+    "pending: the ALB is being created; in a few minutes run `pulumi up --refresh` (or"
+    " `pulumi refresh --run-program` on a Pulumi CLI that has the flag), then `pulumi stack output endpointUrl`"
+)
+
+
+def _url(status: Any, scheme: str, port: int) -> str:
+    """The ALB's URL once the controller has published it in the Ingress status; until then, how to get it."""
+    ingress = (getattr(getattr(status, "load_balancer", None), "ingress", None) or []) if status else []
+    host = next((getattr(i, "hostname", None) or getattr(i, "ip", None) for i in ingress), None)
+    if not host:
+        return PENDING
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")

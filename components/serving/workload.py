@@ -1,0 +1,338 @@
+"""The vLLM workload as plain Kubernetes objects (pure functions, no Pulumi); the endpoint is in endpoint.py.
+
+The Kubernetes layer sends these dicts as they are, so tests and `make plan` read exactly
+what the cluster receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components.facts import gpu_pool, timeline
+from components.kubernetes import network_policy, pod_security
+from components.serving import profiles, supply_chain
+from components.settings.stack import InstanceType, ServingSettings
+from components.weights import mirror as weight_mirror
+from components.weights import staging as weight_staging
+
+NAMESPACE = "minimax-vllm"
+APP = "vllm"
+CREDENTIALS_SECRET = "vllm-credentials"
+API_KEY_ENV = "VLLM_API_KEY"  # vLLM's own environment variable for --api-key
+HF_TOKEN_ENV = "HF_TOKEN"
+CACHE_MOUNT = "/cache"
+# The container port's name: the probes, the Service's targetPort and the Ingress backend use it.
+PORT_NAME = "http"
+HF_HOME = f"{CACHE_MOUNT}/huggingface"
+# What the staging container needs of the scratch locations (the root filesystem is read-only).
+SCRATCH_ENV = ("HOME", "TMPDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+
+SHM_SIZE = "64Gi"  # NCCL between the GPUs of one replica uses /dev/shm
+# Share of a node's CPU and memory given to pods per GPU; the rest is for the kubelet and daemonsets.
+NODE_SHARE = 0.8
+
+LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "minimax-vllm"}
+
+# Written waivers for the independent scanner (checkov) on the vLLM Deployment: each names the
+# check and why this workload cannot pass it. tests/test_checkov.py fails on any failure
+# that is not listed here.
+SECRETS_AS_ENV_WAIVER = (
+    "CKV_K8S_35",
+    "vLLM reads its API key only from the VLLM_API_KEY environment variable (or a flag, which "
+    "would show in the pod spec); the value comes from a Secret by secretKeyRef, never inline",
+)
+IMAGE_PULL_POLICY_WAIVER = (
+    "CKV_K8S_15",
+    "the image is pinned (release tag, and digest once recorded), so IfNotPresent runs that "
+    "image and a restart does not pull tens of GB again",
+)
+DIGEST_MISSING_WAIVER = (
+    "CKV_K8S_43",
+    "no digest recorded for this tag yet: run `python -m ops preflight --record-digest`; "
+    "prod stacks are refused by preflight until it is",
+)
+
+
+@dataclass(frozen=True)
+class MirrorSource:
+    """Where the pods copy the weights from with `weights.source: s3`."""
+
+    bucket: str
+    region: str
+
+
+def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
+    """`checkov.io/skipN` annotations: the scanner's own format for a written waiver.
+
+    secrets_as_env: the pods read a Secret through an environment variable (vLLM always, for
+    its API key; the mirror Job only for the optional Hugging Face token)."""
+    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER]
+    if secrets_as_env:
+        waivers.append(SECRETS_AS_ENV_WAIVER)
+    if "@sha256:" not in image:
+        waivers.append(DIGEST_MISSING_WAIVER)
+    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
+
+
+def network_policies(load_balancer_cidrs: Sequence[str], mirror: MirrorSource | None = None) -> list[dict]:
+    """Default deny for the namespace, then the vLLM pods' own allowances (and the mirror Job's).
+
+    load_balancer_cidrs: the subnets the ALB is placed in. Never the VPC: every pod has a VPC
+    address, and vLLM checks the API key only under /v1, /v2, /inference and /cohere."""
+    policies = [
+        network_policy.default_deny(NAMESPACE, LABELS),
+        network_policy.serving_policy(
+            APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, pod_identity=mirror is not None
+        ),
+    ]
+    if mirror:
+        policies.append(weight_mirror.job_network_policy(NAMESPACE))
+    return policies
+
+
+def namespace() -> dict:
+    # The load balancer controller injects readiness gates here, so a rollout waits until the
+    # new pod is healthy in the load balancer before it stops the next old one.
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NAMESPACE, "labels": {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}},
+    }
+
+
+def pod_resources(instance: InstanceType, gpus: int) -> dict:
+    """Requests equal limits: GPUs of the profile, and CPU/memory in proportion, so two 4-GPU
+    replicas fit one p5.48xlarge beside the node's daemonsets."""
+    share = NODE_SHARE * gpus / instance.gpus
+    amounts = {
+        "cpu": str(int(instance.vcpus * share)),
+        "memory": f"{int(instance.memory_gib * share)}Gi",
+        "nvidia.com/gpu": str(gpus),
+    }
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _probe(period: int, failures: int) -> dict:
+    return {
+        "httpGet": {"path": "/health", "port": PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def listen_port(argv: list[str]) -> int:
+    """The port vLLM listens on, read from its own argv: the container port, the probes, the
+    Service and the Ingress all follow it, so they cannot point at a closed port."""
+    return int(argv[argv.index("--port") + 1])
+
+
+def security_context() -> dict:
+    """The one container security context: the staging and the vLLM containers both use it."""
+    return pod_security.container_security_context()
+
+
+def timers(serving: ServingSettings, source: str = "hub") -> timeline.Timers:
+    """The Deployment's timers, from the cold-start timeline of this stack's model, replicas and weight source."""
+    return timeline.timers(serving.replicas, serving.model_facts.weights_gb, source=source)
+
+
+def _hf_token_env(has_hf_token: bool) -> list[dict]:
+    if not has_hf_token:
+        return []
+    return [{"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}}]
+
+
+def start_env(t: timeline.Timers) -> dict[str, str]:
+    """How vLLM starts: offline from the staged weights, with an engine-ready wait for load + compile."""
+    return {
+        # The weights were staged by the init container: never reach for the Hub at start.
+        "HF_HUB_OFFLINE": "1",
+        # vLLM's wait for its engine cores (600 s by default).
+        "VLLM_ENGINE_READY_TIMEOUT_S": str(t.engine_ready_timeout),
+    }
+
+
+def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
+    plain = {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
+    env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
+    env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
+    return env + _hf_token_env(has_hf_token)
+
+
+def template_metadata(autoscaled: bool) -> dict:
+    """Pod labels; with autoscaling, the Cluster Autoscaler may never evict a replica to
+    consolidate nodes (it would cost a cold start): a node goes once its replicas are scaled away.
+    Only then, so fixed-size stacks keep their pod template (a change restarts every replica)."""
+    if not autoscaled:
+        return {"labels": LABELS}
+    return {"labels": LABELS, "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}}
+
+
+def scheduling() -> tuple[dict, list[dict]]:
+    """GPU nodes only: (nodeAffinity, tolerations) of the vLLM pods and the mirror Job."""
+    pool_key, pool_value = gpu_pool.POOL_LABEL
+    affinity = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": pool_key, "operator": "In", "values": [pool_value]}]}]
+        }
+    }
+    return affinity, [gpu_pool.TOLERATION]
+
+
+def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token: bool) -> list[dict]:
+    """What fills the S3 mirror: the copy module, the two service accounts, the Job."""
+    affinity, tolerations = scheduling()
+    scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
+    return [
+        weight_mirror.config_map(NAMESPACE, LABELS),
+        weight_mirror.service_account(weight_mirror.POD_SERVICE_ACCOUNT, NAMESPACE, LABELS),
+        weight_mirror.service_account(weight_mirror.JOB_SERVICE_ACCOUNT, NAMESPACE, weight_mirror.JOB_LABELS),
+        weight_mirror.job(
+            namespace=NAMESPACE,
+            image=supply_chain.pinned_image(serving.image),
+            bucket=mirror.bucket,
+            model=serving.model,
+            revision=weight_staging.revision(serving.revision),
+            region=mirror.region,
+            secret_env=_hf_token_env(has_hf_token),
+            security_context=security_context(),
+            pod_security_context=pod_security.pod_security_context(),
+            scratch_env=scratch,
+            scratch_volumes=pod_security.scratch_volumes(),
+            scratch_mounts=pod_security.scratch_mounts(),
+            node_affinity=affinity,
+            tolerations=tolerations,
+            annotations=checkov_waivers(supply_chain.pinned_image(serving.image), secrets_as_env=has_hf_token),
+        ),
+    ]
+
+
+def deployment(
+    serving: ServingSettings,
+    instance: InstanceType,
+    has_hf_token: bool,
+    mirror: MirrorSource | None = None,
+    autoscaled: bool = False,
+) -> dict:
+    """The vLLM Deployment: argv only from the profile function, secrets only by reference.
+
+    mirror: the stack's S3 weight mirror (weights.source s3): the init container copies from it,
+    with the pods' own read-only identity (service account `vllm`, EKS Pod Identity).
+    """
+    argv = profiles.vllm_argv(serving)
+    t = timers(serving, "s3" if mirror else "hub")
+    cache_mount = {"name": "cache", "mountPath": CACHE_MOUNT}
+    image = supply_chain.pinned_image(serving.image)
+    scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
+    staging = weight_staging.init_container(
+        image=image,
+        model=serving.model,
+        pinned_revision=serving.revision,
+        hf_home=HF_HOME,
+        weights_gb=serving.model_facts.weights_gb,
+        cache_mount=cache_mount,
+        secret_env=_hf_token_env(has_hf_token),
+        security_context=security_context(),
+        scratch_env=scratch,
+        scratch_mounts=pod_security.scratch_mounts(),
+        mirror_env=(
+            weight_mirror.mirror_env(
+                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region
+            )
+            if mirror
+            else None
+        ),
+        mirror_module=(weight_mirror.MODULE_PATH, weight_mirror.module_mount()) if mirror else None,
+    )
+    spread = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            # Two 4-GPU replicas may share a p5 unless the stack asks for one node per replica.
+            "whenUnsatisfiable": "DoNotSchedule" if serving.spread_across_nodes else "ScheduleAnyway",
+            "labelSelector": {"matchLabels": LABELS},
+        },
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": LABELS},
+        },
+    ]
+    affinity, tolerations = scheduling()
+    container = {
+        "name": "vllm",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": argv[:2],
+        "args": argv[2:],
+        "env": _env(has_hf_token, t),
+        "ports": [{"name": PORT_NAME, "containerPort": listen_port(argv), "protocol": "TCP"}],
+        "resources": pod_resources(instance, serving.gpus_per_replica),
+        # Load + compile (the weights are already staged), and only then the liveness probe acts.
+        "startupProbe": _probe(t.startup_probe_period, t.startup_probe_failures),
+        "readinessProbe": _probe(10, 3),
+        # Runs only after the startup probe has passed, so it cannot kill a loading model.
+        "livenessProbe": _probe(30, 5),
+        # Keep serving while the ALB deregisters the pod, so streams in flight can finish.
+        "lifecycle": {"preStop": {"sleep": {"seconds": t.pre_stop}}},
+        "volumeMounts": [cache_mount, {"name": "dshm", "mountPath": "/dev/shm"}, *pod_security.scratch_mounts()],
+        "securityContext": security_context(),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": APP,
+            "namespace": NAMESPACE,
+            "labels": LABELS,
+            "annotations": checkov_waivers(image),
+        },
+        "spec": {
+            "replicas": serving.replicas,
+            # A first start on a new node takes most of an hour (components/facts/timeline.py); the
+            # default 600 s would mark it ProgressDeadlineExceeded.
+            "progressDeadlineSeconds": t.progress_deadline,
+            "selector": {"matchLabels": LABELS},
+            # Never ask for a spare GPU node: stop one old pod, then start its successor.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            "template": {
+                "metadata": template_metadata(autoscaled),
+                "spec": {
+                    # vLLM never calls the Kubernetes API: no token in the pod.
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security.pod_security_context(),
+                    "terminationGracePeriodSeconds": t.grace,
+                    **({"serviceAccountName": weight_mirror.POD_SERVICE_ACCOUNT} if mirror else {}),
+                    "tolerations": tolerations,
+                    "affinity": {"nodeAffinity": affinity},
+                    "topologySpreadConstraints": spread,
+                    "initContainers": [staging],
+                    "containers": [container],
+                    "volumes": [
+                        # On the node's NVMe RAID0: survives pod restarts, so nothing is downloaded
+                        # or compiled twice.
+                        {
+                            "name": "cache",
+                            "hostPath": {"path": gpu_pool.MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"},
+                        },
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
+                        *pod_security.scratch_volumes(),
+                        *([weight_mirror.module_volume()] if mirror else []),
+                    ],
+                },
+            },
+        },
+    }
+
+
+def disruption_budget() -> dict:
+    # One replica at a time may go for a voluntary disruption (node drain, upgrade).
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": APP, "namespace": NAMESPACE, "labels": LABELS},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
+    }

@@ -1,0 +1,118 @@
+"""The S3 weight mirror on the AWS side: the bucket and the two Pod Identity roles that use it.
+
+The bucket: SSE-S3 encryption (the weights are a public model's; SSE-KMS would add a KMS
+request per object read and a key policy every sharing stack must be written into), all
+public access blocked, ACLs off (bucket owner enforced), TLS only, versioned, and a lifecycle
+rule that removes a retired revision 30 days (`weights.noncurrentDays`) after its prefix is
+deleted. `pulumi destroy` leaves it and its settings (Pulumi retain_on_delete) unless the stack
+sets `weights.retainOnDestroy: false`; `ops sweep` never deletes it and lists it as retained.
+With `weights.existingBucket` nothing of the bucket is created; the roles are.
+Roles: the mirror Job may write its revision's prefix, the vLLM pods may only read it; both
+through EKS Pod Identity (trust: components/aws/iam_trust.py), never the node role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.pod_identity import workload_identity
+from components.weights import mirror as weight_mirror
+from components.weights.mirror import bucket_name
+
+__all__ = ["MirrorBucket", "MirrorBucketArgs", "bucket_name"]
+
+
+@dataclass(frozen=True)
+class MirrorBucketArgs:
+    bucket: str  # the mirror's name: created here, or an existing bucket's
+    create: bool  # False: weights.existingBucket, made elsewhere
+    key_prefix: str  # <model>/<commit>/
+    cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Output[str]
+    namespace: str
+    partition: str
+    retain_on_destroy: bool
+    noncurrent_days: int
+    tags: dict[str, str]
+    # Pod Identity associations need the agent add-on.
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+class MirrorBucket(pulumi.ComponentResource):
+    bucket: str
+    associations: list[pulumi.Resource]  # the pods that use the mirror must start after these
+
+    def __init__(self, name: str, args: MirrorBucketArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("minimax-vllm:aws:MirrorBucket", name, None, opts)
+        self.bucket = args.bucket
+        arn = f"arn:{args.partition}:s3:::{args.bucket}"
+        # The bucket with all its settings is in place before any pod gets an identity to use it.
+        bucket_ready = self._bucket(name, args, arn) if args.create else []
+        self.associations = []
+        for who, service_account, policy in (
+            ("job", weight_mirror.JOB_SERVICE_ACCOUNT, weight_mirror.writer_policy(arn, args.key_prefix)),
+            ("pods", weight_mirror.POD_SERVICE_ACCOUNT, weight_mirror.reader_policy(arn, args.key_prefix)),
+        ):
+            granted = workload_identity(
+                f"{name}-{who}",
+                self,
+                cluster_name=args.cluster_name,
+                cluster_arn=args.cluster_arn,
+                namespace=args.namespace,
+                service_account=service_account,
+                tags=args.tags,
+                policy_document=policy,
+                depends_on=[*bucket_ready, *args.depends_on],
+            )
+            self.associations.append(granted.association)
+        self.register_outputs({"bucket": args.bucket})
+
+    def _bucket(self, name: str, args: MirrorBucketArgs, arn: str) -> list[pulumi.Resource]:
+        # Everything that makes the bucket private and encrypted stays with it on destroy.
+        keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_destroy)
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=args.bucket,
+            # Only a stack that asks for the bucket to go may delete a bucket that holds weights.
+            force_destroy=not args.retain_on_destroy,
+            tags={**args.tags, "purpose": "weight-mirror"},
+            opts=keep,
+        )
+        on_bucket = pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[bucket]))
+        block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=on_bucket,
+        )
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=on_bucket
+        )
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=on_bucket,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=on_bucket
+        )
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=weight_mirror.lifecycle_rules(args.noncurrent_days),
+            opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[versioning])),
+        )
+        policy = aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket.id,
+            policy=weight_mirror.bucket_policy(arn),
+            opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[block])),
+        )
+        return [bucket, block, ownership, encryption, versioning, lifecycle, policy]

@@ -1,0 +1,5 @@
+"""`python -m ops sweep`: find and delete what an interrupted `pulumi destroy` left behind.
+
+`run.py` gates and runs it; `scope.py` decides ownership from tags; `plan.py` plans the load
+balancer side and `network.py` the VPC; `errors.py` explains every AWS error a sweep can meet.
+"""
