@@ -23,7 +23,7 @@ from components.settings.schema import set_command
 from components.settings.stack import PROJECT, Settings
 
 # An IAM role or user (a path is allowed): what an EKS access entry takes.
-IAM_PRINCIPAL = re.compile(r"^arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+IAM_PRINCIPAL = re.compile(r"arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+")
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _admin_problems(arns: tuple[str, ...], partition: str | None, region: str) -
         key, arn = f"cluster.adminPrincipalArns[{i}]", parse(value)
         if arn is None:
             continue
-        if not IAM_PRINCIPAL.match(value):
+        if not IAM_PRINCIPAL.fullmatch(value):
             out.append(
                 _fail(
                     key,
