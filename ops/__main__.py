@@ -53,7 +53,9 @@ def _capacity_use(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ops import metrics_check, verify
+    import secrets
+
+    from ops import metrics_check, verify, verify_incluster
 
     target = verify.resolve_target(
         stack=args.stack,
@@ -63,6 +65,8 @@ def _verify(args: argparse.Namespace) -> int:
         reasoning_parser=args.reasoning_parser,
     )
     title, checks = verify.main(target, timeout=args.timeout)
+    name = f"{verify_incluster.NAME}-{secrets.token_hex(3)}"
+    checks.append(verify_incluster.run(args.kubeconfig or os.environ.get("KUBECONFIG"), target.model, name))
     observability = from_stack_file(args.stack).observability
     checks += metrics_check.run(target.endpoint, observability, args.prometheus, args.timeout)
     return emit(title, checks)
@@ -179,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
         help="in-cluster Prometheus through a port-forward, e.g. http://localhost:9090 "
         "(without it, verify prints the kubectl port-forward command)",
     )
+    verify.add_argument(
+        "--kubeconfig",
+        help="the cluster's kubeconfig (default: $KUBECONFIG): a short-lived pod in another namespace then asks"
+        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection",
+    )
     verify.set_defaults(run=_verify)
 
     # No default stack: a bare `sweep --apply` must never pick one (it used to be production).
@@ -192,13 +201,13 @@ def parser() -> argparse.ArgumentParser:
         "--include-network",
         action="store_true",
         help="also this stack's VPC, NAT gateways, Elastic IPs, internet gateway, subnets and route tables "
-        "(only when Pulumi's state of them is lost)",
+        "(only when Pulumi's state of them is lost; what a kept machine routes through stays)",
     )
     sweep.add_argument(
         "--i-know-the-cluster-may-be-live",
         action="store_true",
         help="let --apply delete although the stack's EKS cluster exists or cannot be checked "
-        "(its controller may recreate or still use what is deleted)",
+        "(its controller may recreate or still use what is deleted); never its network",
     )
     sweep.set_defaults(run=_sweep)
     _capacity_parser(sub, command)

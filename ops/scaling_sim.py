@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from components.observability.values import PROMETHEUS_URL
 from components.platform.config import from_stack_file
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
@@ -578,7 +579,12 @@ def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy |
     per_node = replicas_per_node(settings)
     if policy is None:
         policy = scaling.replica_policy(
-            sc, per_node, cold, region=settings.region, load_balancer=endpoint.load_balancer_name(settings.cluster_name)
+            sc,
+            per_node,
+            cold,
+            region=settings.region,
+            load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+            prometheus_url=PROMETHEUS_URL,
         )
     g = settings.gpu_nodes
     return Stack(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from components.facts import timeline
 from components.platform import deploy_gate
 from components.platform.config import parse
 from components.serving import exposure as exposure_rules
@@ -163,8 +164,9 @@ def test_bad_endpoint_value_names_key_value_rule_and_fix(field: str, value: Any,
     assert expected in problem and f"Fix: pulumi config set --path 'endpoint.{field}" in problem
 
 
-@pytest.mark.parametrize("value", [1, "3600", 4000])
-def test_idle_timeout_accepts_the_alb_range_also_as_strings(value: Any) -> None:
+@pytest.mark.parametrize("value", [str(timeline.idle_timeout_floor(131072)), "3600", 4000])
+def test_idle_timeout_accepts_the_alb_range_above_the_floor_also_as_strings(value: Any) -> None:
+    """From the floor (tests/test_resource_settings.py) to the ALB's maximum."""
     assert parse(base(endpoint={"idleTimeoutSeconds": value}), "t", REGION).endpoint.idle_timeout_seconds == int(value)
 
 

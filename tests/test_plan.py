@@ -92,7 +92,7 @@ def test_plan_shows_the_exposed_paths(tmp_path, capsys):
     plan.main("prod-8gpu", str(tmp_path))
     out = capsys.readouterr().out
     assert "forwarded: /v1/*, /health (API key required under /v1); every other path: the ALB's own 404" in out
-    assert "idle timeout 3600s" in out
+    assert "idle timeout 3600s (floor 300s: 2 x 196608 tokens at 2000 tokens/s, x1.5)" in out  # prod-8gpu's window
 
 
 def test_plan_lists_an_unpinned_revision_of_a_non_prod_stack(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -314,10 +315,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        (ec2,) = real_clients(region, "ec2")
+        ec2, s3 = real_clients(region, "ec2", "s3")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks}[s] for s in services)
+        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3}[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -327,9 +328,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
         and "FAIL" in out
         and "fix: aws service-quotas request-service-quota-increase" in out
     )
+    assert re.search(r"image contents +SKIP +not checked without pulling vllm/vllm-openai:v0.32.0", out)
 
 
-def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple[str, tuple[str, ...]]] = []
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
@@ -345,7 +347,7 @@ def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.Monk
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3"))]
     assert seen["eks"] is not None
 
 

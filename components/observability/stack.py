@@ -45,6 +45,8 @@ class ObservabilityArgs:
     tags: dict[str, str]
     # The system nodes (for the stack) and the GPU node group (for dcgm-exporter's first pods).
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # Where the stack's Helm releases run: the PodRestarting alert watches them.
+    release_namespaces: frozenset[str] = frozenset()
 
 
 class Observability(pulumi.ComponentResource):
@@ -69,7 +71,7 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-rules",
                 name="minimax-vllm-serving",
                 workspace_id=workspace.id,
-                data=rules_document(o, args.cold_start_budget_s),
+                data=rules_document(o, args.cold_start_budget_s, args.release_namespaces),
                 tags=args.tags,
                 opts=child,
             )
@@ -133,7 +135,9 @@ class Observability(pulumi.ComponentResource):
         custom_resource.from_object(f"{name}-vllm-podmonitor", vllm_pod_monitor(o), after_stack)
         if o.mode == "in-cluster":
             custom_resource.from_object(
-                f"{name}-rules", sorted_keys(alerts.prometheus_rule(o, args.cold_start_budget_s)), after_stack
+                f"{name}-rules",
+                sorted_keys(alerts.prometheus_rule(o, args.cold_start_budget_s, args.release_namespaces)),
+                after_stack,
             )
         for cm in dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds):
             k8s.core.v1.ConfigMap(

@@ -91,7 +91,7 @@ def remote_code_problems(settings: Settings) -> list[exposure_rules.Problem]:
         settings.is_production
         or sv.allow_unpinned_remote_code
         or supply_chain.REMOTE_CODE_FLAG not in argv
-        or (sv.revision and supply_chain.COMMIT_SHA.match(sv.revision))
+        or (sv.revision and supply_chain.COMMIT_SHA.fullmatch(sv.revision))
     ):
         return []
     return [
