@@ -1,35 +1,32 @@
 """The MiniMax serving guides' pass criteria, checked against a deployed endpoint after `pulumi up`.
 
-Standard library only (urllib), so verifying needs nothing beyond Python. Each request
-sends MiniMax's recommended sampling; the second turn sends the first answer back with
-its thinking, because MiniMax documents that stripping `<think>` degrades quality.
+Generation goes through the `openai` client, the one users call the endpoint with
+(ops/verify_client.py); what must be refused (no key, unguarded routes) is probed with raw HTTP
+(urllib), which sends exactly the request it is told. Each generation request sends MiniMax's
+recommended sampling; the second turn sends the first answer back with its thinking, because
+MiniMax documents that stripping `<think>` degrades quality.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.platform.config import from_stack_file
-from components.serving import endpoint
+from components.serving import endpoint, profiles
 from components.settings.stack import PROJECT
+from ops import verify_client
 from ops.report import Check, UsageError, failed, passed, skipped
+from ops.verify_client import APPEND_THINK, Answer
 
 # Recommended sampling from the model card; top_k is a vLLM extension sent top-level.
 SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 40}
 MAX_TOKENS = 2048
-APPEND_THINK = "minimax_m2_append_think"
-SPLIT_THINK = "minimax_m2"
-# vLLM's field for split-out thinking; newer releases call it `reasoning`.
-REASONING_FIELDS = ("reasoning_content", "reasoning")
-_THINK = re.compile(r"<think>(.*?)</think>", re.S)
 
 # The smoke-test tool of the MiniMax-M2 vLLM recipe.
 WEATHER_TOOL = {
@@ -43,7 +40,9 @@ WEATHER_TOOL = {
 FIRST_QUESTION = "What is 17 * 23? Think it through, then answer with the number."
 SECOND_QUESTION = "Now add 100 to that result. Answer with the number."
 TOOL_QUESTION = "Use the get_weather tool for Athens, then summarize."
-TEXT_TOOL_MARKERS = ("get_weather", "<minimax:tool_call>", "<invoke", "tool_call")
+STREAM_QUESTION = "Say hello."
+# Long enough to stream for many seconds: tokens keep the connection busy the whole time.
+LONG_QUESTION = "Count from 1 to 400, one number per line, with no other text."
 
 # Routes vLLM serves without checking the key (its middleware guards only /v1, /v2, /inference
 # and /cohere); the load balancer must answer them itself. The request bodies are valid, so a
@@ -57,8 +56,6 @@ UNGUARDED_PROBES: tuple[tuple[str, str, dict[str, Any] | str | None], ...] = (
 )
 REFUSED = (401, 403, 404)
 
-PARSER_FIX = "check the vLLM argv (`make plan`): --enable-auto-tool-choice --tool-call-parser minimax_m2 --reasoning-parser <parser>"
-
 
 @dataclass(frozen=True)
 class Target:
@@ -68,6 +65,8 @@ class Target:
     model: str
     api_key: str
     reasoning_parser: str
+    served_names: tuple[str, ...] = ()  # every name /v1/models must list (the alias and the Hub id)
+    idle_timeout: float | None = None  # the load balancer's, for the long-stream row
 
 
 # --- where the endpoint is --------------------------------------------------------------
@@ -120,12 +119,16 @@ def resolve_target(
             "the endpoint requires an API key: pass --api-key or set MINIMAX_VLLM_API_KEY"
             f" (e.g. `export MINIMAX_VLLM_API_KEY=$(pulumi config get {PROJECT}:apiKey)`)"
         )
-    model = model or outputs.get("servedModelName")
-    if not model or not reasoning_parser:
-        serving = from_stack_file(stack).serving
-        model = model or serving.served_model_name
-        reasoning_parser = reasoning_parser or serving.reasoning_parser
-    return Target(normalize_endpoint(endpoint), model, api_key, reasoning_parser)
+    settings = from_stack_file(stack)
+    model = model or outputs.get("servedModelName") or settings.serving.served_model_name
+    return Target(
+        normalize_endpoint(endpoint),
+        model,
+        api_key,
+        reasoning_parser or settings.serving.reasoning_parser,
+        served_names=tuple(dict.fromkeys((model, *profiles.served_model_names(settings.serving)))),
+        idle_timeout=settings.endpoint.idle_timeout_seconds,
+    )
 
 
 # --- HTTP ------------------------------------------------------------------------------
@@ -157,7 +160,7 @@ _OWN_KEY = object()
 
 @dataclass
 class Client:
-    """A tiny OpenAI-wire client; records the payload of every request for the report."""
+    """Raw HTTP, for the requests that must be refused: exactly the method, path and key it is given."""
 
     endpoint: str
     api_key: str | None
@@ -188,61 +191,46 @@ class Client:
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
             raise Unreachable(f"{method} {self.endpoint}{path}: {getattr(err, 'reason', err)}") from err
 
-    def stream(self, path: str, payload: dict[str, Any]) -> tuple[int, Iterator[str]]:
-        """Status and the SSE lines of a streaming request, read as they arrive."""
-        try:
-            resp = urllib.request.urlopen(self._request("POST", path, payload, self.api_key), timeout=self.timeout)
-        except urllib.error.HTTPError as err:
-            return err.code, iter([err.read().decode("utf-8", "replace")])
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-            raise Unreachable(f"POST {self.endpoint}{path}: {getattr(err, 'reason', err)}") from err
-
-        def lines() -> Iterator[str]:
-            with resp:
-                for raw in resp:
-                    yield raw.decode("utf-8", "replace").rstrip("\r\n")
-
-        return resp.status, lines()
-
 
 def chat_body(model: str, messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """Every generation request goes through here, so every one carries the recommended sampling."""
     return {"model": model, "messages": messages, "max_tokens": MAX_TOKENS, **SAMPLING, **extra}
 
 
-# --- reading answers -------------------------------------------------------------------
+# --- the second turn -------------------------------------------------------------------
 
 
-def message_of(reply: Reply) -> dict[str, Any]:
-    choices = reply.json().get("choices") or [{}]
-    return choices[0].get("message") or {}
-
-
-def split_thinking(message: dict[str, Any]) -> tuple[str, str, str]:
-    """(thinking inside content, thinking in the reasoning field, answer text without thinking)."""
-    content = message.get("content") or ""
-    inline = "".join(_THINK.findall(content))
-    answer = _THINK.sub("", content)
-    if not inline and "</think>" in content:  # opening tag in the prompt, closing one in the output
-        inline, _, answer = content.partition("</think>")
-    separate = next(
-        (message[f] for f in REASONING_FIELDS if isinstance(message.get(f), str) and message[f].strip()), ""
-    )
-    return inline.strip(), separate.strip(), answer.strip()
-
-
-def thinking_text(message: dict[str, Any], parser: str) -> str:
-    inline, separate, _ = split_thinking(message)
-    return inline if parser == APPEND_THINK else separate
-
-
-def history_message(message: dict[str, Any], parser: str) -> dict[str, Any]:
+def history_message(first: Answer, parser: str) -> dict[str, Any]:
     """The assistant turn as a client must send it back: thinking kept as `<think>...</think>`."""
-    if parser == APPEND_THINK:
-        return {"role": "assistant", "content": message.get("content") or ""}
-    _, separate, answer = split_thinking(message)
-    content = f"<think>\n{separate}\n</think>\n\n{answer}" if separate else answer
-    return {"role": "assistant", "content": content}
+    if parser == APPEND_THINK or not first.reasoning.strip():
+        return {"role": "assistant", "content": first.content}
+    return {"role": "assistant", "content": f"<think>\n{first.reasoning.strip()}\n</think>\n\n{first.content.strip()}"}
+
+
+def check_second_turn(oc: Any, target: Target, first: Answer) -> Check:
+    if not first.ok:
+        return skipped("second turn", "no first answer to continue from")
+    thinking = (
+        verify_client.split_inline(first.content)[0] if target.reasoning_parser == APPEND_THINK else first.reasoning
+    )
+    if not thinking.strip():
+        return skipped("second turn", "the first answer has no thinking to send back (see thinking)")
+    history = [
+        {"role": "user", "content": FIRST_QUESTION},
+        history_message(first, target.reasoning_parser),
+        {"role": "user", "content": SECOND_QUESTION},
+    ]
+    reply = verify_client.ask(oc, chat_body(target.model, history))
+    answer = verify_client.split_inline(reply.content)[1]
+    if reply.ok and answer:
+        return passed(
+            "second turn", f"history carried {len(thinking.strip())} chars of <think>; answer: {answer[:40]!r}"
+        )
+    return failed(
+        "second turn",
+        f"POST with the thinking in history: {reply.error or 'no answer'}",
+        "check the server log for chat template errors",
+    )
 
 
 # --- the checks ------------------------------------------------------------------------
@@ -259,25 +247,14 @@ def check_health(c: Client) -> Check:
     )
 
 
-def check_models(c: Client, model: str) -> Check:
-    reply = c.call("GET", "/v1/models")
-    if reply.status == 401:
-        return failed(
-            "models", "GET /v1/models with the API key: 401", "use the stack's key: `pulumi config get apiKey`"
-        )
-    ids = [m.get("id") for m in reply.json().get("data", []) if isinstance(m, dict)]
-    if reply.status == 200 and model in ids:
-        return passed("models", f"serves {model}")
-    return failed(
-        "models",
-        f"GET /v1/models {reply.status}: served {ids or reply.text}, expected {model}",
-        "pass --model <served name> or check serving.servedModelName",
-    )
-
-
-def check_auth(c: Client) -> Check:
+def check_auth(c: Client, wrong_key_client: Any = None) -> Check:
+    """No key (raw HTTP: the `openai` client always sends one) and a wrong key (the `openai` client)."""
     anonymous = c.call("GET", "/v1/models", api_key=None).status
-    wrong = c.call("GET", "/v1/models", api_key="not-the-key").status
+    if wrong_key_client is None:
+        wrong = c.call("GET", "/v1/models", api_key="not-the-key").status
+    else:
+        refused, what = verify_client.check_wrong_key(wrong_key_client)
+        wrong = 401 if refused else what
     if anonymous == 401 and wrong == 401:
         return passed("auth", "requests without the key or with a wrong key: 401")
     return failed(
@@ -308,171 +285,52 @@ def check_exposure(c: Client, model: str) -> Check:
     )
 
 
-def check_chat(reply: Reply) -> Check:
-    if reply.status != 200:
-        return failed("chat", f"POST /v1/chat/completions {reply.status}: {reply.text}", PARSER_FIX)
-    _, _, answer = split_thinking(message_of(reply))
-    if answer:
-        return passed("chat", f"answer: {answer[:60]!r}")
-    finish = (reply.json().get("choices") or [{}])[0].get("finish_reason")
-    return failed(
-        "chat", f"no answer besides thinking (finish_reason {finish})", "raise max_tokens or check the server log"
-    )
-
-
-def check_thinking(reply: Reply, parser: str) -> Check:
-    if reply.status != 200:
-        return skipped("thinking", "no chat answer to inspect")
-    inline, separate, _ = split_thinking(message_of(reply))
-    if parser == APPEND_THINK and inline:
-        return passed("thinking", f"{len(inline)} chars inside content as <think>...</think> ({parser})")
-    if parser == SPLIT_THINK and separate:
-        return passed("thinking", f"{len(separate)} chars in the reasoning field ({parser})")
-    if parser == APPEND_THINK and separate:
-        return failed(
-            "thinking",
-            "thinking came in the separate reasoning field, not inside content",
-            f"the server runs --reasoning-parser {SPLIT_THINK}: verify with --reasoning-parser {SPLIT_THINK}, or set serving.reasoningParser {APPEND_THINK}",
-        )
-    if parser == SPLIT_THINK and inline:
-        return failed(
-            "thinking",
-            "thinking came inside content, not in the reasoning field",
-            f"the server runs --reasoning-parser {APPEND_THINK}: verify with --reasoning-parser {APPEND_THINK}, or set serving.reasoningParser {SPLIT_THINK}",
-        )
-    return failed("thinking", f"no thinking in the answer (expected with {parser})", PARSER_FIX)
-
-
-def check_tool_call(reply: Reply) -> Check:
-    if reply.status != 200:
-        return failed("tool call", f"POST /v1/chat/completions with tools {reply.status}: {reply.text}", PARSER_FIX)
-    message = message_of(reply)
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        if fn.get("name") != "get_weather":
-            continue
-        try:
-            args = json.loads(fn.get("arguments") or "")
-        except ValueError:
-            return failed("tool call", f"get_weather arguments are not JSON: {fn.get('arguments')!r}", PARSER_FIX)
-        return passed("tool call", f"structured tool_calls: get_weather({json.dumps(args)})")
-    _, _, answer = split_thinking(message)
-    if any(marker in answer for marker in TEXT_TOOL_MARKERS):
-        return failed(
-            "tool call",
-            f"the tool call came back as plain text: {answer[:80]!r}",
-            "vLLM needs --enable-auto-tool-choice --tool-call-parser minimax_m2",
-        )
-    return failed("tool call", f"no tool_calls entry for get_weather (answer: {answer[:60]!r})", PARSER_FIX)
-
-
-def check_second_turn(c: Client, target: Target, first: Reply) -> Check:
-    if first.status != 200:
-        return skipped("second turn", "no first answer to continue from")
-    message = message_of(first)
-    thinking = thinking_text(message, target.reasoning_parser)
-    if not thinking:
-        return skipped("second turn", "the first answer has no thinking to send back (see thinking)")
-    history = [
-        {"role": "user", "content": FIRST_QUESTION},
-        history_message(message, target.reasoning_parser),
-        {"role": "user", "content": SECOND_QUESTION},
-    ]
-    reply = c.call("POST", "/v1/chat/completions", chat_body(target.model, history))
-    _, _, answer = split_thinking(message_of(reply))
-    if reply.status == 200 and answer:
-        return passed("second turn", f"history carried {len(thinking)} chars of <think>; answer: {answer[:40]!r}")
-    return failed(
-        "second turn",
-        f"POST with the thinking in history {reply.status}: {reply.text}",
-        "check the server log for chat template errors",
-    )
-
-
-def check_sampling(c: Client, replies: list[Reply]) -> Check:
-    generation = [p for p in c.sent if "messages" in p]
-    wrong = [p for p in generation if any(p.get(k) != v for k, v in SAMPLING.items())]
-    rejected = [r.status for r in replies if r.status == 400]
-    shown = ", ".join(f"{k}={v}" for k, v in SAMPLING.items())
-    if generation and not wrong and not rejected:
-        return passed("sampling", f"all {len(generation)} generation requests sent {shown}")
-    return failed(
-        "sampling",
-        f"{len(wrong)} request(s) without {shown}; {len(rejected)} rejected with 400",
-        "the vLLM release must accept top_k (a vLLM extension to the OpenAI API)",
-    )
-
-
-def check_streaming(c: Client, target: Target) -> Check:
-    status, lines = c.stream(
-        "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": "Say hello."}], stream=True)
-    )
-    if status != 200:
-        return failed("streaming", f"POST stream=true {status}: {''.join(lines)[:200]}")
-    chunks, text, done = 0, 0, False
-    for line in lines:
-        if not line.startswith("data:"):
-            continue
-        data = line[len("data:") :].strip()
-        if data == "[DONE]":
-            done = True
-            break
-        chunks += 1
-        try:
-            delta = (json.loads(data).get("choices") or [{}])[0].get("delta") or {}
-        except ValueError:
-            return failed("streaming", f"chunk is not JSON: {data[:80]!r}")
-        text += sum(len(delta.get(k) or "") for k in ("content", *REASONING_FIELDS))
-    if done and chunks and text:
-        return passed("streaming", f"{chunks} SSE chunks, ended with data: [DONE]")
-    if not done:
-        return failed(
-            "streaming",
-            f"{chunks} chunks, no closing data: [DONE]",
-            "the load balancer or a proxy cut the stream: check endpoint.idleTimeoutSeconds",
-        )
-    return failed("streaming", f"{chunks} chunks carried no text")
+NAMES = (
+    "health",
+    "models",
+    "auth",
+    "exposure",
+    "chat",
+    "thinking",
+    "tool call",
+    "second turn",
+    "streaming",
+    "long stream",
+    "sampling",
+)
 
 
 def run(target: Target, timeout: float = 300.0) -> list[Check]:
     """Every criterion in order; later ones are skipped when the endpoint does not answer."""
     c = Client(target.endpoint, target.api_key, timeout)
-    names = [
-        "health",
-        "models",
-        "auth",
-        "exposure",
-        "chat",
-        "thinking",
-        "tool call",
-        "second turn",
-        "streaming",
-        "sampling",
-    ]
+    sent: list[dict[str, Any]] = []
+    oc = verify_client.client(target.endpoint, target.api_key, timeout, sent)
+    parser = target.reasoning_parser
     checks: list[Check] = []
     try:
         checks.append(check_health(c))
         if checks[0].failed:
-            return checks + [skipped(n, "endpoint not healthy") for n in names[1:]]
-        checks += [check_models(c, target.model), check_auth(c), check_exposure(c, target.model)]
-        first = c.call(
-            "POST", "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": FIRST_QUESTION}])
-        )
-        checks += [check_chat(first), check_thinking(first, target.reasoning_parser)]
-        tool = c.call(
-            "POST",
-            "/v1/chat/completions",
-            chat_body(
-                target.model, [{"role": "user", "content": TOOL_QUESTION}], tools=[WEATHER_TOOL], tool_choice="auto"
-            ),
-        )
-        checks.append(check_tool_call(tool))
-        checks.append(check_second_turn(c, target, first))
-        checks.append(check_streaming(c, target))
-        checks.append(check_sampling(c, [first, tool]))
+            return checks + [skipped(n, "endpoint not healthy") for n in NAMES[1:]]
+        wrong_key = verify_client.client(target.endpoint, "not-the-key", timeout)
+        checks += [
+            verify_client.check_models(oc, target.served_names or (target.model,)),
+            check_auth(c, wrong_key),
+            check_exposure(c, target.model),
+        ]
+        first = verify_client.ask(oc, chat_body(target.model, [{"role": "user", "content": FIRST_QUESTION}]))
+        checks += [verify_client.check_chat(first, parser), verify_client.check_thinking(first, parser)]
+        tools = {"tools": [WEATHER_TOOL], "tool_choice": "auto"}
+        tool = verify_client.stream(oc, chat_body(target.model, [{"role": "user", "content": TOOL_QUESTION}], **tools))
+        checks.append(verify_client.check_tool_call(tool))
+        checks.append(check_second_turn(oc, target, first))
+        hello = verify_client.stream(oc, chat_body(target.model, [{"role": "user", "content": STREAM_QUESTION}]))
+        checks.append(verify_client.check_streaming(hello, parser))
+        long = verify_client.stream(oc, chat_body(target.model, [{"role": "user", "content": LONG_QUESTION}]))
+        checks.append(verify_client.check_long_stream(long, target.idle_timeout))
+        checks.append(verify_client.check_sampling(sent, SAMPLING, [first, tool, hello, long]))
     except Unreachable as err:
         done = {ch.name for ch in checks}
-        pending = [n for n in names if n not in done]
+        pending = [n for n in NAMES if n not in done]
         checks.append(
             failed(
                 pending[0],

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.pod_identity import workload_identity
 from components.facts import versions
-from components.kubernetes import custom_resource
+from components.kubernetes import crds, custom_resource
 from components.kubernetes.helm import pinned_release
 from components.observability import alerts, dashboards
 from components.observability.values import (
@@ -107,12 +107,17 @@ class Observability(pulumi.ComponentResource):
             if amp_endpoint is not None
             else stack_values(o, args.region)
         )
+        # The operator's CRDs are the program's (components/crds.py): upgraded with the chart pin.
+        self.crds = crds.crd_group(f"{name}-crds", crds.prometheus_operator_crd_urls(), on_cluster)
         self.stack = pinned_release(
             f"{name}-stack",
             versions.KUBE_PROMETHEUS_STACK_CHART,
             namespace=NAMESPACE,
             values=values,
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[namespace, *identity])),
+            opts=pulumi.ResourceOptions.merge(
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, self.crds, *identity])
+            ),
+            skip_crds=True,
             # The CRDs, the operator and its webhook must be up before the rules and monitors below.
             skip_await=False,
             timeout=900,  # seconds: CRDs, the webhook's certificate job, then every pod Ready

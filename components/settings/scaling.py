@@ -41,7 +41,7 @@ class ScheduleSettings(BaseModel):
     @field_validator("days")
     @classmethod
     def _cron_days(cls, value: str) -> str:
-        if not _DAYS.match(value):
+        if not _DAYS.fullmatch(value):
             raise ValueError("must be cron days of the week such as 1-5 (Monday-Friday) or 0-6")
         return value
 

@@ -1,5 +1,6 @@
 """`python -m ops sweep`: find and delete what an interrupted `pulumi destroy` left behind.
 
 `run.py` gates and runs it; `scope.py` decides ownership from tags; `plan.py` plans the load
-balancer side and `network.py` the VPC; `errors.py` explains every AWS error a sweep can meet.
+balancer side and `network.py` the VPC (`needs.py`: what a kept machine still routes
+through; `endpoints.py`: its gateway endpoints); `errors.py` explains every AWS error a sweep can meet.
 """
