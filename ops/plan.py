@@ -370,7 +370,8 @@ def weights_lines(settings: Settings, rendering: Rendering) -> list[str]:
     bucket = rendering.outputs.get("weightMirror", "")
     made = "an existing bucket (weights.existingBucket)" if w.existing_bucket else "created by this stack"
     kept = (
-        "kept on `pulumi destroy` (weights.retainOnDestroy); `ops sweep` lists it and never deletes it"
+        "kept on `pulumi destroy` (weights.retainOnDestroy) and imported by the next `pulumi up`;"
+        " `ops sweep` lists it and never deletes it"
         if w.retain_on_destroy
         else "deleted with its objects on `pulumi destroy` (weights.retainOnDestroy false)"
     )

@@ -183,6 +183,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 cluster_arn=cluster.eks.arn,
                 namespace=workload.NAMESPACE,
                 partition=partition,
+                region=settings.region,
                 retain_on_destroy=w.retain_on_destroy,
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,

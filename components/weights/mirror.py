@@ -55,6 +55,11 @@ def bucket_name(cluster_name: str, account_id: str, region: str) -> str:
     return base + tail
 
 
+def bucket_tags(stack_tags: Mapping[str, str]) -> dict[str, str]:
+    """A created mirror's tags; a kept one must carry exactly these to be imported (ops/preflight_mirror.py)."""
+    return {**stack_tags, "purpose": "weight-mirror"}
+
+
 def job_name(model: str, revision: str) -> str:
     """A new revision is a new Job (a Job's pod template cannot change)."""
     return f"{JOB_APP}-{hashlib.sha256(prefix(model, revision).encode()).hexdigest()[:10]}"

@@ -144,6 +144,8 @@ INVOKES: dict[str, Invoke] = {
     },
     "aws:iam/getSessionContext:getSessionContext": lambda args: _session_context(args["arn"]),
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda args: _offerings(args),
+    # The account has no buckets yet: a first `pulumi up` (tests/test_second_life.py walks the next).
+    "aws:s3/getBuckets:getBuckets": lambda args: {"buckets": [], "region": OfflineMocks.region, "id": "buckets"},
     "aws:ec2/getVpc:getVpc": lambda args: {"id": args["id"], "cidrBlock": EXISTING_VPC_CIDR},
     "aws:ec2/getSubnet:getSubnet": lambda args: {
         "id": args["id"],
