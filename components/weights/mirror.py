@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from components.kubernetes import network_policy
+from components.settings import aws as aws_config
 
 COPY_MODULE = Path(__file__).with_name("mirror_copy.py")
 CONFIGMAP = "weights-mirror-code"
@@ -189,7 +190,7 @@ def module_mount() -> dict:
 
 
 def mirror_env(bucket: str, model: str, revision: str, region: str) -> dict[str, str]:
-    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, "AWS_REGION": region}
+    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, **aws_config.region_env(region)}
 
 
 def job(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -150,6 +151,7 @@ INVOKES: dict[str, Invoke] = {
     "aws:ec2/getSubnet:getSubnet": lambda args: {
         "id": args["id"],
         "availabilityZone": subnet_zone(args["id"]),
+        "cidrBlock": subnet_cidr(args["id"]),
         "vpcId": f"vpc-{_hex('existing-vpc')}",
         "state": "available",
     },
@@ -173,6 +175,13 @@ def _offerings(args: dict[str, Any]) -> dict[str, Any]:
         "locationTypes": ["availability-zone"] * len(pairs),
         "id": OfflineMocks.region,
     }
+
+
+def subnet_cidr(subnet_id: str) -> str:
+    """The CIDR of an existing subnet: a /24 of the existing VPC, stable per id."""
+    vpc = ipaddress.ip_network(EXISTING_VPC_CIDR)
+    blocks = 2 ** (24 - vpc.prefixlen)
+    return str(list(vpc.subnets(new_prefix=24))[int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % blocks])
 
 
 def subnet_zone(subnet_id: str) -> str:
