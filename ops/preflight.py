@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components.facts import versions
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.stack import Settings
-from ops import awsclients, image_contents, preflight_resources, registry, zone_record
+from ops import awsclients, image_contents, preflight_mirror, preflight_resources, registry, zone_record
 from ops.awsclients import AccessDenied as _Denied
 from ops.awsclients import Sleep, Throttled, error_code, error_message
 from ops.awsclients import call_checked as _aws
@@ -541,8 +541,12 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks, s3 = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", "s3", session=session)
+    ec2, quotas, eks, s3, sts = awsclients.clients(
+        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", session=session
+    )
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
     checks += _guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
+    # A weight mirror kept by an earlier destroy: the next up imports it (ops/preflight_mirror.py).
+    checks += _guard(preflight_mirror.ROW, lambda: preflight_mirror.check(settings, s3, eks, sts, sleep))
     checks += image_digest(settings, resolve, record=record)
     return title(settings), [*checks, image_contents.preflight_row(settings.serving.image)]
