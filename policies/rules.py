@@ -52,6 +52,10 @@ PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
 # The one hostPath a workload may mount: the model cache on the GPU node's NVMe
 # (components/facts/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
 MODEL_CACHE_HOST_PATH = "/mnt/k8s-disks/0/minimax-vllm-cache"
+# The one workload that calls the Kubernetes API: vLLM's router discovers the vLLM pods with a
+# token bound to a Role that only reads pods (components/serving/routing.py IMAGE_REPOSITORY,
+# in the account's ECR registry; a test keeps the two equal).
+API_READER_REPOSITORY = "minimax-vllm/vllm-router"
 IMDS_HOP_LIMIT = 1
 REMOTE_CODE_FLAG = "--trust-remote-code"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -400,6 +404,9 @@ def no_token_automount(resource_type: str, props: Props) -> list[str]:
     if checked is None or checked[1].get("automountServiceAccountToken") is False:
         return []
     what, spec = checked
+    images = [str(c.get("image") or "") for c in _containers(spec)]
+    if images and all(_image_repository(i).endswith("/" + API_READER_REPOSITORY) for i in images):
+        return []
     return [f"{what} does not set automountServiceAccountToken: false"]
 
 
