@@ -25,9 +25,10 @@ METRICS_PORT = 29000
 METRICS_PORT_NAME = "metrics"
 REPLICAS = 2
 API_KEY_ENV = "ROUTER_API_KEY"
-# No release-tagged image of the router is published (Docker Hub carries nightly tags only):
-# images/router/Dockerfile installs the pinned wheel on a digest-pinned Python base, and
-# `make router-image` pushes it to this repository of the stack's account (docs/routing.md).
+# No release-tagged image of the router is published (Docker Hub carries nightly tags only), so
+# the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built into this repository of
+# the stack's own ECR registry. The build step and the repository are not part of the stack yet:
+# the image must be pushed there before `pulumi up` with routing.mode router.
 IMAGE_REPOSITORY = "minimax-vllm/vllm-router"
 # Reads only: the router's discovery watches pods (vllm_router/router_args.py --service-discovery).
 RBAC_RULES = ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},)
