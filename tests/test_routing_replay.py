@@ -7,8 +7,11 @@ and a replica added later takes new conversations.
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
+from ops.routing import affinity
 from ops.routing import replay as rp
 
 pytestmark = [
@@ -66,3 +69,16 @@ def test_a_new_replica_receives_new_sessions() -> None:
         out = rp.run(fleet, [rp.Turn("new-" + t.session, t.messages) for t in fresh])
     assert out.failed == 0
     assert new.behaviour.chat_requests(), "the added replica took none of 40 new conversations"
+
+
+def test_the_routers_metrics_show_two_turns_of_one_conversation_on_one_replica() -> None:
+    with rp.Fleet("cache_aware", 3) as fleet:
+        assert fleet.proc is not None
+        args = list(fleet.proc.args)  # type: ignore[arg-type]
+        metrics = f"http://127.0.0.1:{args[args.index('--prometheus-port') + 1]}/metrics"
+        scrape = lambda: urllib.request.urlopen(metrics, timeout=5).read().decode()  # noqa: E731
+        before = scrape()
+        served = [fleet.send(t) for t in rp.trace(sessions=1, turns=2)]
+        took = affinity.served_by(before, scrape())
+    assert served[0] == served[1]
+    assert took == {f"http://127.0.0.1:{served[0]}": 2.0}
