@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from components.facts import DATA, versions
+from ops.chart_sources import PINS
 
 RECORD_DIR = DATA / "chart-record"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
@@ -46,17 +47,6 @@ FORMAT_NOTE = (
 # Rendered as a cluster with these APIs would be: kube-prometheus-stack installs the monitoring
 # CRDs before dcgm-exporter's ServiceMonitor, and the control plane is versions.KUBERNETES_VERSION.
 API_VERSIONS = ("monitoring.coreos.com/v1", "keda.sh/v1alpha1", "autoscaling.k8s.io/v1")
-PINS = {
-    pin[1]: pin
-    for pin in (
-        versions.KUBE_PROMETHEUS_STACK_CHART,
-        versions.DCGM_EXPORTER_CHART,
-        versions.KEDA_CHART,
-        versions.CLUSTER_AUTOSCALER_CHART,
-        versions.AWS_LOAD_BALANCER_CONTROLLER_CHART,
-        versions.NVIDIA_DEVICE_PLUGIN_CHART,
-    )
-}
 # Where each chart's source lives: (git repository, tag, chart folder); `{version}` in a tag is
 # the version rendered. Subcharts are read from the chart's own charts/ folder and named by
 # their Chart.yaml.
