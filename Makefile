@@ -50,9 +50,10 @@ test: $(VENV)/.dev $(CHECKOV_VENV)/.installed ## The whole test suite: vLLM flag
 test-fast: $(VENV)/.dev ## While editing: everything but vLLM's parser, checkov and the slow tier
 	$(PYTEST) -m "not vllm and not checkov and not slow"
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev ## ruff, and the import contracts between the packages (.importlinter)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # Not part of `make test` or CI: it runs the fast test tier once per mutant (see README, Development).
 mutation: $(VENV)/.dev ## Plant each bug of ops/mutants.toml in a copy of the tree; the fast tests must catch it

@@ -15,9 +15,9 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
+from components.aws import gpu_nodes
 from components.facts import catalog, gpu_pool, timeline, versions
 from components.platform.config import from_stack_file, parse
-from components.scaling import cluster_autoscaler
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
 from components.scaling.rules import check, replica_capacity
@@ -445,7 +445,7 @@ def test_a_node_group_at_zero_describes_its_gpu_nodes_to_the_autoscaler(stack):
     (taint,) = group.inputs["taints"]
     assert tags[f"{prefix}/taint/{taint['key']}"]["value"] == f"{taint['value']}:NoSchedule"
     assert tags[f"{prefix}/resources/nvidia.com/gpu"]["value"] == "8"
-    assert group.inputs["labels"][cluster_autoscaler.ACCELERATOR_LABEL] == "nvidia-h100"
+    assert group.inputs["labels"][gpu_nodes.ACCELERATOR_LABEL] == "nvidia-h100"
 
 
 @pytest.mark.parametrize("stack", SCALED_STACKS)

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 from components.aws.pod_identity import workload_identity
 from components.facts import DATA, versions
 from components.kubernetes.helm import pinned_release
-from components.serving import endpoint
+from components.kubernetes.ingress import INGRESS_CLASS
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -75,7 +75,7 @@ class LoadBalancerController(pulumi.ComponentResource):
                 # The IngressClass the vLLM Ingress names; not the cluster default, so no other
                 # Ingress becomes an ALB by accident.
                 "createIngressClassResource": True,
-                "ingressClass": endpoint.INGRESS_CLASS,
+                "ingressClass": INGRESS_CLASS,
                 "ingressClassConfig": {"default": False},
                 "defaultTags": args.tags,
             },
