@@ -19,7 +19,8 @@ from typing import Any
 
 from ops.report import Check, failed, info, passed
 from ops.sweep.errors import AWS_ERRORS, explain, iam_action
-from ops.sweep.plan import Plan, Step, Sweeper, eni_label, group_label, tags_of, verdict_row
+from ops.sweep.plan import Plan, Step, Sweeper
+from ops.sweep.rows import eni_label, group_label, tags_of, verdict_row
 from ops.sweep.scope import Ownership
 
 GONE_NAT_STATES = frozenset({"deleted"})
