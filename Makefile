@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test test-fast lint capacity scaling mutation architecture clean
+.PHONY: plan test test-fast lint capacity scaling mutation docs clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,8 +65,8 @@ capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
 	$(PY) -m ops.scaling_sim --stack $(STACK)
 
-architecture: ## Redraw the import graph of docs/architecture.md from the code
-	$(PY) -m ops.architecture
+docs: $(VENV)/.dev ## Regenerate every generated block of README.md and docs/ from the commands and sources it quotes
+	$(PY) -m tests.docs_blocks --write
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache

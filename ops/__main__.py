@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.platform.config import from_stack_file
-from components.settings.stack import SettingsError
+from components.settings.stack import PROJECT, SettingsError
 from ops import awsclients
 from ops.awsclients import CREDENTIALS_FIX, CredentialsMissing
 from ops.report import EXIT_USAGE, UsageError, emit
@@ -138,13 +138,13 @@ def parser() -> argparse.ArgumentParser:
     verify = command("verify", "after `pulumi up`: the MiniMax serving guides' pass criteria against the live endpoint")
     verify.add_argument(
         "--endpoint",
-        help="base URL, e.g. http://my-nlb.elb.us-east-2.amazonaws.com (default: pulumi stack output endpointUrl)",
+        help="base URL, e.g. https://<alb-dns-name> (default: pulumi stack output endpointUrl)",
     )
     verify.add_argument(
         "--model", help="served model name (default: pulumi stack output servedModelName, else the stack file)"
     )
     verify.add_argument(
-        "--api-key", help=f"the endpoint's API key (default: ${API_KEY_ENV}, else pulumi stack output apiKey)"
+        "--api-key", help=f"the endpoint's API key (default: ${API_KEY_ENV}, else `pulumi config get {PROJECT}:apiKey`)"
     )
     verify.add_argument(
         "--reasoning-parser",

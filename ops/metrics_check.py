@@ -106,7 +106,7 @@ def check_prometheus(base: str, settings: ObservabilitySettings, timeout: float)
                 checks.append(passed(row, f"{len(series)} series: {promql}"))
             else:
                 checks.append(failed(row, f"no series for {promql}", fix))
-        expected = {a.name for a in alerts.serving_alerts(settings)}
+        expected = alerts.alert_names(settings)
         loaded = _rules(base, timeout)
         missing = sorted(expected - loaded)
         if missing:

@@ -193,7 +193,7 @@ def observability_lines(settings: Settings) -> list[str]:
         ),
         f"  vLLM /metrics: scraped in-cluster by PodMonitor {observability.PODMONITOR} on port {profiles.PORT}; never through the endpoint",
         f"  dashboards: {', '.join(sorted(d['metadata']['name'] for d in observability.dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds)))}",
-        f"  alerts: {len(observability.alerts.serving_alerts(o))} rules (runbooks: docs/operations.md); "
+        f"  alerts: {len(observability.alerts.alert_names(o))} rules (runbooks: docs/operations.md); "
         f"SLOs p95 TTFT {o.ttft_p95_slo_seconds}s, p95 inter-token {o.itl_p95_slo_seconds}s",
         f"  open: {observability.port_forwards()['grafana']}",
     ]

@@ -16,6 +16,7 @@ import yaml
 
 from components.facts import gpu_pool
 from components.observability import alerts
+from components.platform.config import from_stack_file
 from components.serving import workload
 from components.settings.observability import ObservabilitySettings
 
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed
 
 SETTINGS = ObservabilitySettings(ttftP95SloSeconds=10, waitingRequestsThreshold=16, waitingMinutes=5)
 NS = workload.NAMESPACE
-BUDGET_MIN = alerts.COLD_START_BUDGET_SECONDS // 60
+# The prod-8gpu stack's own budget (S3 weights): the rules under test use one stack's timeline.
+BUDGET_S = workload.timers(from_stack_file("prod-8gpu").serving, "s3").cold_start_alert
+BUDGET_MIN = BUDGET_S // 60
 POD = {"namespace": NS, "pod": "vllm-7d9f-abcde", "uid": "u1"}
 VLLM = {"namespace": NS, "job": alerts.VLLM_JOB, "pod": "vllm-7d9f-abcde"}
 RULE_LABELS = {"component": "minimax-vllm"}
@@ -36,7 +39,7 @@ def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 
 def expect(alert: str, at: str, labels: list[dict[str, str]] | None = None) -> dict:
-    severity = {a.name: a.severity for a in alerts.serving_alerts(SETTINGS)}[alert]
+    severity = {a.name: a.severity for a in alerts.serving_alerts(SETTINGS, BUDGET_S)}[alert]
     return {
         "eval_time": at,
         "alertname": alert,
@@ -45,7 +48,7 @@ def expect(alert: str, at: str, labels: list[dict[str, str]] | None = None) -> d
 
 
 def run_promtool(tmp_path: Path, input_series: list[dict], checks: list[dict]) -> None:
-    groups = alerts.rule_groups(SETTINGS)
+    groups = alerts.rule_groups(SETTINGS, BUDGET_S)
     for group in groups:
         for rule in group["rules"]:
             rule.pop("annotations")  # templated text; the tests are about when and for whom rules fire
@@ -197,12 +200,12 @@ def test_a_restart_in_a_watched_namespace_alerts(tmp_path):
 
 def test_promtool_accepts_the_rule_file_with_its_annotation_templates(tmp_path):
     rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": alerts.rule_groups(SETTINGS)}, sort_keys=True))
+    rules.write_text(yaml.safe_dump({"groups": alerts.rule_groups(SETTINGS, BUDGET_S)}, sort_keys=True))
     done = subprocess.run([PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{len(alerts.serving_alerts(SETTINGS))} rules found" in done.stdout
+    assert f"{len(alerts.serving_alerts(SETTINGS, BUDGET_S))} rules found" in done.stdout
     broken = tmp_path / "broken.yaml"
-    groups = alerts.rule_groups(SETTINGS)
+    groups = alerts.rule_groups(SETTINGS, BUDGET_S)
     groups[0]["rules"][0]["annotations"]["summary"] = "{{ $labels.pod "  # an unclosed template
     broken.write_text(yaml.safe_dump({"groups": groups}))
     assert subprocess.run([PROMTOOL, "check", "rules", str(broken)], capture_output=True, timeout=60).returncode != 0

@@ -104,7 +104,8 @@ def test_tls_listens_only_on_443_with_a_tls13_policy_and_the_hour_idle_timeout()
     a = ingress(SHAPES["internet-tls-waf"])["metadata"]["annotations"]
     assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]
     assert a["alb.ingress.kubernetes.io/certificate-arn"] == TLS_ARN
-    assert a["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # A restricted (-Res-) TLS 1.3/1.2 policy: forward-secret AEAD ciphers only.
+    assert a["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
     assert "alb.ingress.kubernetes.io/ssl-redirect" not in a  # no plain-HTTP listener to redirect from
     assert "idle_timeout.timeout_seconds=3600" in a["alb.ingress.kubernetes.io/load-balancer-attributes"]
     assert a["alb.ingress.kubernetes.io/inbound-cidrs"] == "52.0.0.0/16"

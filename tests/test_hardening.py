@@ -16,7 +16,7 @@ from test_policies import STACKS, rendered
 from components.aws import iam_trust
 from components.facts import versions
 from components.kubernetes import network_policy, pod_security
-from components.platform import config
+from components.platform import config, deploy_gate
 from components.platform.config import from_stack_file, parse
 from components.serving import supply_chain, workload
 from components.settings.stack import SettingsError
@@ -168,6 +168,12 @@ def test_system_and_gpu_nodes_have_separate_roles_without_the_cni_policy(stack: 
             if a.inputs["role"] == role.outputs["name"]
         }
         assert "AmazonEKS_CNI_Policy" not in attached and "AmazonEKSWorkerNodePolicy" in attached
+        # AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on every parameter of the account.
+        assert not any("SSM" in p for p in attached), attached
+        inline = [
+            x for x in r.of_type("aws:iam/rolePolicy:RolePolicy") if x.inputs["role"] in (role.id, role.outputs["name"])
+        ]
+        assert not inline
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -245,6 +251,37 @@ def test_prod_refuses_remote_code_from_an_unpinned_revision(revision: str | None
 @pytest.mark.parametrize(("environment", "revision"), [("prod", SHA), ("dev", None), ("staging", "main")])
 def test_pinned_prod_and_other_environments_pass(environment: str, revision: str | None) -> None:
     assert parse(_serving(environment, revision), "p", "us-east-2").serving.revision == revision
+
+
+@pytest.mark.parametrize(("environment", "revision"), [("staging", "main"), ("dev", None), ("test", "v1.0")])
+def test_a_branch_with_remote_code_stops_a_real_deploy_outside_prod_until_acknowledged(
+    environment: str, revision: str | None
+) -> None:
+    settings = parse(_serving(environment, revision), "p", "us-east-2")
+    (problem,) = deploy_gate.remote_code_problems(settings)
+    assert problem.key == "serving.revision" and "runs code" in problem.rule
+    assert "pulumi config set --path 'serving.revision'" in problem.fix
+    assert "pulumi config set --path 'serving.allowUnpinnedRemoteCode' true" in problem.fix
+    with pytest.raises(SettingsError, match="allowUnpinnedRemoteCode"):
+        deploy_gate.stop_unless_ready(settings)
+    acknowledged = _serving(environment, revision)
+    acknowledged["serving"]["allowUnpinnedRemoteCode"] = True
+    assert deploy_gate.remote_code_problems(parse(acknowledged, "p", "us-east-2")) == []
+    assert deploy_gate.remote_code_problems(parse(_serving(environment, SHA), "p", "us-east-2")) == []
+
+
+def test_the_acknowledgement_never_lets_prod_follow_a_branch() -> None:
+    prod = _serving("prod", "main")
+    prod["serving"]["allowUnpinnedRemoteCode"] = True
+    with pytest.raises(SettingsError, match="must be a 40-hex"):
+        parse(prod, "p", "us-east-2")
+
+
+def test_only_dev_follows_a_branch_and_says_so() -> None:
+    for stack in STACKS:
+        s = from_stack_file(stack)
+        assert (s.serving.revision is None) == (stack == "dev") == s.serving.allow_unpinned_remote_code
+        assert deploy_gate.remote_code_problems(s) == []
 
 
 def test_rule_ignores_stacks_without_remote_code() -> None:

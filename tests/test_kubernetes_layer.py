@@ -173,6 +173,23 @@ def test_load_balancer_controller_gets_iam_through_pod_identity():
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_the_ingress_class_admits_only_the_serving_namespace_and_the_stacks_scheme(stack):
+    """Without IngressClassParams anyone who may create an Ingress could publish any pod on an ALB."""
+    r = rendered(stack)
+    values = release(r, "aws-load-balancer-controller").inputs["values"]
+    params = values["ingressClassParams"]
+    assert values["createIngressClassResource"] is True and params["create"] is True
+    (ingress,) = r.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    namespace = ingress.inputs["metadata"]["namespace"]
+    scheme = ingress.inputs["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"]
+    assert params["spec"] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        "scheme": scheme,
+    }
+    assert ingress.inputs["spec"]["ingressClassName"] == values["ingressClass"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_secrets_reach_vllm_only_through_a_kubernetes_secret(stack):
     r = render(stack, secrets={"hfToken": PLACEHOLDER_SECRETS["hfToken"]})
     secret = r.one(SECRET)

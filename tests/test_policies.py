@@ -380,6 +380,21 @@ FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
         INGRESS,
         lambda: _with(
             props(INGRESS),
+            lambda p: p["metadata"]["annotations"].update({f"{A}/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}),
+        ),
+        "is not a restricted (-Res-) one",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(props(INGRESS), lambda p: p["metadata"]["annotations"].pop(f"{A}/ssl-policy")),
+        "(the ELB default, ELBSecurityPolicy-2016-08) is not a restricted",
+    ),
+    (
+        "public-endpoint-tls-and-ranges",
+        INGRESS,
+        lambda: _with(
+            props(INGRESS),
             lambda p: p["metadata"]["annotations"].update({f"{A}/inbound-cidrs": "0.0.0.0/1,128.0.0.0/1"}),
         ),
         "together cover the whole internet",

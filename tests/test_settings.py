@@ -119,6 +119,7 @@ BAD_INPUTS = [
     ("cluster.kubernetesVersion", "1.29", "components/facts/versions.py EKS_ADDON_VERSIONS"),
     ("cluster.adminPrincipalArns", ["admin"], "IAM role or user ARNs"),
     ("cluster.logRetentionDays", 45, "CloudWatch retention"),
+    ("cluster.logRetentionDays", 30, "90 days or more"),  # the audit log: who changed the cluster
     ("gpuNodes.instanceType", "g5.48xlarge", "supported GPU instance type"),
     ("gpuNodes.capacityType", "SPOT", "ON_DEMAND, CAPACITY_BLOCK"),
     ("gpuNodes.capacityReservationId", "reservation-1", "cr-0123456789abcdef0"),

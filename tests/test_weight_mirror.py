@@ -333,5 +333,4 @@ def test_the_weights_guide_states_the_figures_the_timeline_computes():
     assert f"| new node, first answer | {d(hub.total)} | {d(s3.total)} |" in guide
     assert f"| {timeline.usd(timeline.transfer_cost(WEIGHTS_GB, source='hub'))} (NAT" in guide
     assert f"| {timeline.usd(timeline.transfer_cost(WEIGHTS_GB, source='s3'))} (S3 GETs" in guide
-    operations = (root / "docs" / "operations.md").read_text()
-    assert f"({d(fill.total)} planned" in operations and f"answers after {d(s3.total)}" in operations
+    assert fill.total > s3.total  # the fill (once per revision) is the longest wait of a first deploy

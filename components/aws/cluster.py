@@ -42,9 +42,12 @@ ADDONS = (*NODE_ADDONS, "coredns")
 SYSTEM_NODES = 2
 SYSTEM_ROOT_VOLUME_GIB = 50
 SYSTEM_POOL_LABEL = ("minimax-vllm/pool", "system")
-# Policies of both node roles: join the cluster, pull images, Session Manager instead of SSH
-# (no key pair, no open port 22). The CNI policy is not among them (Pod Identity, above).
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")
+# Policies of both node roles: join the cluster and pull the add-on images. No SSM: the managed
+# AmazonSSMManagedInstanceCore also grants ssm:GetParameter(s) on every parameter of the account,
+# which a host-network pod could use with the node's credentials; nodes are reached with
+# `kubectl debug node/<node>` instead. No key pair, no port 22. The CNI policy is not among them
+# (Pod Identity, above).
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
 # vpc-cni's own permissions, through Pod Identity for its service account.
 CNI_POLICY = "AmazonEKS_CNI_Policy"
 CNI_NAMESPACE, CNI_SERVICE_ACCOUNT = "kube-system", "aws-node"

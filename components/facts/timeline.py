@@ -186,6 +186,7 @@ class Timers:
     startup_probe_period: int
     startup_probe_failures: int
     progress_deadline: int  # Deployment progressDeadlineSeconds
+    cold_start_alert: int  # VllmColdStartOverBudget: a start older than this is stuck
     create_timeout: int  # Pulumi custom timeout of the Deployment
     update_timeout: int
     delete_timeout: int
@@ -218,6 +219,9 @@ def timers(replicas: int, weights_gb: float, a: Assumptions = Assumptions(), sou
         startup_probe_period=STARTUP_PROBE_PERIOD,
         startup_probe_failures=math.ceil(startup_budget / STARTUP_PROBE_PERIOD),
         progress_deadline=progress,
+        # The alert fires when Kubernetes reports the rollout stuck: not earlier (a normal new-node
+        # start would page), and not later (`pulumi up` would fail before anyone is told).
+        cold_start_alert=progress,
         # Pulumi must not give up before Kubernetes reports the rollout stuck.
         create_timeout=progress + _minutes(grace),
         # maxUnavailable 1, no surge: replicas roll one after another, each stops, then cold-starts.
@@ -269,6 +273,7 @@ def guards(
             "image pull + download + startup probe budget + load balancer readiness",
             cold.seconds(IMAGE_PULL, DOWNLOAD, LB_READY) + t.startup_budget,
         ),
+        Guard("VllmColdStartOverBudget", t.cold_start_alert, "a new node's whole cold start", cold.total),
         Guard("Pulumi create timeout", t.create_timeout, "progressDeadlineSeconds", t.progress_deadline),
         Guard(
             "Pulumi update timeout",

@@ -39,9 +39,17 @@ class LoadBalancerControllerArgs:
     cluster_arn: pulumi.Output[str]  # the role trusts only this cluster's service account
     vpc_id: pulumi.Input[str]
     region: str
+    # The one namespace whose Ingresses may use the class, and the one scheme they get.
+    ingress_namespace: str
+    scheme: str
     provider: k8s.Provider
     tags: dict[str, str]
     depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+def ingress_class_params(namespace: str, scheme: str) -> dict:
+    """IngressClassParams spec (elbv2.k8s.aws/v1beta1): the namespaces and the scheme the class allows."""
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}, "scheme": scheme}
 
 
 class LoadBalancerController(pulumi.ComponentResource):
@@ -77,6 +85,13 @@ class LoadBalancerController(pulumi.ComponentResource):
                 "createIngressClassResource": True,
                 "ingressClass": INGRESS_CLASS,
                 "ingressClassConfig": {"default": False},
+                # The chart's IngressClassParams, referenced by the class: an Ingress outside the
+                # serving namespace, or asking for another scheme, is refused by the controller, so
+                # whoever may create an Ingress elsewhere cannot publish a pod through this class.
+                "ingressClassParams": {
+                    "create": True,
+                    "spec": ingress_class_params(args.ingress_namespace, args.scheme),
+                },
                 "defaultTags": args.tags,
             },
             # Webhooks must be ready before the vLLM namespace's pods are admitted.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.facts import catalog, gpu_pool, timeline
+from components.facts import gpu_pool
 from components.serving import workload
 from components.settings.observability import ObservabilitySettings
 
@@ -23,14 +23,6 @@ DCGM_JOB = "dcgm-exporter"
 # The instance-store RAID0 holding the model cache, as node-exporter reports its mount point.
 MODEL_CACHE_MOUNT = gpu_pool.NVME_MOUNT
 RUNBOOK_DOC = "docs/operations.md"
-
-# The cold-start budget: how long a first start on a new node (image pull, weight download,
-# load, compile, CUDA graphs, load balancer) may take before it counts as stuck: the
-# Deployment's progress deadline, which components/facts/timeline.py derives from that start, for the
-# largest model in the catalogue (so it never fires before the Deployment itself gives up).
-COLD_START_BUDGET_SECONDS = timeline.timers(
-    1, max(m.weights_gb for m in catalog.MODEL_CATALOG.values())
-).progress_deadline
 
 KV_CACHE_FULL_RATIO = 0.90
 MODEL_CACHE_FREE_RATIO = 0.10
@@ -74,8 +66,10 @@ def _ready(selector: str) -> str:
     return f'kube_pod_status_ready{{{selector}, condition="true"}}'
 
 
-def serving_alerts(o: ObservabilitySettings) -> list[Alert]:
-    budget = COLD_START_BUDGET_SECONDS
+def serving_alerts(o: ObservabilitySettings, cold_start_budget_s: int) -> list[Alert]:
+    """The serving alerts. `cold_start_budget_s` is the stack's own cold-start budget
+    (`timeline.Timers.cold_start_alert`): how long a start on a new node may take before it is stuck."""
+    budget = cold_start_budget_s
     pods = KSM_VLLM_PODS
     deployment = f'namespace="{workload.NAMESPACE}", deployment="{workload.APP}"'
     ready_lately = f"max_over_time({_ready(pods)}[{budget}s]) == 1"
@@ -229,11 +223,16 @@ RESTART_WATCHED_NAMESPACES = frozenset(
 )
 
 
-def rule_groups(o: ObservabilitySettings) -> list[dict]:
-    return [{"name": "minimax-vllm.serving", "rules": [a.rule() for a in serving_alerts(o)]}]
+def alert_names(o: ObservabilitySettings) -> set[str]:
+    """The names of the rules a stack loads: what ops verify and the plan count (no threshold needed)."""
+    return {a.name for a in serving_alerts(o, cold_start_budget_s=0)}
 
 
-def prometheus_rule(o: ObservabilitySettings) -> dict:
+def rule_groups(o: ObservabilitySettings, cold_start_budget_s: int) -> list[dict]:
+    return [{"name": "minimax-vllm.serving", "rules": [a.rule() for a in serving_alerts(o, cold_start_budget_s)]}]
+
+
+def prometheus_rule(o: ObservabilitySettings, cold_start_budget_s: int) -> dict:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -242,5 +241,5 @@ def prometheus_rule(o: ObservabilitySettings) -> dict:
             "namespace": MONITORING_NAMESPACE,
             "labels": {"app.kubernetes.io/part-of": "minimax-vllm"},
         },
-        "spec": {"groups": rule_groups(o)},
+        "spec": {"groups": rule_groups(o, cold_start_budget_s)},
     }

@@ -18,6 +18,8 @@ from components.kubernetes import custom_resource
 from components.kubernetes.helm import pinned_release
 from components.observability import alerts, dashboards
 from components.observability.values import (
+    AMP_READ_ACTIONS,
+    AMP_WRITE_ACTIONS,
     GRAFANA_SERVICE_ACCOUNT,
     NAMESPACE,
     PROMETHEUS_SERVICE_ACCOUNT,
@@ -37,6 +39,8 @@ class ObservabilityArgs:
     cluster_name: pulumi.Input[str]
     cluster_arn: pulumi.Input[str]  # Pod Identity trust is scoped to this cluster
     region: str
+    # The serving Deployment's cold-start budget (timeline.Timers.cold_start_alert) for its alert.
+    cold_start_budget_s: int
     provider: k8s.Provider
     tags: dict[str, str]
     # The system nodes (for the stack) and the GPU node group (for dcgm-exporter's first pods).
@@ -65,15 +69,22 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-rules",
                 name="minimax-vllm-serving",
                 workspace_id=workspace.id,
-                data=rules_document(o),
+                data=rules_document(o, args.cold_start_budget_s),
                 tags=args.tags,
                 opts=child,
             )
-            policy = aws.iam.Policy(
-                f"{name}-amp-policy", policy=workspace.arn.apply(amp_policy), tags=args.tags, opts=child
-            )
-            # One role per service account: each trust is scoped to its own namespace and account.
-            for account in (PROMETHEUS_SERVICE_ACCOUNT, GRAFANA_SERVICE_ACCOUNT):
+            # One role per service account, each with only what it does: trust scoped to its own
+            # namespace and account, the policy to writing (Prometheus) or reading (Grafana).
+            for account, kind, actions in (
+                (PROMETHEUS_SERVICE_ACCOUNT, "write", AMP_WRITE_ACTIONS),
+                (GRAFANA_SERVICE_ACCOUNT, "read", AMP_READ_ACTIONS),
+            ):
+                policy = aws.iam.Policy(
+                    f"{name}-amp-{kind}-policy",
+                    policy=workspace.arn.apply(lambda arn, a=actions: amp_policy(arn, a)),
+                    tags=args.tags,
+                    opts=child,
+                )
                 granted = workload_identity(
                     f"{name}-{account}",
                     self,
@@ -116,7 +127,9 @@ class Observability(pulumi.ComponentResource):
         )
         custom_resource.from_object(f"{name}-vllm-podmonitor", vllm_pod_monitor(o), after_stack)
         if o.mode == "in-cluster":
-            custom_resource.from_object(f"{name}-rules", sorted_keys(alerts.prometheus_rule(o)), after_stack)
+            custom_resource.from_object(
+                f"{name}-rules", sorted_keys(alerts.prometheus_rule(o, args.cold_start_budget_s)), after_stack
+            )
         for cm in dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds):
             k8s.core.v1.ConfigMap(
                 f"{name}-{cm['metadata']['name']}", metadata=cm["metadata"], data=cm["data"], opts=in_ns

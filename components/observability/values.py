@@ -240,32 +240,26 @@ def vllm_pod_monitor(o: ObservabilitySettings) -> dict[str, Any]:
     )
 
 
-def amp_policy(workspace_arn: str) -> str:
-    """Prometheus writes, Grafana reads: nothing else, on this workspace only."""
+# Prometheus (agent mode) only writes; Grafana only reads. Each gets its own policy on this
+# workspace, so a compromised Grafana cannot forge metrics and Prometheus cannot read them.
+AMP_WRITE_ACTIONS = ("aps:RemoteWrite",)
+AMP_READ_ACTIONS = ("aps:GetLabels", "aps:GetMetricMetadata", "aps:GetSeries", "aps:QueryMetrics")
+
+
+def amp_policy(workspace_arn: str, actions: tuple[str, ...]) -> str:
+    """These AMP actions, on this workspace only."""
     return json.dumps(
         {
             "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": [
-                        "aps:RemoteWrite",
-                        "aps:QueryMetrics",
-                        "aps:GetSeries",
-                        "aps:GetLabels",
-                        "aps:GetMetricMetadata",
-                    ],
-                    "Resource": workspace_arn,
-                }
-            ],
+            "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": workspace_arn}],
         },
         sort_keys=True,
     )
 
 
-def rules_document(o: ObservabilitySettings) -> str:
+def rules_document(o: ObservabilitySettings, cold_start_budget_s: int) -> str:
     """The alert rules as a Prometheus rule file, for an AMP rule groups namespace."""
-    return yaml.safe_dump({"groups": alerts.rule_groups(o)}, sort_keys=True, width=1000)
+    return yaml.safe_dump({"groups": alerts.rule_groups(o, cold_start_budget_s)}, sort_keys=True, width=1000)
 
 
 def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | None]]:

@@ -2,7 +2,8 @@
 
 The shipped stacks carry placeholders (documentation ranges, no certificate) so that they
 render offline; `make plan` lists what to set. A prod stack serving a model whose licence
-forbids commercial use stops here too, until the operator acknowledges the licence: that is a
+forbids commercial use stops here too, until the operator acknowledges the licence, and so does
+a non-production stack that runs a moving branch's remote code without saying so: that is a
 precondition of deploying, not a defect of the configuration, so the plan still renders
 (printing the licence) and non-prod stacks may evaluate the model. Only the offline engine (ops/offline/engine.py)
 may render such a stack: it runs the program in its own process under Pulumi's mocks and
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 
 from components.facts.catalog import MODEL_CATALOG
 from components.serving import exposure as exposure_rules
+from components.serving import profiles, supply_chain
 from components.settings.schema import set_command
 from components.settings.stack import PROJECT, Settings, SettingsError
 
@@ -61,14 +63,44 @@ def license_problems(settings: Settings) -> list[exposure_rules.Problem]:
     ]
 
 
+def remote_code_problems(settings: Settings) -> list[exposure_rules.Problem]:
+    """A non-production stack that runs the model repository's code (--trust-remote-code) from a
+    branch or tag deploys only once it says so: whoever can push there runs code on its next node.
+    (A production stack may not at all: the settings refuse it.)"""
+    sv = settings.serving
+    argv = profiles.vllm_argv(sv)
+    if (
+        settings.is_production
+        or sv.allow_unpinned_remote_code
+        or supply_chain.REMOTE_CODE_FLAG not in argv
+        or (sv.revision and supply_chain.COMMIT_SHA.match(sv.revision))
+    ):
+        return []
+    return [
+        exposure_rules.Problem(
+            "serving.revision",
+            sv.revision,
+            f"is not a 40-hex Hugging Face commit, and {supply_chain.REMOTE_CODE_FLAG} runs {sv.model}'s own code"
+            " in the pod: whoever can push to that branch runs code next to the stack's credentials on its next node",
+            f"pin a commit: pulumi config set --path 'serving.revision' <commit sha from"
+            f" https://huggingface.co/{sv.model}/commits/main> (or, to follow the branch on purpose: "
+            f"{set_command('serving.allowUnpinnedRemoteCode', True)})",
+        )
+    ]
+
+
 def problems_before_deploy(settings: Settings) -> list[exposure_rules.Problem]:
     ep = settings.endpoint
-    return license_problems(settings) + exposure_rules.deploy_problems(
-        ep.scheme,
-        ep.source_ranges,
-        ep.certificate_arn,
-        ep.insecure_allow_plain_http_on_internet,
-        settings.cluster.public_access_cidrs,
+    return (
+        license_problems(settings)
+        + remote_code_problems(settings)
+        + exposure_rules.deploy_problems(
+            ep.scheme,
+            ep.source_ranges,
+            ep.certificate_arn,
+            ep.insecure_allow_plain_http_on_internet,
+            settings.cluster.public_access_cidrs,
+        )
     )
 
 

@@ -38,6 +38,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             cluster_arn=aws.cluster_arn,
             vpc_id=aws.vpc_id,
             region=aws.region,
+            ingress_namespace=workload.NAMESPACE,
+            scheme=settings.endpoint.scheme,
             provider=aws.provider,
             tags=settings.tags,
             # Created after, and so deleted before, everything it needs to manage load balancers.
@@ -69,6 +71,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
                 cluster_name=aws.cluster_name,
                 cluster_arn=aws.cluster_arn,
                 region=aws.region,
+                cold_start_budget_s=workload.timers(settings.serving, settings.weights.source).cold_start_alert,
                 provider=aws.provider,
                 tags=settings.tags,
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 EXPOSED_PATHS_FILE = DATA / "exposed-paths.json"
 # Listener action for every path not listed: the controller builds it from this annotation.
 REFUSE_ACTION = "refuse-404"
-# TLS 1.3 and 1.2 only; an ALB security policy (Elastic Load Balancing docs, "Security policies").
-SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# TLS 1.3 and 1.2, restricted to forward-secret AEAD ciphers, with hybrid post-quantum key
+# exchange for clients that offer it: the policy the ALB documentation recommends ("Security
+# policies for your Application Load Balancer"; the console's default).
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 ANNOTATION = "alb.ingress.kubernetes.io"
 PLAIN_HTTP_ACCEPTED = "minimax-vllm/plain-http-on-internet"
 # The controller names the ALB from this annotation (v3.5.0 docs, "Ingress annotations"; longer

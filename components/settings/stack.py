@@ -82,6 +82,7 @@ _STACK_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 
 _AZ = r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$"
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)  # CloudWatch Logs retention values
+_AUDIT_RETENTION_DAYS = tuple(d for d in _RETENTION_DAYS if d >= 90)
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$").match
 _NAME_TAG = r"^[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,62}$"
 
@@ -118,6 +119,9 @@ class ServingSettings:
     kv_cache_dtype: Annotated[Str, one_of(KV_CACHE_DTYPES)] = rule("auto", closed("a KV-cache dtype", KV_CACHE_DTYPES))
     # A prod stack serving a model whose licence forbids commercial use stops at `pulumi up` until this is true.
     accept_non_commercial_license: Bool = rule(False, "must be true or false")
+    # A non-production stack that follows a branch or tag of the model repository while running its
+    # code (--trust-remote-code) must say so: whoever can push there runs code in the pod.
+    allow_unpinned_remote_code: Bool = rule(False, "must be true or false")
     extra_args: StrList = rule((), "must be a list of strings", ["--max-num-seqs=64"])
     image_tag: Annotated[Str, matches(r"^v\d+\.\d+\.\d+(\.post\d+)?$")] = rule(
         versions.VLLM_IMAGE.split(":", 1)[1],
@@ -202,8 +206,9 @@ class ClusterSettings:
     system_instance_type: Annotated[Str, matches(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = rule(
         "m7i.large", "must be an instance type name like m7i.large"
     )
-    log_retention_days: Annotated[Int, one_of(_RETENTION_DAYS)] = rule(
-        30, f"must be a CloudWatch retention: {', '.join(map(str, _RETENTION_DAYS))}"
+    # The control plane's audit log is the record of who changed the cluster: kept 90 days at least.
+    log_retention_days: Annotated[Int, one_of(_AUDIT_RETENTION_DAYS)] = rule(
+        90, f"must be a CloudWatch retention of 90 days or more: {', '.join(map(str, _AUDIT_RETENTION_DAYS))}"
     )
 
 

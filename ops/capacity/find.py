@@ -1,4 +1,4 @@
-"""`ops capacity find`: Capacity Block offerings for the GPU type, across regions, cheapest first.
+"""`ops capacity find`: Capacity Block offerings for the GPU type, across regions, by start date then price.
 
 On-demand p5 often fails with InsufficientInstanceCapacity; a Capacity Block for ML is
 reserved GPU capacity for fixed dates. EC2 lists what is for sale per region

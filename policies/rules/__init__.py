@@ -135,7 +135,7 @@ RESOURCE_RULES: tuple[Rule, ...] = (
     Rule(
         "public-endpoint-tls-and-ranges",
         public_endpoint_tls_and_ranges,
-        "Mandatory. An internet-facing ALB Ingress listens only on HTTPS with a certificate (unless the stack set the loud plain-HTTP opt-out) and lists inbound-cidrs that, by CIDR arithmetic, neither cover the internet nor hold a prefix shorter than /8.",
+        "Mandatory. An internet-facing ALB Ingress listens only on HTTPS with a certificate and a restricted (-Res-) TLS policy (unless the stack set the loud plain-HTTP opt-out) and lists inbound-cidrs that, by CIDR arithmetic, neither cover the internet nor hold a prefix shorter than /8.",
     ),
     Rule(
         "only-allowed-paths-exposed",

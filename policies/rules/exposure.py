@@ -79,6 +79,12 @@ def public_endpoint_tls_and_ranges(resource_type: str, props: Props) -> list[str
             f"{what} without TLS (plain listeners {plain}, certificate-arn "
             f"{'set' if annotations.get(f'{ALB}/certificate-arn') else 'missing'}): the API key would cross the internet in clear"
         )
+    policy = str(annotations.get(f"{ALB}/ssl-policy") or "")
+    if annotations.get(f"{ALB}/certificate-arn") and "-Res-" not in policy:
+        problems.append(
+            f"{what} whose TLS policy {policy or '(the ELB default, ELBSecurityPolicy-2016-08)'} is not a restricted"
+            " (-Res-) one: only forward-secret AEAD ciphers should meet the API key"
+        )
     cidrs = [c for c in str(annotations.get(f"{ALB}/inbound-cidrs") or "").split(",") if c.strip()]
     if not cidrs:
         problems.append(f"{what} with no inbound-cidrs, which the controller opens to 0.0.0.0/0")
