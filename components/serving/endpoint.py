@@ -19,7 +19,7 @@ from components.facts import DATA
 from components.kubernetes.ingress import INGRESS_CLASS
 
 if TYPE_CHECKING:
-    from components.settings.stack import EndpointSettings
+    from components.settings.endpoint import EndpointSettings
 
 EXPOSED_PATHS_FILE = DATA / "exposed-paths.json"
 # Listener action for every path not listed: the controller builds it from this annotation.
