@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test test-fast lint capacity scaling mutation docs clean
+.PHONY: plan test test-fast lint capacity scaling mutation docs chart-values chart-record clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,9 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-checkov.txt
 	touch $@
 
+# BASE=<git ref>: instead, preview the upgrade from that ref to this tree (ops/upgrade.py).
 plan: $(VENV)/.runtime ## Render a stack offline: summary on stdout, manifests in plan-out/<stack>
-	$(PY) -m ops plan --stack $(STACK) --out $(OUT)
+	$(PY) -m ops plan --stack $(STACK) $(if $(BASE),--base $(BASE),--out $(OUT))
 
 # Two workers (the machines here have two cores); a module's tests stay on one worker, so its
 # cached renderings are made once.
@@ -65,8 +66,21 @@ capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
 	$(PY) -m ops.scaling_sim --stack $(STACK)
 
+# Needs git snapshots of the charts' repositories (CHART_SNAPSHOTS, default /work/.mirror; see ops/chart_sources.py).
+chart-values: $(VENV)/.runtime ## Record each pinned chart's values keys and CRD schemas (after a chart pin bump)
+	$(PY) -m ops.chart_values
+	$(PY) -m ops.chart_crds
+
 docs: $(VENV)/.dev ## Regenerate every generated block of README.md and docs/ from the commands and sources it quotes
 	$(PY) -m tests.docs_blocks --write
+
+# Not part of `make test`: needs a Helm binary and the six charts unpacked under CHARTS
+# (`helm pull <repo>/<chart> --version <pin> --untar -d $(CHARTS)`, or the git source at the tag
+# ops/chart_record.py names). Run it after changing any values a stack passes to a chart.
+CHARTS ?= charts-src
+HELM ?= helm
+chart-record: $(VENV)/.runtime ## Render the pinned charts with the stacks' values into components/facts/data/chart-record/
+	$(PY) -m ops.chart_record --charts $(CHARTS) --helm $(HELM)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache

@@ -53,7 +53,9 @@ def _capacity_use(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ops import metrics_check, verify
+    import secrets
+
+    from ops import metrics_check, verify, verify_incluster
 
     target = verify.resolve_target(
         stack=args.stack,
@@ -63,6 +65,8 @@ def _verify(args: argparse.Namespace) -> int:
         reasoning_parser=args.reasoning_parser,
     )
     title, checks = verify.main(target, timeout=args.timeout)
+    name = f"{verify_incluster.NAME}-{secrets.token_hex(3)}"
+    checks.append(verify_incluster.run(args.kubeconfig or os.environ.get("KUBECONFIG"), target.model, name))
     observability = from_stack_file(args.stack).observability
     checks += metrics_check.run(target.endpoint, observability, args.prometheus, args.timeout)
     return emit(title, checks)
@@ -86,6 +90,10 @@ def _plan(args: argparse.Namespace) -> int:
     # Imported here: plan runs the Pulumi engine, the other commands must not need it.
     from ops import plan
 
+    if args.base or args.set or args.base_set:
+        from ops import upgrade
+
+        return upgrade.main(args.stack, args.base, args.set, args.base_set, args.accept_replacement)
     return plan.main(args.stack, args.out or f"plan-out/{args.stack}")
 
 
@@ -109,6 +117,24 @@ def parser() -> argparse.ArgumentParser:
 
     plan = command("plan", "render the stack offline: resource tree, vllm argv, manifests, cost")
     plan.add_argument("--out", help="output folder (default plan-out/<stack>)")
+    plan.add_argument(
+        "--base", help="preview the upgrade from this git ref: each resource created, updated, replaced or deleted"
+    )
+    plan.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a settings change to preview against the stack as it is (repeatable), e.g. gpuNodes.instanceType=p5e.48xlarge",
+    )
+    plan.add_argument(
+        "--base-set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="the same, applied to the base"
+    )
+    plan.add_argument(
+        "--accept-replacement",
+        action="store_true",
+        help="proceed although the preview replaces the GPU node group delete-first or a subnet (a cold-start outage)",
+    )
     plan.set_defaults(run=_plan)
 
     preflight = command(
@@ -157,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
         help="in-cluster Prometheus through a port-forward, e.g. http://localhost:9090 "
         "(without it, verify prints the kubectl port-forward command)",
     )
+    verify.add_argument(
+        "--kubeconfig",
+        help="the cluster's kubeconfig (default: $KUBECONFIG): a short-lived pod in another namespace then asks"
+        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection",
+    )
     verify.set_defaults(run=_verify)
 
     # No default stack: a bare `sweep --apply` must never pick one (it used to be production).
@@ -170,13 +201,13 @@ def parser() -> argparse.ArgumentParser:
         "--include-network",
         action="store_true",
         help="also this stack's VPC, NAT gateways, Elastic IPs, internet gateway, subnets and route tables "
-        "(only when Pulumi's state of them is lost)",
+        "(only when Pulumi's state of them is lost; what a kept machine routes through stays)",
     )
     sweep.add_argument(
         "--i-know-the-cluster-may-be-live",
         action="store_true",
         help="let --apply delete although the stack's EKS cluster exists or cannot be checked "
-        "(its controller may recreate or still use what is deleted)",
+        "(its controller may recreate or still use what is deleted); never its network",
     )
     sweep.set_defaults(run=_sweep)
     _capacity_parser(sub, command)

@@ -14,15 +14,15 @@ from typing import Any
 
 from components.facts import gpu_pool
 from components.observability import alerts
+from components.observability import values as observability
 from components.serving import profiles, workload
 from components.settings.observability import ObservabilitySettings
 from ops.report import Check, failed, info, passed, skipped
 
-PROMETHEUS_SERVICE = "kps-prometheus"  # components/observability/values.py PROMETHEUS_SERVICE (a test keeps them equal)
-GRAFANA_SERVICE = "grafana"
-LOCAL_PROMETHEUS = "http://localhost:9090"
-PORT_FORWARD = f"kubectl -n {alerts.MONITORING_NAMESPACE} port-forward svc/{PROMETHEUS_SERVICE} 9090:9090"
-GRAFANA_PORT_FORWARD = f"kubectl -n {alerts.MONITORING_NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:80"
+# The tunnels to open, as the monitoring stack names its Services (components/observability/values.py).
+LOCAL_PROMETHEUS = f"http://localhost:{observability.PROMETHEUS_PORT}"
+PORT_FORWARD = observability.port_forwards()["prometheus"]
+GRAFANA_PORT_FORWARD = observability.port_forwards()["grafana"]
 
 # (row, PromQL, what it proves, the fix when nothing comes back)
 EXPECTED: tuple[tuple[str, str, str], ...] = (

@@ -216,6 +216,7 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
         cold,
         region=settings.region,
         load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+        prometheus_url=observability.PROMETHEUS_URL,
     )
     _, chart, version = versions.CLUSTER_AUTOSCALER_CHART
     return [
@@ -343,7 +344,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "",
         "Endpoint:",
         f"  {ep.scheme} ALB, {scheme}://<alb-dns-name> (port {endpoint.listener_port(ep)} only) -> pods :{profiles.PORT}, "
-        f"idle timeout {ep.idle_timeout_seconds}s, sources {sources}"
+        f"idle timeout {ep.idle_timeout_seconds}s (floor {timeline.idle_timeout_floor(sv.max_model_len)}s:"
+        f" {timeline.silent_request(sv.max_model_len).basis}, x{timeline.SAFETY:g}), sources {sources}"
         + (f", WAF {ep.waf_acl_arn}" if ep.waf_acl_arn else ""),
         f"  forwarded: {exposed} (API key required under /v1); every other path: the ALB's own 404",
         "  in the cluster: Service vllm (ClusterIP) :8000, /metrics for scrapers",

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from components.facts import versions
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.stack import Settings
-from ops import awsclients, registry
+from ops import awsclients, image_contents, preflight_resources, registry, zone_record
 from ops.awsclients import Sleep, error_code, guard
 from ops.awsclients import call_checked as _aws
 from ops.capacity.reservation import _reservation
@@ -58,6 +58,7 @@ def run(
     for name, check in (
         ("offered in region", _region_offering),
         ("offered in zones", _zone_offering),
+        (zone_record.NAME, _zones_recorded),
         ("on-demand vCPU quota", _quota),
         ("capacity reservation", reservation),
     ):
@@ -114,12 +115,7 @@ def _zone_offering(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep) -> l
             )
         ]
     if not wanted:
-        return [
-            passed(
-                "offered in zones",
-                f"{itype} offered in {', '.join(offered)} (gpuNodes.availabilityZones unset: chosen at deploy time)",
-            )
-        ]
+        return [passed("offered in zones", f"{itype} offered in {', '.join(offered)} (see {zone_record.NAME})")]
     missing = [z for z in wanted if z not in offered]
     if missing:
         return [
@@ -139,6 +135,12 @@ def needed_vcpus(settings: Settings) -> int:
 
 def quota_increase_command(region: str, desired: int) -> str:
     return f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {P_QUOTA_CODE} --desired-value {desired} --region {region}"
+
+
+def _zones_recorded(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep) -> list[Check]:
+    itype = settings.gpu_nodes.instance_type
+    offers = (o["Location"] for o in _offerings(ec2, sleep, "availability-zone", itype) if o["InstanceType"] == itype)
+    return zone_record.check(settings, ec2, offers, sleep)
 
 
 def _quota(settings: Settings, ec2: Any, quotas: Any, sleep: Sleep) -> list[Check]:
@@ -255,6 +257,8 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", session=session)
+    ec2, quotas, eks, s3 = awsclients.clients(settings.region, "ec2", "service-quotas", "eks", "s3", session=session)
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
-    return title(settings), checks + image_digest(settings, resolve, record=record)
+    checks += guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
+    checks += image_digest(settings, resolve, record=record)
+    return title(settings), [*checks, image_contents.preflight_row(settings.serving.image)]

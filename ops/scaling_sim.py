@@ -31,6 +31,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from components.observability.values import PROMETHEUS_URL
 from components.platform.config import from_stack_file
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
@@ -102,7 +103,12 @@ def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy |
     per_node = replicas_per_node(settings)
     if policy is None:
         policy = scaling.replica_policy(
-            sc, per_node, cold, region=settings.region, load_balancer=endpoint.load_balancer_name(settings.cluster_name)
+            sc,
+            per_node,
+            cold,
+            region=settings.region,
+            load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+            prometheus_url=PROMETHEUS_URL,
         )
     g = settings.gpu_nodes
     return Stack(

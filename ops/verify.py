@@ -1,8 +1,10 @@
 """The MiniMax serving guides' pass criteria, checked against a deployed endpoint after `pulumi up`.
 
-Standard library only (urllib), so verifying needs nothing beyond Python. Each request
-sends MiniMax's recommended sampling; the second turn sends the first answer back with
-its thinking, because MiniMax documents that stripping `<think>` degrades quality.
+Generation goes through the `openai` client, the one users call the endpoint with
+(ops/verify_client.py); what must be refused (no key, unguarded routes) is probed with raw HTTP
+(urllib), which sends exactly the request it is told. Each generation request sends MiniMax's
+recommended sampling; the second turn sends the first answer back with its thinking, because
+MiniMax documents that stripping `<think>` degrades quality.
 """
 
 from __future__ import annotations
@@ -10,28 +12,21 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 from components.platform.config import from_stack_file
-from components.serving import endpoint
+from components.serving import endpoint, profiles
 from components.settings.stack import PROJECT
-from ops.chat import (
-    APPEND_THINK,
-    REASONING_FIELDS,
-    SAMPLING,
-    Client,
-    Reply,
-    Unreachable,
-    chat_body,
-    history_message,
-    message_of,
-    split_thinking,
-    thinking_text,
-)
+from ops import verify_client
 from ops.report import Check, UsageError, failed, passed, skipped
+from ops.verify_client import APPEND_THINK, Answer
 
-SPLIT_THINK = "minimax_m2"
+# Recommended sampling from the model card; top_k is a vLLM extension sent top-level.
+SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 40}
+MAX_TOKENS = 2048
 
 # The smoke-test tool of the MiniMax-M2 vLLM recipe.
 WEATHER_TOOL = {
@@ -45,7 +40,9 @@ WEATHER_TOOL = {
 FIRST_QUESTION = "What is 17 * 23? Think it through, then answer with the number."
 SECOND_QUESTION = "Now add 100 to that result. Answer with the number."
 TOOL_QUESTION = "Use the get_weather tool for Athens, then summarize."
-TEXT_TOOL_MARKERS = ("get_weather", "<minimax:tool_call>", "<invoke", "tool_call")
+STREAM_QUESTION = "Say hello."
+# Long enough to stream for many seconds: tokens keep the connection busy the whole time.
+LONG_QUESTION = "Count from 1 to 400, one number per line, with no other text."
 
 # Routes vLLM serves without checking the key (its middleware guards only /v1, /v2, /inference
 # and /cohere); the load balancer must answer them itself. The request bodies are valid, so a
@@ -59,8 +56,6 @@ UNGUARDED_PROBES: tuple[tuple[str, str, dict[str, Any] | str | None], ...] = (
 )
 REFUSED = (401, 403, 404)
 
-PARSER_FIX = "check the vLLM argv (`make plan`): --enable-auto-tool-choice --tool-call-parser minimax_m2 --reasoning-parser <parser>"
-
 
 @dataclass(frozen=True)
 class Target:
@@ -70,6 +65,8 @@ class Target:
     model: str
     api_key: str
     reasoning_parser: str
+    served_names: tuple[str, ...] = ()  # every name /v1/models must list (the alias and the Hub id)
+    idle_timeout: float | None = None  # the load balancer's, for the long-stream row
 
 
 # --- where the endpoint is --------------------------------------------------------------
@@ -122,12 +119,118 @@ def resolve_target(
             "the endpoint requires an API key: pass --api-key or set MINIMAX_VLLM_API_KEY"
             f" (e.g. `export MINIMAX_VLLM_API_KEY=$(pulumi config get {PROJECT}:apiKey)`)"
         )
-    model = model or outputs.get("servedModelName")
-    if not model or not reasoning_parser:
-        serving = from_stack_file(stack).serving
-        model = model or serving.served_model_name
-        reasoning_parser = reasoning_parser or serving.reasoning_parser
-    return Target(normalize_endpoint(endpoint), model, api_key, reasoning_parser)
+    settings = from_stack_file(stack)
+    model = model or outputs.get("servedModelName") or settings.serving.served_model_name
+    return Target(
+        normalize_endpoint(endpoint),
+        model,
+        api_key,
+        reasoning_parser or settings.serving.reasoning_parser,
+        served_names=tuple(dict.fromkeys((model, *profiles.served_model_names(settings.serving)))),
+        idle_timeout=settings.endpoint.idle_timeout_seconds,
+    )
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+
+class Unreachable(Exception):
+    """The endpoint did not answer at all (DNS, connection refused, timeout)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.body or b"{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")[:300]
+
+
+_OWN_KEY = object()
+
+
+@dataclass
+class Client:
+    """Raw HTTP, for the requests that must be refused: exactly the method, path and key it is given."""
+
+    endpoint: str
+    api_key: str | None
+    timeout: float
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def _request(
+        self, method: str, path: str, payload: dict[str, Any] | None, api_key: str | None
+    ) -> urllib.request.Request:
+        headers = {"Accept": "application/json"}
+        data = None
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+            self.sent.append(payload)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return urllib.request.Request(self.endpoint + path, data=data, headers=headers, method=method)
+
+    def call(self, method: str, path: str, payload: dict[str, Any] | None = None, *, api_key: Any = _OWN_KEY) -> Reply:
+        """`api_key=None` sends no key, a string sends that key instead of the client's own."""
+        key = self.api_key if api_key is _OWN_KEY else api_key
+        try:
+            with urllib.request.urlopen(self._request(method, path, payload, key), timeout=self.timeout) as resp:
+                return Reply(resp.status, resp.read())
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, err.read())
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+            raise Unreachable(f"{method} {self.endpoint}{path}: {getattr(err, 'reason', err)}") from err
+
+
+def chat_body(model: str, messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Every generation request goes through here, so every one carries the recommended sampling."""
+    return {"model": model, "messages": messages, "max_tokens": MAX_TOKENS, **SAMPLING, **extra}
+
+
+# --- the second turn -------------------------------------------------------------------
+
+
+def history_message(first: Answer, parser: str) -> dict[str, Any]:
+    """The assistant turn as a client must send it back: thinking kept as `<think>...</think>`."""
+    if parser == APPEND_THINK or not first.reasoning.strip():
+        return {"role": "assistant", "content": first.content}
+    return {"role": "assistant", "content": f"<think>\n{first.reasoning.strip()}\n</think>\n\n{first.content.strip()}"}
+
+
+def check_second_turn(oc: Any, target: Target, first: Answer) -> Check:
+    if not first.ok:
+        return skipped("second turn", "no first answer to continue from")
+    thinking = (
+        verify_client.split_inline(first.content)[0] if target.reasoning_parser == APPEND_THINK else first.reasoning
+    )
+    if not thinking.strip():
+        return skipped("second turn", "the first answer has no thinking to send back (see thinking)")
+    history = [
+        {"role": "user", "content": FIRST_QUESTION},
+        history_message(first, target.reasoning_parser),
+        {"role": "user", "content": SECOND_QUESTION},
+    ]
+    reply = verify_client.ask(oc, chat_body(target.model, history))
+    answer = verify_client.split_inline(reply.content)[1]
+    if reply.ok and answer:
+        return passed(
+            "second turn", f"history carried {len(thinking.strip())} chars of <think>; answer: {answer[:40]!r}"
+        )
+    return failed(
+        "second turn",
+        f"POST with the thinking in history: {reply.error or 'no answer'}",
+        "check the server log for chat template errors",
+    )
 
 
 # --- the checks ------------------------------------------------------------------------
@@ -144,25 +247,14 @@ def check_health(c: Client) -> Check:
     )
 
 
-def check_models(c: Client, model: str) -> Check:
-    reply = c.call("GET", "/v1/models")
-    if reply.status == 401:
-        return failed(
-            "models", "GET /v1/models with the API key: 401", "use the stack's key: `pulumi config get apiKey`"
-        )
-    ids = [m.get("id") for m in reply.json().get("data", []) if isinstance(m, dict)]
-    if reply.status == 200 and model in ids:
-        return passed("models", f"serves {model}")
-    return failed(
-        "models",
-        f"GET /v1/models {reply.status}: served {ids or reply.text}, expected {model}",
-        "pass --model <served name> or check serving.servedModelName",
-    )
-
-
-def check_auth(c: Client) -> Check:
+def check_auth(c: Client, wrong_key_client: Any = None) -> Check:
+    """No key (raw HTTP: the `openai` client always sends one) and a wrong key (the `openai` client)."""
     anonymous = c.call("GET", "/v1/models", api_key=None).status
-    wrong = c.call("GET", "/v1/models", api_key="not-the-key").status
+    if wrong_key_client is None:
+        wrong = c.call("GET", "/v1/models", api_key="not-the-key").status
+    else:
+        refused, what = verify_client.check_wrong_key(wrong_key_client)
+        wrong = 401 if refused else what
     if anonymous == 401 and wrong == 401:
         return passed("auth", "requests without the key or with a wrong key: 401")
     return failed(
@@ -193,171 +285,52 @@ def check_exposure(c: Client, model: str) -> Check:
     )
 
 
-def check_chat(reply: Reply) -> Check:
-    if reply.status != 200:
-        return failed("chat", f"POST /v1/chat/completions {reply.status}: {reply.text}", PARSER_FIX)
-    _, _, answer = split_thinking(message_of(reply))
-    if answer:
-        return passed("chat", f"answer: {answer[:60]!r}")
-    finish = (reply.json().get("choices") or [{}])[0].get("finish_reason")
-    return failed(
-        "chat", f"no answer besides thinking (finish_reason {finish})", "raise max_tokens or check the server log"
-    )
-
-
-def check_thinking(reply: Reply, parser: str) -> Check:
-    if reply.status != 200:
-        return skipped("thinking", "no chat answer to inspect")
-    inline, separate, _ = split_thinking(message_of(reply))
-    if parser == APPEND_THINK and inline:
-        return passed("thinking", f"{len(inline)} chars inside content as <think>...</think> ({parser})")
-    if parser == SPLIT_THINK and separate:
-        return passed("thinking", f"{len(separate)} chars in the reasoning field ({parser})")
-    if parser == APPEND_THINK and separate:
-        return failed(
-            "thinking",
-            "thinking came in the separate reasoning field, not inside content",
-            f"the server runs --reasoning-parser {SPLIT_THINK}: verify with --reasoning-parser {SPLIT_THINK}, or set serving.reasoningParser {APPEND_THINK}",
-        )
-    if parser == SPLIT_THINK and inline:
-        return failed(
-            "thinking",
-            "thinking came inside content, not in the reasoning field",
-            f"the server runs --reasoning-parser {APPEND_THINK}: verify with --reasoning-parser {APPEND_THINK}, or set serving.reasoningParser {SPLIT_THINK}",
-        )
-    return failed("thinking", f"no thinking in the answer (expected with {parser})", PARSER_FIX)
-
-
-def check_tool_call(reply: Reply) -> Check:
-    if reply.status != 200:
-        return failed("tool call", f"POST /v1/chat/completions with tools {reply.status}: {reply.text}", PARSER_FIX)
-    message = message_of(reply)
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        if fn.get("name") != "get_weather":
-            continue
-        try:
-            args = json.loads(fn.get("arguments") or "")
-        except ValueError:
-            return failed("tool call", f"get_weather arguments are not JSON: {fn.get('arguments')!r}", PARSER_FIX)
-        return passed("tool call", f"structured tool_calls: get_weather({json.dumps(args)})")
-    _, _, answer = split_thinking(message)
-    if any(marker in answer for marker in TEXT_TOOL_MARKERS):
-        return failed(
-            "tool call",
-            f"the tool call came back as plain text: {answer[:80]!r}",
-            "vLLM needs --enable-auto-tool-choice --tool-call-parser minimax_m2",
-        )
-    return failed("tool call", f"no tool_calls entry for get_weather (answer: {answer[:60]!r})", PARSER_FIX)
-
-
-def check_second_turn(c: Client, target: Target, first: Reply) -> Check:
-    if first.status != 200:
-        return skipped("second turn", "no first answer to continue from")
-    message = message_of(first)
-    thinking = thinking_text(message, target.reasoning_parser)
-    if not thinking:
-        return skipped("second turn", "the first answer has no thinking to send back (see thinking)")
-    history = [
-        {"role": "user", "content": FIRST_QUESTION},
-        history_message(message, target.reasoning_parser),
-        {"role": "user", "content": SECOND_QUESTION},
-    ]
-    reply = c.call("POST", "/v1/chat/completions", chat_body(target.model, history))
-    _, _, answer = split_thinking(message_of(reply))
-    if reply.status == 200 and answer:
-        return passed("second turn", f"history carried {len(thinking)} chars of <think>; answer: {answer[:40]!r}")
-    return failed(
-        "second turn",
-        f"POST with the thinking in history {reply.status}: {reply.text}",
-        "check the server log for chat template errors",
-    )
-
-
-def check_sampling(c: Client, replies: list[Reply]) -> Check:
-    generation = [p for p in c.sent if "messages" in p]
-    wrong = [p for p in generation if any(p.get(k) != v for k, v in SAMPLING.items())]
-    rejected = [r.status for r in replies if r.status == 400]
-    shown = ", ".join(f"{k}={v}" for k, v in SAMPLING.items())
-    if generation and not wrong and not rejected:
-        return passed("sampling", f"all {len(generation)} generation requests sent {shown}")
-    return failed(
-        "sampling",
-        f"{len(wrong)} request(s) without {shown}; {len(rejected)} rejected with 400",
-        "the vLLM release must accept top_k (a vLLM extension to the OpenAI API)",
-    )
-
-
-def check_streaming(c: Client, target: Target) -> Check:
-    status, lines = c.stream(
-        "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": "Say hello."}], stream=True)
-    )
-    if status != 200:
-        return failed("streaming", f"POST stream=true {status}: {''.join(lines)[:200]}")
-    chunks, text, done = 0, 0, False
-    for line in lines:
-        if not line.startswith("data:"):
-            continue
-        data = line[len("data:") :].strip()
-        if data == "[DONE]":
-            done = True
-            break
-        chunks += 1
-        try:
-            delta = (json.loads(data).get("choices") or [{}])[0].get("delta") or {}
-        except ValueError:
-            return failed("streaming", f"chunk is not JSON: {data[:80]!r}")
-        text += sum(len(delta.get(k) or "") for k in ("content", *REASONING_FIELDS))
-    if done and chunks and text:
-        return passed("streaming", f"{chunks} SSE chunks, ended with data: [DONE]")
-    if not done:
-        return failed(
-            "streaming",
-            f"{chunks} chunks, no closing data: [DONE]",
-            "the load balancer or a proxy cut the stream: check endpoint.idleTimeoutSeconds",
-        )
-    return failed("streaming", f"{chunks} chunks carried no text")
+NAMES = (
+    "health",
+    "models",
+    "auth",
+    "exposure",
+    "chat",
+    "thinking",
+    "tool call",
+    "second turn",
+    "streaming",
+    "long stream",
+    "sampling",
+)
 
 
 def run(target: Target, timeout: float = 300.0) -> list[Check]:
     """Every criterion in order; later ones are skipped when the endpoint does not answer."""
     c = Client(target.endpoint, target.api_key, timeout)
-    names = [
-        "health",
-        "models",
-        "auth",
-        "exposure",
-        "chat",
-        "thinking",
-        "tool call",
-        "second turn",
-        "streaming",
-        "sampling",
-    ]
+    sent: list[dict[str, Any]] = []
+    oc = verify_client.client(target.endpoint, target.api_key, timeout, sent)
+    parser = target.reasoning_parser
     checks: list[Check] = []
     try:
         checks.append(check_health(c))
         if checks[0].failed:
-            return checks + [skipped(n, "endpoint not healthy") for n in names[1:]]
-        checks += [check_models(c, target.model), check_auth(c), check_exposure(c, target.model)]
-        first = c.call(
-            "POST", "/v1/chat/completions", chat_body(target.model, [{"role": "user", "content": FIRST_QUESTION}])
-        )
-        checks += [check_chat(first), check_thinking(first, target.reasoning_parser)]
-        tool = c.call(
-            "POST",
-            "/v1/chat/completions",
-            chat_body(
-                target.model, [{"role": "user", "content": TOOL_QUESTION}], tools=[WEATHER_TOOL], tool_choice="auto"
-            ),
-        )
-        checks.append(check_tool_call(tool))
-        checks.append(check_second_turn(c, target, first))
-        checks.append(check_streaming(c, target))
-        checks.append(check_sampling(c, [first, tool]))
+            return checks + [skipped(n, "endpoint not healthy") for n in NAMES[1:]]
+        wrong_key = verify_client.client(target.endpoint, "not-the-key", timeout)
+        checks += [
+            verify_client.check_models(oc, target.served_names or (target.model,)),
+            check_auth(c, wrong_key),
+            check_exposure(c, target.model),
+        ]
+        first = verify_client.ask(oc, chat_body(target.model, [{"role": "user", "content": FIRST_QUESTION}]))
+        checks += [verify_client.check_chat(first, parser), verify_client.check_thinking(first, parser)]
+        tools = {"tools": [WEATHER_TOOL], "tool_choice": "auto"}
+        tool = verify_client.stream(oc, chat_body(target.model, [{"role": "user", "content": TOOL_QUESTION}], **tools))
+        checks.append(verify_client.check_tool_call(tool))
+        checks.append(check_second_turn(oc, target, first))
+        hello = verify_client.stream(oc, chat_body(target.model, [{"role": "user", "content": STREAM_QUESTION}]))
+        checks.append(verify_client.check_streaming(hello, parser))
+        long = verify_client.stream(oc, chat_body(target.model, [{"role": "user", "content": LONG_QUESTION}]))
+        checks.append(verify_client.check_long_stream(long, target.idle_timeout))
+        checks.append(verify_client.check_sampling(sent, SAMPLING, [first, tool, hello, long]))
     except Unreachable as err:
         done = {ch.name for ch in checks}
-        pending = [n for n in names if n not in done]
+        pending = [n for n in NAMES if n not in done]
         checks.append(
             failed(
                 pending[0],

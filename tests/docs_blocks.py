@@ -141,9 +141,14 @@ def verify_sample() -> str:
 
     server = FakeVllm().start()
     try:
-        target = verify.Target(server.url, "minimax-m2.5", server.behaviour.api_key, "minimax_m2_append_think")
+        served = server.behaviour.served_names
+        target = verify.Target(
+            server.url, served[0], server.behaviour.api_key, "minimax_m2_append_think", served, idle_timeout=3600
+        )
         title, checks = verify.main(target, timeout=10)
         text = report.render(title, checks).replace(server.url, "https://<alb-dns-name>")
+        # The fake answers at once: its stream timings are noise of the machine, shown as zero.
+        text = re.sub(r"\b\d+\.\d s\b", "0.0 s", text)
     finally:
         server.stop()
     return _sample("python -m ops verify --stack prod-8gpu", text)
@@ -161,7 +166,8 @@ def preflight_sample() -> str:
         K8S, "STANDARD_SUPPORT", endOfStandardSupportDate=dt.datetime(2027, 3, 27, tzinfo=dt.UTC)
     )
     eks = eks_client(version_replies=[{"clusterVersions": [supported]}])[0]
-    clients = {"ec2": stubbed_ec2(None)[0], "service-quotas": quota_client(value=96.0)[0], "eks": eks}
+    # No existing VPC or bucket in prod-8gpu: the S3 client is never called.
+    clients = {"ec2": stubbed_ec2(None)[0], "service-quotas": quota_client(value=96.0)[0], "eks": eks, "s3": None}
 
     class Session:
         def client(self, service: str, **_: Any) -> Any:
@@ -361,12 +367,14 @@ def alerts_table() -> str:
     """The serving alerts as Prometheus loads them (prod-8gpu's thresholds), with their runbooks."""
     from components.observability import alerts
     from components.platform.config import from_stack_file
+    from components.platform.kubernetes_layer import release_namespaces
     from components.serving import workload
 
     settings = from_stack_file("prod-8gpu")
     budget = workload.timers(settings.serving, settings.weights.source).cold_start_alert
+    namespaces = release_namespaces(settings, settings.scaling)
     rows = ["| alert | severity | fires when (for) | summary |", "|---|---|---|---|"]
-    for a in alerts.serving_alerts(settings.observability, budget):
+    for a in alerts.serving_alerts(settings.observability, budget, namespaces):
         rows.append(
             f"| [{a.name}](#{a.runbook_anchor}) | {a.severity} | `{_cell(a.expr)}` ({a.for_}) | {_cell(a.summary)} |"
         )

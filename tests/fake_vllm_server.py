@@ -1,8 +1,12 @@
 """A loopback stand-in for vLLM's OpenAI-compatible server, for the verify tests.
 
-Speaks the wire format of `vllm serve --enable-auto-tool-choice --tool-call-parser
-minimax_m2 --reasoning-parser <parser> --api-key ...`, can be told to misbehave in the
-ways the MiniMax guides warn about, and records every request so tests can inspect what was sent.
+Speaks the wire format of vLLM 0.32.0's `vllm serve --enable-auto-tool-choice --tool-call-parser
+minimax_m2 --reasoning-parser <parser> --api-key ...`: thinking in `reasoning` (minimax_m2) or as
+`<think>...</think>` inside content (minimax_m2_append_think); streams as SSE `data:` chunks of
+`chat.completion.chunk` with deltas, tool calls as `tool_calls` deltas by index (id, type and name
+first, then the arguments in pieces), a last chunk with the finish_reason, then `data: [DONE]`.
+tests/vllm/test_fake_wire.py checks these shapes against the release's own protocol classes.
+It can be told to misbehave in the ways the MiniMax guides warn about, and records every request.
 
 By default it stands behind the load balancer as deployed: only the paths of
 components/serving/endpoint.py reach it, the rest get the ALB's fixed 404. `behind_alb=False` is the
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,11 +37,17 @@ class Behaviour:
     aliases: tuple[str, ...] = ("MiniMaxAI/MiniMax-M2.5",)  # the other served names
     behind_alb: bool = True
     reasoning: str = "minimax_m2_append_think"  # or "minimax_m2"
-    reasoning_field: str = "reasoning_content"  # newer vLLM releases: "reasoning"
+    reasoning_field: str = "reasoning"  # vLLM 0.32.0's; older releases sent "reasoning_content"
     enforce_auth: bool = True
+    any_key: bool = False  # a key is required, but any key is taken
     thinking: bool = True
     tool_as_text: bool = False
+    tool_arguments: tuple[str, ...] = ('{"city": ', '"Athens"}')  # the argument pieces a stream carries
+    reasoning_late: bool = False  # a leaky parser: a reasoning delta after the answer started
     stream_done: bool = True
+    stream_cut: bool = False  # the stream stops without a finish_reason (a cut connection)
+    stream_pieces: int = 2  # content deltas of a streamed answer
+    stream_pause: float = 0.0  # seconds between two chunks
     healthy: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
 
@@ -65,7 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         b = self.server.behaviour
-        return not b.enforce_auth or self.headers.get("Authorization") == f"Bearer {b.api_key}"
+        sent = self.headers.get("Authorization") or ""
+        return not b.enforce_auth or sent == f"Bearer {b.api_key}" or (b.any_key and sent.startswith("Bearer "))
 
     def _record(self, body: Any) -> None:
         self.server.behaviour.requests.append(
@@ -134,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("model") not in self.server.behaviour.served_names:
             return self._send(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist."})
         if body.get("stream"):
-            return self._stream()
+            return self._stream(body)
         return self._send(200, self._completion(body))
 
     def _message(self, answer: str) -> dict[str, Any]:
@@ -176,27 +188,64 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60},
         }
 
-    def _stream(self) -> None:
+    def _deltas(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        """The deltas of a streamed answer and its finish_reason, as vLLM's parsers emit them."""
+        b = self.server.behaviour
+        split = b.reasoning == "minimax_m2"
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if b.thinking:
+            pieces = [THINKING[:30], THINKING[30:]]
+            if split:
+                deltas += [{b.reasoning_field: p} for p in pieces]
+            else:  # minimax_m2_append_think: "<think>" before the first piece, the rest is content
+                deltas += [{"content": "<think>" + pieces[0]}, {"content": pieces[1] + "</think>\n\n"}]
+        if body.get("tools") and not b.tool_as_text:
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "chatcmpl-tool-1", "type": "function", "function": {"name": "get_weather"}}
+                    ]
+                }
+            )
+            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in b.tool_arguments]
+            return deltas, "tool_calls"
+        if body.get("tools"):
+            deltas.append(
+                {
+                    "content": '<minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">Athens</parameter>\n</invoke>\n</minimax:tool_call>'
+                }
+            )
+            return deltas, "stop"
+        words = ["Hel", "lo", *[f" {i}" for i in range(max(0, b.stream_pieces - 2))]][: max(1, b.stream_pieces)]
+        deltas += [{"content": w} for w in words]
+        if b.reasoning_late and split:
+            deltas.append({b.reasoning_field: "one more thought"})
+        return deltas, "stop"
+
+    def _stream(self, body: dict[str, Any]) -> None:
         b = self.server.behaviour
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        deltas = [{"role": "assistant", "content": ""}]
-        if b.thinking:
-            deltas.append(
-                {b.reasoning_field: "Greeting."}
-                if b.reasoning == "minimax_m2"
-                else {"content": "<think>Greeting.</think>"}
-            )
-        deltas += [{"content": "Hel"}, {"content": "lo"}]
-        for delta in deltas:
+        deltas, finish = self._deltas(body)
+        choices = [[{"index": 0, "delta": d, "finish_reason": None}] for d in deltas]
+        if not b.stream_cut:
+            choices.append([{"index": 0, "delta": {"content": ""}, "finish_reason": finish}])
+        for choice in choices:
             chunk = {
                 "id": "chatcmpl-2",
                 "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                "created": 0,
+                "model": b.model,
+                "choices": choice,
             }
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        if b.stream_done:
+            try:
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            except OSError:  # the client or a proxy in between closed the connection
+                return
+            time.sleep(b.stream_pause)
+        if b.stream_done and not b.stream_cut:
             self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         self.close_connection = True

@@ -3,7 +3,8 @@
 (Attachments are emulated too: a real instance would make moto serialise its AMI catalogue.)
 
 moto deletes a security group that ENIs or other groups still use, deletes a load balancer
-with deletion protection on, has no NLB-managed ENIs and deletes NAT gateways instantly.
+with deletion protection on, deletes a VPC that still has an endpoint, has no NLB-managed
+ENIs and deletes NAT gateways instantly.
 `Rules` wraps the boto3 clients so those answer as AWS does (DependencyViolation,
 OperationNotPermitted, requester-managed in-use ENIs released with their NLB, NAT gateways
 `deleting` for a while), and records every mutating call.
@@ -149,6 +150,12 @@ class World:
                     self.raw_ec2.disassociate_route_table(AssociationId=assoc["RouteTableAssociationId"])
         return real(**kwargs)
 
+    def rule_delete_vpc(self, real: Any, **kwargs: Any) -> Any:
+        endpoints = self.raw_ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [kwargs["VpcId"]]}])
+        if [e for e in endpoints["VpcEndpoints"] if e["State"].lower() not in ("deleted", "deleting")]:
+            raise aws_error("DependencyViolation", "DeleteVpc", f"The vpc '{kwargs['VpcId']}' has dependencies")
+        return real(**kwargs)
+
     def rule_delete_nat_gateway(self, real: Any, **kwargs: Any) -> Any:
         """AWS frees the NAT gateway's ENI and Elastic IP association as it deletes it."""
         nat = self.raw_ec2.describe_nat_gateways(NatGatewayIds=[kwargs["NatGatewayId"]])["NatGateways"][0]
@@ -264,6 +271,13 @@ class World:
             ids["rtbs"].append(rtb)
             ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
             ec2.associate_route_table(RouteTableId=rtb, SubnetId=private)
+        ids["s3"] = ec2.create_vpc_endpoint(
+            VpcId=vpc,
+            ServiceName=f"com.amazonaws.{REGION}.s3",
+            VpcEndpointType="Gateway",
+            RouteTableIds=ids["rtbs"][1:],
+            TagSpecifications=tag_spec("vpc-endpoint", {**tags, "Name": f"{name}-s3"}),
+        )["VpcEndpoint"]["VpcEndpointId"]
         return ids
 
     def inventory(self) -> dict[str, set[str]]:
@@ -290,4 +304,7 @@ class World:
             "eips": {a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]},
             "igws": {g["InternetGatewayId"] for g in ec2.describe_internet_gateways()["InternetGateways"]},
             "rtbs": {t["RouteTableId"] for t in ec2.describe_route_tables()["RouteTables"]},
+            "endpoints": {
+                e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"] != "deleted"
+            },
         }

@@ -41,7 +41,8 @@ def block_settings(capacity_type: str = "CAPACITY_BLOCK") -> Settings:
         "capacityReservationId": RID,
         "availabilityZones": ["us-east-2a"],
     }
-    return parse({"owner": "ml-platform", "gpuNodes": nodes}, "test", "us-east-2")
+    network = {"availabilityZones": ["us-east-2a", "us-east-2b"], "subnetLayout": "byZone"}  # zones recorded
+    return parse({"owner": "ml-platform", "gpuNodes": nodes, "network": network}, "test", "us-east-2")
 
 
 def ec2_with(reservation: dict[str, Any], status: dict[str, Any] | str | None = None) -> Any:

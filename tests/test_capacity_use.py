@@ -207,7 +207,7 @@ def test_applied_commands_render_a_node_group_on_the_block(tmp_path: Path) -> No
     assert {"clusterName", "gpuNodeGroupName"} <= set(r.outputs)
 
 
-def test_a_stack_with_two_gpu_zones_and_other_network_zones_ends_with_only_the_blocks_zone(tmp_path: Path) -> None:
+def test_a_stack_with_two_gpu_zones_keeps_its_network_zones_and_adds_the_blocks(tmp_path: Path) -> None:
     raw = config.read_stack_file(STACK)
     raw["minimax-vllm:gpuNodes"] = {**raw["minimax-vllm:gpuNodes"], "availabilityZones": ["us-west-2a", "us-west-2c"]}
     raw["minimax-vllm:network"] = {**raw["minimax-vllm:network"], "availabilityZones": ["us-west-2a", "us-west-2c"]}
@@ -216,11 +216,14 @@ def test_a_stack_with_two_gpu_zones_and_other_network_zones_ends_with_only_the_b
     block = capacity_find.Offering(**{**OFFERING.__dict__, "instance_count": 2})
     text, valid = capacity_use.guide(STACK, block, raw, RESERVATION)
     assert valid
-    assert "pulumi config rm --stack prod-8gpu --path network.availabilityZones" in config_commands(text)
+    assert "pulumi config set --stack prod-8gpu --path 'network.availabilityZones[2]' us-west-2b" in config_commands(
+        text
+    )
     for line in config_commands(text):
         pulumi_config(line, tmp_path)
     g = settings_of(tmp_path).gpu_nodes
     assert g.availability_zones == ("us-west-2b",)
+    assert settings_of(tmp_path).network.availability_zones == ("us-west-2a", "us-west-2c", "us-west-2b")
     assert (g.min_size, g.desired_size, g.max_size) == (2, 2, 2)
 
 

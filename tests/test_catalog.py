@@ -16,7 +16,7 @@ from components.platform import config, deploy_gate
 from components.serving import capacity, profiles, workload
 from components.settings import stack as settings
 from ops import plan
-from ops.offline.engine import render
+from ops.offline.engine import render, zones_recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 M27 = "MiniMaxAI/MiniMax-M2.7"
@@ -160,7 +160,8 @@ def test_prod_stack_with_a_non_commercial_model_lists_the_acknowledgement_before
 def test_a_real_deploy_of_prod_with_m27_stops_until_acknowledged_and_the_plan_still_renders():
     serving = config.read_stack_file("prod-8gpu")["minimax-vllm:serving"]  # keeps what the stack pins
     m27 = {"minimax-vllm:serving": {**serving, "model": M27}}
-    overrides = {**{f"minimax-vllm:{k}": v for k, v in READY.items()}, **m27}
+    ready = {**READY, **zones_recorded("prod-8gpu")}
+    overrides = {**{f"minimax-vllm:{k}": v for k, v in ready.items()}, **m27}
     with pytest.raises(settings.SettingsError) as caught:
         render("prod-8gpu", overrides=overrides, as_deploy=True)
     message = str(caught.value)

@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
+from components.facts import timeline
 from components.platform import deploy_gate
 from components.platform.config import parse
 from components.serving import exposure as exposure_rules
 from components.settings.stack import SettingsError
 from ops.offline import mocks
-from ops.offline.engine import render
+from ops.offline.engine import render, zones_recorded
 
 REGION = "us-east-2"
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -163,8 +164,9 @@ def test_bad_endpoint_value_names_key_value_rule_and_fix(field: str, value: Any,
     assert expected in problem and f"Fix: pulumi config set --path 'endpoint.{field}" in problem
 
 
-@pytest.mark.parametrize("value", [1, "3600", 4000])
-def test_idle_timeout_accepts_the_alb_range_also_as_strings(value: Any) -> None:
+@pytest.mark.parametrize("value", [str(timeline.idle_timeout_floor(131072)), "3600", 4000])
+def test_idle_timeout_accepts_the_alb_range_above_the_floor_also_as_strings(value: Any) -> None:
+    """From the floor (tests/test_resource_settings.py) to the ALB's maximum."""
     assert parse(base(endpoint={"idleTimeoutSeconds": value}), "t", REGION).endpoint.idle_timeout_seconds == int(value)
 
 
@@ -255,7 +257,7 @@ def test_prod_stack_stops_for_its_endpoint_ranges_and_missing_certificate() -> N
 
 
 def test_a_ready_stack_deploys() -> None:
-    r = render("prod-8gpu", overrides=READY, as_deploy=True)
+    r = render("prod-8gpu", overrides={**READY, **zones_recorded("prod-8gpu")}, as_deploy=True)
     assert r.one("kubernetes:networking.k8s.io/v1:Ingress")
 
 

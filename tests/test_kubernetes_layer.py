@@ -282,7 +282,8 @@ def test_endpoint_is_an_alb_ingress_to_a_cluster_ip_service_with_a_long_idle_tim
         in a["alb.ingress.kubernetes.io/load-balancer-attributes"]
     )
     assert a["alb.ingress.kubernetes.io/inbound-cidrs"] == ",".join(s.endpoint.source_ranges)
-    assert a["pulumi.com/skipAwait"] == "true"  # `pulumi up` does not hang on the ALB status
+    # `pulumi up` does not hang on the ALB status; destroy still waits (tests/test_finalizers.py).
+    assert a["pulumi.com/waitFor"] == "jsonpath={.metadata.name}" and "pulumi.com/skipAwait" not in a
     backends = {p["backend"]["service"]["name"] for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]}
     assert backends == {svc["metadata"]["name"]}
     # The pods of the namespace get the controller's readiness gates.

@@ -92,7 +92,7 @@ def test_plan_shows_the_exposed_paths(tmp_path, capsys):
     plan.main("prod-8gpu", str(tmp_path))
     out = capsys.readouterr().out
     assert "forwarded: /v1/*, /health (API key required under /v1); every other path: the ALB's own 404" in out
-    assert "idle timeout 3600s" in out
+    assert "idle timeout 3600s (floor 300s: 2 x 196608 tokens at 2000 tokens/s, x1.5)" in out  # prod-8gpu's window
 
 
 def test_plan_lists_an_unpinned_revision_of_a_non_prod_stack(tmp_path, capsys):
@@ -102,9 +102,12 @@ def test_plan_lists_an_unpinned_revision_of_a_non_prod_stack(tmp_path, capsys):
 
 def test_a_stack_with_real_networks_pinned_revision_and_tls_has_only_the_secret_to_set(monkeypatch):
     monkeypatch.setattr(versions, "VLLM_IMAGE_DIGESTS", {f"v{versions.VLLM_RELEASE}": "sha256:" + "ab" * 32})
+    zones = ["us-east-2b", "us-east-2c"]
     raw = {
         "owner": "ml-platform",
         "serving": {"revision": "a" * 40},
+        "network": {"availabilityZones": zones, "subnetLayout": "byZone"},
+        "gpuNodes": {"availabilityZones": zones},
         "cluster": {"publicAccessCidrs": ["52.1.2.3/32"]},
         "endpoint": {
             "scheme": "internet-facing",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,12 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(region: str = "us-east-2", **gpu: Any) -> Settings:
+    """A stack whose zones are recorded (tests/test_network_layout.py covers the recording)."""
+    gpu.setdefault("availabilityZones", [f"{region}a"])
     nodes = {"instanceType": "p5.48xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 2, **gpu}
-    return parse({"owner": "ml-platform", "gpuNodes": nodes}, "test", region)
+    zones = sorted({f"{region}a", f"{region}b", *gpu["availabilityZones"]})
+    network = {"availabilityZones": zones, "subnetLayout": "byZone"}
+    return parse({"owner": "ml-platform", "gpuNodes": nodes, "network": network}, "test", region)
 
 
 def block_settings(zone: str = "us-east-2a") -> Settings:
@@ -310,10 +315,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        (ec2,) = real_clients(region, "ec2")
+        ec2, s3 = real_clients(region, "ec2", "s3")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks}[s] for s in services)
+        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3}[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -323,9 +328,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
         and "FAIL" in out
         and "fix: aws service-quotas request-service-quota-increase" in out
     )
+    assert re.search(r"image contents +SKIP +not checked without pulling vllm/vllm-openai:v0.32.0", out)
 
 
-def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple[str, tuple[str, ...]]] = []
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
@@ -341,7 +347,7 @@ def test_main_builds_an_eks_client_for_the_stack_region(monkeypatch: pytest.Monk
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3"))]
     assert seen["eks"] is not None
 
 
@@ -595,3 +601,31 @@ def test_preflight_verify_and_sweep_do_not_import_pulumi() -> None:
     code = "import sys, ops.__main__, ops.preflight, ops.verify, ops.sweep.run; sys.exit('pulumi' in sys.modules)"
     root = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False, timeout=60).returncode == 0
+
+
+# --- zones recorded (moto) ---------------------------------------------------------------
+
+
+@mock_aws
+def test_unrecorded_zones_fail_with_the_commands_that_keep_a_deployed_vpcs_subnets() -> None:
+    settings = parse({"owner": "ml-platform", "network": {"vpcCidr": "10.43.0.0/16"}}, "edge", "us-east-2")
+    ec2 = boto3.client("ec2", region_name="us-east-2")
+    quotas, _ = quota_client()
+    new = by_name(preflight.run(settings, ec2, quotas, no_sleep))["zones recorded"]
+    assert new.status == "FAIL" and "'network.subnetLayout' byZone" in new.fix
+    vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+    tags = [{"Key": f"kubernetes.io/cluster/{settings.cluster_name}", "Value": "shared"}]
+    tags.append({"Key": "kubernetes.io/role/internal-elb", "Value": "1"})
+    for zone, cidr in (("us-east-2b", "10.43.0.0/18"), ("us-east-2c", "10.43.64.0/18")):  # the old layout
+        ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock=cidr,
+            AvailabilityZone=zone,
+            TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}],
+        )
+    old = by_name(preflight.run(settings, ec2, quotas, no_sleep))["zones recorded"]
+    assert old.status == "FAIL" and "'network.subnetLayout' byPosition" in old.fix
+    assert (
+        "'network.availabilityZones[0]' us-east-2b" in old.fix
+        and "'network.availabilityZones[1]' us-east-2c" in old.fix
+    )

@@ -133,3 +133,28 @@ def test_plan_says_that_a_capacity_block_group_holds_its_upgrades():
     settings = parse(raw(**CB_STACK["gpuNodes"]), "cb-test", REGION)
     text = plan.summary(settings, render("prod-8gpu", overrides=CB_STACK))
     assert "upgrades only at 0 nodes" in text and "gpuNodes.capacityBlockUpdate" in text
+
+
+CB = {"capacityType": "CAPACITY_BLOCK", "capacityReservationId": RESERVATION, "availabilityZones": ["us-east-2a"]}
+CB_SCALED = {**CB, "minSize": 0}
+AUTOSCALED = {"enabled": True, "minReplicas": 0, "maxReplicas": 1}
+
+
+@pytest.mark.parametrize("mode", ["scaleToZero", "apply"])
+def test_scale_to_zero_with_autoscaling_is_refused_because_the_group_never_reaches_zero(mode: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse({**raw(capacityBlockUpdate=mode, **CB_SCALED), "scaling": AUTOSCALED}, "test", REGION)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"minimax-vllm:gpuNodes.capacityBlockUpdate = '{mode}' cannot take the Capacity Block")
+    assert "Cluster Autoscaler owns the group's desired size" in problem
+    assert "Fix: turn autoscaling off for the upgrade: pulumi config set --path 'scaling.enabled' false" in problem
+    assert parse({**raw(capacityBlockUpdate="hold", **CB_SCALED), "scaling": AUTOSCALED}, "test", REGION)
+
+
+def test_without_autoscaling_scale_to_zero_really_sets_zero_and_nothing_holds_it() -> None:
+    """The reason for the rule: with autoscaling the program leaves desiredSize to the autoscaler."""
+    overrides = {"gpuNodes": {**raw()["gpuNodes"], **CB, "capacityBlockUpdate": "scaleToZero"}}
+    r = render("prod-8gpu", overrides=overrides)
+    (group,) = [g for g in r.of_type(NODE_GROUP) if g.name.endswith("-gpu-ng")]
+    assert group.inputs["scalingConfig"]["desiredSize"] == 0
+    assert "scalingConfig.desiredSize" not in group.options["ignoreChanges"]

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from components.aws import gpu_nodes
 from components.facts import catalog, gpu_pool, timeline, versions
+from components.observability.values import PROMETHEUS_URL
 from components.platform.config import from_stack_file, parse
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
@@ -249,14 +250,21 @@ def test_the_schedule_opens_one_cold_start_before_the_start_hour():
 def test_wake_trigger_is_rendered_only_with_the_load_balancer_name():
     sc = parse_scaling({"enabled": True, "minReplicas": 0, "maxReplicas": 2})
     cold = scaling.cold_start_inputs(WEIGHTS_GB)
-    without = scaling.replica_policy(sc, 2, cold, region="us-east-2")
+    without = scaling.replica_policy(sc, 2, cold, region="us-east-2", prometheus_url=PROMETHEUS_URL)
     assert without.trigger("wake") is None and "wake on requests" in without.notes[0]
-    wake = scaling.replica_policy(sc, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake")
+    wake = scaling.replica_policy(
+        sc, 2, cold, region="us-east-2", prometheus_url=PROMETHEUS_URL, load_balancer=ALB
+    ).trigger("wake")
     assert wake.type == "aws-cloudwatch" and wake.authentication == scaling.AWS_TRIGGER_AUTH
     assert scaling.wake_load_balancer_name(wake.metadata["expression"]) == ALB
     assert 'MetricName="HTTPCode_ELB_503_Count"' in wake.metadata["expression"]
     fixed_floor = parse_scaling({"enabled": True, "minReplicas": 1, "maxReplicas": 2})
-    assert scaling.replica_policy(fixed_floor, 2, cold, region="us-east-2", load_balancer=ALB).trigger("wake") is None
+    assert (
+        scaling.replica_policy(
+            fixed_floor, 2, cold, region="us-east-2", prometheus_url=PROMETHEUS_URL, load_balancer=ALB
+        ).trigger("wake")
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -419,7 +427,14 @@ def test_each_scaled_stack_renders_keda_objects_valid_against_the_schema(stack):
 
 def test_the_wake_trigger_and_its_authentication_are_valid_too():
     sc = from_stack_file("dev").scaling
-    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
+    policy = scaling.replica_policy(
+        sc,
+        2,
+        scaling.cold_start_inputs(WEIGHTS_GB),
+        region="us-east-2",
+        prometheus_url=PROMETHEUS_URL,
+        load_balancer=ALB,
+    )
     assert keda_problems(scaling_manifests.scaled_object(policy, workload.LABELS)) == []
     assert keda_problems(scaling_manifests.aws_trigger_authentication(workload.LABELS)) == []
 
@@ -663,7 +678,14 @@ def test_the_wake_query_selects_the_alb_the_ingress_names(stack):
 )
 def test_the_cloudwatch_checks_catch_what_keda_would_reject(change, expected):
     sc = from_stack_file("dev").scaling
-    policy = scaling.replica_policy(sc, 2, scaling.cold_start_inputs(WEIGHTS_GB), region="us-east-2", load_balancer=ALB)
+    policy = scaling.replica_policy(
+        sc,
+        2,
+        scaling.cold_start_inputs(WEIGHTS_GB),
+        region="us-east-2",
+        prometheus_url=PROMETHEUS_URL,
+        load_balancer=ALB,
+    )
     obj = scaling_manifests.scaled_object(policy, workload.LABELS)
     (wake,) = [t for t in obj["spec"]["triggers"] if t["type"] == "aws-cloudwatch"]
     wake["metadata"].update(change)

@@ -31,8 +31,12 @@ def serve() -> Iterator[Start]:
         server.stop()
 
 
-def target(server: FakeVllm, parser: str | None = None) -> verify.Target:
-    return verify.Target(server.url, "minimax-m2.5", "test-key", parser or server.behaviour.reasoning)
+SERVED = ("minimax-m2.5", "MiniMaxAI/MiniMax-M2.5")  # the alias and the Hub id (profiles.served_model_names)
+
+
+def target(server: FakeVllm, parser: str | None = None, url: str | None = None) -> verify.Target:
+    parser = parser or server.behaviour.reasoning
+    return verify.Target(url or server.url, "minimax-m2.5", "test-key", parser, served_names=SERVED, idle_timeout=3600)
 
 
 def results(server: FakeVllm, parser: str | None = None) -> dict[str, Any]:
@@ -43,17 +47,16 @@ def statuses(checks: dict[str, Any]) -> dict[str, str]:
     return {name: c.status for name, c in checks.items()}
 
 
-ALL = ["health", "models", "auth", "exposure", "chat", "thinking", "tool call", "second turn", "streaming", "sampling"]
+ALL = list(verify.NAMES)
 
 
 @pytest.mark.parametrize(
     "shape",
     [
         {"reasoning": "minimax_m2_append_think"},
-        {"reasoning": "minimax_m2", "reasoning_field": "reasoning_content"},
-        {"reasoning": "minimax_m2", "reasoning_field": "reasoning"},
+        {"reasoning": "minimax_m2"},
     ],
-    ids=["append_think", "split-reasoning_content", "split-reasoning"],
+    ids=["append_think", "split-reasoning"],
 )
 def test_healthy_server_passes_every_criterion(serve: Start, shape: dict[str, str]) -> None:
     checks = results(serve(**shape))
@@ -77,7 +80,7 @@ def test_every_generation_request_carries_the_recommended_sampling(serve: Start)
     server = serve()
     results(server)
     sent = server.behaviour.chat_requests()
-    assert len(sent) == 4  # chat, tool call, second turn, streaming
+    assert len(sent) == 5  # chat, tool call, second turn, streaming, long stream
     for body in sent:
         assert (body["temperature"], body["top_p"], body["top_k"]) == (1.0, 0.95, 40)
     tool = next(b for b in sent if b.get("tools"))
@@ -135,9 +138,11 @@ def test_thinking_in_the_other_parsers_place_fails_naming_it(
     assert row.status == "FAIL" and hint in row.detail and server_parser in row.fix
 
 
-def test_stream_without_done_fails(serve: Start) -> None:
-    row = results(serve(stream_done=False))["streaming"]
-    assert row.status == "FAIL" and "[DONE]" in row.detail
+def test_a_stream_cut_before_its_finish_reason_fails(serve: Start) -> None:
+    checks = results(serve(stream_cut=True))
+    row = checks["streaming"]
+    assert row.status == "FAIL" and "no finish_reason" in row.detail and "endpoint.idleTimeoutSeconds" in row.fix
+    assert checks["long stream"].status == "FAIL" and checks["tool call"].status == "FAIL"
 
 
 def test_unhealthy_server_fails_health_and_skips_the_rest(serve: Start) -> None:
@@ -227,6 +232,7 @@ def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
 ) -> None:
     server = serve()
     monkeypatch.setenv("MINIMAX_VLLM_API_KEY", "test-key")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     code = ops_main(
         [
             "verify",
@@ -242,7 +248,9 @@ def test_cli_with_explicit_endpoint_exits_0_and_prints_a_table(
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "tool call" in out and "PASS" in out and f"all {len(ALL) + 2} ok" in out  # + the two metrics rows
+    # + the two metrics rows; without a kubeconfig the in-cluster probe is skipped, saying how to run it
+    assert "tool call" in out and "PASS" in out and f"{len(ALL) + 2} ok, 0 failed, 1 skipped" in out
+    assert "in-cluster keyless  SKIP" in out and "--kubeconfig" in out
     assert "metrics not public  PASS" in out
     assert "kubectl -n monitoring port-forward svc/kps-prometheus 9090:9090" in out
 
@@ -277,7 +285,9 @@ def test_target_from_pulumi_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(verify.subprocess, "run", fake_run)
     t = verify.resolve_target("prod-8gpu", None, None, "k", None)
     assert seen == [["pulumi", "stack", "output", "--json", "--stack", "prod-8gpu"]]
-    assert t == verify.Target("http://nlb.example.com", "minimax-m2.5", "k", "minimax_m2_append_think")
+    assert t == verify.Target(
+        "http://nlb.example.com", "minimax-m2.5", "k", "minimax_m2_append_think", SERVED, idle_timeout=3600
+    )
 
 
 def test_api_key_comes_from_the_stacks_secret_config_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,9 @@ Decisions:
   while one node is replaced; that is the price of needing no spare GPU capacity.
 - A node group replacement (launch template id, subnets) deletes before it creates, for the
   same reason.
+- When the drain cannot finish under the vLLM PodDisruptionBudget within EKS's 15 minutes (two
+  replicas per node, or a cold start longer than that), `force_update_version` is set, so the
+  update completes (components/scaling/node_drain.py) instead of failing with PodEvictionFailure.
 - IMDSv2 only, hop limit 1: pods on the GPU node (vLLM, device plugin) cannot reach the
   node role's credentials. Everything that needs IMDS there runs on the host network
   (aws-node, kube-proxy, pod identity agent); workloads that need AWS use Pod Identity.
@@ -109,6 +112,8 @@ class GpuNodeGroupArgs:
     ignore_changes: tuple[str, ...] = ()
     # The Cluster Autoscaler owns the desired size between min_size and max_size.
     autoscaled: bool = False
+    # EKS's drain would give up under the budget (components/scaling/node_drain.py): force the update.
+    force_update_version: bool = False
     gpus_per_node: int = 8
     gpu_model: str = "H100"
 
@@ -172,6 +177,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 min_size=args.min_size, desired_size=args.desired_size, max_size=args.max_size
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1, update_strategy="MINIMAL"),
+            force_update_version=args.force_update_version or None,
             labels=labels,
             taints=[
                 aws.eks.NodeGroupTaintArgs(

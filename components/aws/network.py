@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.facts.catalog import BY_POSITION, BY_ZONE
+
 # EKS needs subnets in at least two zones for the control plane's network interfaces.
 MIN_ZONES = 2
 MAX_ZONES = 6
@@ -40,7 +42,9 @@ def plan_zones(
     network_zones: Sequence[str] = (),
     gpu_zones: Sequence[str] = (),
 ) -> ZonePlan:
-    """Pick network and GPU zones; pure, so the rules are tested without AWS.
+    """Pick network and GPU zones; pure, so the rules are tested without AWS. With lookups, this
+    is a first choice only: preflight records it (ops/zone_record.py), and a real deploy needs it
+    recorded, so no later lookup moves a subnet.
 
     offering_zones: zones that offer the GPU instance type (None when gpu_zones is given,
     which is then authoritative, e.g. the one zone of a Capacity Block).
@@ -75,15 +79,65 @@ def plan_zones(
     return ZonePlan(network, gpu)
 
 
+# How subnet CIDRs are laid out in the VPC. A stack records its layout (network.subnetLayout)
+# with its zones, because `cidr_block` and `availability_zone` force a subnet's replacement,
+# and EC2 refuses the new subnet while the old one still holds the range (InvalidSubnet.Conflict).
+# byZone: the VPC in 8 equal blocks; private subnet of zone letter i = block i (a-g), and the
+# last block in 8 public subnets, zone i = piece i. A /16 gives /19 private, /22 public.
+_BY_ZONE_SPLIT = 3
+ZONE_LETTERS = "abcdefg"
+
+
+def zone_index(zone: str) -> int:
+    """The zone's fixed slot: its letter (us-east-2b -> 1). Within an account a zone name
+    always names the same physical zone, so the slot never changes."""
+    letter = zone[-1:]
+    if letter not in ZONE_LETTERS:
+        raise ZoneError(f"zone {zone!r} has no subnet slot: zones a to {ZONE_LETTERS[-1]} are supported")
+    return ZONE_LETTERS.index(letter)
+
+
+def zone_cidrs(vpc_cidr: str, zone: str) -> tuple[str, str]:
+    """(private, public) CIDR of one zone in the byZone layout: a function of the zone alone."""
+    vpc = ipaddress.ip_network(vpc_cidr)
+    blocks = list(vpc.subnets(prefixlen_diff=_BY_ZONE_SPLIT))
+    publics = list(blocks[-1].subnets(prefixlen_diff=_BY_ZONE_SPLIT))
+    i = zone_index(zone)
+    return str(blocks[i]), str(publics[i])
+
+
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
-    """(private, public) CIDRs per zone: large private blocks, because the VPC CNI gives every
-    pod a VPC address; the public ones only hold NAT gateways and load balancer ENIs."""
+    """(private, public) CIDRs by position (the byPosition layout, kept for stacks deployed with
+    it): large private blocks, because the VPC CNI gives every pod a VPC address; the public
+    ones only hold NAT gateways and load balancer ENIs."""
     vpc = ipaddress.ip_network(vpc_cidr)
     bits = zones.bit_length()  # 2^bits >= zones + 1 blocks: one per zone, one split for publics
     blocks = list(vpc.subnets(prefixlen_diff=bits))
     private = [str(b) for b in blocks[:zones]]
     public = [str(s) for s in list(blocks[-1].subnets(prefixlen_diff=max(1, (zones - 1).bit_length())))[:zones]]
     return private, public
+
+
+def layout_cidrs(vpc_cidr: str, zones: Sequence[str], layout: str) -> tuple[list[str], list[str]]:
+    """(private, public) CIDRs of the zones, in their order, under the stack's layout."""
+    if layout == BY_POSITION:
+        return subnet_cidrs(vpc_cidr, len(zones))
+    pairs = [zone_cidrs(vpc_cidr, z) for z in zones]
+    return [p for p, _ in pairs], [q for _, q in pairs]
+
+
+def detect_layout(vpc_cidr: str, private: Mapping[str, str]) -> tuple[str, tuple[str, ...]] | None:
+    """The layout and zone order that reproduce a deployed VPC's private subnets (zone -> CIDR),
+    so preflight can record them before the first run of this version; None: neither does."""
+    by_block = tuple(sorted(private, key=lambda z: ipaddress.ip_network(private[z])))
+    for layout, zones in ((BY_ZONE, by_block), (BY_POSITION, by_block)):
+        try:
+            cidrs, _ = layout_cidrs(vpc_cidr, zones, layout)
+        except (ZoneError, ValueError):
+            continue
+        if cidrs == [private[z] for z in zones]:
+            return layout, zones
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,6 +155,7 @@ class NetworkArgs:
     zones: ZonePlan
     tags: Mapping[str, str]
     vpc_cidr: str = "10.42.0.0/16"
+    subnet_layout: str = BY_ZONE
     existing: ExistingVpc | None = None
     region: str = "us-east-2"  # the S3 gateway endpoint's service is regional
 
@@ -168,7 +223,7 @@ class Network(pulumi.ComponentResource):
         )
         self.egress += [igw, public_default]
 
-        private_cidrs, public_cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones.network))
+        private_cidrs, public_cidrs = layout_cidrs(args.vpc_cidr, args.zones.network, args.subnet_layout)
         public_ids, private_ids, gpu_ids, private_tables = [], [], [], []
         for zone, private_cidr, public_cidr in zip(args.zones.network, private_cidrs, public_cidrs, strict=True):
             public = aws.ec2.Subnet(

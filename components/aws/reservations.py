@@ -49,6 +49,27 @@ def check(gpu: GpuNodeSettings) -> list[str]:
     return problems
 
 
+def autoscaled_update_problems(gpu: GpuNodeSettings, autoscaled: bool) -> list[str]:
+    """scaleToZero/apply need the group at 0 nodes, which autoscaling never lets it reach: the
+    Cluster Autoscaler owns the desired size (`pulumi up` leaves scalingConfig.desiredSize to it)
+    and KEDA keeps vLLM's replicas, whose pending pods bring a node back. EKS would then
+    upgrade Capacity Block nodes while they run, which its Capacity Blocks guide rules out."""
+    mode = gpu.capacity_block_update
+    if not autoscaled or gpu.capacity_type != CAPACITY_BLOCK or mode == "hold":
+        return []
+    return [
+        _problem(
+            "gpuNodes.capacityBlockUpdate",
+            mode,
+            "cannot take the Capacity Block group to 0 nodes while scaling.enabled is true: the Cluster "
+            "Autoscaler owns the group's desired size and KEDA keeps vLLM's replicas, so the group never "
+            "reaches 0 and EKS would upgrade running Capacity Block nodes",
+            "turn autoscaling off for the upgrade: pulumi config set --path 'scaling.enabled' false "
+            "(run scaleToZero, then apply, then hold; turn it back on after)",
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class NodeGroupShape:
     min_size: int

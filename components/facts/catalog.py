@@ -35,6 +35,10 @@ INSTANCE_TYPES = {
     )
 }
 CAPACITY_TYPES = ("ON_DEMAND", "CAPACITY_BLOCK")
+# Subnet CIDR layouts (components/aws/network.py): byZone by the zone's letter; byPosition, by list
+# position, as stacks deployed before byZone have them.
+BY_ZONE, BY_POSITION = "byZone", "byPosition"
+SUBNET_LAYOUTS = (BY_ZONE, BY_POSITION)
 SCHEMES = ("internal", "internet-facing")
 
 REASONING_PARSERS = ("minimax_m2_append_think", "minimax_m2")

@@ -85,6 +85,14 @@ class Assumptions:
     s3_gateway_usd_per_gb: float = _a(0.0, "$/GB", "S3 gateway endpoint: no charge; S3 to EC2 in one region: free")
     s3_get_usd_per_1000: float = _a(0.0004, "$", "S3 Standard GET per 1,000 requests, us-east (S3 pricing)")
     s3_part_mb: float = _a(64, "MB", "ranged GET size of the staging client (components/mirror_copy.py)")
+    prefill_tokens_s: float = _a(
+        2000,
+        "tokens/s",
+        "assumption: one replica prefilling a full window while it decodes others (chunked prefill); well under "
+        "the FLOP bound of 4 H100s for 10B active parameters plus full attention over 196K tokens "
+        "(log: 'Avg prompt throughput')",
+    )
+    prefills_ahead: float = _a(1, "requests", "assumption: one other full-window prefill ahead in vLLM's FIFO queue")
 
 
 @dataclass(frozen=True)
@@ -291,6 +299,25 @@ def guards(
         ),
         Guard("terminationGracePeriodSeconds", t.grace, "preStop + vLLM exit", t.pre_stop + math.ceil(a.vllm_exit_s)),
     ]
+
+
+SILENT = "queue + prefill, no token sent"
+
+
+def silent_request(window_tokens: int, a: Assumptions = Assumptions()) -> Phase:
+    """The longest a request's connection carries no data: vLLM sends a stream's first token only
+    after the prefill, so a full-window prompt waits for the prefills ahead of it and its own."""
+    prefills = a.prefills_ahead + 1
+    return Phase(
+        SILENT,
+        math.ceil(prefills * window_tokens / a.prefill_tokens_s),
+        f"{prefills:g} x {window_tokens} tokens at {a.prefill_tokens_s:g} tokens/s",
+    )
+
+
+def idle_timeout_floor(window_tokens: int, a: Assumptions = Assumptions()) -> int:
+    """The shortest load balancer idle timeout that does not cut a silent request (with the margin)."""
+    return _margin(silent_request(window_tokens, a).seconds)
 
 
 FILL_HUB = "Hub -> S3 copy"

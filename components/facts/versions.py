@@ -37,12 +37,15 @@ EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
 # Helm charts of the Kubernetes layer.
 NVIDIA_DEVICE_PLUGIN_CHART = ("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.20.1")
 AWS_LOAD_BALANCER_CONTROLLER_CHART = ("https://aws.github.io/eks-charts", "aws-load-balancer-controller", "3.5.0")
+# The chart's appVersion (Chart.yaml of chart 3.5.0): its CRDs are applied from that release.
+AWS_LOAD_BALANCER_CONTROLLER_APP = "v3.5.0"
 
 # Monitoring (components/observability/values.py). kube-prometheus-stack 88.5.3 ships the Prometheus
 # operator v0.93.1 (chart appVersion). dcgm-exporter 4.8.2 runs image 4.5.3-4.8.2-distroless
 # (the chart's default tag); its metric names are in components/observability/dcgm_fields.py, and 4.9 renames
 # them, so a bump there means updating that table first.
 KUBE_PROMETHEUS_STACK_CHART = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3")
+PROMETHEUS_OPERATOR_APP = "v0.93.1"  # the chart's appVersion: its CRDs are applied from that release
 DCGM_EXPORTER_CHART = ("https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter", "4.8.2")
 
 # Autoscaling. KEDA scales the vLLM Deployment; the Cluster Autoscaler scales the GPU managed
@@ -53,3 +56,7 @@ KEDA_CHART = ("https://kedacore.github.io/charts", "keda", "2.20.2")
 # is pinned per Kubernetes version (registry.k8s.io/autoscaling/cluster-autoscaler releases).
 CLUSTER_AUTOSCALER_CHART = ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0")
 CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.34": "v1.34.5", "1.35": "v1.35.2"}
+
+# `ops verify`'s in-cluster probe (ops/verify_incluster.py): curl, as user curl_user (uid 100).
+PROBE_IMAGE = "docker.io/curlimages/curl:8.16.0"
+PROBE_IMAGE_UID = 100

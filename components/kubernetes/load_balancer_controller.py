@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.pod_identity import workload_identity
 from components.facts import DATA, versions
+from components.kubernetes import crds
 from components.kubernetes.helm import pinned_release
 from components.kubernetes.ingress import INGRESS_CLASS
 
@@ -68,9 +69,16 @@ class LoadBalancerController(pulumi.ComponentResource):
             policy_arn=policy.arn,
             depends_on=args.depends_on,
         )
+        # The controller's CRDs are the program's (components/kubernetes/crds.py): upgraded with the chart pin.
+        self.crds = crds.crd_group(
+            f"{name}-crds",
+            crds.lb_controller_crd_urls(),
+            pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
+        )
         self.release = pinned_release(
             f"{name}-release",
             versions.AWS_LOAD_BALANCER_CONTROLLER_CHART,
+            skip_crds=True,
             namespace=NAMESPACE,
             values={
                 "clusterName": args.cluster_name,
@@ -97,7 +105,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             # Webhooks must be ready before the vLLM namespace's pods are admitted.
             skip_await=False,
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[identity.association, *args.depends_on]
+                parent=self, provider=args.provider, depends_on=[identity.association, self.crds, *args.depends_on]
             ),
         )
         self.role_arn = identity.role.arn

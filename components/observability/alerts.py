@@ -8,6 +8,7 @@ against the pinned releases).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.facts import gpu_pool
@@ -66,9 +67,14 @@ def _ready(selector: str) -> str:
     return f'kube_pod_status_ready{{{selector}, condition="true"}}'
 
 
-def serving_alerts(o: ObservabilitySettings, cold_start_budget_s: int) -> list[Alert]:
+def serving_alerts(
+    o: ObservabilitySettings, cold_start_budget_s: int, release_namespaces: Iterable[str] = ()
+) -> list[Alert]:
     """The serving alerts. `cold_start_budget_s` is the stack's own cold-start budget
-    (`timeline.Timers.cold_start_alert`): how long a start on a new node may take before it is stuck."""
+    (`timeline.Timers.cold_start_alert`): how long a start on a new node may take before it is stuck.
+    `release_namespaces`: where the stack's Helm releases run (kubernetes_layer.release_namespaces);
+    PodRestarting watches them besides ALWAYS_WATCHED_NAMESPACES."""
+    watched = "|".join(sorted(ALWAYS_WATCHED_NAMESPACES | set(release_namespaces)))
     budget = cold_start_budget_s
     pods = KSM_VLLM_PODS
     deployment = f'namespace="{workload.NAMESPACE}", deployment="{workload.APP}"'
@@ -204,7 +210,7 @@ def serving_alerts(o: ObservabilitySettings, cold_start_budget_s: int) -> list[A
         Alert(
             "PodRestarting",
             "sum by (namespace, pod, container) (increase(kube_pod_container_status_restarts_total"
-            f'{{namespace=~"{"|".join(sorted(RESTART_WATCHED_NAMESPACES))}"}}[30m])) > 0',
+            f'{{namespace=~"{watched}"}}[30m])) > 0',
             "0m",
             "warning",
             "A pod of the serving stack restarted",
@@ -214,13 +220,10 @@ def serving_alerts(o: ObservabilitySettings, cold_start_budget_s: int) -> list[A
     ]
 
 
-# Namespaces whose restarts matter to the endpoint: the model, its GPU plumbing (the device
-# plugin's namespace), its monitoring, and kube-system (CoreDNS, the load balancer controller).
-# Literals keep this module free of Pulumi imports (ops verify reads it); a test ties them to
-# device_plugin.NAMESPACE and load_balancer_controller.NAMESPACE.
-RESTART_WATCHED_NAMESPACES = frozenset(
-    {workload.NAMESPACE, MONITORING_NAMESPACE, "nvidia-device-plugin", "kube-system"}
-)
+# Restarts that matter to the endpoint wherever the stack runs: the model's own namespace, and
+# kube-system (CoreDNS and the EKS add-ons: VPC CNI, kube-proxy, the Pod Identity agent). The
+# namespaces of the Helm releases are added per stack, from what it installs.
+ALWAYS_WATCHED_NAMESPACES = frozenset({workload.NAMESPACE, "kube-system"})
 
 
 def alert_names(o: ObservabilitySettings) -> set[str]:
@@ -228,11 +231,14 @@ def alert_names(o: ObservabilitySettings) -> set[str]:
     return {a.name for a in serving_alerts(o, cold_start_budget_s=0)}
 
 
-def rule_groups(o: ObservabilitySettings, cold_start_budget_s: int) -> list[dict]:
-    return [{"name": "minimax-vllm.serving", "rules": [a.rule() for a in serving_alerts(o, cold_start_budget_s)]}]
+def rule_groups(
+    o: ObservabilitySettings, cold_start_budget_s: int, release_namespaces: Iterable[str] = ()
+) -> list[dict]:
+    rules = [a.rule() for a in serving_alerts(o, cold_start_budget_s, release_namespaces)]
+    return [{"name": "minimax-vllm.serving", "rules": rules}]
 
 
-def prometheus_rule(o: ObservabilitySettings, cold_start_budget_s: int) -> dict:
+def prometheus_rule(o: ObservabilitySettings, cold_start_budget_s: int, release_namespaces: Iterable[str] = ()) -> dict:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -241,5 +247,5 @@ def prometheus_rule(o: ObservabilitySettings, cold_start_budget_s: int) -> dict:
             "namespace": MONITORING_NAMESPACE,
             "labels": {"app.kubernetes.io/part-of": "minimax-vllm"},
         },
-        "spec": {"groups": rule_groups(o, cold_start_budget_s)},
+        "spec": {"groups": rule_groups(o, cold_start_budget_s, release_namespaces)},
     }

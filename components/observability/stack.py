@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.pod_identity import workload_identity
 from components.facts import versions
-from components.kubernetes import custom_resource
+from components.kubernetes import crds, custom_resource
 from components.kubernetes.helm import pinned_release
 from components.observability import alerts, dashboards
 from components.observability.values import (
@@ -45,6 +45,8 @@ class ObservabilityArgs:
     tags: dict[str, str]
     # The system nodes (for the stack) and the GPU node group (for dcgm-exporter's first pods).
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # Where the stack's Helm releases run: the PodRestarting alert watches them.
+    release_namespaces: frozenset[str] = frozenset()
 
 
 class Observability(pulumi.ComponentResource):
@@ -69,7 +71,7 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-rules",
                 name="minimax-vllm-serving",
                 workspace_id=workspace.id,
-                data=rules_document(o, args.cold_start_budget_s),
+                data=rules_document(o, args.cold_start_budget_s, args.release_namespaces),
                 tags=args.tags,
                 opts=child,
             )
@@ -105,12 +107,17 @@ class Observability(pulumi.ComponentResource):
             if amp_endpoint is not None
             else stack_values(o, args.region)
         )
+        # The operator's CRDs are the program's (components/kubernetes/crds.py): upgraded with the chart pin.
+        self.crds = crds.crd_group(f"{name}-crds", crds.prometheus_operator_crd_urls(), on_cluster)
         self.stack = pinned_release(
             f"{name}-stack",
             versions.KUBE_PROMETHEUS_STACK_CHART,
             namespace=NAMESPACE,
             values=values,
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[namespace, *identity])),
+            opts=pulumi.ResourceOptions.merge(
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, self.crds, *identity])
+            ),
+            skip_crds=True,
             # The CRDs, the operator and its webhook must be up before the rules and monitors below.
             skip_await=False,
             timeout=900,  # seconds: CRDs, the webhook's certificate job, then every pod Ready
@@ -128,7 +135,9 @@ class Observability(pulumi.ComponentResource):
         custom_resource.from_object(f"{name}-vllm-podmonitor", vllm_pod_monitor(o), after_stack)
         if o.mode == "in-cluster":
             custom_resource.from_object(
-                f"{name}-rules", sorted_keys(alerts.prometheus_rule(o, args.cold_start_budget_s)), after_stack
+                f"{name}-rules",
+                sorted_keys(alerts.prometheus_rule(o, args.cold_start_budget_s, args.release_namespaces)),
+                after_stack,
             )
         for cm in dashboards.config_maps(o.ttft_p95_slo_seconds, o.itl_p95_slo_seconds):
             k8s.core.v1.ConfigMap(

@@ -21,6 +21,7 @@ the `monitoring` namespace the vLLM NetworkPolicy admits (docs/operations.md, Ob
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -41,6 +42,10 @@ PROMETHEUS_SERVICE_ACCOUNT = f"{STACK_FULLNAME}-prometheus"
 GRAFANA_SERVICE_ACCOUNT = "grafana"
 GRAFANA_ADMIN_SECRET = "grafana"  # the grafana chart generates a random admin password here
 PROMETHEUS_PORT = 9090
+# The one in-cluster address of Prometheus (KEDA's triggers query it): the chart's
+# templates/prometheus/service.yaml names the Service `<fullname>-prometheus`, and
+# components/facts/data/chart-record/kube-prometheus-stack.json holds the Service it renders.
+PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
 ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 80
 DCGM_PORT = 9400
@@ -257,9 +262,10 @@ def amp_policy(workspace_arn: str, actions: tuple[str, ...]) -> str:
     )
 
 
-def rules_document(o: ObservabilitySettings, cold_start_budget_s: int) -> str:
+def rules_document(o: ObservabilitySettings, cold_start_budget_s: int, release_namespaces: Iterable[str] = ()) -> str:
     """The alert rules as a Prometheus rule file, for an AMP rule groups namespace."""
-    return yaml.safe_dump({"groups": alerts.rule_groups(o, cold_start_budget_s)}, sort_keys=True, width=1000)
+    groups = alerts.rule_groups(o, cold_start_budget_s, release_namespaces)
+    return yaml.safe_dump({"groups": groups}, sort_keys=True, width=1000)
 
 
 def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | None]]:
@@ -286,11 +292,16 @@ def where(o: ObservabilitySettings) -> list[tuple[str, str, dict[str, str] | Non
     return rows
 
 
-def port_forwards() -> dict[str, str]:
-    """How an operator reaches the UIs and the metrics: kubectl port-forward, never a public address."""
-    return {
+def port_forwards(mode: str = "in-cluster") -> dict[str, str]:
+    """How an operator reaches the UIs and the metrics: kubectl port-forward, never a public address.
+    With `amp` there is no in-cluster Alertmanager (the workspace's own alert manager takes its place)."""
+    found = {
         "prometheus": f"kubectl -n {NAMESPACE} port-forward svc/{PROMETHEUS_SERVICE} {PROMETHEUS_PORT}:{PROMETHEUS_PORT}",
         "grafana": f"kubectl -n {NAMESPACE} port-forward svc/{GRAFANA_SERVICE} 3000:{GRAFANA_PORT}",
-        "alertmanager": f"kubectl -n {NAMESPACE} port-forward svc/{ALERTMANAGER_SERVICE} {ALERTMANAGER_PORT}:{ALERTMANAGER_PORT}",
         "vllm": f"kubectl -n {workload.NAMESPACE} port-forward deploy/{workload.APP} {profiles.PORT}:{profiles.PORT}",
     }
+    if mode == "in-cluster":
+        found["alertmanager"] = (
+            f"kubectl -n {NAMESPACE} port-forward svc/{ALERTMANAGER_SERVICE} {ALERTMANAGER_PORT}:{ALERTMANAGER_PORT}"
+        )
+    return dict(sorted(found.items()))

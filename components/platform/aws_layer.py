@@ -17,6 +17,8 @@ from components.aws.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.aws.launch_template import short_name
 from components.aws.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.facts import versions
+from components.facts.catalog import BY_ZONE
+from components.scaling import node_drain
 from components.serving import workload
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import Settings
@@ -64,7 +66,8 @@ def _region_zones() -> list[str]:
 
 
 def resolve_zones(settings: Settings) -> tuple[ZonePlan, ExistingVpc | None]:
-    """Network and GPU zones: from settings where given, else looked up."""
+    """Network and GPU zones: from settings where given, else looked up (an offline rendering,
+    or the first choice preflight records: a real deploy stops until they are recorded)."""
     net, gpu = settings.network, settings.gpu_nodes
     offering = None if gpu.availability_zones else _offering_zones(gpu.instance_type)
     if net.existing_vpc_id:
@@ -93,6 +96,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             zones=zones,
             tags=tags,
             vpc_cidr=settings.network.vpc_cidr,
+            subnet_layout=settings.network.subnet_layout or BY_ZONE,
             existing=existing,
             region=settings.region,
         ),
@@ -160,6 +164,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             depends_on=tuple(cluster.node_prerequisites),
             ignore_changes=shape.ignore_changes,
             autoscaled=scaling.enabled,
+            force_update_version=node_drain.needs_force(settings),
             gpus_per_node=g.instance.gpus,
             gpu_model=g.instance.gpu_model,
         ),

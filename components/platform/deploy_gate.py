@@ -63,6 +63,24 @@ def license_problems(settings: Settings) -> list[exposure_rules.Problem]:
     ]
 
 
+def zone_problems(settings: Settings) -> list[exposure_rules.Problem]:
+    """Zones and subnet layout are decided once: looked up at every run, a changed answer (an
+    instance type, a zone AWS adds or drops) would replace subnets and the GPU node group."""
+    net, gpu = settings.network, settings.gpu_nodes
+    if net.existing_vpc_id or (net.availability_zones and net.subnet_layout and gpu.availability_zones):
+        return []
+    return [
+        exposure_rules.Problem(
+            "network.availabilityZones",
+            list(net.availability_zones),
+            "with network.subnetLayout and gpuNodes.availabilityZones, is not recorded: each run would look the"
+            " zones up, and a changed answer would move subnets (replacement) and the GPU node group",
+            f"`python -m ops preflight --stack {settings.stack}` prints the `pulumi config set` commands that record"
+            " them (for a deployed stack: the zones and layout its subnets already have)",
+        )
+    ]
+
+
 def remote_code_problems(settings: Settings) -> list[exposure_rules.Problem]:
     """A non-production stack that runs the model repository's code (--trust-remote-code) from a
     branch or tag deploys only once it says so: whoever can push there runs code on its next node.
@@ -73,7 +91,7 @@ def remote_code_problems(settings: Settings) -> list[exposure_rules.Problem]:
         settings.is_production
         or sv.allow_unpinned_remote_code
         or supply_chain.REMOTE_CODE_FLAG not in argv
-        or (sv.revision and supply_chain.COMMIT_SHA.match(sv.revision))
+        or (sv.revision and supply_chain.COMMIT_SHA.fullmatch(sv.revision))
     ):
         return []
     return [
@@ -93,6 +111,7 @@ def problems_before_deploy(settings: Settings) -> list[exposure_rules.Problem]:
     ep = settings.endpoint
     return (
         license_problems(settings)
+        + zone_problems(settings)
         + remote_code_problems(settings)
         + exposure_rules.deploy_problems(
             ep.scheme,

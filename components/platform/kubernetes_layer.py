@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from components.kubernetes import device_plugin, load_balancer_controller
 from components.kubernetes.device_plugin import DevicePlugin, DevicePluginArgs
 from components.kubernetes.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from components.observability import values as observability
 from components.observability.stack import Observability, ObservabilityArgs
+from components.scaling import cluster_autoscaler, replica_autoscaler
 from components.scaling import policy as scaling_policy
 from components.scaling.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.scaling.replica_autoscaler import ReplicaAutoscaler, ReplicaAutoscalerArgs
@@ -75,6 +78,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
                 provider=aws.provider,
                 tags=settings.tags,
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),
+                release_namespaces=release_namespaces(settings, scaling),
             ),
         )
     if scaling.enabled:
@@ -82,6 +86,16 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
     served = settings.serving.served_model_name
     curl = vllm.endpoint_url.apply(lambda url: curl_command(url, served))
     return {"endpointUrl": vllm.endpoint_url, "servedModelName": served, "curl": curl, "namespace": workload.NAMESPACE}
+
+
+def release_namespaces(settings: Settings, scaling: ScalingSettings) -> frozenset[str]:
+    """The namespaces of the Helm releases this stack installs, as build_kubernetes decides them."""
+    found = {device_plugin.NAMESPACE, load_balancer_controller.NAMESPACE}
+    if settings.observability.enabled:
+        found.add(observability.NAMESPACE)
+    if scaling.enabled:
+        found |= {cluster_autoscaler.NAMESPACE, replica_autoscaler.NAMESPACE}
+    return frozenset(found)
 
 
 def curl_command(url: str, served_model_name: str) -> str:
@@ -122,6 +136,8 @@ def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLaye
         cold,
         region=aws.region,
         load_balancer=endpoint.load_balancer_name(settings.cluster_name),
+        # The monitoring stack owns the address (the Service its chart creates).
+        prometheus_url=observability.PROMETHEUS_URL,
     )
     ReplicaAutoscaler(
         f"{base}-keda",

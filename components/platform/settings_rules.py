@@ -9,7 +9,9 @@ import re
 from typing import Any
 
 from components.aws import reservations
+from components.facts import timeline
 from components.facts.catalog import OWNED_FLAGS, SECRET_FLAGS, flag_name
+from components.platform import arn_rules
 from components.scaling import rules as scaling_rules
 from components.serving import exposure as exposure_rules
 from components.serving import profiles, supply_chain
@@ -26,6 +28,7 @@ def check(st: Settings) -> list[str]:
     g, sv, net = st.gpu_nodes, st.serving, st.network
     out = _extra_args_problems(sv.extra_args)
     out += reservations.check(g)
+    out += reservations.autoscaled_update_problems(g, st.scaling.enabled)
     out += scaling_rules.check(st.scaling, st)
     out += supply_chain.remote_code_revision_problems(
         st.is_production, profiles.vllm_argv(sv), sv.model, sv.revision, st.environment
@@ -134,7 +137,30 @@ def check(st: Settings) -> list[str]:
             )
         )
     out += _weights_problems(st)
+    out += _idle_timeout_problems(st)
+    out += arn_rules.check(st)
     return out
+
+
+def _idle_timeout_problems(st: Settings) -> list[str]:
+    """The load balancer closes a connection that carries no byte for its idle timeout; the longest
+    silence of a streamed request is its wait and prefill (components/facts/timeline.py)."""
+    window, timeout = st.serving.max_model_len, st.endpoint.idle_timeout_seconds
+    floor = timeline.idle_timeout_floor(window)
+    if timeout >= floor:
+        return []
+    silent = timeline.silent_request(window)
+    return [
+        _fail(
+            "endpoint.idleTimeoutSeconds",
+            timeout,
+            f"is below {floor} s: a {window}-token prompt (serving.maxModelLen) can wait {silent.seconds} s before"
+            f" its first token ({silent.basis}: a full-window prefill queued behind another; vLLM sends no token"
+            f" until the prefill ends), and the load balancer cuts a connection silent for longer than its idle"
+            f" timeout ({floor} s = x{timeline.SAFETY:g} margin, whole minutes; components/facts/timeline.py)",
+            f"{set_command('endpoint.idleTimeoutSeconds', floor)} or more (the default 3600 also covers non-streaming answers)",
+        )
+    ]
 
 
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -143,7 +169,7 @@ COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 def _weights_problems(st: Settings) -> list[str]:
     """A mirror holds one fixed revision: a branch name would be a stale copy under a moving name."""
     w, out = st.weights, []
-    if w.source == "s3" and not COMMIT_SHA.match(st.serving.revision or ""):
+    if w.source == "s3" and not COMMIT_SHA.fullmatch(st.serving.revision or ""):
         out.append(
             _fail(
                 "serving.revision",

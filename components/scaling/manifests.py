@@ -46,8 +46,9 @@ def scaled_object(policy: ReplicaPolicy, labels: dict[str, str]) -> dict[str, An
             "name": SCALED_OBJECT,
             "namespace": NAMESPACE,
             "labels": dict(labels),
-            # Its Ready condition needs Prometheus; `pulumi up` must not wait on it.
-            "annotations": {"pulumi.com/skipAwait": "true"},
+            # Its Ready condition needs Prometheus: `pulumi up` must not wait on it, `destroy` must
+            # wait for KEDA to clear its finalizer (components/serving/workload.py NO_READY_WAIT).
+            "annotations": dict(workload.NO_READY_WAIT),
         },
         "spec": spec,
     }

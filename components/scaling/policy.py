@@ -66,9 +66,6 @@ CLUSTER_AUTOSCALER_UNNEEDED_MINUTES = 10
 NAMESPACE = workload.NAMESPACE
 SCALED_OBJECT = workload.APP
 AWS_TRIGGER_AUTH = "keda-aws"
-# kube-prometheus-stack's Prometheus in the `monitoring` namespace (its default service name for a
-# release called kube-prometheus-stack).
-PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
 # The wake trigger only has to make KEDA active at zero replicas; with this target its
 # AverageValue metric never asks the HPA for more than one replica.
 WAKE_TARGET = 1_000_000
@@ -209,7 +206,7 @@ def replica_policy(
     *,
     region: str,
     load_balancer: Any = None,
-    prometheus_url: str = PROMETHEUS_URL,
+    prometheus_url: str,
 ) -> ReplicaPolicy:
     """The policy for a stack with scaling enabled.
 
@@ -302,10 +299,18 @@ def scheduled_node_hours(scaling: ScalingSettings, replicas_per_node: int, cold:
 
 # CloudWatch metric math, not Metrics Insights: Metrics Insights' WHERE has only `=`, `!=` and
 # AND (CloudWatch user guide, "Metrics Insights query components and syntax"), so it needs the
-# ALB's id, which the controller assigns. A SEARCH term with a property name matches tokens of
-# that dimension's value, and a term with non-alphanumeric characters matches them as one run
-# (user guide, "CloudWatch search expression syntax"): `LoadBalancer=app/<name>/` finds the
-# `app/<name>/<id>` dimension without the id. SUM folds what it finds into one series.
+# ALB's id, which the controller assigns. Quoting follows the user guide's "CloudWatch search
+# expression syntax" (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html):
+# - schema and search term together in one pair of single quotes, the statistic in its own;
+# - a namespace or dimension name with a non-alphanumeric character in double quotes inside the
+#   schema ("AWS/ApplicationELB" has a slash);
+# - the metric name as an exact match, in double quotes (nothing to escape: only `" \ ( )` are);
+# - the load balancer as a partial match, unquoted: an exact match compares the whole dimension
+#   value, `app/<name>/<id>`, and the id is not known before the controller creates the ALB.
+#   Section "Non-alphanumeric characters": a search term may hold any of them, and then names a
+#   composite token, so `app/<name>/` matches the tokens of `app/<name>/<id>` in order. The name
+#   ends in a hash (endpoint.load_balancer_name), so no other ALB's value holds the same run.
+# SUM folds what it finds into one series.
 WAKE_METRIC = "HTTPCode_ELB_503_Count"
 WAKE_PERIOD_SECONDS = 60
 
@@ -313,7 +318,7 @@ WAKE_PERIOD_SECONDS = 60
 def wake_expression(load_balancer_name: str) -> str:
     """GetMetricData expression: the 503s the named ALB answered itself, one-minute sums."""
     return (
-        f'SUM(SEARCH(\'{{AWS/ApplicationELB,LoadBalancer}} MetricName="{WAKE_METRIC}" '
+        f'SUM(SEARCH(\'{{"AWS/ApplicationELB",LoadBalancer}} MetricName="{WAKE_METRIC}" '
         f"LoadBalancer=app/{load_balancer_name}/', 'Sum', {WAKE_PERIOD_SECONDS}))"
     )
 

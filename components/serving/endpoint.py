@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from components.facts import DATA
 from components.kubernetes.ingress import INGRESS_CLASS
+from components.serving import workload
 
 if TYPE_CHECKING:
     from components.settings.endpoint import EndpointSettings
@@ -128,8 +129,9 @@ def annotations(
         f"{a}/tags": ",".join(f"{k}={v}" for k, v in sorted(tags.items())),
         f"{a}/actions.{REFUSE_ACTION}": json.dumps(refuse_action()),
         # `pulumi up` must not wait for the ALB (the model takes its time to load); the endpoint
-        # output is read from the Ingress status once it has one.
-        "pulumi.com/skipAwait": "true",
+        # output is read from the Ingress status once it has one. `destroy` waits for the load
+        # balancer controller to delete the ALB and clear its finalizer (workload.NO_READY_WAIT).
+        **workload.NO_READY_WAIT,
     }
     if endpoint.source_ranges:
         out[f"{a}/inbound-cidrs"] = ",".join(endpoint.source_ranges)

@@ -215,7 +215,7 @@ def extra_args_problems(tokens: Sequence[str]) -> list[Problem]:
     known = set(data["flags"])
     found = []
     for i, token in enumerate(tokens):
-        if not token.startswith("-") or token in {"-", "--"} or _NUMBER.match(token):
+        if not token.startswith("-") or token in {"-", "--"} or _NUMBER.fullmatch(token):
             continue  # a value
         if profiles.flag_name(token) in profiles.OWNED_FLAGS | profiles.SECRET_FLAGS:
             continue  # refused by the owned/secret flag rules with their own fix

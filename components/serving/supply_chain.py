@@ -24,7 +24,7 @@ def remote_code_revision_problems(
     what runs on next restart."""
     if not production or REMOTE_CODE_FLAG not in argv:
         return []
-    if revision and COMMIT_SHA.match(revision):
+    if revision and COMMIT_SHA.fullmatch(revision):
         return []
     return [
         f"{PROJECT}:serving.revision = {revision!r} must be a 40-hex Hugging Face commit sha in a "

@@ -329,11 +329,21 @@ def deployment(
     }
 
 
+# `pulumi up` does not wait for this object's readiness (the field exists at once), but
+# `pulumi destroy` still waits until it is gone: unlike `pulumi.com/skipAwait`, which skips the
+# delete wait as well (pulumi-kubernetes #3147, #3154), so a controller finalizer (KEDA's, the
+# load balancer controller's) is cleared before that controller's release is removed.
+NO_READY_WAIT = {"pulumi.com/waitFor": "jsonpath={.metadata.name}"}
+
+# One replica at a time may go for a voluntary disruption (node drain, upgrade); node updates
+# that cannot drain under it are forced (components/scaling/node_drain.py).
+PDB_MAX_UNAVAILABLE = 1
+
+
 def disruption_budget() -> dict:
-    # One replica at a time may go for a voluntary disruption (node drain, upgrade).
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": APP, "namespace": NAMESPACE, "labels": LABELS},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
+        "spec": {"maxUnavailable": PDB_MAX_UNAVAILABLE, "selector": {"matchLabels": LABELS}},
     }

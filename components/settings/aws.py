@@ -41,7 +41,7 @@ def identity(aws: Mapping[str, Any]) -> tuple[AwsIdentity, list[str]]:
     role_arn = None
     if roles is not None:
         arns = [r.get("roleArn") if isinstance(r, Mapping) else None for r in roles] if isinstance(roles, list) else []
-        if not arns or not all(isinstance(a, str) and ROLE_ARN.match(a) for a in arns):
+        if not arns or not all(isinstance(a, str) and ROLE_ARN.fullmatch(a) for a in arns):
             problems.append(
                 f"aws:assumeRoles = {roles!r} must be a list of {{roleArn: <IAM role ARN>}} entries. Fix: {ROLE_FIX}"
             )

@@ -82,7 +82,8 @@ def holds(test: Callable[[Any], Any]) -> AfterValidator:
 
 
 def matches(pattern: str) -> AfterValidator:
-    return holds(re.compile(pattern).match)
+    """The whole value matches: `re.match` with `$` would let a trailing newline through."""
+    return holds(re.compile(pattern).fullmatch)
 
 
 def one_of(options: Iterable[Any]) -> AfterValidator:

@@ -39,6 +39,7 @@ from components.facts.catalog import (
     PROFILES,
     REASONING_PARSERS,
     SCHEMES,
+    SUBNET_LAYOUTS,
     InstanceType,
     Model,
 )
@@ -80,10 +81,10 @@ CLUSTER_NAME_MAX = 100
 _STACK_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 
 
-_AZ = r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$"
+_AZ = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$").fullmatch
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)  # CloudWatch Logs retention values
 _AUDIT_RETENTION_DAYS = tuple(d for d in _RETENTION_DAYS if d >= 90)
-_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$").match
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$").fullmatch
 _NAME_TAG = r"^[A-Za-z0-9][A-Za-z0-9 ._:/=+@-]{0,62}$"
 
 
@@ -172,10 +173,12 @@ class NetworkSettings:
     vpc_cidr: Annotated[Str, holds(lambda v: cidr(v, 16, 20))] = rule(
         "10.42.0.0/16", "must be an IPv4 CIDR from /16 to /20 with no host bits set"
     )
-    # empty: the first two zones that offer the GPU type
-    availability_zones: Annotated[StrList, each(re.compile(_AZ).match, 2), holds(lambda v: len(set(v)) == len(v))] = (
-        rule((), "must be a list of at least two zone names like us-east-2a", ["us-east-2a"])
+    # empty: the first two zones that offer the GPU type (offline; a real deploy needs them recorded)
+    availability_zones: Annotated[StrList, each(_AZ, 2), holds(lambda v: len(set(v)) == len(v))] = rule(
+        (), "must be a list of at least two zone names like us-east-2a", ["us-east-2a"]
     )
+    # Recorded with the zones (ops preflight prints both); unset: byZone, and a real deploy stops.
+    subnet_layout: Annotated[Str, one_of(SUBNET_LAYOUTS)] | None = rule(None, closed("a subnet layout", SUBNET_LAYOUTS))
     existing_vpc_id: Annotated[Str, matches(r"^vpc-[0-9a-f]{8,17}$")] | None = rule(
         None, "must be a VPC id like vpc-0123456789abcdef0", "vpc-0123456789abcdef0"
     )
@@ -201,7 +204,7 @@ class ClusterSettings:
         ["198.51.100.7/32"],
     )
     admin_principal_arns: Annotated[
-        StrList, each(re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$").match)
+        StrList, each(re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$").fullmatch)
     ] = rule((), "must be IAM role or user ARNs", ["arn:aws:iam::123456789012:role/Admin"])
     system_instance_type: Annotated[Str, matches(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = rule(
         "m7i.large", "must be an instance type name like m7i.large"
@@ -224,8 +227,8 @@ class GpuNodeSettings:
     capacity_reservation_id: Annotated[Str, matches(r"^cr-[0-9a-f]{8,17}$")] | None = rule(
         None, "must be a capacity reservation id like cr-0123456789abcdef0", "cr-0123456789abcdef0"
     )
-    # empty: zones looked up at deploy time
-    availability_zones: Annotated[StrList, each(re.compile(_AZ).match, 1)] = rule(
+    # empty: the network zones that offer the type (offline; a real deploy needs them recorded)
+    availability_zones: Annotated[StrList, each(_AZ, 1)] = rule(
         (), "must be a list of zone names like us-east-2a", ["us-east-2a"]
     )
     root_volume_gib: Int = rule(
@@ -360,7 +363,7 @@ def _without_nones(value: Any) -> Any:
 def stack_name_problems(stack: str) -> list[str]:
     """Two stacks must never share a cluster: the stack name must map one-to-one to its name."""
     prefix = f"{PROJECT}-"
-    if _STACK_NAME.match(stack) and len(prefix + stack) <= CLUSTER_NAME_MAX:
+    if _STACK_NAME.fullmatch(stack) and len(prefix + stack) <= CLUSTER_NAME_MAX:
         return []
     return [
         f"stack name {stack!r} cannot name its EKS cluster one-to-one: cluster names allow only letters,"

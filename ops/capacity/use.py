@@ -104,8 +104,9 @@ def changes(offering: Offering, reservation_id: str, raw_config: dict[str, Any])
     ]
     zones = network.get("availabilityZones")
     if zones and offering.zone not in zones:
-        # The GPU zone needs a subnet; without the setting the network puts the GPU zone first.
-        out.append(ConfigChange("network.availabilityZones", None))
+        # The GPU zone needs a subnet: added after the recorded zones, whose subnets stay (byZone
+        # CIDRs follow each zone; `make plan BASE=...` shows what a byPosition stack would move).
+        out.append(ConfigChange(f"network.availabilityZones[{len(zones)}]", offering.zone))
     return out
 
 

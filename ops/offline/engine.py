@@ -21,6 +21,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.facts.catalog import BY_ZONE
 from components.platform import config, deploy_gate
 from components.settings.stack import REQUIRED_SECRETS
 from ops.offline import mocks as offline_mocks
@@ -110,6 +111,20 @@ def stack_config(
     chosen: dict[str, str | None] = {k: v for k, v in PLACEHOLDER_SECRETS.items() if k in present}
     chosen.update(secrets or {})
     return values, {k: v for k, v in chosen.items() if v is not None}
+
+
+def zones_recorded(stack: str, layout: str = BY_ZONE, stacks_dir: Path | None = None) -> dict[str, Any]:
+    """Overrides that record a stack's zones as preflight would for a new stack in the offline
+    account (the zones the mocks offer the GPU type in): the stack as it is once deployable."""
+    values = config.read_stack_file(stack, stacks_dir)
+    region = str(values.get("aws:region") or OfflineMocks.region)
+    zones = [f"{region}{z}" for z in offline_mocks.GPU_OFFERING_ZONE_SUFFIXES]
+    network = dict(values.get(f"{config.PROJECT}:network") or {})
+    gpu = dict(values.get(f"{config.PROJECT}:gpuNodes") or {})
+    return {
+        "network": {**network, "availabilityZones": zones, "subnetLayout": layout},
+        "gpuNodes": {**gpu, "availabilityZones": gpu.get("availabilityZones") or zones},
+    }
 
 
 def render(

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from components.facts import versions
+
 
 class Node(Protocol):
     urn: str
@@ -125,6 +127,54 @@ def lb_teardown_problems(resources: Sequence[Node]) -> list[str]:
         for r in controller_needs(resources)
         if waves[r.urn] <= last
     ]
+
+
+# --- controller finalizers: destroy must wait for them ------------------------------------
+
+# Objects a controller of this stack puts its finalizer on, by (apiVersion, kind): the
+# finalizer and the chart of the release whose controller clears it. Sources: KEDA adds
+# finalizer.keda.sh to ScaledObjects and TriggerAuthentications (keda pkg/controller
+# finalizers); the load balancer controller adds ingress.k8s.aws/resources to Ingresses
+# (its ingress group finalizer) and service.k8s.aws/resources to LoadBalancer Services.
+CONTROLLER_FINALIZERS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): ("finalizer.keda.sh", versions.KEDA_CHART[1]),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): ("finalizer.keda.sh", versions.KEDA_CHART[1]),
+    ("networking.k8s.io/v1", "Ingress"): ("ingress.k8s.aws/resources", LB_CONTROLLER_CHART),
+    ("v1", "Service"): ("service.k8s.aws/resources", LB_CONTROLLER_CHART),
+}
+SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
+def finalizer_holders(resources: Sequence[Node]) -> list[tuple[Node, str, Node]]:
+    """(object, finalizer, the release of the controller that clears it) for every object a
+    controller of this stack finalizes (a Service only when it is a LoadBalancer)."""
+    releases = {r.inputs.get("chart"): r for r in resources if r.type == "kubernetes:helm.sh/v3:Release"}
+    out = []
+    for r in resources:
+        key = (r.inputs.get("apiVersion"), r.inputs.get("kind"))
+        if key not in CONTROLLER_FINALIZERS or (key[1] == "Service" and not carries_lb_finalizer(r)):
+            continue
+        finalizer, chart = CONTROLLER_FINALIZERS[key]
+        if chart in releases:
+            out.append((r, finalizer, releases[chart]))
+    return out
+
+
+def finalizer_problems(resources: Sequence[Node]) -> list[str]:
+    """Objects `pulumi destroy` would not wait for, or would delete no earlier than the release
+    of the controller that must clear their finalizer: each a destroy that hangs."""
+    waves = wave_of(resources)
+    problems = []
+    for obj, finalizer, release in finalizer_holders(resources):
+        annotations = (obj.inputs.get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get(SKIP_AWAIT, "")).lower() == "true":
+            problems.append(f"{obj.name} carries {SKIP_AWAIT}: destroy would not wait for {finalizer} to clear")
+        if waves[obj.urn] >= waves[release.urn]:
+            problems.append(
+                f"{obj.name} ({finalizer}) is deleted in wave {waves[obj.urn]}, not before the release"
+                f" {release.name} that clears it (wave {waves[release.urn]})"
+            )
+    return problems
 
 
 def without_dependents(resources: Iterable[Node], urns: set[str]) -> list[Node]:

@@ -38,6 +38,7 @@ NOT_FOUND_CODES = frozenset(
         "InvalidAllocationID.NotFound",
         "NatGatewayNotFound",
         "InvalidNatGatewayID.NotFound",
+        "InvalidVpcEndpointId.NotFound",
     }
 )
 # Clear by themselves once a dependent finishes deleting (an NLB's ENIs take minutes).

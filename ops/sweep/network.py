@@ -5,9 +5,11 @@
 those project/stack tags prove a network resource is this stack's; a `shared` tag for any
 other cluster, or any tag naming another cluster, stack or project, keeps it. Only resources
 inside a VPC proven this stack's are removed, in dependency order: NAT gateways (then a
-bounded wait while they are `deleting`), their Elastic IPs, the internet gateway, subnets,
-route tables, the VPC. What something else still uses is reported as blocked, in the dry run
-too. NAT gateways bill by the hour, which is why this exists.
+bounded wait while they are `deleting`), their Elastic IPs, the internet gateway, gateway
+endpoints (`endpoints.py`), subnets, route tables, the VPC. What something the sweep keeps
+still routes through or sits in stays, with all it needs in turn (`needs.py`), and is
+reported as blocked by it, in the dry run too; a cluster that may be live keeps its whole network, whatever the override says.
+NAT gateways bill by the hour, which is why this exists.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ from functools import partial
 from typing import Any
 
 from ops.report import Check, failed, info, passed
+from ops.sweep.endpoints import live_endpoints, plan_endpoints
 from ops.sweep.errors import AWS_ERRORS, explain, iam_action
-from ops.sweep.plan import Plan, Step, Sweeper
+from ops.sweep.needs import DELETING_NAT_STATES, GONE_NAT_STATES, Need, kept_network
+from ops.sweep.plan import LIVE_CLUSTER_OVERRIDE, Plan, Step, Sweeper
 from ops.sweep.rows import eni_label, group_label, tags_of, verdict_row
 from ops.sweep.scope import Ownership
-
-GONE_NAT_STATES = frozenset({"deleted"})
-DELETING_NAT_STATES = frozenset({"deleting"})
 
 
 @dataclass
@@ -35,8 +36,11 @@ class Network:
     pending: list[str] = field(default_factory=list)
 
 
-def plan_network(sweeper: Sweeper, plan: Plan, existing_vpc_id: str | None) -> None:
-    """Append the network steps to `plan` (after the load balancers and security groups)."""
+def plan_network(sweeper: Sweeper, plan: Plan, existing_vpc_id: str | None, live: str | None = None) -> None:
+    """Append the network steps to `plan` (after the load balancers and security groups).
+
+    live: why the stack's cluster may still exist (None once it is provably gone); then
+    every network row is blocked, in the dry run and with --apply alike."""
     if existing_vpc_id:
         plan.steps.append(
             Step(
@@ -71,6 +75,9 @@ def plan_network(sweeper: Sweeper, plan: Plan, existing_vpc_id: str | None) -> N
         ),
         "NAT gateways": sweeper.listing("NAT gateways", ec2, "describe_nat_gateways", "NatGateways", Filter=vpc_filter),
         "Elastic IPs": sweeper.listing("Elastic IPs", ec2, "describe_addresses", "Addresses"),
+        "VPC endpoints": sweeper.listing(
+            "VPC endpoints", ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=vpc_filter
+        ),
     }
     missing = [k for k, v in listings.items() if v is None]
     if missing:
@@ -79,7 +86,7 @@ def plan_network(sweeper: Sweeper, plan: Plan, existing_vpc_id: str | None) -> N
             row = failed(name, f"left alone: its {', '.join(missing)} could not be listed (see above)", "fix that row")
             plan.steps.append(Step(name, row=row))
         return
-    _Planner(sweeper, plan, net, {k: v or [] for k, v in listings.items()}).build()
+    _Planner(sweeper, plan, net, {k: v or [] for k, v in listings.items()}, live).build()
 
 
 @dataclass
@@ -88,9 +95,12 @@ class _Planner:
     plan: Plan
     net: Network
     found: dict[str, list[dict[str, Any]]]
+    live: str | None = None
+    needs: dict[str, Need] = field(default_factory=dict)
     subnets_going: set[str] = field(default_factory=set)
     tables_going: set[str] = field(default_factory=set)
     igws_going: set[str] = field(default_factory=set)
+    endpoints_going: set[str] = field(default_factory=set)
     nats_going: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def judge(self, item: dict[str, Any], key: str = "Tags", subnet: bool = False) -> Ownership:
@@ -103,10 +113,32 @@ class _Planner:
         if own.kind != "foreign":
             self.add(name, row=verdict_row(name, own))
 
+    def blocked(self, name: str, resource_id: str) -> Check | None:
+        """The row of a resource of this stack that must stay: its cluster may be live, or a
+        kept resource needs it."""
+        if self.live:
+            return failed(
+                name,
+                f"left alone: {self.live}",
+                f"a network whose cluster may be live is never swept, not even with {LIVE_CLUSTER_OVERRIDE}:"
+                f" finish `pulumi destroy --stack {self.sweeper.scope.stack}` first",
+            )
+        if need := self.needs.get(resource_id):
+            return failed(name, need.detail, need.fix)
+        return None
+
+    def _needs(self) -> dict[str, Need]:
+        def ours(kind: str, item: dict[str, Any]) -> bool:
+            return self.judge(item, subnet=kind == "subnet").kind == "ours"
+
+        return kept_network(self.net.vpcs, self.found, self.plan.all_enis, self.plan.going_enis, ours)
+
     def build(self) -> None:
+        self.needs = self._needs()
         self._nat_gateways()
         self._addresses()
         self._internet_gateways()
+        plan_endpoints(self)
         self._subnets()
         self._route_tables()
         self._vpcs()
@@ -122,15 +154,18 @@ class _Planner:
             if own.kind != "ours":
                 self.keep(name, own)
                 continue
-            self.nats_going[nat_id] = nat
-            waiting.append(nat_id)
             if state in DELETING_NAT_STATES:
                 self.add(name, row=info(name, "already deleting (AWS is removing it)"))
+            elif row := self.blocked(name, nat_id):
+                self.add(name, row=row)
+                continue
             else:
                 self.add(
                     name,
                     act=lambda n=name, i=nat_id: self.sweeper.delete(n, "ec2", "delete_nat_gateway", NatGatewayId=i),
                 )
+            self.nats_going[nat_id] = nat
+            waiting.append(nat_id)
         for nat in self.nats_going.values():
             self.plan.going_enis.update(
                 a["NetworkInterfaceId"] for a in nat.get("NatGatewayAddresses", []) if "NetworkInterfaceId" in a
@@ -196,6 +231,9 @@ class _Planner:
                 self.keep(name, own)
                 continue
             user = eip.get("NetworkInterfaceId") or eip.get("InstanceId")
+            if row := self.blocked(name, alloc):
+                self.add(name, row=row)
+                continue
             if eip.get("AssociationId") and user not in nat_enis:
                 row = failed(
                     name,
@@ -222,6 +260,9 @@ class _Planner:
                 self.add(
                     name, row=failed(name, f"left alone: also attached to {', '.join(others)}", "detach it there first")
                 )
+                continue
+            if row := self.blocked(name, igw_id):
+                self.add(name, row=row)
                 continue
             self.igws_going.add(igw_id)
             self.add(
@@ -259,23 +300,8 @@ class _Planner:
             if own.kind != "ours":
                 self.keep(name, own)
                 continue
-            users = self._enis_left_in("SubnetId", sid)
-            users += [
-                n["NatGatewayId"]
-                for n in self.found["NAT gateways"]
-                if n.get("SubnetId") == sid
-                and n["NatGatewayId"] not in self.nats_going
-                and n.get("State") not in GONE_NAT_STATES
-            ]
-            if users:
-                self.add(
-                    name,
-                    row=failed(
-                        name,
-                        f"left alone: in use by {', '.join(users)}",
-                        "those belong to something sweep keeps: remove them first",
-                    ),
-                )
+            if row := self.blocked(name, sid):
+                self.add(name, row=row)
                 continue
             self.subnets_going.add(sid)
             users_now = partial(self.sweeper.enis_using, "subnet-id", sid)
@@ -292,16 +318,8 @@ class _Planner:
             if own.kind != "ours":
                 self.keep(name, own)
                 continue
-            kept = sorted(
-                a["SubnetId"] for a in assocs if a.get("SubnetId") and a["SubnetId"] not in self.subnets_going
-            )
-            if kept:
-                self.add(
-                    name,
-                    row=failed(
-                        name, f"left alone: routes subnet(s) sweep keeps: {', '.join(kept)}", "see those subnets' rows"
-                    ),
-                )
+            if row := self.blocked(name, rtb):
+                self.add(name, row=row)
                 continue
             self.tables_going.add(rtb)
             self.add(name, act=self._deletion(name, "delete_route_table", RouteTableId=rtb))
@@ -309,6 +327,9 @@ class _Planner:
     def _vpcs(self) -> None:
         for vpc_id, vpc in sorted(self.net.vpcs.items()):
             name = f"VPC {vpc_id}{_name_suffix(vpc)}"
+            if self.live and (row := self.blocked(name, vpc_id)):
+                self.add(name, row=row)
+                continue
             users = [
                 s["SubnetId"]
                 for s in self.found["subnets"]
@@ -335,6 +356,27 @@ class _Planner:
                 and g["GroupId"] not in self.plan.deleted_groups
             ]
             users += self._enis_left_in("VpcId", vpc_id)
+            users += [
+                e["VpcEndpointId"]
+                for e in live_endpoints(self.found["VPC endpoints"], vpc_id)
+                if e["VpcEndpointId"] not in self.endpoints_going
+            ]
+            users += [
+                n["NatGatewayId"]
+                for n in self.found["NAT gateways"]
+                if n.get("VpcId") == vpc_id
+                and n["NatGatewayId"] not in self.nats_going
+                and n.get("State") not in GONE_NAT_STATES
+            ]
+            # Name what holds the VPC, not what stays for it (those rows name it already).
+            kept_for = {i for i, need in self.needs.items() if len(need.path) > 1}
+            kept_for |= {
+                a.get("NetworkInterfaceId", "")
+                for n in self.found["NAT gateways"]
+                if n["NatGatewayId"] in kept_for
+                for a in n.get("NatGatewayAddresses", [])
+            }
+            users = [u for u in users if u.split(" ")[0] not in kept_for]
             if users:
                 self.add(
                     name,

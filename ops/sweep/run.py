@@ -30,8 +30,11 @@ from ops.sweep.plan import LIVE_CLUSTER_OVERRIDE, Sweeper
 from ops.sweep.scope import Scope, check_stack_name
 
 
-def cluster_gate(eks: Any, settings: Settings, apply: bool, override: bool, sleep: Sleep) -> tuple[bool, Check]:
-    """(may delete, row): deleting needs the stack's EKS cluster to be provably gone."""
+def cluster_gate(
+    eks: Any, settings: Settings, apply: bool, override: bool, sleep: Sleep
+) -> tuple[bool, Check, str | None]:
+    """(may delete, row, why the cluster may be live): deleting needs the stack's EKS cluster
+    to be provably gone; the override lifts that for its load balancers, never its network."""
     cluster, stack = settings.cluster_name, settings.stack
     finish = f"finish `pulumi destroy --stack {stack}` first (the controller then deletes its load balancer itself)"
     if eks is None:
@@ -42,7 +45,7 @@ def cluster_gate(eks: Any, settings: Settings, apply: bool, override: bool, slee
             detail, fix = f"{cluster} still exists ({status}): its controller may recreate what is deleted", finish
         except ClientError as err:
             if error_code(err) == "ResourceNotFoundException":
-                return True, passed("cluster", f"{cluster} does not exist in {settings.region}")
+                return True, passed("cluster", f"{cluster} does not exist in {settings.region}"), None
             detail, fix = explain(err, "eks:DescribeCluster")
             detail = f"cannot tell whether {cluster} still exists: {detail}"
         except CredentialsMissing:
@@ -51,10 +54,10 @@ def cluster_gate(eks: Any, settings: Settings, apply: bool, override: bool, slee
             detail, fix = explain(err, "eks:DescribeCluster")
             detail = f"cannot tell whether {cluster} still exists: {detail}"
     if override:
-        return True, info("cluster", f"{detail}; sweeping anyway ({LIVE_CLUSTER_OVERRIDE})")
+        return True, info("cluster", f"{detail}; sweeping anyway ({LIVE_CLUSTER_OVERRIDE}), never its network"), detail
     verb = "--apply refuses" if not apply else "refused: nothing deleted"
     more = f"; only if you mean to sweep a cluster that may be live: {LIVE_CLUSTER_OVERRIDE}"
-    return False, failed("cluster", f"{detail}; {verb}", fix + more)
+    return False, failed("cluster", f"{detail}; {verb}", fix + more), detail
 
 
 MIRROR_ROW = "weight mirror"
@@ -97,10 +100,10 @@ def run(
     account_id: names the weight mirror bucket (its name holds the account)."""
     check_stack_name(settings.stack, settings.cluster_name)
     sweeper = Sweeper(Scope(settings.cluster_name, settings.stack), ec2, elbv2, sleep)
-    may_delete, gate = cluster_gate(eks, settings, apply, live_cluster_override, sleep)
+    may_delete, gate, live = cluster_gate(eks, settings, apply, live_cluster_override, sleep)
     plan = sweeper.plan()
     if include_network:
-        plan_network(sweeper, plan, settings.network.existing_vpc_id)
+        plan_network(sweeper, plan, settings.network.existing_vpc_id, live)
     rows = [gate, *sweeper.rows]
     if kept := mirror_row(settings, account_id):
         rows.append(kept)

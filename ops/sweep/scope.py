@@ -114,7 +114,7 @@ def check_stack_name(stack: str, cluster: str) -> None:
     `prod_8gpu` and `prod.8gpu` both become cluster `minimax-vllm-prod-8gpu`; sweeping either
     would match the other stack's resources by their cluster tags.
     """
-    if not _STACK_NAME.match(stack) or cluster != f"{PROJECT}-{stack}":
+    if not _STACK_NAME.fullmatch(stack) or cluster != f"{PROJECT}-{stack}":
         raise UsageError(
             f"sweep refuses stack '{stack}': its cluster name '{cluster}' is not '{PROJECT}-{stack}', so its "
             "cluster tags could name another stack's resources; stack names for sweep must be 1-87 letters, "

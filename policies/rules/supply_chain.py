@@ -72,7 +72,7 @@ def pinned_revision_with_remote_code(resources: Sequence[tuple[str, Props]]) -> 
             if REMOTE_CODE_FLAG not in argv:
                 continue
             revision = _revision(argv)
-            if not (revision and COMMIT_SHA.match(revision)):
+            if not (revision and COMMIT_SHA.fullmatch(revision)):
                 problems.append(
                     f"{what} container {container.get('name')!r} passes {REMOTE_CODE_FLAG} with --revision {revision!r}, not a 40-hex commit"
                 )
