@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.aws import cluster
-from components.facts import timeline, versions
+from components.facts import timeline, timeline_text, versions
 from components.kubernetes import network_policy, pod_security
 from components.observability import dcgm_fields
 from components.observability import values as observability
@@ -357,7 +357,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         *(f"  {line}" for line in capacity_tables.table_for(settings)),
         "",
         f"Cold start of one replica (components/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
-        *(f"  {line}" for line in timeline.describe(sv.replicas, model.weights_gb, source=source)),
+        *(f"  {line}" for line in timeline_text.describe(sv.replicas, model.weights_gb, source=source)),
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),

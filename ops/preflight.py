@@ -24,11 +24,14 @@ from botocore.exceptions import ClientError
 from components.facts import versions
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.stack import Settings
-from ops import awsclients, image_contents, preflight_resources, registry, zone_record
+from ops import awsclients, registry
+from ops.aws_checks import resources as preflight_resources
+from ops.aws_checks import zone_record
+from ops.aws_checks.eks_versions import _addon_versions, _kubernetes_version
 from ops.awsclients import Sleep, error_code, guard
 from ops.awsclients import call_checked as _aws
 from ops.capacity.reservation import _reservation
-from ops.eks_versions import _addon_versions, _kubernetes_version
+from ops.image import contents as image_contents
 from ops.report import Check, failed, passed, skipped
 
 # Service Quotas: "Running On-Demand P instances" (vCPUs), the quota every p5 counts against.

@@ -27,7 +27,7 @@ from components.platform import config
 from components.scaling import node_drain
 from components.scaling.policy import NODE_PROVISION_SECONDS
 from components.settings.stack import Settings
-from ops.upgrade_diff import CREATE, DELETE, REPLACE, UPDATE, Change, Item, diff
+from ops.offline.diff import CREATE, DELETE, REPLACE, UPDATE, Change, Item, diff
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "plan-out" / ".base-renders"

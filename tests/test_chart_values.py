@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from ops import chart_sources, chart_values
+from ops.charts import sources as chart_sources
+from ops.charts import values as chart_values
 from ops.offline.engine import Rendering, render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
