@@ -28,6 +28,7 @@ from components.weights import staging as weight_staging
 from ops.offline.engine import Rendering, render
 from ops.offline.manifests import known, resource_tree, write_manifests
 
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 # us-east list prices per hour, for the plan's cost line (GPU nodes come from INSTANCE_TYPES).
 EKS_CONTROL_PLANE_PER_HOUR = 0.10
 NAT_GATEWAY_PER_HOUR = 0.045
@@ -84,9 +85,18 @@ def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> 
     return todo
 
 
-def _load_balancer_sources(settings: Settings) -> list[str]:
-    vpc = "the VPC's CIDR" if settings.network.existing_vpc_id else settings.network.vpc_cidr
-    return workload.load_balancer_sources(vpc)
+def _load_balancer_sources(settings: Settings, rendering: Rendering) -> list[str]:
+    """The CIDRs the rendered vLLM NetworkPolicy admits: the subnets the ALB is placed in (an
+    existing VPC's are looked up at deploy time; offline they are stand-ins)."""
+    if settings.network.existing_vpc_id:
+        return [f"the CIDRs of network.publicSubnetIds {', '.join(settings.network.public_subnet_ids)}"]
+    (serving,) = [p for p in rendering.of_type(NETWORK_POLICY) if p.inputs["metadata"]["name"] == workload.APP]
+    return [
+        peer["ipBlock"]["cidr"]
+        for rule in serving.inputs["spec"]["ingress"]
+        for peer in rule["from"]
+        if "ipBlock" in peer
+    ]
 
 
 def _nat_gateways(settings: Settings) -> int:
@@ -264,7 +274,8 @@ def weights_lines(settings: Settings, rendering: Rendering) -> list[str]:
     bucket = rendering.outputs.get("weightMirror", "")
     made = "an existing bucket (weights.existingBucket)" if w.existing_bucket else "created by this stack"
     kept = (
-        "kept on `pulumi destroy` (weights.retainOnDestroy); `ops sweep` lists it and never deletes it"
+        "kept on `pulumi destroy` (weights.retainOnDestroy) and imported by the next `pulumi up`;"
+        " `ops sweep` lists it and never deletes it"
         if w.retain_on_destroy
         else "deleted with its objects on `pulumi destroy` (weights.retainOnDestroy false)"
     )
@@ -337,8 +348,9 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"  vLLM runs as UID {pod_security.RUN_AS_USER} with every capability dropped, no privilege escalation, seccomp"
         " RuntimeDefault, read-only root filesystem, no service-account token (the image has no non-root user and"
         " the model cache is a root-owned hostPath on the node)",
-        f"  network: default-deny; in from the load balancer ({', '.join(_load_balancer_sources(settings))})"
-        f" and namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT}; out to CoreDNS :53 and HTTPS :443"
+        f"  network: default-deny; in from the load balancer's subnets ({', '.join(_load_balancer_sources(settings, rendering))})"
+        f" and the Prometheus pods of namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT};"
+        " out to CoreDNS :53 and HTTPS :443"
         + (f", and the Pod Identity agent {network_policy.POD_IDENTITY_AGENT} :80" if source == "s3" else ""),
         f"  image {supply_chain.pinned_image(sv.image)}",
         "",

@@ -159,15 +159,27 @@ def preflight_sample() -> str:
     for one p5, no image digest recorded yet, everything else in order."""
     from components.platform.config import from_stack_file
     from ops import preflight, report
-    from tests.test_preflight import K8S, cluster_version, eks_client, no_sleep, quota_client, stubbed_ec2
+    from tests.test_preflight import (
+        K8S,
+        cluster_version,
+        eks_client,
+        first_up_mirror_clients,
+        no_sleep,
+        quota_client,
+        stubbed_ec2,
+    )
 
     # EKS's published end of standard support for 1.35 (Kubernetes version calendar).
     supported = cluster_version(
         K8S, "STANDARD_SUPPORT", endOfStandardSupportDate=dt.datetime(2027, 3, 27, tzinfo=dt.UTC)
     )
     eks = eks_client(version_replies=[{"clusterVersions": [supported]}])[0]
-    # No existing VPC or bucket in prod-8gpu: the S3 client is never called.
-    clients = {"ec2": stubbed_ec2(None)[0], "service-quotas": quota_client(value=96.0)[0], "eks": eks, "s3": None}
+    clients = {
+        "ec2": stubbed_ec2(None)[0],
+        "service-quotas": quota_client(value=96.0)[0],
+        "eks": eks,
+        **first_up_mirror_clients(),
+    }
 
     class Session:
         def client(self, service: str, **_: Any) -> Any:

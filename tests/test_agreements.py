@@ -31,6 +31,7 @@ INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 VPC = "aws:ec2/vpc:Vpc"
+SUBNET = "aws:ec2/subnet:Subnet"
 POLICY = "aws:iam/policy:Policy"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
@@ -208,18 +209,23 @@ def test_without_spread_two_replicas_may_share_a_p5_so_the_spread_is_soft():
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_pods_admit_the_vpc_because_the_alb_proxies_and_client_ranges_are_the_albs(stack):
+def test_the_pods_admit_the_albs_own_subnets_because_it_proxies_and_client_ranges_are_the_albs(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
     annotations = r.one(INGRESS).inputs["metadata"]["annotations"]
-    # An ALB with IP targets: it ends the client's connection and opens its own from its nodes
-    # in the VPC (client addresses travel in X-Forwarded-For). Client IP preservation is an NLB
-    # target-group attribute that ALB target groups do not have.
+    # An ALB with IP targets: it ends the client's connection and opens its own from its nodes,
+    # whose addresses lie in the subnets it is placed in (client addresses travel in
+    # X-Forwarded-For). Client IP preservation is an NLB target-group attribute that ALB target
+    # groups do not have.
     assert annotations[f"{endpoint.ANNOTATION}/target-type"] == "ip"
     assert "preserve_client_ip" not in annotations[f"{endpoint.ANNOTATION}/target-group-attributes"]
     assert all(x.inputs["spec"]["type"] == "ClusterIP" for x in r.of_type(SERVICE))
+    # The ALB is placed in named subnets, whatever its scheme, and the pods admit exactly those.
+    subnets = {x.id: x.inputs["cidrBlock"] for x in r.of_type(SUBNET)}
+    placed = annotations[endpoint.SUBNETS_ANNOTATION].split(",")
     (serving,) = [p for p in r.of_type(NETPOL) if p.inputs["metadata"]["name"] == workload.APP]
     lb_rule = serving.inputs["spec"]["ingress"][0]
-    assert [b["ipBlock"]["cidr"] for b in lb_rule["from"]] == [r.one(VPC).inputs["cidrBlock"]]
+    assert sorted(b["ipBlock"]["cidr"] for b in lb_rule["from"]) == sorted(subnets[i] for i in placed)
+    assert r.one(VPC).inputs["cidrBlock"] not in json.dumps(serving.inputs["spec"]["ingress"])
     assert network_policy.WORLD not in json.dumps(serving.inputs["spec"]["ingress"])
     # So the clients are limited on the ALB, exactly to endpoint.sourceRanges.
     inbound = annotations.get(f"{endpoint.ANNOTATION}/inbound-cidrs")

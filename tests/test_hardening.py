@@ -27,6 +27,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 ROLE = "aws:iam/role:Role"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 ADDON = "aws:eks/addon:Addon"
+SUBNET = "aws:ec2/subnet:Subnet"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "ab" * 32
 
@@ -112,11 +113,14 @@ def test_namespace_is_default_deny_and_vllm_may_only_serve_scrape_dns_and_https(
     serving = policies[workload.APP]
     assert serving["podSelector"] == {"matchLabels": workload.LABELS}
     sources = {b["ipBlock"]["cidr"] for b in serving["ingress"][0]["from"]}
-    assert sources == {settings.network.vpc_cidr}  # the ALB proxies: the pods see its VPC addresses
+    # The ALB proxies: the pods see its nodes' addresses, in the (public) subnets it is placed in.
+    public = {s.inputs["cidrBlock"] for s in rendered(stack).of_type(SUBNET) if "-public-" in s.inputs["tags"]["Name"]}
+    assert sources == public and settings.network.vpc_cidr not in sources
     ports = {(p["protocol"], p["port"]) for rule in serving["ingress"] for p in rule["ports"]}
     assert ports == {("TCP", 8000)}
-    monitoring = serving["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]
-    assert monitoring == {"kubernetes.io/metadata.name": "monitoring"}
+    (scraper,) = serving["ingress"][1]["from"]
+    assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert scraper["podSelector"]["matchLabels"] == {"operator.prometheus.io/name": "kps-prometheus"}
     out = {(p["protocol"], p["port"]) for rule in serving["egress"] for p in rule["ports"]}
     # With the S3 mirror, also the Pod Identity agent's credentials endpoint, and only that address.
     agent = {("TCP", 80)} if settings.weights.source == "s3" else set()
@@ -127,10 +131,13 @@ def test_namespace_is_default_deny_and_vllm_may_only_serve_scrape_dns_and_https(
     assert to_port_80 == (["169.254.170.23/32"] if agent else [])
 
 
-def test_the_pods_admit_only_the_vpc_because_the_alb_proxies_every_request() -> None:
-    # Client ranges are enforced on the ALB (inbound-cidrs); admitting them at the pods would let
-    # anything in those ranges bypass the load balancer's path list.
-    assert workload.load_balancer_sources("10.60.0.0/16") == ["10.60.0.0/16"]
+def test_the_pods_never_admit_the_vpc_because_every_pod_has_a_vpc_address() -> None:
+    # Client ranges are enforced on the ALB (inbound-cidrs); admitting them, or the VPC, at the
+    # pods would let anything there bypass the load balancer's path list and vLLM's key check.
+    policy = network_policy.serving_policy("vllm", "ns", {"a": "b"}, 8000, ["10.60.192.0/19", "10.60.224.0/19"])
+    assert [b["ipBlock"]["cidr"] for b in policy["spec"]["ingress"][0]["from"]] == ["10.60.192.0/19", "10.60.224.0/19"]
+    with pytest.raises(ValueError, match="subnets are unknown"):
+        network_policy.serving_policy("vllm", "ns", {"a": "b"}, 8000, [])
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -171,6 +171,42 @@ def test_a_restarted_stage_keeps_verified_files_and_fetches_the_rest(mirror, tmp
     assert fetched == [PREFIX + "config.json"]
 
 
+def test_a_stager_holding_the_lock_clears_partial_files_killed_stagers_left(mirror, tmp_path):
+    mc.fill(FakeHub(), mirror)
+    dest = tmp_path / "snap"
+    dest.mkdir()
+    left = [
+        dest / f"config.json.vllm-0-7f9c-12{mc.PARTIAL_SUFFIX}",  # a killed pod's verified-size copy
+        dest / f"model-00001-of-00002.safetensors.vllm-1-2b4d-40{mc.PARTIAL_SUFFIX}.9fA3c1D0",  # s3transfer's
+    ]
+    for f in left:
+        f.write_bytes(b"\0" * 10)
+    mc.stage(mirror, dest)
+    assert not any(f.exists() for f in left)
+    assert {p.name for p in dest.iterdir()} == set(FILES) | {mc.LOCK_FILE}
+
+
+def test_a_stager_waits_for_the_one_filling_the_cache_then_reads_no_weights(mirror, tmp_path):
+    import fcntl
+    import threading
+
+    mc.fill(FakeHub(), mirror)
+    dest = tmp_path / "snap"
+    dest.mkdir()
+    lines: list[str] = []
+    with (dest / mc.LOCK_FILE).open("a") as held:  # another pod's stager, mid-copy
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=mc.stage, args=(mirror, dest), kwargs={"log": lines.append})
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive() and any("waiting" in line for line in lines)
+        for p, data in FILES.items():  # ...which then puts every verified file in place
+            (dest / p).write_bytes(data)
+    waiter.join(timeout=30)  # the lock is released: closed, as when that process ends
+    assert not waiter.is_alive()
+    assert "(0 read from S3, the rest already in place)" in lines[-1]
+
+
 def test_the_hub_listing_maps_lfs_files_to_sha256_and_the_others_to_their_git_blob(monkeypatch):
     """The real adapter, over huggingface_hub's own listing types (no network)."""
     import huggingface_hub

@@ -27,7 +27,8 @@ def test_plan_prints_the_exact_vllm_command_and_writes_manifests(stack, tmp_path
     out = capsys.readouterr().out
     s = config.from_stack_file(stack)
     assert shlex.join(profiles.vllm_argv(s.serving)) in out
-    assert "SAFETENSORS_FAST_GPU=1 vllm serve" in out
+    env = " ".join(f"{k}={v}" for k, v in profiles.vllm_env().items())
+    assert f"{env} vllm serve" in out
     assert f"{s.gpu_nodes.instance_type} (8 x" in out
     assert "Capacity:" in out and "Cost: about $" in out
     docs = list(yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text()))

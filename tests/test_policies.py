@@ -968,6 +968,38 @@ def test_network_policy_rule_accepts_a_selecting_policy() -> None:
     assert hardening.network_policy_selects_workloads(only_deny) == []
 
 
+def _serving_ingress(resources: list, ingress: list[dict[str, Any]]) -> list:
+    for t, p in resources:
+        if t == NETPOL and p["metadata"]["name"] == "vllm":
+            p["spec"]["ingress"] = ingress
+    return resources
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vllm_port_rule_rejects_the_vpc_a_node_subnet_and_an_open_rule(stack: str) -> None:
+    resources = _stack_resources(stack)
+    assert rules.vllm_port_admits_no_pod_address(resources) == []
+    vpc = next(p["cidrBlock"] for t, p in resources if t == "aws:ec2/vpc:Vpc")
+    private = next(
+        p["cidrBlock"] for t, p in resources if t == "aws:ec2/subnet:Subnet" and "-private-" in p["tags"]["Name"]
+    )
+    port = [{"protocol": "TCP", "port": 8000}]
+    for ingress, says in (
+        ([{"from": [{"ipBlock": {"cidr": vpc}}], "ports": port}], f"the whole VPC {vpc}"),  # the old policy
+        ([{"from": [{"ipBlock": {"cidr": private}}], "ports": port}], f"holds subnet {private}"),
+        ([{"ports": port}], "open to every source"),
+    ):
+        messages = rules.vllm_port_admits_no_pod_address(_serving_ingress(_stack_resources(stack), ingress))
+        assert messages and all("NetworkPolicy minimax-vllm/vllm" in m for m in messages)
+        assert any(says in m for m in messages), messages
+    # Excepting every node subnet leaves only the load balancer's: accepted.
+    nodes = [p["cidrBlock"] for t, p in resources if t == "aws:ec2/subnet:Subnet" and "-private-" in p["tags"]["Name"]]
+    fenced = [{"from": [{"ipBlock": {"cidr": vpc, "except": nodes}}], "ports": port}]
+    assert [
+        m for m in rules.vllm_port_admits_no_pod_address(_serving_ingress(resources, fenced)) if "holds subnet" in m
+    ] == []
+
+
 def _with_args(resources: list, replace: Callable[[list[str]], list[str]]) -> list:
     for t, p in resources:
         if t == DEPLOYMENT:

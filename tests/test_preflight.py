@@ -51,6 +51,20 @@ def block_settings(zone: str = "us-east-2a") -> Settings:
     )
 
 
+def first_up_mirror_clients(region: str = "us-east-2") -> dict[str, Any]:
+    """S3 and STS for a stack whose weight mirror does not exist yet (its first `pulumi up`)."""
+    sts, s3 = boto3.client("sts", region_name=region), boto3.client("s3", region_name=region)
+    sts_stub, s3_stub = Stubber(sts), Stubber(s3)
+    sts_stub.add_response(
+        "get_caller_identity",
+        {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/deployer", "UserId": "AIDAEXAMPLEDEPLOYER"},
+    )
+    s3_stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
+    sts_stub.activate()
+    s3_stub.activate()
+    return {"sts": sts, "s3": s3}
+
+
 def quota_client(value: float = 384.0, region: str = "us-east-2") -> tuple[Any, Stubber]:
     client = boto3.client("service-quotas", region_name=region)
     stub = Stubber(client)
@@ -315,10 +329,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        ec2, s3 = real_clients(region, "ec2", "s3")
+        ec2, s3, sts = real_clients(region, "ec2", "s3", "sts")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3}[s] for s in services)
+        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts}[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -347,7 +361,7 @@ def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.Monkey
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts"))]
     assert seen["eks"] is not None
 
 

@@ -213,6 +213,15 @@ def test_existing_vpc_needs_both_subnet_lists():
     assert parse(raw, "test", REGION).network.existing_vpc_id == "vpc-0123456789abcdef0"
 
 
+def test_the_load_balancers_subnets_may_not_be_node_subnets():
+    # The pods admit the ALB's subnets whole: a node subnet among them would admit every pod there.
+    raw = with_("network.existingVpcId", "vpc-0123456789abcdef0")
+    both = "subnet-0123456789abcdef1"
+    raw["network"].update(publicSubnetIds=["subnet-0123456789abcdef0", both], privateSubnetIds=[both])
+    (problem,) = problems_of(raw)
+    assert "minimax-vllm:network.publicSubnetIds" in problem and both in problem and "pulumi config set" in problem
+
+
 @pytest.mark.parametrize(
     "token",
     [

@@ -147,6 +147,7 @@ class ExistingVpc:
     vpc_id: str
     public_subnet_ids: tuple[str, ...]
     private_subnets: tuple[tuple[str, str], ...]  # (subnet id, zone)
+    public_subnet_cidrs: tuple[str, ...] = ()  # of public_subnet_ids, in that order
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,10 @@ class Network(pulumi.ComponentResource):
     """A new VPC across the planned zones, or the ids of an existing one (nothing created)."""
 
     vpc_id: pulumi.Output[str]
+    # The load balancer's subnets (the ALB is placed in exactly these, whatever its scheme: they
+    # hold no node and so no pod) and their CIDRs, known before anything is created.
     public_subnet_ids: pulumi.Output[list[str]]
+    public_subnet_cidrs: tuple[str, ...]
     private_subnet_ids: pulumi.Output[list[str]]
     gpu_subnet_ids: pulumi.Output[list[str]]
     # The path from the subnets to the internet (gateways, routes, route-table associations).
@@ -180,6 +184,7 @@ class Network(pulumi.ComponentResource):
             ex = args.existing
             self.vpc_id = pulumi.Output.from_input(ex.vpc_id)
             self.public_subnet_ids = pulumi.Output.from_input(list(ex.public_subnet_ids))
+            self.public_subnet_cidrs = ex.public_subnet_cidrs
             self.private_subnet_ids = pulumi.Output.from_input([sid for sid, _ in ex.private_subnets])
             self.gpu_subnet_ids = pulumi.Output.from_input(
                 [sid for sid, z in ex.private_subnets if z in args.zones.gpu]
@@ -224,6 +229,7 @@ class Network(pulumi.ComponentResource):
         self.egress += [igw, public_default]
 
         private_cidrs, public_cidrs = layout_cidrs(args.vpc_cidr, args.zones.network, args.subnet_layout)
+        self.public_subnet_cidrs = tuple(public_cidrs)
         public_ids, private_ids, gpu_ids, private_tables = [], [], [], []
         for zone, private_cidr, public_cidr in zip(args.zones.network, private_cidrs, public_cidrs, strict=True):
             public = aws.ec2.Subnet(

@@ -1,10 +1,16 @@
 """NetworkPolicies of the vLLM namespace: deny everything, then allow only what serving needs.
 
 The VPC CNI enforces them once its add-on runs with `enableNetworkPolicy` (cluster.py).
-In: the load balancer to the serving port (an ALB with IP targets proxies every request, so
-its own addresses in the VPC; client ranges are enforced on the ALB) and the metrics scraper in
-the monitoring namespace. Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or an S3 weight
-mirror) and, with an S3 mirror, the Pod Identity agent's credentials endpoint.
+In, to the serving port: the load balancer and the Prometheus pods, nothing else. The ALB (IP
+targets) proxies every request, so the pods see its nodes' addresses, which lie in the subnets
+it is placed in; the policy admits exactly those subnets. No node and no pod has an address
+there (nodes run in the private subnets, and the VPC CNI gives a pod an address of its node's
+subnet), and subnets of one VPC never overlap, so no pod or node range is admitted and no
+`except` is needed. The AWS network policy agent matches an ipBlock against every source
+address, pods' included; docs/operations.md (Network exposure) has the reasoning and sources.
+Client ranges are enforced on the ALB.
+Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or an S3 weight mirror) and, with an S3
+mirror, the Pod Identity agent's credentials endpoint.
 Nothing else: no pod-to-pod, no instance metadata, no other port.
 """
 
@@ -12,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-MONITORING_NAMESPACE = "monitoring"  # kube-prometheus-stack's namespace
+from components.facts import scraper
+
+MONITORING_NAMESPACE = scraper.NAMESPACE
 DNS_PORT = 53
 HTTPS_PORT = 443
 WORLD = "0.0.0.0/0"
@@ -65,6 +73,14 @@ def egress_rules(pod_identity: bool = False) -> list[dict]:
     return rules
 
 
+def scraper_peer() -> dict:
+    """The Prometheus pods of the monitoring namespace, and no other pod there."""
+    return {
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: MONITORING_NAMESPACE}},
+        "podSelector": scraper.pod_selector(),
+    }
+
+
 def serving_policy(
     name: str,
     namespace: str,
@@ -75,19 +91,17 @@ def serving_policy(
 ) -> dict:
     """What the vLLM pods may receive and send.
 
-    load_balancer_sources: CIDRs the load balancer's traffic comes from (the VPC CIDR; plus the
-    client networks when the load balancer preserves client addresses).
+    load_balancer_sources: the CIDRs of the subnets the ALB is placed in (its nodes' addresses).
     pod_identity: the pods get AWS credentials from the EKS Pod Identity agent (S3 weight mirror).
     """
     sources = sorted(dict.fromkeys(load_balancer_sources))
+    if not sources:
+        raise ValueError("the load balancer's subnets are unknown: the serving port would admit no load balancer")
     serving_port = [{"protocol": "TCP", "port": port}]
     ingress = [
         {"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": serving_port},
         # vLLM serves /metrics on the same port as the API.
-        {
-            "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: MONITORING_NAMESPACE}}}],
-            "ports": serving_port,
-        },
+        {"from": [scraper_peer()], "ports": serving_port},
     ]
     egress = egress_rules(pod_identity)
     spec = {

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from components.facts import gpu_pool
+from components.facts import gpu_pool, scraper
 from components.serving import workload
 from components.settings.observability import ObservabilitySettings
 
-MONITORING_NAMESPACE = "monitoring"
+MONITORING_NAMESPACE = scraper.NAMESPACE
 # The PodMonitor relabels every vLLM target to this job, so rules do not depend on object names.
 VLLM_JOB = "vllm"
 VLLM = f'namespace="{workload.NAMESPACE}", job="{VLLM_JOB}"'

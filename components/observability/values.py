@@ -15,7 +15,7 @@ every sample (SigV4, IAM through EKS Pod Identity) to an Amazon Managed Service 
 workspace, which evaluates the same rules; Grafana queries the workspace. The AMP managed
 collector was not chosen: it reads a plain Prometheus scrape config rather than
 PodMonitor/ServiceMonitor objects, and scrapes from ENIs in the VPC subnets rather than from
-the `monitoring` namespace the vLLM NetworkPolicy admits (docs/operations.md, Observability).
+the Prometheus pods the vLLM NetworkPolicy admits (docs/operations.md, Network exposure).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from typing import Any
 import yaml
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
-from components.facts import gpu_pool
+from components.facts import gpu_pool, scraper
 from components.observability import alerts, dashboards, dcgm_fields
 from components.serving import profiles, workload
 from components.settings.observability import ObservabilitySettings
 
 NAMESPACE = alerts.MONITORING_NAMESPACE
 # Short, fixed object names: the port-forward commands and Pod Identity associations name them.
-STACK_FULLNAME = "kps"
+STACK_FULLNAME = scraper.STACK_FULLNAME
 PROMETHEUS_SERVICE = f"{STACK_FULLNAME}-prometheus"
 ALERTMANAGER_SERVICE = f"{STACK_FULLNAME}-alertmanager"
 GRAFANA_SERVICE = "grafana"

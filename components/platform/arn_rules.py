@@ -137,7 +137,7 @@ def _admin_problems(arns: tuple[str, ...], partition: str | None, region: str) -
         key, arn = f"cluster.adminPrincipalArns[{i}]", parse(value)
         if arn is None:
             continue
-        if not IAM_PRINCIPAL.match(value):
+        if not IAM_PRINCIPAL.fullmatch(value):
             out.append(
                 _fail(
                     key,

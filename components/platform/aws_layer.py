@@ -32,7 +32,10 @@ class AwsLayer:
     cluster_name: pulumi.Output[str]
     cluster_arn: pulumi.Output[str]
     vpc_id: pulumi.Output[str]
-    vpc_cidr: str  # the VPC's primary CIDR: the load balancer's nodes send from it
+    # The subnets the ALB is placed in, and their CIDRs: its nodes send from these addresses, and
+    # no node or pod has one (the NetworkPolicy admits exactly these; docs/operations.md, Network exposure).
+    load_balancer_subnet_ids: pulumi.Output[list[str]]
+    load_balancer_cidrs: tuple[str, ...]
     region: str
     provider: k8s.Provider  # the one Kubernetes provider: every Kubernetes resource uses it
     kubeconfig: pulumi.Output[str]  # secret
@@ -74,7 +77,8 @@ def resolve_zones(settings: Settings) -> tuple[ZonePlan, ExistingVpc | None]:
         private = tuple((sid, aws.ec2.get_subnet(id=sid).availability_zone) for sid in net.private_subnet_ids)
         zones = tuple(dict.fromkeys(z for _, z in private))
         plan = plan_zones(zones, offering, zones, gpu.availability_zones)
-        return plan, ExistingVpc(net.existing_vpc_id, net.public_subnet_ids, private)
+        public_cidrs = tuple(aws.ec2.get_subnet(id=sid).cidr_block for sid in net.public_subnet_ids)
+        return plan, ExistingVpc(net.existing_vpc_id, net.public_subnet_ids, private, public_cidrs)
     region_zones = () if net.availability_zones else _region_zones()
     return plan_zones(region_zones, offering, net.availability_zones, gpu.availability_zones), None
 
@@ -184,6 +188,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 cluster_arn=cluster.eks.arn,
                 namespace=workload.NAMESPACE,
                 partition=partition,
+                region=settings.region,
                 retain_on_destroy=w.retain_on_destroy,
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,
@@ -195,7 +200,8 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
         cluster_name=cluster.name,
         cluster_arn=cluster.eks.arn,
         vpc_id=network.vpc_id,
-        vpc_cidr=aws.ec2.get_vpc(id=existing.vpc_id).cidr_block if existing else settings.network.vpc_cidr,
+        load_balancer_subnet_ids=network.public_subnet_ids,
+        load_balancer_cidrs=network.public_subnet_cidrs,
         region=settings.region,
         provider=cluster.provider,
         kubeconfig=cluster.kubeconfig,

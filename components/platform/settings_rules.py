@@ -97,6 +97,18 @@ def check(st: Settings) -> list[str]:
                 set_command("network.privateSubnetIds[0]", "subnet-..."),
             )
         )
+    if shared := sorted(set(net.public_subnet_ids) & set(net.private_subnet_ids)):
+        # The ALB is placed in the public subnets and the pods admit their whole ranges: a subnet
+        # that also holds nodes (and so pods) would let every pod there reach vLLM without a key.
+        out.append(
+            _fail(
+                "network.publicSubnetIds",
+                list(net.public_subnet_ids),
+                f"shares {', '.join(shared)} with network.privateSubnetIds; the load balancer's subnets must hold no"
+                " nodes or pods (docs/operations.md, Network exposure)",
+                set_command("network.publicSubnetIds[0]", "subnet-<one that holds no nodes>"),
+            )
+        )
     if (net.public_subnet_ids or net.private_subnet_ids) and not net.existing_vpc_id:
         out.append(
             _fail(

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from components.facts import DATA
 from components.kubernetes.ingress import INGRESS_CLASS
@@ -30,6 +30,9 @@ REFUSE_ACTION = "refuse-404"
 # policies for your Application Load Balancer"; the console's default).
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 ANNOTATION = "alb.ingress.kubernetes.io"
+# The subnets the ALB is placed in: ids or Name tags, at least two zones (v3.5.0 docs,
+# "Ingress annotations", `subnets`).
+SUBNETS_ANNOTATION = f"{ANNOTATION}/subnets"
 PLAIN_HTTP_ACCEPTED = "minimax-vllm/plain-http-on-internet"
 # The controller names the ALB from this annotation (v3.5.0 docs, "Ingress annotations"; longer
 # than 32 characters is an error). ELB names: letters, digits and hyphens, no hyphen at either
@@ -101,9 +104,18 @@ def refuse_action() -> dict:
 
 
 def annotations(
-    endpoint: EndpointSettings, tags: dict[str, str], drain_seconds: int, load_balancer_name: str
-) -> dict[str, str]:
-    """The AWS Load Balancer Controller's Ingress annotations (names and values of v3.5.0)."""
+    endpoint: EndpointSettings,
+    tags: dict[str, str],
+    drain_seconds: int,
+    load_balancer_name: str,
+    subnets: Any = None,
+) -> dict[str, Any]:
+    """The AWS Load Balancer Controller's Ingress annotations (names and values of v3.5.0).
+
+    subnets: the ALB's subnet ids, comma-separated (a string, or a Pulumi output of one). Named
+    explicitly, whatever the scheme: the controller would otherwise discover subnets by their
+    role tags, and put an internal ALB into the private subnets, beside the nodes and pods.
+    """
     a = ANNOTATION
     port = listener_port(endpoint)
     attributes = [
@@ -111,7 +123,7 @@ def annotations(
         f"idle_timeout.timeout_seconds={endpoint.idle_timeout_seconds}",
         "routing.http.drop_invalid_header_fields.enabled=true",
     ]
-    out = {
+    out: dict[str, Any] = {
         f"{a}/load-balancer-name": load_balancer_name,
         f"{a}/scheme": endpoint.scheme,
         f"{a}/target-type": "ip",
@@ -133,6 +145,8 @@ def annotations(
         # balancer controller to delete the ALB and clear its finalizer (workload.NO_READY_WAIT).
         **workload.NO_READY_WAIT,
     }
+    if subnets is not None:
+        out[SUBNETS_ANNOTATION] = subnets
     if endpoint.source_ranges:
         out[f"{a}/inbound-cidrs"] = ",".join(endpoint.source_ranges)
     if endpoint.certificate_arn:
@@ -158,6 +172,7 @@ def ingress(
     service_port: str,
     drain_seconds: int,
     load_balancer_name: str,
+    subnets: Any = None,
 ) -> dict:
     """Only the listed paths go to vLLM; the default action is the explicit fixed 404."""
     paths = [
@@ -175,7 +190,7 @@ def ingress(
             "name": name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations(endpoint, tags, drain_seconds, load_balancer_name),
+            "annotations": annotations(endpoint, tags, drain_seconds, load_balancer_name, subnets),
         },
         "spec": {
             "ingressClassName": INGRESS_CLASS,

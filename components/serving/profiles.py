@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 # The MiniMax guide's workaround for "CUDA error: an illegal memory access was encountered".
 PIECEWISE_COMPILATION_CONFIG = {"cudagraph_mode": "PIECEWISE"}
 
-# Environment every profile sets (the guide launches with SAFETENSORS_FAST_GPU=1).
-BASE_ENV = {"SAFETENSORS_FAST_GPU": "1"}
+# Environment every profile sets (the guide launches with SAFETENSORS_FAST_GPU=1). vLLM posts
+# usage reports to VLLM_USAGE_STATS_SERVER unless VLLM_NO_USAGE_STATS or (VLLM_)DO_NOT_TRACK is
+# exactly "1" (vllm/usage/usage_lib.py is_usage_stats_enabled, vllm/envs.py); the pods may reach
+# any HTTPS address, so only these keep a private endpoint's usage private.
+BASE_ENV = {"SAFETENSORS_FAST_GPU": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 
 
 def served_model_names(serving: ServingSettings) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,10 @@ class VllmServiceArgs:
     secrets: Secrets
     provider: k8s.Provider
     tags: dict[str, str]
-    vpc_cidr: str  # where the load balancer's traffic to the pods comes from
+    # The subnets the ALB is placed in (its `subnets` annotation) and their CIDRs (what the pods
+    # admit): one list, so the load balancer sits exactly where the NetworkPolicy looks for it.
+    load_balancer_subnet_ids: pulumi.Input[Sequence[str]]
+    load_balancer_cidrs: tuple[str, ...]
     load_balancer_name: str  # endpoint.load_balancer_name(cluster name); the wake trigger reads it too
     # The Ingress must go before the load balancer controller on destroy, so the controller is
     # still there to delete the ALB it made.
@@ -66,7 +70,7 @@ class VllmService(pulumi.ComponentResource):
                 spec=policy["spec"],
                 opts=in_ns,
             )
-            for policy in workload.network_policies(args.vpc_cidr, args.mirror)
+            for policy in workload.network_policies(args.load_balancer_cidrs, args.mirror)
         ]
 
         string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
@@ -125,6 +129,7 @@ class VllmService(pulumi.ComponentResource):
             service_port=workload.PORT_NAME,
             drain_seconds=timers.deregistration_delay,
             load_balancer_name=args.load_balancer_name,
+            subnets=pulumi.Output.from_input(args.load_balancer_subnet_ids).apply(",".join),
         )
         # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
         self.ingress = k8s.networking.v1.Ingress(

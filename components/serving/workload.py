@@ -6,6 +6,7 @@ what the cluster receives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components.facts import gpu_pool, timeline
@@ -74,18 +75,16 @@ def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
 
 
-def load_balancer_sources(vpc_cidr: str) -> list[str]:
-    """Where the load balancer's traffic to the pods comes from: the ALB is a proxy, so its own
-    addresses in the VPC, never the clients' (their ranges are enforced on the ALB itself)."""
-    return [vpc_cidr]
+def network_policies(load_balancer_cidrs: Sequence[str], mirror: MirrorSource | None = None) -> list[dict]:
+    """Default deny for the namespace, then the vLLM pods' own allowances (and the mirror Job's).
 
-
-def network_policies(vpc_cidr: str, mirror: MirrorSource | None = None) -> list[dict]:
-    """Default deny for the namespace, then the vLLM pods' own allowances (and the mirror Job's)."""
-    sources = load_balancer_sources(vpc_cidr)
+    load_balancer_cidrs: the subnets the ALB is placed in. Never the VPC: every pod has a VPC
+    address, and vLLM checks the API key only under /v1, /v2, /inference and /cohere."""
     policies = [
         network_policy.default_deny(NAMESPACE, LABELS),
-        network_policy.serving_policy(APP, NAMESPACE, LABELS, profiles.PORT, sources, pod_identity=mirror is not None),
+        network_policy.serving_policy(
+            APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, pod_identity=mirror is not None
+        ),
     ]
     if mirror:
         policies.append(weight_mirror.job_network_policy(NAMESPACE))

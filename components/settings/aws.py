@@ -3,7 +3,8 @@
 The kubeconfig (components/aws/cluster.py) runs `aws eks get-token`; it must act as the same
 principal as the provider that created the cluster's access entry, so it gets the provider's
 profile and the role it assumes. pulumi-aws 7 reads a role chain from `aws:assumeRoles` (a list);
-the last role of the chain is the principal that acts. Imports nothing of the project.
+the last role of the chain is the principal that acts. Also the region as the AWS SDKs in the
+stack's containers read it. Imports nothing of the project.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # The keys read here, as `aws:<key>` in the stack's config.
 PROFILE, ASSUME_ROLES, OLD_ASSUME_ROLE = "profile", "assumeRoles", "assumeRole"
 ROLE_FIX = "pulumi config set --path 'aws:assumeRoles[0].roleArn' arn:aws:iam::<account>:role/<name>"
+# botocore (boto3, s3transfer) reads only AWS_DEFAULT_REGION; the AWS CLI v2 and the other SDKs
+# read AWS_REGION first. With AWS_REGION alone a boto3 client signs for us-east-1 and reaches the
+# bucket only through S3's redirects (an extra round trip per client).
+REGION_ENV_KEYS = ("AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+def region_env(region: str) -> dict[str, str]:
+    """The environment that puts every AWS SDK of a container in `region`: every container that
+    names its region takes it from here."""
+    return dict.fromkeys(REGION_ENV_KEYS, region)
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,9 @@ class NetworkSettings:
         None, "must be a VPC id like vpc-0123456789abcdef0", "vpc-0123456789abcdef0"
     )
     public_subnet_ids: Annotated[StrList, each(_SUBNET)] = rule(
-        (), "must be a list of subnet ids", ["subnet-0123456789abcdef0"]
+        (),
+        "must be a list of subnet ids: the ALB's subnets, whatever its scheme; no nodes or pods there",
+        ["subnet-0123456789abcdef0"],
     )
     private_subnet_ids: Annotated[StrList, each(_SUBNET)] = rule(
         (), "must be a list of subnet ids", ["subnet-0123456789abcdef0"]

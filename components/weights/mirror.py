@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from components.kubernetes import network_policy
+from components.settings import aws as aws_config
 
 COPY_MODULE = Path(__file__).with_name("mirror_copy.py")
 CONFIGMAP = "weights-mirror-code"
@@ -53,6 +54,11 @@ def bucket_name(cluster_name: str, account_id: str, region: str) -> str:
         digest = hashlib.sha256(base.encode()).hexdigest()[:6]
         base = f"{base[: S3_NAME_MAX - len(tail) - 7].rstrip('-')}-{digest}"
     return base + tail
+
+
+def bucket_tags(stack_tags: Mapping[str, str]) -> dict[str, str]:
+    """A created mirror's tags; a kept one must carry exactly these to be imported (ops/aws_checks/mirror.py)."""
+    return {**stack_tags, "purpose": "weight-mirror"}
 
 
 def job_name(model: str, revision: str) -> str:
@@ -184,7 +190,7 @@ def module_mount() -> dict:
 
 
 def mirror_env(bucket: str, model: str, revision: str, region: str) -> dict[str, str]:
-    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, "AWS_REGION": region}
+    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, **aws_config.region_env(region)}
 
 
 def job(

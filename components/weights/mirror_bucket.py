@@ -6,6 +6,9 @@ public access blocked, ACLs off (bucket owner enforced), TLS only, versioned, an
 rule that removes a retired revision 30 days (`weights.noncurrentDays`) after its prefix is
 deleted. `pulumi destroy` leaves it and its settings (Pulumi retain_on_delete) unless the stack
 sets `weights.retainOnDestroy: false`; `ops sweep` never deletes it and lists it as retained.
+The next `pulumi up` adopts a bucket kept that way: creating the same name again fails outside
+us-east-1 (409 BucketAlreadyOwnedByYou), so a lookup of the account's buckets decides whether
+the bucket is imported; its settings are declared again (docs/weights.md, "A second life").
 With `weights.existingBucket` nothing of the bucket is created; the roles are.
 Roles: the mirror Job may write its revision's prefix, the vLLM pods may only read it; both
 through EKS Pod Identity (trust: components/aws/iam_trust.py), never the node role.
@@ -34,6 +37,7 @@ class MirrorBucketArgs:
     cluster_arn: pulumi.Output[str]
     namespace: str
     partition: str
+    region: str  # where the bucket is (and is looked up)
     retain_on_destroy: bool
     noncurrent_days: int
     tags: dict[str, str]
@@ -78,9 +82,17 @@ class MirrorBucket(pulumi.ComponentResource):
             bucket=args.bucket,
             # Only a stack that asks for the bucket to go may delete a bucket that holds weights.
             force_destroy=not args.retain_on_destroy,
-            tags={**args.tags, "purpose": "weight-mirror"},
-            opts=keep,
+            tags=weight_mirror.bucket_tags(args.tags),
+            # Pulumi imports the bucket when the stack does not hold it; while the stack holds
+            # it under the same id, the option changes nothing.
+            opts=pulumi.ResourceOptions.merge(
+                keep, pulumi.ResourceOptions(import_=args.bucket if exists(args.bucket, args.region) else None)
+            ),
         )
+        # The settings below are not imported: each is created with a Put that S3 accepts over the
+        # kept one, so the adopting `up` applies what the stack declares now (a changed
+        # weights.noncurrentDays, a policy edited by hand meanwhile) instead of failing Pulumi's
+        # import check on the difference.
         on_bucket = pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[bucket]))
         block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
@@ -116,3 +128,10 @@ class MirrorBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[block])),
         )
         return [bucket, block, ownership, encryption, versioning, lifecycle, policy]
+
+
+def exists(bucket: str, region: str) -> bool:
+    """Whether this account already has the bucket in the region (S3 ListBuckets, filtered by
+    prefix and region; no error when there is none, unlike a lookup of the bucket itself)."""
+    found = aws.s3.get_buckets(prefix=bucket, bucket_region=region)
+    return any(b.name == bucket for b in found.buckets)

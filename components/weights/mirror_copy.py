@@ -14,7 +14,11 @@ completion marker written, holding that listing. A marker present: nothing to do
 short: the files already in S3 with the listed size and hash are kept, the rest are copied.
 stage: refuses a mirror without a marker, downloads each file into the Hugging Face cache
 layout vLLM reads offline (`hub/models--Org--Name/snapshots/<commit>/`), checks size and
-sha256 against the marker, and only then moves it into place; a restart resumes.
+sha256 against the marker, and only then moves it into place; a restart resumes. Replicas on
+one node share that cache: a stager holds an exclusive lock on a file in the snapshot folder
+(flock, released by the kernel when the process ends, however it ends), so the others wait and
+then find every file in place; partial files carry the pod's name and process id, and a file
+another stager finished meanwhile counts as done.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +40,7 @@ from typing import Any, BinaryIO, Protocol
 MARKER = "mirror-complete.json"  # under the revision's prefix, written last
 CHUNK = 8 * 1024 * 1024
 PARTIAL_SUFFIX = ".mirror-partial"
+LOCK_FILE = ".stage-weights.lock"  # in the snapshot folder; vLLM loads weights by pattern, not by listing
 
 
 class MirrorError(RuntimeError):
@@ -259,12 +266,21 @@ def fill(hub: Hub, m: Mirror, workers: int = 8, log: Callable[[str], None] = pri
 # --- stage: S3 -> the node's cache ------------------------------------------------------------
 
 
-def _stage_one(m: Mirror, f: HubFile, dest: Path, transfer: Any) -> None:
+def _in_place(final: Path, f: HubFile) -> bool:
+    return final.is_file() and final.stat().st_size == f.size  # verified before it was moved into place
+
+
+def _stage_one(m: Mirror, f: HubFile, dest: Path, transfer: Any) -> bool:
+    """Put one file in place; True when it was read from S3."""
     final = dest / f.path
-    if final.is_file() and final.stat().st_size == f.size:
-        return  # verified before it was moved into place
+    if _in_place(final, f):
+        return False
     final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    # This download's own name: the pod (the container's hostname), the process, and a random
+    # part for pods that would share both (hostNetwork). s3transfer writes a temporary file
+    # beside it and renames it to this name, so no two stagers share either.
+    own = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    partial = final.with_name(f"{final.name}.{own}{PARTIAL_SUFFIX}")
     from botocore.exceptions import ClientError
 
     try:
@@ -276,7 +292,29 @@ def _stage_one(m: Mirror, f: HubFile, dest: Path, transfer: Any) -> None:
     if problem:
         partial.unlink()
         raise MirrorError(f"the mirror's copy is damaged, vLLM is not started: {problem} ({m.url})")
-    partial.rename(final)
+    if _in_place(final, f):  # another stager put its verified copy there meanwhile
+        partial.unlink()
+    else:
+        partial.replace(final)
+    return True
+
+
+@contextmanager
+def _one_stager(dest: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold the snapshot folder's lock; waiting, if another stager on this node holds it."""
+    import fcntl
+
+    dest.mkdir(parents=True, exist_ok=True)
+    with (dest / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another stager on this node is filling {dest}: waiting for it to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        # Holding the lock, no other stager is writing: partial files here are from killed ones.
+        for left in dest.rglob(f"*{PARTIAL_SUFFIX}*"):
+            left.unlink(missing_ok=True)
+        yield
 
 
 def stage(m: Mirror, dest: Path, workers: int = 16, log: Callable[[str], None] = print, transfer: Any = None) -> int:
@@ -287,9 +325,9 @@ def stage(m: Mirror, dest: Path, workers: int = 16, log: Callable[[str], None] =
             "(kubectl -n minimax-vllm logs job -l app.kubernetes.io/name=weights-mirror)"
         )
     log(f"staging {len(files)} files ({sum(f.size for f in files) / 1e9:.1f} GB) from {m.url} into {dest}")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda f: _stage_one(m, f, dest, transfer), files))
-    log(f"staged and verified {len(files)} files from {m.url}")
+    with _one_stager(dest, log), ThreadPoolExecutor(max_workers=workers) as pool:
+        fetched = sum(pool.map(lambda f: _stage_one(m, f, dest, transfer), files))
+    log(f"staged and verified {len(files)} files from {m.url} ({fetched} read from S3, the rest already in place)")
     return 0
 
 

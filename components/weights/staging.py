@@ -15,6 +15,8 @@ With `weights.source: s3` the same container copies from the stack's S3 mirror i
 (components/weights/mirror_copy.py `stage`, run from its ConfigMap): into the same snapshot folder of
 the same cache, every file checked against the sha256 the mirror Job recorded from the Hub,
 before the same marker is written. A damaged or missing file stops the pod here, before vLLM.
+Replicas on one node (prod-4gpu) stage one at a time: the copy holds a lock in the snapshot
+folder, the others wait and find the files in place (tests/test_concurrent_stagers.py).
 """
 
 from __future__ import annotations

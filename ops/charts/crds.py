@@ -69,7 +69,7 @@ _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.c
 
 def _untemplated(text: str) -> str:
     """A chart's CRD template as plain YAML: its Helm directives touch only metadata."""
-    lines = [line for line in text.splitlines() if not _TEMPLATE_LINE.match(line)]
+    lines = [line for line in text.splitlines() if not _TEMPLATE_LINE.fullmatch(line)]
     return _TEMPLATE_INLINE.sub("templated", "\n".join(lines))
 
 

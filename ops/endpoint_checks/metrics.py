@@ -29,8 +29,8 @@ EXPECTED: tuple[tuple[str, str, str], ...] = (
     (
         "scrape vLLM",
         f'up{{job="{alerts.VLLM_JOB}"}} == 1',
-        f"the vllm PodMonitor and a NetworkPolicy that admits namespace {alerts.MONITORING_NAMESPACE} "
-        f"to port {profiles.PORT}; kubectl -n {alerts.MONITORING_NAMESPACE} get podmonitor vllm",
+        f"the vllm PodMonitor and the NetworkPolicy that admits the Prometheus pods of namespace "
+        f"{alerts.MONITORING_NAMESPACE} to port {profiles.PORT}; kubectl -n {alerts.MONITORING_NAMESPACE} get podmonitor vllm",
     ),
     (
         "vLLM serving metrics",

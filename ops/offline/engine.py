@@ -193,6 +193,7 @@ def render(
                     "deletedWith": request.deletedWith,
                     "ignoreChanges": list(request.ignoreChanges),
                     "customTimeouts": _timeouts(request),
+                    "import": request.importId,
                 },
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -144,10 +145,13 @@ INVOKES: dict[str, Invoke] = {
     },
     "aws:iam/getSessionContext:getSessionContext": lambda args: _session_context(args["arn"]),
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda args: _offerings(args),
+    # The account has no buckets yet: a first `pulumi up` (tests/test_second_life.py walks the next).
+    "aws:s3/getBuckets:getBuckets": lambda args: {"buckets": [], "region": OfflineMocks.region, "id": "buckets"},
     "aws:ec2/getVpc:getVpc": lambda args: {"id": args["id"], "cidrBlock": EXISTING_VPC_CIDR},
     "aws:ec2/getSubnet:getSubnet": lambda args: {
         "id": args["id"],
         "availabilityZone": subnet_zone(args["id"]),
+        "cidrBlock": subnet_cidr(args["id"]),
         "vpcId": f"vpc-{_hex('existing-vpc')}",
         "state": "available",
     },
@@ -171,6 +175,13 @@ def _offerings(args: dict[str, Any]) -> dict[str, Any]:
         "locationTypes": ["availability-zone"] * len(pairs),
         "id": OfflineMocks.region,
     }
+
+
+def subnet_cidr(subnet_id: str) -> str:
+    """The CIDR of an existing subnet: a /24 of the existing VPC, stable per id."""
+    vpc = ipaddress.ip_network(EXISTING_VPC_CIDR)
+    blocks = 2 ** (24 - vpc.prefixlen)
+    return str(list(vpc.subnets(new_prefix=24))[int(hashlib.sha256(subnet_id.encode()).hexdigest(), 16) % blocks])
 
 
 def subnet_zone(subnet_id: str) -> str:

@@ -30,6 +30,7 @@ from .exposure import (
     public_endpoint_requires_api_key,
     public_endpoint_tls_and_ranges,
     vllm_only_behind_the_path_list,
+    vllm_port_admits_no_pod_address,
 )
 from .hardening import (
     eks_control_plane_logging,
@@ -160,6 +161,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "network-policy-selects-workloads",
         network_policy_selects_workloads,
         "Mandatory. Every workload is selected by a NetworkPolicy of its namespace, so the VPC CNI fences it.",
+    ),
+    StackRule(
+        "vllm-port-admits-no-pod-address",
+        vllm_port_admits_no_pod_address,
+        "Mandatory. No NetworkPolicy of the vLLM pods admits every source, the VPC, or a subnet not tagged kubernetes.io/role/elb: with the VPC CNI every pod has such an address, and vLLM checks its key only under /v1.",
     ),
     StackRule(
         "pinned-revision-with-remote-code",

@@ -3,6 +3,7 @@ ranges, the path list the Ingress forwards, and no Service that bypasses the Ing
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +25,11 @@ from .common import (
     _object_name,
     _open_ranges_problem,
     _pod_template,
+    _selects,
     _seq,
     _truthy,
     _workloads,
+    _workloads_by_kind,
 )
 
 
@@ -221,4 +224,59 @@ def public_endpoint_requires_api_key(resources: Sequence[tuple[str, Props]]) -> 
             problems.append(f"{what} and selects no workload that requires an API key ({API_KEY_ENV} from a Secret)")
         elif not all(_has_api_key_from_secret(pod_spec) for pod_spec in selected):
             problems.append(f"{what} and a workload it selects does not read {API_KEY_ENV} from a secretKeyRef")
+    return problems
+
+
+def _node_ranges(resources: Sequence[tuple[str, Props]]) -> list[tuple[str, Any, bool]]:
+    """(what, network, whole): the stack's VPC (admitted whole is wrong) and every subnet of it
+    that is not a public load-balancer subnet (tag kubernetes.io/role/elb; any overlap is wrong):
+    with the VPC CNI, pods have addresses of their nodes' subnets."""
+    found = []
+    for resource_type, props in resources:
+        cidr = props.get("cidrBlock")
+        if not isinstance(cidr, str):
+            continue
+        if resource_type == "aws:ec2/vpc:Vpc":
+            found.append((f"the whole VPC {cidr}", ipaddress.ip_network(cidr, strict=False), True))
+        elif resource_type == "aws:ec2/subnet:Subnet" and "kubernetes.io/role/elb" not in _map(props.get("tags")):
+            found.append((f"subnet {cidr}", ipaddress.ip_network(cidr, strict=False), False))
+    return found
+
+
+def vllm_port_admits_no_pod_address(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """vLLM checks its API key only under /v1 (and /v2, /inference, /cohere): a NetworkPolicy of
+    the vLLM pods (those reading VLLM_API_KEY) must admit no rule open to every source and no
+    ipBlock that holds the VPC or a non-public subnet, where every pod has an address."""
+    vllm = [(ns, labels) for _, ns, labels, spec in _workloads_by_kind(resources) if _has_api_key_from_secret(spec)]
+    ranges = _node_ranges(resources)
+    problems = []
+    for resource_type, props in resources:
+        if resource_type != "kubernetes:networking.k8s.io/v1:NetworkPolicy":
+            continue
+        namespace = _map(props.get("metadata")).get("namespace") or "default"
+        spec = _map(props.get("spec"))
+        if not any(ns == namespace and _selects(_map(spec.get("podSelector")), labels) for ns, labels in vllm):
+            continue
+        name = f"NetworkPolicy {_object_name(props)}"
+        for rule in map(_map, _seq(spec.get("ingress"))):
+            peers = list(map(_map, _seq(rule.get("from"))))
+            if not peers:
+                problems.append(
+                    f"{name} has an ingress rule open to every source: every pod reaches vLLM without its key"
+                )
+            for block in (_map(p.get("ipBlock")) for p in peers if p.get("ipBlock")):
+                try:
+                    net = ipaddress.ip_network(str(block.get("cidr")), strict=False)
+                except ValueError:
+                    continue
+                excluded = [ipaddress.ip_network(str(e), strict=False) for e in _seq(block.get("except"))]
+                for what, other, whole in ranges:
+                    if net.version != other.version:
+                        continue
+                    if whole and other.subnet_of(net) or not whole and net.overlaps(other):
+                        if whole or not any(other.subnet_of(e) for e in excluded if e.version == other.version):
+                            problems.append(
+                                f"{name} admits {net}, which holds {what}: pods there reach vLLM without its key; "
+                                "admit the load balancer's subnets only"
+                            )
     return problems
