@@ -25,7 +25,7 @@ from ops.charts import record as chart_record
 from ops.charts.record import PINS, load, stack_names, values_sha256
 from ops.endpoint_checks import metrics as metrics_check
 from ops.offline.engine import Rendering
-from ops.plan import helm_releases
+from ops.offline.manifests import helm_releases
 
 STACKS = stack_names()
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
