@@ -242,6 +242,14 @@ def preflight_capacity_block(
     return _excerpt(list(found.values()), names)
 
 
+def upgrade_preview(stack: str, sets: tuple[str, ...], base_sets: tuple[str, ...]) -> str:
+    """What `ops plan --set/--base-set` prints for one settings change of a running stack."""
+    from ops import upgrade
+
+    text = _captured(lambda: upgrade.main(stack, None, list(sets), list(base_sets), accept=False))
+    return f"```\n{text.rstrip()}\n```\n"
+
+
 # --- tables from the source of truth ---------------------------------------------------------
 
 
@@ -419,6 +427,23 @@ BLOCKS: tuple[Block, ...] = (
         functools.partial(preflight_capacity_block, 24, -40, 5, "active", ("block window",)),
     ),
     Block("verify-sample", "docs/operations.md", verify_sample),
+    Block(
+        "preview-kubernetes-minor",
+        "docs/operations.md",
+        functools.partial(upgrade_preview, "prod-4gpu", (), ("cluster.kubernetesVersion=1.34",)),
+    ),
+    Block(
+        "preview-instance-type",
+        "docs/operations.md",
+        functools.partial(upgrade_preview, "prod-8gpu", ("gpuNodes.instanceType=p5e.48xlarge",), ()),
+    ),
+    Block(
+        "preview-model-revision",
+        "docs/operations.md",
+        functools.partial(
+            upgrade_preview, "prod-8gpu", ("serving.revision=" + "0123456789abcdef" * 2 + "01234567",), ()
+        ),
+    ),
     Block("alerts", "docs/operations.md", alerts_table),
     Block("roles", "docs/policies.md", roles_table),
     Block("ops-help", "docs/commands.md", ops_help),

@@ -26,9 +26,9 @@ from ops.charts.record import PINS, load, stack_names, values_sha256
 from ops.endpoint_checks import metrics as metrics_check
 from ops.offline.engine import Rendering
 from ops.offline.manifests import helm_releases
+from tests.kube_match import matches, node_groups, schedulable, strings
 
 STACKS = stack_names()
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 REGENERATE = "run `make chart-record` (docs/charts.md) and commit components/facts/data/chart-record/"
 # Versions the record could not be made from yet: chart -> why. Each is an expected failure of
@@ -75,16 +75,6 @@ def chart_objects(stack: str) -> list[tuple[str, dict[str, Any]]]:
 
 def stack_objects(stack: str) -> list[dict[str, Any]]:
     return [o.inputs for o in rendered(stack).kubernetes_objects()]
-
-
-def strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in strings(v)]
-    return []
 
 
 # --- the record is of these values and these versions ---------------------------------------
@@ -192,25 +182,6 @@ def test_the_vllm_port_forward_names_a_container_port():
 
 
 # --- monitors ---------------------------------------------------------------------------------
-
-
-def matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """A Kubernetes label selector; None selects nothing, {} everything."""
-    if selector is None:
-        return False
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e["key"], e["operator"], e.get("values") or []
-        ok = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": labels.get(key) not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }[op]
-        if not ok:
-            return False
-    return True
 
 
 def namespace_labels(stack: str) -> dict[str, dict[str, str]]:
@@ -354,44 +325,10 @@ def test_pod_identity_associations_name_the_service_accounts_the_charts_pods_run
 # --- where pods run ------------------------------------------------------------------------------------
 
 
-def nodes(stack: str) -> dict[str, dict[str, Any]]:
-    """'gpu' and 'system': each node group's labels (with the kubelet's own) and taints."""
-    found = {}
-    for g in rendered(stack).of_type(NODE_GROUP):
-        arch = "arm64" if "ARM" in g.inputs["amiType"] else "amd64"
-        labels = {**g.inputs.get("labels", {}), "kubernetes.io/os": "linux", "kubernetes.io/arch": arch}
-        effect = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
-        taints = [{**t, "effect": effect[t["effect"]]} for t in g.inputs.get("taints") or []]
-        found["gpu" if "NVIDIA" in g.inputs["amiType"] else "system"] = {"labels": labels, "taints": taints}
-    return found
-
-
-def tolerated(taint: dict[str, str], tolerations: list[dict[str, Any]]) -> bool:
-    for t in tolerations or []:
-        if t.get("effect") not in (None, "", taint["effect"]):
-            continue
-        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint["key"]):
-            return True
-        if t.get("key") == taint["key"] and str(t.get("value", "")) == str(taint.get("value", "")):
-            return True
-    return False
-
-
-def schedulable(pod: dict[str, Any], node: dict[str, Any]) -> bool:
-    labels = node["labels"]
-    if any(labels.get(k) != v for k, v in (pod.get("nodeSelector") or {}).items()):
-        return False
-    terms = pod.get("requiredNodeAffinity") or []
-    if terms and not any(matches({"matchExpressions": t.get("matchExpressions")}, labels) for t in terms):
-        return False
-    return all(
-        tolerated(t, pod.get("tolerations")) for t in node["taints"] if t["effect"] in ("NoSchedule", "NoExecute")
-    )
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_daemons_run_on_every_gpu_node_and_nothing_else_of_the_charts_does(stack):
-    gpu, system = nodes(stack)["gpu"], nodes(stack)["system"]
+    groups = node_groups(rendered(stack))
+    gpu, system = groups["gpu"], groups["system"]
     wrong = []
     for chart, o in chart_objects(stack):
         placed = o.get("pod") or (o if o["kind"] in chart_record.PROMETHEUSES else None)

@@ -23,7 +23,7 @@ from components.settings.schema import set_command
 from components.settings.stack import PROJECT, Settings
 
 # An IAM role or user (a path is allowed): what an EKS access entry takes.
-IAM_PRINCIPAL = re.compile(r"^arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+IAM_PRINCIPAL = re.compile(r"arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+")
 
 
 @dataclass(frozen=True)

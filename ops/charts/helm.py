@@ -26,24 +26,20 @@ def helm_template(helm: str, chart_dir: Path, release: dict[str, Any]) -> list[d
         for api in API_VERSIONS:
             cmd += ["--api-versions", api]
         text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    docs = []
-    for doc in yaml.safe_load_all(text):
-        if not doc:
-            continue
-        docs.extend(doc.get("items") or [] if doc.get("kind") == "List" else [doc])
-    return docs
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    return [item for d in docs for item in (d.get("items") or [] if d.get("kind") == "List" else [d])]
 
 
 def _subcharts(chart_dir: Path) -> list[dict[str, str]]:
+    """Each subchart in charts/, unpacked or as a .tgz, by its own Chart.yaml."""
     found = []
     for sub in sorted((chart_dir / "charts").glob("*")):
-        meta_path = sub / "Chart.yaml"
         if sub.suffix == ".tgz":
             with tarfile.open(sub) as tar:
                 member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
                 meta = yaml.safe_load(tar.extractfile(member).read())  # type: ignore[union-attr]
-        elif meta_path.exists():
-            meta = yaml.safe_load(meta_path.read_text())
+        elif (sub / "Chart.yaml").exists():
+            meta = yaml.safe_load((sub / "Chart.yaml").read_text())
         else:
             continue
         found.append({"name": meta["name"], "version": str(meta["version"])})

@@ -126,7 +126,7 @@ def rendering(name: str) -> Any:
 
 def stack_releases(stack: str) -> list[dict[str, Any]]:
     """The stack's Helm releases as `make plan` writes them (values with AWS-assigned ids masked)."""
-    from ops.plan import helm_releases
+    from ops.offline.manifests import helm_releases
 
     return helm_releases(rendering(stack))
 
