@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ops import architecture
+
 ROOT = Path(__file__).resolve().parent.parent
 MARK = re.compile(
     r"(?P<open><!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(?P<close><!-- end generated: (?P=name) -->)",
@@ -510,6 +512,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("roles", "docs/policies.md", roles_table),
     Block("ops-help", "docs/commands.md", ops_help),
     Block("settings-reference", "docs/settings.md", settings_reference),
+    Block("import-graph", "docs/architecture.md", architecture.mermaid),
 )
 
 

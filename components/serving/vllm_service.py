@@ -11,7 +11,8 @@ import pulumi_kubernetes as k8s
 
 from components.facts import timeline
 from components.serving import endpoint, profiles, workload
-from components.settings.stack import EndpointSettings, InstanceType, Secrets, ServingSettings
+from components.settings.endpoint import EndpointSettings
+from components.settings.stack import InstanceType, Secrets, ServingSettings
 
 
 def rollout_timeouts(t: timeline.Timers) -> pulumi.CustomTimeouts:
