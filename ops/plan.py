@@ -344,7 +344,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "Weights (weights.source; docs/weights.md):",
         *(f"  {line}" for line in weights_lines(settings, rendering)),
         "",
-        "Pod security (components/pod_security.py):",
+        "Pod security (components/kubernetes/pod_security.py):",
         f"  vLLM runs as UID {pod_security.RUN_AS_USER} with every capability dropped, no privilege escalation, seccomp"
         " RuntimeDefault, read-only root filesystem, no service-account token (the image has no non-root user and"
         " the model cache is a root-owned hostPath on the node)",
@@ -368,7 +368,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "Capacity:",
         *(f"  {line}" for line in capacity_tables.table_for(settings)),
         "",
-        f"Cold start of one replica (components/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
+        f"Cold start of one replica (components/facts/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
         *(f"  {line}" for line in timeline_text.describe(sv.replicas, model.weights_gb, source=source)),
         "",
         "Scaling:",

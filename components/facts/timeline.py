@@ -84,7 +84,7 @@ class Assumptions:
     nat_usd_per_gb: float = _a(0.045, "$/GB", "NAT gateway data processing, us-east (VPC pricing)")
     s3_gateway_usd_per_gb: float = _a(0.0, "$/GB", "S3 gateway endpoint: no charge; S3 to EC2 in one region: free")
     s3_get_usd_per_1000: float = _a(0.0004, "$", "S3 Standard GET per 1,000 requests, us-east (S3 pricing)")
-    s3_part_mb: float = _a(64, "MB", "ranged GET size of the staging client (components/mirror_copy.py)")
+    s3_part_mb: float = _a(64, "MB", "ranged GET size of the staging client (components/weights/mirror_copy.py)")
     prefill_tokens_s: float = _a(
         2000,
         "tokens/s",
