@@ -51,9 +51,10 @@ test: $(VENV)/.dev $(CHECKOV_VENV)/.installed ## The whole test suite: vLLM flag
 test-fast: $(VENV)/.dev ## While editing: everything but vLLM's parser, checkov and the slow tier
 	$(PYTEST) -m "not vllm and not checkov and not slow"
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev ## ruff, and the import contracts between the packages (.importlinter)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # Not part of `make test` or CI: it runs the fast test tier once per mutant (see README, Development).
 mutation: $(VENV)/.dev ## Plant each bug of ops/mutants.toml in a copy of the tree; the fast tests must catch it
@@ -68,21 +69,21 @@ scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic tra
 routing: $(VENV)/.dev ## Router policies replayed on agent conversations through the real vllm-router: affinity, balance, prefill saved
 	$(PY) -m ops.routing.report
 
-# Needs git snapshots of the charts' repositories (CHART_SNAPSHOTS, default /work/.mirror; see ops/chart_sources.py).
+# Needs git snapshots of the charts' repositories (CHART_SNAPSHOTS, default /work/.mirror; see ops/charts/sources.py).
 chart-values: $(VENV)/.runtime ## Record each pinned chart's values keys and CRD schemas (after a chart pin bump)
-	$(PY) -m ops.chart_values
-	$(PY) -m ops.chart_crds
+	$(PY) -m ops.charts.values
+	$(PY) -m ops.charts.crds
 
 docs: $(VENV)/.dev ## Regenerate every generated block of README.md and docs/ from the commands and sources it quotes
 	$(PY) -m tests.docs_blocks --write
 
 # Not part of `make test`: needs a Helm binary and the six charts unpacked under CHARTS
 # (`helm pull <repo>/<chart> --version <pin> --untar -d $(CHARTS)`, or the git source at the tag
-# ops/chart_record.py names). Run it after changing any values a stack passes to a chart.
+# ops/charts/record.py names). Run it after changing any values a stack passes to a chart.
 CHARTS ?= charts-src
 HELM ?= helm
 chart-record: $(VENV)/.runtime ## Render the pinned charts with the stacks' values into components/facts/data/chart-record/
-	$(PY) -m ops.chart_record --charts $(CHARTS) --helm $(HELM)
+	$(PY) -m ops.charts.record --charts $(CHARTS) --helm $(HELM)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) plan-out .pytest_cache

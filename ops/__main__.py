@@ -55,7 +55,9 @@ def _capacity_use(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import secrets
 
-    from ops import metrics_check, verify, verify_incluster
+    from ops import verify
+    from ops.endpoint_checks import incluster as verify_incluster
+    from ops.endpoint_checks import metrics as metrics_check
 
     target = verify.resolve_target(
         stack=args.stack,

@@ -15,6 +15,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ops.report import Check, failed
+
 Sleep = Callable[[float], None]
 
 THROTTLING_CODES = frozenset(
@@ -133,3 +135,31 @@ def clients(region: str, *services: str, session: boto3.session.Session | None =
     """One boto3 client per service in the stack's region."""
     session = session or boto3.session.Session()
     return tuple(session.client(s, region_name=region, config=BOTO_CONFIG) for s in services)
+
+
+def guard(name: str, check: Callable[[], list[Check]]) -> list[Check]:
+    """Turn AWS errors into a failed row with its fix, so one denied API does not hide the rest."""
+    try:
+        return check()
+    except Throttled as err:
+        return [
+            failed(
+                name,
+                str(err),
+                "wait a minute and run preflight again; other tools in this account may be saturating the EC2 API",
+            )
+        ]
+    except AccessDenied as err:
+        return [
+            failed(
+                name,
+                f"access denied to {err.operation}: {err.message}",
+                f"grant {err.operation} to this principal (check it with `aws sts get-caller-identity`)",
+            )
+        ]
+    except ClientError as err:
+        return [failed(name, f"{error_code(err)}: {error_message(err)}")]
+    except BotoCoreError as err:  # endpoint unreachable, proxy or TLS trouble
+        return [
+            failed(name, f"could not reach AWS: {err}", "check network access to the AWS APIs (proxy, VPC endpoints)")
+        ]

@@ -22,12 +22,12 @@ from typing import Any
 
 import yaml
 
-from components.aws import node_drain
 from components.facts import timeline
 from components.platform import config
+from components.scaling import node_drain
 from components.scaling.policy import NODE_PROVISION_SECONDS
 from components.settings.stack import Settings
-from ops.upgrade_diff import CREATE, DELETE, REPLACE, UPDATE, Change, Item, diff
+from ops.offline.diff import CREATE, DELETE, REPLACE, UPDATE, Change, Item, diff
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "plan-out" / ".base-renders"
@@ -73,7 +73,7 @@ def _items(rows: Iterable[Mapping[str, Any]]) -> list[Item]:
 
 
 def items_of(rendering: Any) -> list[Item]:
-    """The diff's view of an offline rendering (ops/offline.py Rendering)."""
+    """The diff's view of an offline rendering (ops/offline/engine.py Rendering)."""
     return [
         Item(x.urn, x.type, x.name, x.id, x.inputs, bool(x.options.get("deleteBeforeReplace")), x.parent)
         for x in rendering.resources

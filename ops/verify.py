@@ -1,7 +1,7 @@
 """The MiniMax serving guides' pass criteria, checked against a deployed endpoint after `pulumi up`.
 
 Generation goes through the `openai` client, the one users call the endpoint with
-(ops/verify_client.py); what must be refused (no key, unguarded routes) is probed with raw HTTP
+(ops/endpoint_checks/client.py); what must be refused (no key, unguarded routes) is probed with raw HTTP
 (urllib), which sends exactly the request it is told. Each generation request sends MiniMax's
 recommended sampling; the second turn sends the first answer back with its thinking, because
 MiniMax documents that stripping `<think>` degrades quality.
@@ -20,9 +20,9 @@ from typing import Any
 from components.platform.config import from_stack_file
 from components.serving import endpoint, profiles
 from components.settings.stack import PROJECT
-from ops import verify_client
+from ops.endpoint_checks import client as verify_client
+from ops.endpoint_checks.client import APPEND_THINK, Answer
 from ops.report import Check, UsageError, failed, passed, skipped
-from ops.verify_client import APPEND_THINK, Answer
 
 # Recommended sampling from the model card; top_k is a vLLM extension sent top-level.
 SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 40}

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ops import architecture
+
 ROOT = Path(__file__).resolve().parent.parent
 MARK = re.compile(
     r"(?P<open><!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(?P<close><!-- end generated: (?P=name) -->)",
@@ -240,6 +242,69 @@ def preflight_capacity_block(
     return _excerpt(list(found.values()), names)
 
 
+def sweep_sample() -> str:
+    """`ops sweep` for prod-8gpu in a mock account (moto) after an interrupted destroy: the cluster is
+    gone, the load balancer the controller made for the Ingress is left, with its target group and
+    security group. AWS's random ids are replaced by stable stand-ins, in order of appearance."""
+    import boto3
+    from moto import mock_aws
+
+    from components.serving import endpoint
+    from ops import report
+    from ops.sweep import run as sweep
+    from tests.sweep_world import CONTROLLER, REGION, SETTINGS, World, as_tags
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    )
+    try:
+        with mock_aws():
+            w = World(boto3.client)
+            vpc = w.vpc("10.43.0.0/16", {})
+            subnets = [w.subnet(vpc, f"10.43.{i}.0/24", z, {}) for i, z in enumerate("ab")]
+            group = w.group(vpc, "k8s-minimaxv-vllm-6ec3a0fb", CONTROLLER)
+            lb = w.raw_elbv2.create_load_balancer(
+                Name=endpoint.load_balancer_name(SETTINGS.cluster_name),
+                Subnets=subnets,
+                SecurityGroups=[group],
+                Type="application",
+                Tags=as_tags(CONTROLLER),
+            )["LoadBalancers"][0]["LoadBalancerArn"]
+            tg = w.raw_elbv2.create_target_group(
+                Name="k8s-minimaxv-vllm-8000",
+                Protocol="HTTP",
+                Port=8000,
+                VpcId=vpc,
+                TargetType="ip",
+                Tags=as_tags(CONTROLLER),
+            )["TargetGroups"][0]["TargetGroupArn"]
+            w.raw_elbv2.create_listener(
+                LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}]
+            )
+            eks = boto3.client("eks", region_name=REGION)
+            title = f"sweep (%s): cluster {SETTINGS.cluster_name}, stack {SETTINGS.stack}, {SETTINGS.region}"
+            texts = []
+            for apply in (False, True):
+                rows = sweep.run(
+                    SETTINGS, w.ec2, w.elbv2, eks, apply=apply, sleep=lambda _: None, account_id="123456789012"
+                )
+                command = "python -m ops sweep --stack prod-8gpu" + (" --apply" if apply else "")
+                texts.append(f"$ {command}\n" + report.render(title % ("apply" if apply else "dry run"), rows))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    text, seen = "\n\n".join(texts), {}
+    for match in dict.fromkeys(re.findall(r"\b(?:sg|eni|vpc|subnet)-[0-9a-f]{8,17}\b", text)):
+        kind = match.split("-")[0]
+        seen[kind] = seen.get(kind, 0) + 1
+        text = text.replace(match, f"{kind}-0{seen[kind]:016x}")
+    return f"```text\n{text}\n```\n"
+
+
 def upgrade_preview(stack: str, sets: tuple[str, ...], base_sets: tuple[str, ...]) -> str:
     """What `ops plan --set/--base-set` prints for one settings change of a running stack."""
     from ops import upgrade
@@ -425,6 +490,7 @@ BLOCKS: tuple[Block, ...] = (
         functools.partial(preflight_capacity_block, 24, -40, 5, "active", ("block window",)),
     ),
     Block("verify-sample", "docs/operations.md", verify_sample),
+    Block("sweep-sample", "docs/operations.md", sweep_sample),
     Block(
         "preview-kubernetes-minor",
         "docs/operations.md",
@@ -446,6 +512,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("roles", "docs/policies.md", roles_table),
     Block("ops-help", "docs/commands.md", ops_help),
     Block("settings-reference", "docs/settings.md", settings_reference),
+    Block("import-graph", "docs/architecture.md", architecture.mermaid),
 )
 
 

@@ -1,7 +1,7 @@
 """What the stacks rely on, checked against what the pinned charts really render.
 
 components/facts/data/chart-record/ holds, per chart, the objects `helm template` renders for the
-values each stack passes (`make chart-record`, ops/chart_record.py). These tests tie the
+values each stack passes (`make chart-record`, ops/charts/record.py). These tests tie the
 stacks' addresses, monitors, DCGM fields, Pod Identity associations and node placement to
 those objects, so a name, port, label or toleration that only a real cluster would reject
 fails here instead.
@@ -21,10 +21,11 @@ from components.facts import versions
 from components.observability import alerts, dashboards
 from components.observability import values as obs
 from components.settings.observability import ObservabilitySettings
-from ops import chart_record, metrics_check
-from ops.chart_record import PINS, load, stack_names, values_sha256
+from ops.charts import record as chart_record
+from ops.charts.record import PINS, load, stack_names, values_sha256
+from ops.endpoint_checks import metrics as metrics_check
 from ops.offline.engine import Rendering
-from ops.plan import helm_releases
+from ops.offline.manifests import helm_releases
 from tests.kube_match import matches, node_groups, schedulable, strings
 
 STACKS = stack_names()

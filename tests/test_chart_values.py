@@ -13,7 +13,8 @@ import json
 
 import pytest
 
-from ops import chart_sources, chart_values
+from ops.charts import sources as chart_sources
+from ops.charts import values as chart_values
 from ops.offline.engine import Rendering, render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -62,7 +63,7 @@ def test_a_pin_bump_needs_a_regenerated_record(chart):
     record = chart_values.load(chart)
     pinned = chart_sources.PINS[chart][2]
     assert record["version"] == pinned, (
-        f"{chart} is pinned at {pinned} in components/versions.py, but "
+        f"{chart} is pinned at {pinned} in components/facts/versions.py, but "
         f"components/facts/data/chart-values/{chart}.json was made from {record['version']}: run `make chart-values`"
     )
     source = record["source"]

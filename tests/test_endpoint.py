@@ -10,7 +10,7 @@ import pytest
 
 from components.facts import versions
 from components.serving import endpoint
-from components.settings.stack import EndpointSettings
+from components.settings.endpoint import EndpointSettings
 from ops.offline.engine import render
 
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"

@@ -1,7 +1,7 @@
 """Every program and Python module the rendered pods run in the vLLM image is one the image holds.
 
 components/facts/data/vllm-image-contents.json records what `vllm/vllm-openai:v0.32.0` holds (from vLLM's
-Dockerfile and the wheel's requirements, `python -m ops.image_contents`); ops/pod_commands.py reads
+Dockerfile and the wheel's requirements, `python -m ops.image.contents`); ops/image/pod_commands.py reads
 what the init containers, Jobs and ConfigMap scripts of every stack call.
 """
 
@@ -13,7 +13,8 @@ import functools
 import pytest
 
 from components.facts import versions
-from ops import image_contents, pod_commands
+from ops.image import contents as image_contents
+from ops.image import pod_commands
 from ops.offline.engine import render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -72,7 +73,7 @@ def test_the_record_is_of_the_pinned_image_and_says_where_each_need_comes_from()
 
 
 def test_the_record_is_what_the_generator_makes():
-    assert image_contents.record() == RECORD, "run `python -m ops.image_contents`"
+    assert image_contents.record() == RECORD, "run `python -m ops.image.contents`"
 
 
 def _stage_weights(objs: tuple[dict, ...]) -> tuple[list[dict], dict]:

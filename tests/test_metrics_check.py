@@ -13,7 +13,7 @@ import pytest
 
 from components.observability import alerts
 from components.settings.observability import ObservabilitySettings
-from ops import metrics_check
+from ops.endpoint_checks import metrics as metrics_check
 
 DEFAULTS = ObservabilitySettings()
 

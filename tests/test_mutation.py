@@ -26,7 +26,8 @@ AREAS = {
     "components/kubernetes/load_balancer_controller.py",
     "components/kubernetes/pod_security.py",
     "components/kubernetes/network_policy.py",
-    "policies/rules.py",
+    "policies/rules/hardening.py",
+    "policies/rules/common.py",
     "ops/preflight.py",
 }
 

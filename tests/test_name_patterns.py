@@ -46,6 +46,7 @@ VALID: dict[str, Any] = {
     "endpoint.certificateArn": f"arn:aws:acm:us-east-2:123456789012:certificate/{UUID}",
     "endpoint.wafAclArn": f"arn:aws:wafv2:us-east-2:123456789012:regional/webacl/minimax/{UUID}",
     "weights.existingBucket": "team-weights",
+    "scaling.schedule.days": "1-5",
 }
 CONTEXT = {"weights.existingBucket": {"source": "s3"}}  # read only with a mirror
 
@@ -81,11 +82,11 @@ def pattern_settings(model: Any = Settings, prefix: str = "") -> dict[str, list[
 
 def with_(path: str, value: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {"owner": "ml-platform"}
-    section, _, key = path.partition(".")
-    if key:
-        raw[section] = {**CONTEXT.get(path, {}), key: value}
-    else:
-        raw[section] = value
+    *sections, key = path.split(".")
+    where = raw
+    for section in sections:
+        where = where.setdefault(section, dict(CONTEXT.get(path, {})) if section == sections[0] else {})
+    where[key] = value
     return raw
 
 
@@ -128,7 +129,7 @@ def test_the_other_name_checks_refuse_a_trailing_newline_too() -> None:
     assert identity({ASSUME_ROLES: [{"roleArn": role}]})[0].role_arn == role
     assert identity({ASSUME_ROLES: [{"roleArn": role + "\n"}]})[1]
     ScheduleSettings(days="1-5")
-    with pytest.raises(ValidationError, match="cron days"):
+    with pytest.raises(ValidationError, match="days"):
         ScheduleSettings(days="1-5\n")
     argv = ["--trust-remote-code"]
     assert not remote_code_revision_problems(True, argv, "MiniMaxAI/MiniMax-M2.5", SHA)

@@ -17,7 +17,7 @@ from components.facts.catalog import BY_POSITION, BY_ZONE
 from components.platform.config import parse
 from components.platform.deploy_gate import zone_problems
 from components.settings.stack import SettingsError
-from ops import zone_record
+from ops.aws_checks import zone_record
 from ops.offline import mocks
 from ops.offline.engine import render, zones_recorded
 

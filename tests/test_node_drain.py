@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.aws import node_drain
 from components.facts.catalog import INSTANCE_TYPES, PROFILES
 from components.platform.config import from_stack_file, parse
+from components.scaling import node_drain
 from components.serving import workload
 from ops.offline.engine import render
 

@@ -22,6 +22,8 @@ from components.serving import endpoint
 from components.weights import mirror as weight_mirror
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
+from policies.rules import capacity as capacity_rules
+from policies.rules import common, exposure, hardening, supply_chain
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -62,7 +64,7 @@ def vllm_container(deployment: dict[str, Any]) -> dict[str, Any]:
 def check(rule_name: str, type_token: str, resource: dict[str, Any]) -> list[str]:
     """Run one resource rule; the secrets rule also looks for the offline placeholder values."""
     if rule_name == "no-plaintext-secrets":
-        return rules.no_plaintext_secrets(type_token, resource, known_secrets=SECRETS)
+        return hardening.no_plaintext_secrets(type_token, resource, known_secrets=SECRETS)
     rule = next(r for r in rules.RESOURCE_RULES if r.name == rule_name)
     return rule.check(type_token, resource)
 
@@ -684,10 +686,10 @@ def _open_service(ranges: list[str] | None) -> dict[str, Any]:
     """An internet-facing NLB Service in front of the vLLM pods (what the stack no longer renders)."""
     service = props(SERVICE)
     service["metadata"]["annotations"] = {
-        rules.SCHEME_ANNOTATION: "internet-facing",
-        rules.LB_TYPE_ANNOTATION: "external",
+        common.SCHEME_ANNOTATION: "internet-facing",
+        common.LB_TYPE_ANNOTATION: "external",
     }
-    service["spec"] = {**service["spec"], "type": "LoadBalancer", "loadBalancerClass": rules.LBC_CLASS}
+    service["spec"] = {**service["spec"], "type": "LoadBalancer", "loadBalancerClass": common.LBC_CLASS}
     if ranges is not None:
         service["spec"]["loadBalancerSourceRanges"] = ranges
     return service
@@ -724,9 +726,9 @@ def _deployment_without_api_key() -> dict[str, Any]:
                 _with(
                     _open_service(None),
                     lambda s: (
-                        s["metadata"]["annotations"].pop(rules.SCHEME_ANNOTATION),
+                        s["metadata"]["annotations"].pop(common.SCHEME_ANNOTATION),
                         s["spec"].pop("loadBalancerClass"),
-                        s["metadata"]["annotations"].pop(rules.LB_TYPE_ANNOTATION),
+                        s["metadata"]["annotations"].pop(common.LB_TYPE_ANNOTATION),
                     ),
                 )
             ),
@@ -736,7 +738,7 @@ def _deployment_without_api_key() -> dict[str, Any]:
     ids=["open-without-key", "no-ranges", "no-workload", "split-world", "other-namespace", "in-tree-default-scheme"],
 )
 def test_public_endpoint_without_api_key_is_rejected(resources: Callable[[], list], expected: str) -> None:
-    messages = rules.public_endpoint_requires_api_key(resources())
+    messages = exposure.public_endpoint_requires_api_key(resources())
     assert messages and any(expected in m for m in messages), messages
     assert "Service minimax-vllm/vllm" in messages[0]
 
@@ -749,7 +751,7 @@ def test_public_endpoint_without_api_key_is_rejected(resources: Callable[[], lis
         lambda: _stack(
             _with(
                 _open_service(None),
-                lambda s: s["metadata"]["annotations"].update({rules.SCHEME_ANNOTATION: "internal"}),
+                lambda s: s["metadata"]["annotations"].update({common.SCHEME_ANNOTATION: "internal"}),
             ),
             _deployment_without_api_key(),
         ),
@@ -760,13 +762,13 @@ def test_public_endpoint_without_api_key_is_rejected(resources: Callable[[], lis
     ids=["open-with-key", "source-restricted", "internal", "not-a-load-balancer"],
 )
 def test_public_endpoint_rule_accepts(resources: Callable[[], list]) -> None:
-    assert rules.public_endpoint_requires_api_key(resources()) == []
+    assert exposure.public_endpoint_requires_api_key(resources()) == []
 
 
 @pytest.mark.parametrize("kind", ["LoadBalancer", "NodePort"])
 def test_a_service_that_exposes_every_path_of_vllm_is_rejected(kind: str) -> None:
     service = _with(_open_service(["52.0.0.0/16"]), lambda s: s["spec"].update(type=kind))
-    messages = rules.vllm_only_behind_the_path_list(_stack(service, props(DEPLOYMENT)))
+    messages = exposure.vllm_only_behind_the_path_list(_stack(service, props(DEPLOYMENT)))
     assert messages == [
         f"Service minimax-vllm/vllm of type {kind} exposes every path of the vLLM pods it selects; "
         "use a ClusterIP Service behind the Ingress's path list"
@@ -782,14 +784,14 @@ def test_a_service_that_exposes_every_path_of_vllm_is_rejected(kind: str) -> Non
     ids=["cluster-ip", "other-workload"],
 )
 def test_path_list_rule_accepts(resources: Callable[[], list]) -> None:
-    assert rules.vllm_only_behind_the_path_list(resources()) == []
+    assert exposure.vllm_only_behind_the_path_list(resources()) == []
 
 
 def test_the_pack_reads_the_same_path_list_as_the_ingress() -> None:
-    assert rules.ALLOWED_PATHS == {(p.path, p.path_type) for p in endpoint.EXPOSED_PATHS}
-    assert rules.EXPOSED_PATHS_FILE == endpoint.EXPOSED_PATHS_FILE
-    assert rules.PLAIN_HTTP_ACCEPTED_ANNOTATION == endpoint.PLAIN_HTTP_ACCEPTED
-    assert rules.ALB == endpoint.ANNOTATION
+    assert common.ALLOWED_PATHS == {(p.path, p.path_type) for p in endpoint.EXPOSED_PATHS}
+    assert common.EXPOSED_PATHS_FILE == endpoint.EXPOSED_PATHS_FILE
+    assert common.PLAIN_HTTP_ACCEPTED_ANNOTATION == endpoint.PLAIN_HTTP_ACCEPTED
+    assert common.ALB == endpoint.ANNOTATION
 
 
 @pytest.mark.parametrize(
@@ -799,7 +801,7 @@ def test_the_pack_reads_the_same_path_list_as_the_ingress() -> None:
 def test_the_packs_cidr_arithmetic_agrees_with_the_settings(cidrs: list[str]) -> None:
     from components.serving import exposure as exposure_rules
 
-    assert rules._covers_world(cidrs) == exposure_rules.covers_the_internet(cidrs)
+    assert common._covers_world(cidrs) == exposure_rules.covers_the_internet(cidrs)
 
 
 # ------------------------------------------------------------ wiring into pulumi-policy
@@ -819,10 +821,10 @@ def test_every_check_function_in_rules_is_registered() -> None:
     registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
     public = {
         fn
-        for name, fn in vars(rules).items()
-        if inspect.isfunction(fn) and fn.__module__ == rules.__name__ and not name.startswith("_")
+        for module in (exposure, hardening, supply_chain, capacity_rules)
+        for name, fn in vars(module).items()
+        if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }
-    public -= {rules.all_policies, rules.all_rule_names}
     assert public == registered
 
 
@@ -836,11 +838,16 @@ def test_policy_pack_main_registers_all_policies(monkeypatch: pytest.MonkeyPatch
     """Runs policies/__main__.py as the CLI does, with PolicyPack (which starts a gRPC server) replaced."""
     captured: dict[str, Any] = {}
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: captured.update(kwargs))
-    monkeypatch.delitem(sys.modules, "rules", raising=False)
+
+    def forget_the_pack() -> None:
+        for name in [n for n in sys.modules if n == "rules" or n.startswith("rules.")]:
+            sys.modules.pop(name)
+
+    forget_the_pack()
     try:
         runpy.run_path(str(POLICY_DIR), run_name="__main__")
     finally:
-        sys.modules.pop("rules", None)
+        forget_the_pack()
     assert captured["name"] == "minimax-vllm-guardrails"
     assert captured["enforcement_level"] is EnforcementLevel.MANDATORY
     assert [p.name for p in captured["policies"]] == rules.all_rule_names()
@@ -899,12 +906,12 @@ def test_rules_read_engine_proxies_and_ignore_unrelated_unknowns(stack: str) -> 
 
 def test_gpu_taint_matches_the_node_group() -> None:
     """The pack cannot import the program, so it repeats the taint; this keeps the copies equal."""
-    assert rules.GPU_TAINT == {
+    assert common.GPU_TAINT == {
         "key": gpu_pool.TAINT_KEY,
         "value": gpu_pool.TAINT_VALUE,
         "effect": gpu_pool.TAINT_EFFECT,
     }
-    assert rules.GPU_RESOURCE == gpu_pool.TAINT_KEY
+    assert common.GPU_RESOURCE == gpu_pool.TAINT_KEY
 
 
 # ------------------------------------------------------------ the issue's examples and the new stack rules
@@ -940,7 +947,7 @@ def _stack_resources(stack: str = "prod-8gpu") -> list[tuple[str, dict[str, Any]
 
 def test_network_policy_rule_rejects_an_unselected_workload() -> None:
     without = [(t, p) for t, p in _stack_resources() if t != NETPOL]
-    messages = rules.network_policy_selects_workloads(without)
+    messages = hardening.network_policy_selects_workloads(without)
     assert sorted(messages) == [
         "Deployment minimax-vllm/vllm is selected by no NetworkPolicy in namespace minimax-vllm",
         f"Job minimax-vllm/{weight_mirror.job_name('MiniMaxAI/MiniMax-M2.5', PROD_REVISION)} is selected by no"
@@ -950,15 +957,15 @@ def test_network_policy_rule_rejects_an_unselected_workload() -> None:
         (NETPOL, {"metadata": {"namespace": "other"}, "spec": {"podSelector": {}}}),
         (NETPOL, {"metadata": {"namespace": "minimax-vllm"}, "spec": {"podSelector": {"matchLabels": {"app": "x"}}}}),
     ]
-    assert rules.network_policy_selects_workloads(elsewhere)
+    assert hardening.network_policy_selects_workloads(elsewhere)
 
 
 def test_network_policy_rule_accepts_a_selecting_policy() -> None:
-    assert rules.network_policy_selects_workloads(_stack_resources()) == []
+    assert hardening.network_policy_selects_workloads(_stack_resources()) == []
     only_deny = [(t, p) for t, p in _stack_resources() if t != NETPOL] + [
         (NETPOL, {"metadata": {"namespace": "minimax-vllm"}, "spec": {"podSelector": {}}})
     ]
-    assert rules.network_policy_selects_workloads(only_deny) == []
+    assert hardening.network_policy_selects_workloads(only_deny) == []
 
 
 def _serving_ingress(resources: list, ingress: list[dict[str, Any]]) -> list:
@@ -1011,18 +1018,18 @@ def _drop_revision(args: list[str]) -> list[str]:
     ids=["no-revision", "branch"],
 )
 def test_revision_rule_rejects_remote_code_unpinned_in_prod(replace: Callable) -> None:
-    messages = rules.pinned_revision_with_remote_code(_with_args(_stack_resources("prod-8gpu"), replace))
+    messages = supply_chain.pinned_revision_with_remote_code(_with_args(_stack_resources("prod-8gpu"), replace))
     assert messages and "--trust-remote-code" in messages[0]
 
 
 def test_revision_rule_accepts_pinned_prod_and_non_prod_stacks() -> None:
-    assert rules.pinned_revision_with_remote_code(_stack_resources("prod-8gpu")) == []
-    assert rules.pinned_revision_with_remote_code(_stack_resources("dev")) == []
+    assert supply_chain.pinned_revision_with_remote_code(_stack_resources("prod-8gpu")) == []
+    assert supply_chain.pinned_revision_with_remote_code(_stack_resources("dev")) == []
     no_remote_code = _with_args(
         _stack_resources("prod-8gpu"), lambda a: [x for x in _drop_revision(a) if x != "--trust-remote-code"]
     )
-    assert rules.pinned_revision_with_remote_code(no_remote_code) == []
+    assert supply_chain.pinned_revision_with_remote_code(no_remote_code) == []
 
 
 def test_model_cache_path_matches_the_node_pool() -> None:
-    assert rules.MODEL_CACHE_HOST_PATH == gpu_pool.MODEL_CACHE_HOST_PATH
+    assert common.MODEL_CACHE_HOST_PATH == gpu_pool.MODEL_CACHE_HOST_PATH

@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from components.platform.config import parse
 from components.settings.stack import Settings
-from ops import preflight_resources as resources
+from ops.aws_checks import resources
 from tests.test_preflight import fake_credentials, no_sleep  # noqa: F401 (the fixture is autouse)
 
 pytestmark = pytest.mark.slow  # a mock AWS account

@@ -15,10 +15,10 @@ import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
+from components.aws import gpu_nodes
 from components.facts import catalog, gpu_pool, timeline, versions
 from components.observability.values import PROMETHEUS_URL
 from components.platform.config import from_stack_file, parse
-from components.scaling import cluster_autoscaler
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
 from components.scaling.rules import check, replica_capacity
@@ -77,7 +77,7 @@ def test_camel_case_keys_from_the_stack_file_are_read():
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({"maxReplicas": 0}, "minimax-vllm:scaling.maxReplicas = 0 Input should be greater than or equal to 1"),
+        ({"maxReplicas": 0}, "minimax-vllm:scaling.maxReplicas = 0 must be from 1 to 64"),
         ({"minReplicas": 3, "maxReplicas": 2}, "scaling.minReplicas = 3 is above scaling.maxReplicas (2)"),
         ({"targetKvCacheUsage": 1.5}, "scaling.targetKvCacheUsage = 1.5"),
         ({"schedule": {"timezone": "Mars/Olympus"}}, "must be an IANA time zone"),
@@ -91,6 +91,95 @@ def test_bad_scaling_values_name_the_key_the_rule_and_the_fix(raw, expected):
         parse_scaling(raw)
     assert expected in str(caught.value)
     assert "Fix: pulumi config" in str(caught.value)
+
+
+# The section is written like every other (pydantic dataclass, `rule()`, the schema's strict
+# types): what a stack file or `pulumi config set` writes parses to the same values as before,
+# and a bad value reads like any other setting's problem, down to a key inside `schedule`.
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"enabled": "true", "minReplicas": "0", "maxReplicas": "3"},
+            {"enabled": True, "min_replicas": 0, "max_replicas": 3},
+        ),
+        ({"enabled": False, "wakeOnRequests": "false"}, {"enabled": False, "wake_on_requests": False}),
+        (
+            {"targetWaitingRequests": "7", "targetKvCacheUsage": 1},
+            {"target_waiting_requests": 7.0, "target_kv_cache_usage": 1.0},
+        ),
+        ({"idleMinutes": 5}, {"idle_minutes": 5, "schedule": None}),
+    ],
+)
+def test_scaling_values_parse_as_written(raw, expected):
+    sc = parse_scaling(raw, rules=False)
+    assert {k: getattr(sc, k) for k in expected} == expected
+
+
+def test_a_schedule_parses_with_its_defaults():
+    sc = parse_scaling({"schedule": {"timezone": "Europe/Berlin", "days": "1,3-5", "endHour": "18"}}, rules=False)
+    assert (sc.schedule.timezone, sc.schedule.start_hour, sc.schedule.end_hour, sc.schedule.replicas) == (
+        "Europe/Berlin",
+        8,
+        18,
+        1,
+    )
+    assert sc.schedule.day_numbers() == {1, 3, 4, 5} and sc.schedule.hours_per_day == 10
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            {"enabled": "yes"},
+            "scaling.enabled = 'yes' must be true or false. Fix: pulumi config set --path 'scaling.enabled' false",
+        ),
+        (
+            {"minReplicas": -1},
+            "scaling.minReplicas = -1 must be from 0 to 64. Fix: pulumi config set --path 'scaling.minReplicas' 1",
+        ),
+        (
+            {"minReplicas": True},
+            "scaling.minReplicas = True must be from 0 to 64. Fix: pulumi config set --path 'scaling.minReplicas' 1",
+        ),
+        (
+            {"targetKvCacheUsage": 0},
+            "scaling.targetKvCacheUsage = 0 must be from 0 (exclusive) to 1. Fix: pulumi config set --path 'scaling.targetKvCacheUsage' 0.8",
+        ),
+        (
+            {"idleMinutes": 4},
+            "scaling.idleMinutes = 4 must be from 5 to 1440 minutes. Fix: pulumi config set --path 'scaling.idleMinutes' 30",
+        ),
+        (
+            {"schedule": []},
+            "scaling.schedule = [] must be an object. Fix: pulumi config set --path 'scaling.schedule.<field>' <value>",
+        ),
+        (
+            {"schedule": {"timezone": "Mars/Base"}},
+            "scaling.schedule.timezone = 'Mars/Base' must be an IANA time zone such as Europe/Berlin or America/New_York. "
+            "Fix: pulumi config set --path 'scaling.schedule.timezone' UTC",
+        ),
+        (
+            {"schedule": {"startHour": 24}},
+            "scaling.schedule.startHour = 24 must be an hour from 0 to 23. Fix: pulumi config set --path 'scaling.schedule.startHour' 8",
+        ),
+        (
+            {"schedule": {"days": "7"}},
+            "scaling.schedule.days = '7' must be cron days of the week such as 1-5 (Monday-Friday) or 0-6. "
+            "Fix: pulumi config set --path 'scaling.schedule.days' 1-5",
+        ),
+        (
+            {"schedule": {"replica": 2}},
+            "scaling.schedule.replica = 2 is not a known setting; known fields of scaling.schedule: "
+            "timezone, startHour, endHour, days, replicas (did you mean replicas?). "
+            "Fix: pulumi config rm --path 'scaling.schedule.replica'",
+        ),
+    ],
+)
+def test_a_bad_scaling_value_is_one_problem_with_its_key_rule_and_fix(raw, problem):
+    with pytest.raises(SettingsError) as caught:
+        parse_scaling(raw, rules=False)
+    assert caught.value.problems == [f"minimax-vllm:{problem}"]
 
 
 def test_max_replicas_above_what_the_node_group_holds_is_rejected_with_the_node_count():
@@ -460,7 +549,7 @@ def test_a_node_group_at_zero_describes_its_gpu_nodes_to_the_autoscaler(stack):
     (taint,) = group.inputs["taints"]
     assert tags[f"{prefix}/taint/{taint['key']}"]["value"] == f"{taint['value']}:NoSchedule"
     assert tags[f"{prefix}/resources/nvidia.com/gpu"]["value"] == "8"
-    assert group.inputs["labels"][cluster_autoscaler.ACCELERATOR_LABEL] == "nvidia-h100"
+    assert group.inputs["labels"][gpu_nodes.ACCELERATOR_LABEL] == "nvidia-h100"
 
 
 @pytest.mark.parametrize("stack", SCALED_STACKS)

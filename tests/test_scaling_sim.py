@@ -12,6 +12,8 @@ from components.platform.config import from_stack_file
 from components.scaling import policy as scaling
 from components.scaling.policy import Behavior, Policy, Rules
 from ops import scaling_sim as sim
+from ops.simulation import cluster
+from ops.simulation import hpa as hpa_model
 
 SCALED_STACKS = ("dev", "staging")
 
@@ -21,13 +23,13 @@ DEFAULT_DOWN = Rules(300, (Policy("Percent", 100, 15),), "Max")
 
 
 @functools.cache
-def model(stack: str) -> sim.Stack:
+def model(stack: str) -> cluster.Stack:
     settings = from_stack_file(stack)
     return sim.stack_model(settings, settings.scaling)
 
 
 @functools.cache
-def results(stack: str) -> dict[str, sim.Result]:
+def results(stack: str) -> dict[str, cluster.Result]:
     return {r.trace: r for r in sim.simulate(model(stack))}
 
 
@@ -37,45 +39,45 @@ def results(stack: str) -> dict[str, sim.Result]:
 def test_ratio_rule_doubles_and_halves_as_documented():
     # "if the current metric value is 200m, and the desired value is 100m, the number of
     # replicas will be doubled ... If the current value is instead 50m, you'll halve"
-    assert sim.ratio_replicas(3, 200, 100) == 6
-    assert sim.ratio_replicas(4, 50, 100) == 2
-    assert sim.ratio_replicas(3, 250, 100) == 8  # ceil(7.5)
+    assert hpa_model.ratio_replicas(3, 200, 100) == 6
+    assert hpa_model.ratio_replicas(4, 50, 100) == 2
+    assert hpa_model.ratio_replicas(3, 250, 100) == 8  # ceil(7.5)
 
 
 def test_tolerance_of_ten_percent_skips_small_changes():
-    assert sim.ratio_replicas(10, 109, 100) == 10
-    assert sim.ratio_replicas(10, 91, 100) == 10
-    assert sim.ratio_replicas(10, 111, 100) == 12
-    assert sim.external_average_value_replicas(4, 21, 5) == 4  # 21 / (5 x 4) = 1.05
-    assert sim.external_average_value_replicas(4, 30, 5) == 6  # ceil(30 / 5)
-    assert sim.external_average_value_replicas(4, 0, 5) == 0
+    assert hpa_model.ratio_replicas(10, 109, 100) == 10
+    assert hpa_model.ratio_replicas(10, 91, 100) == 10
+    assert hpa_model.ratio_replicas(10, 111, 100) == 12
+    assert hpa_model.external_average_value_replicas(4, 21, 5) == 4  # 21 / (5 x 4) = 1.05
+    assert hpa_model.external_average_value_replicas(4, 30, 5) == 6  # ceil(30 / 5)
+    assert hpa_model.external_average_value_replicas(4, 0, 5) == 0
 
 
 def test_default_scale_up_allows_double_or_four_pods_whichever_is_more():
-    assert sim.scale_up_limit(0, 1, [], [], DEFAULT_UP) == 5
-    assert sim.scale_up_limit(0, 10, [], [], DEFAULT_UP) == 20
+    assert hpa_model.scale_up_limit(0, 1, [], [], DEFAULT_UP) == 5
+    assert hpa_model.scale_up_limit(0, 10, [], [], DEFAULT_UP) == 20
 
 
 def test_scale_down_example_uses_percent_only_above_40_replicas():
     # Docs: Pods 4 / 60 s and Percent 10 / 60 s; "the second policy will only be used when the
     # number of pod replicas is more than 40".
     rules = Rules(300, (Policy("Pods", 4, 60), Policy("Percent", 10, 60)), "Max")
-    assert sim.scale_down_limit(0, 80, [], [], rules) == 72
-    assert sim.scale_down_limit(0, 40, [], [], rules) == 36
-    assert sim.scale_down_limit(0, 20, [], [], rules) == 16
-    assert sim.scale_down_limit(0, 80, [], [], dataclasses.replace(rules, select_policy="Min")) == 76
-    assert sim.scale_down_limit(0, 80, [], [], dataclasses.replace(rules, select_policy="Disabled")) == 80
+    assert hpa_model.scale_down_limit(0, 80, [], [], rules) == 72
+    assert hpa_model.scale_down_limit(0, 40, [], [], rules) == 36
+    assert hpa_model.scale_down_limit(0, 20, [], [], rules) == 16
+    assert hpa_model.scale_down_limit(0, 80, [], [], dataclasses.replace(rules, select_policy="Min")) == 76
+    assert hpa_model.scale_down_limit(0, 80, [], [], dataclasses.replace(rules, select_policy="Disabled")) == 80
 
 
 def test_changes_within_a_policy_period_count_against_it():
     rules = Rules(0, (Policy("Pods", 2, 600),))
-    assert sim.scale_up_limit(1000, 5, [(500, 2)], [], rules) == 5  # 2 added 500 s ago: none left
-    assert sim.scale_up_limit(1000, 5, [(300, 2)], [], rules) == 7  # that change left the period
-    assert sim.scale_up_limit(1000, 5, [(500, 2)], [(700, 1)], rules) == 6  # a removal in the period frees one
+    assert hpa_model.scale_up_limit(1000, 5, [(500, 2)], [], rules) == 5  # 2 added 500 s ago: none left
+    assert hpa_model.scale_up_limit(1000, 5, [(300, 2)], [], rules) == 7  # that change left the period
+    assert hpa_model.scale_up_limit(1000, 5, [(500, 2)], [(700, 1)], rules) == 6  # a removal in the period frees one
 
 
 def test_scale_down_stabilization_keeps_the_highest_recent_recommendation():
-    hpa = sim.Hpa(Behavior(DEFAULT_UP, DEFAULT_DOWN), 1, 10)
+    hpa = hpa_model.Hpa(Behavior(DEFAULT_UP, DEFAULT_DOWN), 1, 10)
     assert hpa.reconcile(0, 5, 5) == 5
     assert hpa.reconcile(60, 5, 2) == 5  # 5 was recommended within 300 s
     assert hpa.reconcile(290, 5, 2) == 5
@@ -86,7 +88,7 @@ def test_a_recommendation_equal_to_the_current_count_does_not_bypass_the_scale_d
     # The HPA clamps the current count between both windows' limits, so a lower recommendation
     # seen within the scale-up window alone never scales down.
     behavior = Behavior(Rules(60, (Policy("Pods", 1, 60),)), Rules(3600, (Policy("Pods", 1, 60),)))
-    hpa = sim.Hpa(behavior, 1, 10)
+    hpa = hpa_model.Hpa(behavior, 1, 10)
     assert hpa.reconcile(0, 4, 4) == 4
     assert hpa.reconcile(15, 4, 3) == 4  # 4 within the scale-down window
     assert hpa.reconcile(30, 4, 4) == 4  # the 3 within the scale-up window must not pull it down
@@ -95,7 +97,7 @@ def test_a_recommendation_equal_to_the_current_count_does_not_bypass_the_scale_d
 
 
 def test_hpa_keeps_min_and_max():
-    hpa = sim.Hpa(Behavior(DEFAULT_UP, Rules(0, (Policy("Percent", 100, 15),))), 2, 6)
+    hpa = hpa_model.Hpa(Behavior(DEFAULT_UP, Rules(0, (Policy("Percent", 100, 15),))), 2, 6)
     assert hpa.reconcile(0, 4, 50) == 6
     assert hpa.reconcile(15, 6, 0) == 2
     assert hpa.reconcile(30, 0, 50) == 0  # at zero the HPA does nothing; KEDA wakes the target
@@ -104,20 +106,20 @@ def test_hpa_keeps_min_and_max():
 # --- KEDA's 0 <-> 1 --------------------------------------------------------------------------
 
 
-def _quiet(hours: float, start_replicas: int = 1) -> sim.Trace:
-    return sim.Trace("quiet", 22.0, hours, lambda h: 0.0, start_replicas, idle_night=True)
+def _quiet(hours: float, start_replicas: int = 1) -> cluster.Trace:
+    return cluster.Trace("quiet", 22.0, hours, lambda h: 0.0, start_replicas, idle_night=True)
 
 
 def test_keda_scales_to_zero_only_after_the_cooldown():
     m = model("dev")
-    r = sim.Simulation(m, _quiet(2)).run()
+    r = cluster.Simulation(m, _quiet(2)).run()
     (to_zero,) = [e for e in r.events if e.after == 0]
     assert to_zero.by == "keda" and m.policy.cooldown_seconds < to_zero.at <= m.policy.cooldown_seconds + 30
 
 
 def test_a_new_scaled_object_waits_its_initial_cooldown_before_zero():
     m = model("dev")
-    r = sim.Simulation(m, _quiet(2), new_scaled_object=True).run()
+    r = cluster.Simulation(m, _quiet(2), new_scaled_object=True).run()
     (to_zero,) = [e for e in r.events if e.after == 0]
     assert m.policy.initial_cooldown_seconds < to_zero.at <= m.policy.initial_cooldown_seconds + 30
     assert m.policy.initial_cooldown_seconds >= m.cold.new_node_replica_seconds
@@ -125,19 +127,19 @@ def test_a_new_scaled_object_waits_its_initial_cooldown_before_zero():
 
 def test_keda_wakes_from_zero_on_503s_when_requests_arrive():
     m = model("dev")
-    trace = sim.Trace("wake", 22.0, 2, lambda h: 0.2 if h >= 23 else 0.0, 0)
-    r = sim.Simulation(m, trace).run()
+    trace = cluster.Trace("wake", 22.0, 2, lambda h: 0.2 if h >= 23 else 0.0, 0)
+    r = cluster.Simulation(m, trace).run()
     (wake,) = [e for e in r.events if e.before == 0]
     assert wake.by == "keda" and wake.after == 1
-    assert 3600 + sim.CLOUDWATCH_DELAY_SECONDS <= wake.at <= 3600 + sim.CLOUDWATCH_DELAY_SECONDS + 90
+    assert 3600 + cluster.CLOUDWATCH_DELAY_SECONDS <= wake.at <= 3600 + cluster.CLOUDWATCH_DELAY_SECONDS + 90
     assert r.rejected > 0  # until a replica is ready the ALB answers 503
 
 
 def test_without_the_wake_trigger_requests_at_zero_wake_nothing():
     m = model("dev")
     no_wake = dataclasses.replace(m.policy, triggers=tuple(t for t in m.policy.triggers if t.signal != "wake"))
-    trace = sim.Trace("wake", 22.0, 2, lambda h: 0.2 if h >= 23 else 0.0, 0)
-    r = sim.Simulation(dataclasses.replace(m, policy=no_wake), trace).run()
+    trace = cluster.Trace("wake", 22.0, 2, lambda h: 0.2 if h >= 23 else 0.0, 0)
+    r = cluster.Simulation(dataclasses.replace(m, policy=no_wake), trace).run()
     assert r.events == []
 
 
@@ -189,7 +191,7 @@ def test_make_scaling_prints_the_report_or_says_scaling_is_off(stack, capsys):
 
 # --- each check catches a policy that breaks it ----------------------------------------------
 
-SPIKE = sim.Trace("spike", 10.0, 3, lambda h: 1.5 if 10.0 <= h < 10.05 else 0.1, 1)  # a 3-minute spike
+SPIKE = cluster.Trace("spike", 10.0, 3, lambda h: 1.5 if 10.0 <= h < 10.05 else 0.1, 1)  # a 3-minute spike
 # Quick windows and no loading guard: the usual default-like policy.
 HASTY = Behavior(
     Rules(0, (Policy("Percent", 100, 15),)),
@@ -197,32 +199,32 @@ HASTY = Behavior(
 )
 
 
-def _hasty(m: sim.Stack) -> sim.Stack:
+def _hasty(m: cluster.Stack) -> cluster.Stack:
     triggers = tuple(t for t in m.policy.triggers if t.signal != "loading")
     return dataclasses.replace(m, policy=dataclasses.replace(m.policy, behavior=HASTY, triggers=triggers))
 
 
 def test_a_hasty_policy_removes_a_loading_replica_and_flaps():
-    r = sim.Simulation(_hasty(model("dev")), SPIKE).run()
+    r = cluster.Simulation(_hasty(model("dev")), SPIKE).run()
     assert any("removed while loading" in v for v in r.violations), r.violations
     assert any(v.startswith("flapping") for v in r.violations), r.violations
 
 
 def test_the_derived_policy_survives_the_same_spike():
-    assert sim.Simulation(model("dev"), SPIKE).run().violations == []
+    assert cluster.Simulation(model("dev"), SPIKE).run().violations == []
 
 
 def test_the_loading_guard_alone_keeps_a_loading_replica():
     m = model("dev")
     quick = dataclasses.replace(m.policy, behavior=HASTY)  # loading trigger kept
-    r = sim.Simulation(dataclasses.replace(m, policy=quick), SPIKE).run()
+    r = cluster.Simulation(dataclasses.replace(m, policy=quick), SPIKE).run()
     assert not any("removed while loading" in v for v in r.violations), r.violations
 
 
 def test_more_replicas_than_the_node_group_holds_is_caught():
     m = model("dev")
     greedy = dataclasses.replace(m, policy=dataclasses.replace(m.policy, max_replicas=m.capacity + 2))
-    r = sim.Simulation(greedy, SPIKE).run()
+    r = cluster.Simulation(greedy, SPIKE).run()
     assert any("the GPU node group holds" in v for v in r.violations), r.violations
     assert any("exceeds the GPU node group" in v for v in r.violations)
 
@@ -230,22 +232,22 @@ def test_more_replicas_than_the_node_group_holds_is_caught():
 def test_an_idle_night_that_never_reaches_zero_is_caught():
     m = model("dev")
     sleepless = dataclasses.replace(m, policy=dataclasses.replace(m.policy, cooldown_seconds=20 * 3600))
-    r = sim.Simulation(sleepless, _quiet(8)).run()
+    r = cluster.Simulation(sleepless, _quiet(8)).run()
     assert r.violations == ["the idle night never reached zero GPU nodes"]
 
 
 def test_zero_nodes_is_not_expected_where_the_stack_keeps_a_node():
     m = dataclasses.replace(model("dev"), min_nodes=1)
-    assert not sim.allows_zero(m)
-    assert sim.Simulation(m, _quiet(8)).run().violations == []
+    assert not cluster.allows_zero(m)
+    assert cluster.Simulation(m, _quiet(8)).run().violations == []
 
 
 def test_flapping_is_a_reversal_inside_the_window():
     m = model("dev")
-    up, down = sim.ScaleEvent(0, 1, 2, "hpa"), sim.ScaleEvent(600, 2, 1, "hpa")
-    assert sim.flapping([up, down], m)
-    assert not sim.flapping([up, dataclasses.replace(down, at=scaling.HPA_MAX_WINDOW_SECONDS)], m)
-    assert not sim.flapping([up, sim.ScaleEvent(60, 2, 3, "hpa")], m)  # same direction
+    up, down = cluster.ScaleEvent(0, 1, 2, "hpa"), cluster.ScaleEvent(600, 2, 1, "hpa")
+    assert cluster.flapping([up, down], m)
+    assert not cluster.flapping([up, dataclasses.replace(down, at=scaling.HPA_MAX_WINDOW_SECONDS)], m)
+    assert not cluster.flapping([up, cluster.ScaleEvent(60, 2, 3, "hpa")], m)  # same direction
 
 
 def test_a_larger_always_on_policy_passes_too():

@@ -25,7 +25,7 @@ from components.platform.config import from_stack_file
 from components.settings.stack import Settings
 from components.settings.weights import WeightsSettings
 from components.weights import mirror as weight_mirror
-from ops import preflight_mirror
+from ops.aws_checks import mirror as preflight_mirror
 from ops.offline import engine as offline
 from ops.offline.mocks import OfflineMocks
 from ops.report import Check

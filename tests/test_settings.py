@@ -89,6 +89,8 @@ def test_numbers_and_booleans_set_with_config_set_path_arrive_as_strings_and_are
 
 BAD_INPUTS = [
     # (path, value, text the message must contain)
+    ("capacityBlock.minWindowHours", 0, "must be from 1 to 4368 hours"),
+    ("capacityBlock.endingSoonHours", "soon", "must be from 1 to 4368 hours"),
     ("serving.profile", "tp16", "choose one of: tp4, tp8-ep, dp8-ep"),
     ("serving.model", "MiniMaxAI/MiniMax-M3", "choose one of: MiniMaxAI/MiniMax-M2.5"),
     ("serving.reasoningParser", "deepseek_r1", "minimax_m2_append_think, minimax_m2"),

@@ -8,8 +8,8 @@ import pytest
 from components.facts import versions
 from ops import upgrade
 from ops.offline import mocks
+from ops.offline.diff import CREATE, DELETE, REPLACE, UPDATE, Item, diff
 from ops.offline.engine import render, zones_recorded
-from ops.upgrade_diff import CREATE, DELETE, REPLACE, UPDATE, Item, diff
 
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 PROD = ("prod-8gpu", "prod-4gpu")

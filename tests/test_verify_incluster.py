@@ -12,7 +12,7 @@ import pytest
 
 from components.facts import versions
 from components.serving import profiles, workload
-from ops import verify_incluster as probe
+from ops.endpoint_checks import incluster as probe
 from tests.fake_vllm_server import Behaviour, FakeVllm
 from tests.test_kubernetes_layer import SERVICE, rendered
 

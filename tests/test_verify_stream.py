@@ -111,7 +111,7 @@ def test_chat_and_its_stream_fail_when_the_server_does_not_serve_the_name(fake: 
 
 
 def test_sampling_fails_on_a_request_sent_without_the_recommended_values() -> None:
-    from ops import verify_client
+    from ops.endpoint_checks import client as verify_client
 
     sent = [{"messages": [], **verify.SAMPLING}, {"messages": [], "temperature": 1.0, "top_p": 0.95}]
     row = verify_client.check_sampling(sent, verify.SAMPLING, [])

@@ -10,7 +10,7 @@ Decisions:
   same reason.
 - When the drain cannot finish under the vLLM PodDisruptionBudget within EKS's 15 minutes (two
   replicas per node, or a cold start longer than that), `force_update_version` is set, so the
-  update completes (components/node_drain.py) instead of failing with PodEvictionFailure.
+  update completes (components/scaling/node_drain.py) instead of failing with PodEvictionFailure.
 - IMDSv2 only, hop limit 1: pods on the GPU node (vLLM, device plugin) cannot reach the
   node role's credentials. Everything that needs IMDS there runs on the host network
   (aws-node, kube-proxy, pod identity agent); workloads that need AWS use Pod Identity.
@@ -37,10 +37,31 @@ import pulumi_aws as aws
 
 from components.aws.launch_template import node_launch_template
 from components.facts import gpu_pool
-from components.scaling import cluster_autoscaler
 
 AMI_TYPE = "AL2023_x86_64_NVIDIA"
 MIME_BOUNDARY = "==MINIMAXVLLM=="
+# The Cluster Autoscaler's tag namespace (its AWS README, "Auto-Discovery Setup").
+TAG_PREFIX = "k8s.io/cluster-autoscaler"
+# Cluster Autoscaler's GPU label on AWS: a node carrying it counts as a GPU node whose GPUs are
+# still coming up (device plugin), so the autoscaler waits instead of adding another node.
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+
+
+def accelerator(gpu_model: str) -> str:
+    return f"nvidia-{gpu_model.lower()}"
+
+
+def node_template_tags(labels: Mapping[str, str], gpus: int) -> dict[str, str]:
+    """ASG tags that describe a GPU node before one exists, so a node group at zero can scale up.
+
+    The autoscaler reads labels and taints of a managed node group at zero from
+    eks:DescribeNodegroup only until it first had nodes; these tags keep working after that
+    (cluster-autoscaler/cloudprovider/aws/README.md, "Auto-Discovery Setup").
+    """
+    tags = {f"{TAG_PREFIX}/node-template/label/{k}": v for k, v in labels.items()}
+    tags[f"{TAG_PREFIX}/node-template/taint/{gpu_pool.TAINT_KEY}"] = f"{gpu_pool.TAINT_VALUE}:{gpu_pool.TAINT_EFFECT}"
+    tags[f"{TAG_PREFIX}/node-template/resources/nvidia.com/gpu"] = str(gpus)
+    return dict(sorted(tags.items()))
 
 
 def nodeadm_user_data(boundary: str = MIME_BOUNDARY) -> str:
@@ -91,7 +112,7 @@ class GpuNodeGroupArgs:
     ignore_changes: tuple[str, ...] = ()
     # The Cluster Autoscaler owns the desired size between min_size and max_size.
     autoscaled: bool = False
-    # EKS's drain would give up under the budget (components/node_drain.py): force the update.
+    # EKS's drain would give up under the budget (components/scaling/node_drain.py): force the update.
     force_update_version: bool = False
     gpus_per_node: int = 8
     gpu_model: str = "H100"
@@ -108,7 +129,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
         capacity_block = args.capacity_type == "CAPACITY_BLOCK"
         labels = dict(gpu_pool.NODE_LABELS)
         if args.autoscaled:
-            labels[cluster_autoscaler.ACCELERATOR_LABEL] = cluster_autoscaler.accelerator(args.gpu_model)
+            labels[ACCELERATOR_LABEL] = accelerator(args.gpu_model)
 
         reservation = None
         if args.capacity_reservation_id:
@@ -184,7 +205,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
         """Node-template tags on the node group's Auto Scaling group (EKS does not copy node
         group tags there), so the Cluster Autoscaler can scale the group up from zero."""
         asg = self.node_group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
-        for key, value in cluster_autoscaler.node_template_tags(labels, gpus).items():
+        for key, value in node_template_tags(labels, gpus).items():
             aws.autoscaling.Tag(
                 f"{name}-ca-{hashlib.sha256(key.encode()).hexdigest()[:8]}",
                 autoscaling_group_name=asg,

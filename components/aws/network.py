@@ -43,7 +43,7 @@ def plan_zones(
     gpu_zones: Sequence[str] = (),
 ) -> ZonePlan:
     """Pick network and GPU zones; pure, so the rules are tested without AWS. With lookups, this
-    is a first choice only: preflight records it (ops/zone_record.py), and a real deploy needs it
+    is a first choice only: preflight records it (ops/aws_checks/zone_record.py), and a real deploy needs it
     recorded, so no later lookup moves a subnet.
 
     offering_zones: zones that offer the GPU instance type (None when gpu_zones is given,

@@ -35,7 +35,7 @@ INSTANCE_TYPES = {
     )
 }
 CAPACITY_TYPES = ("ON_DEMAND", "CAPACITY_BLOCK")
-# Subnet CIDR layouts (components/network.py): byZone by the zone's letter; byPosition, by list
+# Subnet CIDR layouts (components/aws/network.py): byZone by the zone's letter; byPosition, by list
 # position, as stacks deployed before byZone have them.
 BY_ZONE, BY_POSITION = "byZone", "byPosition"
 SUBNET_LAYOUTS = (BY_ZONE, BY_POSITION)

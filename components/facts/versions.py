@@ -57,6 +57,6 @@ KEDA_CHART = ("https://kedacore.github.io/charts", "keda", "2.20.2")
 CLUSTER_AUTOSCALER_CHART = ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.59.0")
 CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.34": "v1.34.5", "1.35": "v1.35.2"}
 
-# `ops verify`'s in-cluster probe (ops/verify_incluster.py): curl, as user curl_user (uid 100).
+# `ops verify`'s in-cluster probe (ops/endpoint_checks/incluster.py): curl, as user curl_user (uid 100).
 PROBE_IMAGE = "docker.io/curlimages/curl:8.16.0"
 PROBE_IMAGE_UID = 100

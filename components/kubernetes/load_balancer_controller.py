@@ -14,7 +14,7 @@ from components.aws.pod_identity import workload_identity
 from components.facts import DATA, versions
 from components.kubernetes import crds
 from components.kubernetes.helm import pinned_release
-from components.serving import endpoint
+from components.kubernetes.ingress import INGRESS_CLASS
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
@@ -69,7 +69,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             policy_arn=policy.arn,
             depends_on=args.depends_on,
         )
-        # The controller's CRDs are the program's (components/crds.py): upgraded with the chart pin.
+        # The controller's CRDs are the program's (components/kubernetes/crds.py): upgraded with the chart pin.
         self.crds = crds.crd_group(
             f"{name}-crds",
             crds.lb_controller_crd_urls(),
@@ -91,7 +91,7 @@ class LoadBalancerController(pulumi.ComponentResource):
                 # The IngressClass the vLLM Ingress names; not the cluster default, so no other
                 # Ingress becomes an ALB by accident.
                 "createIngressClassResource": True,
-                "ingressClass": endpoint.INGRESS_CLASS,
+                "ingressClass": INGRESS_CLASS,
                 "ingressClassConfig": {"default": False},
                 # The chart's IngressClassParams, referenced by the class: an Ingress outside the
                 # serving namespace, or asking for another scheme, is refused by the controller, so

@@ -31,9 +31,9 @@ CHECKOV_WAIVERS = (
     (
         "CKV_K8S_23",
         "runs as root without any capability: the image has no non-root user and the hostPath "
-        "model cache is root-owned on the node (components/pod_security.py)",
+        "model cache is root-owned on the node (components/kubernetes/pod_security.py)",
     ),
-    ("CKV_K8S_40", "runs as UID 0 for the same reason as CKV_K8S_23 (components/pod_security.py)"),
+    ("CKV_K8S_40", "runs as UID 0 for the same reason as CKV_K8S_23 (components/kubernetes/pod_security.py)"),
 )
 
 HOME = "/home/vllm"  # an emptyDir: the image's HOME (/root) lies on the read-only root filesystem

@@ -107,7 +107,7 @@ class Observability(pulumi.ComponentResource):
             if amp_endpoint is not None
             else stack_values(o, args.region)
         )
-        # The operator's CRDs are the program's (components/crds.py): upgraded with the chart pin.
+        # The operator's CRDs are the program's (components/kubernetes/crds.py): upgraded with the chart pin.
         self.crds = crds.crd_group(f"{name}-crds", crds.prometheus_operator_crd_urls(), on_cluster)
         self.stack = pinned_release(
             f"{name}-stack",

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws import node_drain, reservations
+from components.aws import reservations
 from components.aws.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.aws.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.aws.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
@@ -18,6 +18,7 @@ from components.aws.launch_template import short_name
 from components.aws.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.facts import versions
 from components.facts.catalog import BY_ZONE
+from components.scaling import node_drain
 from components.serving import workload
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import Settings

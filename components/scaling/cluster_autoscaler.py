@@ -9,7 +9,6 @@ group's desired size between its min and max. IAM comes through EKS Pod Identity
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -17,36 +16,16 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws import cluster as cluster_facts
+from components.aws.gpu_nodes import TAG_PREFIX
 from components.aws.pod_identity import workload_identity
-from components.facts import gpu_pool, versions
+from components.facts import versions
 from components.kubernetes.helm import pinned_release
 from components.scaling.policy import CLUSTER_AUTOSCALER_UNNEEDED_MINUTES, ColdStart
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"
-TAG_PREFIX = "k8s.io/cluster-autoscaler"
-# Cluster Autoscaler's GPU label on AWS: a node carrying it counts as a GPU node whose GPUs are
-# still coming up (device plugin), so the autoscaler waits instead of adding another node.
-ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 # An empty GPU node is removed after this long (an idle p5 costs about $9 per ten minutes).
 SCALE_DOWN_UNNEEDED = f"{CLUSTER_AUTOSCALER_UNNEEDED_MINUTES}m"
-
-
-def accelerator(gpu_model: str) -> str:
-    return f"nvidia-{gpu_model.lower()}"
-
-
-def node_template_tags(labels: Mapping[str, str], gpus: int) -> dict[str, str]:
-    """ASG tags that describe a GPU node before one exists, so a node group at zero can scale up.
-
-    The autoscaler reads labels and taints of a managed node group at zero from
-    eks:DescribeNodegroup only until it first had nodes; these tags keep working after that
-    (cluster-autoscaler/cloudprovider/aws/README.md, "Auto-Discovery Setup").
-    """
-    tags = {f"{TAG_PREFIX}/node-template/label/{k}": v for k, v in labels.items()}
-    tags[f"{TAG_PREFIX}/node-template/taint/{gpu_pool.TAINT_KEY}"] = f"{gpu_pool.TAINT_VALUE}:{gpu_pool.TAINT_EFFECT}"
-    tags[f"{TAG_PREFIX}/node-template/resources/nvidia.com/gpu"] = str(gpus)
-    return dict(sorted(tags.items()))
 
 
 def iam_policy(cluster_name: str) -> str:

@@ -47,7 +47,7 @@ def scaled_object(policy: ReplicaPolicy, labels: dict[str, str]) -> dict[str, An
             "namespace": NAMESPACE,
             "labels": dict(labels),
             # Its Ready condition needs Prometheus: `pulumi up` must not wait on it, `destroy` must
-            # wait for KEDA to clear its finalizer (components/workload.py NO_READY_WAIT).
+            # wait for KEDA to clear its finalizer (components/serving/workload.py NO_READY_WAIT).
             "annotations": dict(workload.NO_READY_WAIT),
         },
         "spec": spec,

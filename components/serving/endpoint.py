@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from components.facts import DATA
+from components.kubernetes.ingress import INGRESS_CLASS
 from components.serving import workload
 
 if TYPE_CHECKING:
-    from components.settings.stack import EndpointSettings
+    from components.settings.endpoint import EndpointSettings
 
 EXPOSED_PATHS_FILE = DATA / "exposed-paths.json"
-# The IngressClass the load balancer controller's chart creates (values `ingressClass`).
-INGRESS_CLASS = "alb"
 # Listener action for every path not listed: the controller builds it from this annotation.
 REFUSE_ACTION = "refuse-404"
 # TLS 1.3 and 1.2, restricted to forward-secret AEAD ciphers, with hybrid post-quantum key

@@ -5,10 +5,9 @@ One place, so the tests that run the real binary exercise the flags the cluster 
 
 from __future__ import annotations
 
-ROUTER_VERSION = "0.1.17"
+from components.settings.routing import POLICIES as POLICIES  # the settings own the names
 
-# Policies by the names the router's --policy takes (vllm_router/router_args.py in the wheel).
-POLICIES = {"cache-aware": "cache_aware", "consistent-hash": "consistent_hash", "round-robin": "round_robin"}
+ROUTER_VERSION = "0.1.17"
 
 # A dead replica must leave the pick before a request's retries run out: the router retries
 # (--retry-max-retries 5) by choosing again, but only skips a worker whose circuit breaker is open.

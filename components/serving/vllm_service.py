@@ -11,8 +11,9 @@ import pulumi_kubernetes as k8s
 
 from components.facts import timeline
 from components.serving import endpoint, profiles, routing, workload
+from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
-from components.settings.stack import EndpointSettings, InstanceType, Secrets, ServingSettings
+from components.settings.stack import InstanceType, Secrets, ServingSettings
 
 
 def rollout_timeouts(t: timeline.Timers) -> pulumi.CustomTimeouts:

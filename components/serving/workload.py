@@ -337,7 +337,7 @@ def deployment(
 NO_READY_WAIT = {"pulumi.com/waitFor": "jsonpath={.metadata.name}"}
 
 # One replica at a time may go for a voluntary disruption (node drain, upgrade); node updates
-# that cannot drain under it are forced (components/node_drain.py).
+# that cannot drain under it are forced (components/scaling/node_drain.py).
 PDB_MAX_UNAVAILABLE = 1
 
 

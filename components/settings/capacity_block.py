@@ -7,19 +7,19 @@ the block ends. These thresholds turn that into a preflight failure instead of a
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass
+
+from components.settings.schema import SECTION, Int, rule
 
 # The longest Capacity Block EC2 sells: 182 days (EC2 API, CapacityDurationHours).
 MAX_BLOCK_HOURS = 182 * 24
 
 
-class CapacityBlockSettings(BaseModel):
+@dataclass(frozen=True, config=SECTION)
+class CapacityBlockSettings:
     """Stack section `capacityBlock` (camelCase keys: minWindowHours, endingSoonHours)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
     # Preflight fails when the block leaves fewer hours than this from now (or from its start).
-    min_window_hours: int = Field(24, ge=1, le=MAX_BLOCK_HOURS)
+    min_window_hours: Int = rule(24, f"must be from 1 to {MAX_BLOCK_HOURS} hours", ge=1, le=MAX_BLOCK_HOURS)
     # An active block ending within this many hours is reported as ending soon.
-    ending_soon_hours: int = Field(48, ge=1, le=MAX_BLOCK_HOURS)
+    ending_soon_hours: Int = rule(48, f"must be from 1 to {MAX_BLOCK_HOURS} hours", ge=1, le=MAX_BLOCK_HOURS)

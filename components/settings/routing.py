@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic.dataclasses import dataclass
 
-from components.serving.router_flags import POLICIES
 from components.settings.schema import SECTION as SECTION_CONFIG
 from components.settings.schema import Str, closed, one_of, rule
 
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
 
 SECTION = "routing"
 MODES = ("direct", "router")
+# routing.policy -> the router's --policy value (vllm_router/router_args.py in the 0.1.17 wheel).
+POLICIES = {"cache-aware": "cache_aware", "consistent-hash": "consistent_hash", "round-robin": "round_robin"}
 # The headers consistent_hash takes its key from, in its order (vllm-project/router
 # src/policies/hash_key.rs at v0.1.17); any other header would be ignored and the body hashed.
 SESSION_HEADERS = ("x-session-id", "x-user-id", "x-tenant-id", "x-correlation-id", "x-request-id", "x-trace-id")

@@ -10,40 +10,31 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass
+
+from components.settings.schema import SECTION as SECTION_CONFIG
+from components.settings.schema import Bool, Float, Int, Str, holds, matches, rule
 
 SECTION = "scaling"
 # Cron day-of-week field: 0-6 (Sunday 0), ranges and lists, as KEDA's cron scaler reads it.
 _DAYS = re.compile(r"^[0-6](-[0-6])?(,[0-6](-[0-6])?)*$")
-_MODEL = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
-class ScheduleSettings(BaseModel):
+@dataclass(frozen=True, config=SECTION_CONFIG)
+class ScheduleSettings:
     """Hours in which replicas are kept warm; outside them the stack may scale to zero."""
 
-    model_config = _MODEL
-
-    timezone: str = "UTC"
-    start_hour: int = Field(8, ge=0, le=23)
-    end_hour: int = Field(20, ge=0, le=23)
-    days: str = "1-5"  # Monday to Friday
-    replicas: int = Field(1, ge=1, le=64)  # kept running inside the hours
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        if value not in zoneinfo.available_timezones():
-            raise ValueError("must be an IANA time zone such as Europe/Berlin or America/New_York")
-        return value
-
-    @field_validator("days")
-    @classmethod
-    def _cron_days(cls, value: str) -> str:
-        if not _DAYS.fullmatch(value):
-            raise ValueError("must be cron days of the week such as 1-5 (Monday-Friday) or 0-6")
-        return value
+    timezone: Annotated[Str, holds(zoneinfo.available_timezones().__contains__)] = rule(
+        "UTC", "must be an IANA time zone such as Europe/Berlin or America/New_York"
+    )
+    start_hour: Int = rule(8, "must be an hour from 0 to 23", ge=0, le=23)
+    end_hour: Int = rule(20, "must be an hour from 0 to 23", ge=0, le=23)
+    days: Annotated[Str, matches(_DAYS.pattern)] = rule(  # Monday to Friday
+        "1-5", "must be cron days of the week such as 1-5 (Monday-Friday) or 0-6"
+    )
+    replicas: Int = rule(1, "must be from 1 to 64", ge=1, le=64)  # kept running inside the hours
 
     @property
     def hours_per_day(self) -> int:
@@ -58,21 +49,20 @@ class ScheduleSettings(BaseModel):
         return frozenset(found)
 
 
-class ScalingSettings(BaseModel):
+@dataclass(frozen=True, config=SECTION_CONFIG)
+class ScalingSettings:
     """minReplicas 0 means scale to zero when idle (KEDA wakes it to one replica)."""
 
-    model_config = _MODEL
-
-    enabled: bool = False
-    min_replicas: int = Field(1, ge=0, le=64)
-    max_replicas: int = Field(1, ge=1, le=64)
+    enabled: Bool = rule(False, "must be true or false")
+    min_replicas: Int = rule(1, "must be from 0 to 64", ge=0, le=64)
+    max_replicas: Int = rule(1, "must be from 1 to 64", ge=1, le=64)
     # vLLM's production-stack scales on 5 waiting requests per replica.
-    target_waiting_requests: float = Field(5.0, gt=0, le=1000)
-    target_kv_cache_usage: float = Field(0.8, gt=0, le=1)
+    target_waiting_requests: Float = rule(5.0, "must be from 0 (exclusive) to 1000", gt=0, le=1000)
+    target_kv_cache_usage: Float = rule(0.8, "must be from 0 (exclusive) to 1", gt=0, le=1)
     # Minutes without any active trigger before the last replica goes (scale to zero only).
-    idle_minutes: int = Field(30, ge=5, le=1440)
+    idle_minutes: Int = rule(30, "must be from 5 to 1440 minutes", ge=5, le=1440)
     # Wake from zero on requests to the load balancer (its CloudWatch 503 count).
-    wake_on_requests: bool = True
+    wake_on_requests: Bool = rule(True, "must be true or false")
     schedule: ScheduleSettings | None = None
 
     @property

@@ -15,7 +15,7 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -143,6 +143,14 @@ def did_you_mean(key: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def _section(annotation: Any) -> type | None:
+    """The schema class of a field, also when the section is optional (`Section | None`)."""
+    if isinstance(annotation, type):
+        return annotation
+    members = [a for a in get_args(annotation) if a is not type(None)]
+    return members[0] if len(members) == 1 and isinstance(members[0], type) else None
+
+
 def _fields(cls: type) -> dict[str, FieldInfo]:
     """A schema class's fields by YAML key (alias)."""
     return {(f.alias or name): f for name, f in getattr(cls, "__pydantic_fields__", {}).items()}
@@ -161,7 +169,7 @@ def render_errors(
                 break
             path.append(part)
             info = fields[part]
-            cls = info.annotation if isinstance(info.annotation, type) else None
+            cls = _section(info.annotation)
         key = ".".join(path)
         if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             unknown = str(e["loc"][len(path)])

@@ -57,7 +57,7 @@ def bucket_name(cluster_name: str, account_id: str, region: str) -> str:
 
 
 def bucket_tags(stack_tags: Mapping[str, str]) -> dict[str, str]:
-    """A created mirror's tags; a kept one must carry exactly these to be imported (ops/preflight_mirror.py)."""
+    """A created mirror's tags; a kept one must carry exactly these to be imported (ops/aws_checks/mirror.py)."""
     return {**stack_tags, "purpose": "weight-mirror"}
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ops.sweep.plan import eni_label
+from ops.sweep.rows import eni_label
 
 Item = dict[str, Any]
 GONE_NAT_STATES = frozenset({"deleted"})

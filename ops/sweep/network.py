@@ -23,7 +23,8 @@ from ops.report import Check, failed, info, passed
 from ops.sweep.endpoints import live_endpoints, plan_endpoints
 from ops.sweep.errors import AWS_ERRORS, explain, iam_action
 from ops.sweep.needs import DELETING_NAT_STATES, GONE_NAT_STATES, Need, kept_network
-from ops.sweep.plan import LIVE_CLUSTER_OVERRIDE, Plan, Step, Sweeper, eni_label, group_label, tags_of, verdict_row
+from ops.sweep.plan import LIVE_CLUSTER_OVERRIDE, Plan, Step, Sweeper
+from ops.sweep.rows import eni_label, group_label, tags_of, verdict_row
 from ops.sweep.scope import Ownership
 
 

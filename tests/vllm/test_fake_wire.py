@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ops import verify, verify_client
+from ops import verify
+from ops.endpoint_checks import client as verify_client
 from tests.fake_vllm_server import Behaviour, FakeVllm
 
 pytestmark = pytest.mark.vllm

@@ -1,6 +1,6 @@
 """Which input changes force a replacement, per resource type the stack uses (generated data).
 
-Facts recorded for pulumi-aws 7.51.1 and pulumi-kubernetes 4.34.2 (components/versions.py pins
+Facts recorded for pulumi-aws 7.51.1 and pulumi-kubernetes 4.34.2 (components/facts/versions.py pins
 the SDKs); the Python SDKs carry no schema, so the facts come from the providers' sources:
 - AWS: terraform-provider-aws resource schemas, the `ForceNew: true` arguments (pulumi-aws is
   bridged from them; names in Pulumi's camelCase). Read in internal/service/eks/node_group.go

@@ -2,7 +2,7 @@
 
 Pure: resources are plain records (ops/upgrade.py makes them from the engine or from a base
 ref's rendering). Resources match by URN. An input change at or below a path of
-ops/replace_rules.py replaces the resource; any other change updates it in place. A replaced
+ops/offline/replace_rules.py replaces the resource; any other change updates it in place. A replaced
 resource gets a new id, so a resource whose inputs carry that id changes too (the offline ids
 are stable per name, so this is propagated here, as Pulumi's preview would show it unknown).
 """
@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops import replace_rules
+from ops.offline import replace_rules
 
 CREATE, UPDATE, REPLACE, DELETE = "create", "update", "replace", "delete"
 _INDEX = re.compile(r"\[\d+\]")
-# Offline ids of AWS resources (ops/mocks.py: prefix + hash) are long enough to be found in
+# Offline ids of AWS resources (ops/offline/mocks.py: prefix + hash) are long enough to be found in
 # another resource's inputs without false matches; short ids (Kubernetes names) are not used.
 _MIN_ID = 10
 

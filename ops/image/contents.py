@@ -10,7 +10,7 @@ records it, generated from
 - the vLLM wheel's own requirements (its METADATA, the same wheel the image installs: the tests'
   vllm==0.32.0), followed transitively through the installed distributions' metadata.
 
-    python -m ops.image_contents
+    python -m ops.image.contents
 
 Versions are the requirement specifiers; the exact builds are the image's, known only by pulling
 it (`ops preflight` says so in one row).
@@ -31,7 +31,7 @@ from components.facts import DATA, versions
 from ops.report import Check, skipped
 
 DATA_FILE = DATA / "vllm-image-contents.json"
-GENERATOR = "python -m ops.image_contents"
+GENERATOR = "python -m ops.image.contents"
 
 DOCKERFILE = {
     "repository": "https://github.com/vllm-project/vllm",

@@ -6,7 +6,7 @@ are recorded in components/facts/data/chart-values/<chart>.json, generated from 
 values.yaml at the pinned version (subcharts under their alias), and every release's values
 are walked against it.
 
-    make chart-values      (python -m ops.chart_values [--snapshots DIR])
+    make chart-values      (python -m ops.charts.values [--snapshots DIR])
 
 Kinds of key: `map` (its children are recorded), `free-form` (any content: `{}` in values.yaml,
 or a map the templates pass through whole with `toYaml`/`range`, or listed in FREE_FORM),
@@ -26,11 +26,11 @@ from typing import Any
 import yaml
 
 from components.facts import DATA
-from ops import chart_sources
-from ops.chart_sources import Checkout
+from ops.charts import sources as chart_sources
+from ops.charts.sources import Checkout
 
 DATA_DIR = DATA / "chart-values"
-GENERATOR = "python -m ops.chart_values (make chart-values)"
+GENERATOR = "python -m ops.charts.values (make chart-values)"
 
 # Maps with defaults in values.yaml that still take any key: the template turns each entry into
 # something (a flag, a tag, an env var) rather than reading known fields.

@@ -8,7 +8,7 @@ subchart, which carries the prometheus-operator CRDs of its appVersion, and the 
 controller's `crds`, whose IngressClassParams the chart renders from the values it is given). Descriptions are left
 out; types, fields, enums and required lists stay.
 
-    python -m ops.chart_crds   (part of `make chart-values`)
+    python -m ops.charts.crds   (part of `make chart-values`)
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 
 from components.facts import DATA
-from ops import chart_sources
+from ops.charts import sources as chart_sources
 
 DATA_FILE = DATA / "chart-crds.json"
-GENERATOR = "python -m ops.chart_crds (make chart-values)"
+GENERATOR = "python -m ops.charts.crds (make chart-values)"
 
 # chart -> (folder of CRD files in the chart, CRD names to record)
 CRDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -172,7 +172,7 @@ def problems(obj: dict[str, Any], crds: dict[str, Any]) -> list[str]:
 
     entry = crds["kinds"].get(kind_key(obj))
     if entry is None:
-        return [f"{kind_key(obj)}: no CRD recorded for this kind (add it to ops/chart_crds.py CRDS)"]
+        return [f"{kind_key(obj)}: no CRD recorded for this kind (add it to ops/charts/crds.py CRDS)"]
     schema = json_schema(entry["schema"])
     # The API server checks metadata itself; a CRD's root only names it.
     schema.setdefault("properties", {}).update(
