@@ -79,3 +79,13 @@ def test_the_policy_pack_passes_with_the_router_in_the_path(stack: str) -> None:
 
 def test_the_policy_pack_knows_the_router_image_repository() -> None:
     assert rules.API_READER_REPOSITORY == routing.IMAGE_REPOSITORY
+
+
+def test_make_plan_shows_the_routing_path() -> None:
+    from ops.routing.plan_lines import routing_lines
+
+    s = config.from_stack_file("prod-4gpu")
+    (routed_line,) = routing_lines(s, routed("prod-4gpu"))
+    assert routed_line.startswith(f"  ALB -> Service {routing.APP} (2 router pods, policy cache-aware")
+    (direct_line,) = routing_lines(s, render("prod-4gpu"))
+    assert "(no router)" in direct_line and "routing.mode' router" in direct_line
