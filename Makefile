@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test test-fast lint capacity scaling mutation docs chart-values chart-record clean
+.PHONY: plan test test-fast lint capacity scaling routing mutation docs chart-values chart-record clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 
 scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
 	$(PY) -m ops.scaling_sim --stack $(STACK)
+
+routing: $(VENV)/.dev ## Router policies replayed on agent conversations through the real vllm-router: affinity, balance, prefill saved
+	$(PY) -m ops.routing.report
 
 # Needs git snapshots of the charts' repositories (CHART_SNAPSHOTS, default /work/.mirror; see ops/charts/sources.py).
 chart-values: $(VENV)/.runtime ## Record each pinned chart's values keys and CRD schemas (after a chart pin bump)

@@ -27,6 +27,7 @@ from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 from ops.offline.engine import Rendering, render
 from ops.offline.manifests import known, resource_tree, write_manifests
+from ops.routing.plan_lines import routing_lines
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 # us-east list prices per hour, for the plan's cost line (GPU nodes come from INSTANCE_TYPES).
@@ -373,6 +374,9 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),
+        "",
+        "Routing:",
+        *routing_lines(settings, rendering),
         "",
         f"Cost: about ${cost:,.2f}/hour ({cost_detail}), list prices before savings plans",
         *([line] if (line := daily_cost_line(settings, settings.scaling)) else []),

@@ -24,6 +24,7 @@ from typing import Any
 
 from components.serving import endpoint
 
+BACKEND_HEADER = "x-fake-backend"  # which fake answered: its port (replays count affinity by it)
 THINKING = "The user wants 17 * 23. 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
 ANSWER = "391"
 
@@ -50,6 +51,22 @@ class Behaviour:
     stream_pause: float = 0.0  # seconds between two chunks
     healthy: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # The prefix cache, as vLLM's automatic prefix caching sees it: a replica holds every prompt it
+    # has served; a prompt that starts with a held one (an earlier turn of the same conversation)
+    # is a hit, and only the rest is prefilled. Token counts are characters / 4.
+    held: set[str] = field(default_factory=set)
+    cache_hits: int = 0
+    prefill_tokens: int = 0
+    cached_tokens: int = 0
+
+    def admit(self, messages: list[dict[str, Any]]) -> None:
+        """Count one prompt against the prefix cache and hold it for the turns that follow."""
+        keys = [json.dumps(messages[:i], sort_keys=True) for i in range(1, len(messages) + 1)]
+        cached = next((k for k in reversed(keys[:-1]) if k in self.held), "")
+        self.cache_hits += bool(cached)
+        self.cached_tokens += len(cached) // 4
+        self.prefill_tokens += (len(keys[-1]) - len(cached)) // 4
+        self.held.add(keys[-1])
 
     @property
     def served_names(self) -> tuple[str, ...]:
@@ -69,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
+        self.send_header(BACKEND_HEADER, str(self.server.server_address[1]))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -145,6 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, {"error": "Unauthorized"})
         if body.get("model") not in self.server.behaviour.served_names:
             return self._send(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist."})
+        with self.server.lock:
+            self.server.behaviour.admit(list(body.get("messages") or []))
         if body.get("stream"):
             return self._stream(body)
         return self._send(200, self._completion(body))
@@ -254,6 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     behaviour: Behaviour
+    lock: threading.Lock
 
 
 class FakeVllm:
@@ -263,6 +284,7 @@ class FakeVllm:
         self.behaviour = behaviour or Behaviour()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.behaviour = self.behaviour
+        self._server.lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property

@@ -54,7 +54,7 @@ def rendered(stack: str, overrides: dict[str, Any] | None = None) -> Rendering:
 
 
 def pod(r: Rendering) -> dict:
-    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return r.vllm_deployment().inputs["spec"]["template"]["spec"]
 
 
 def vllm_container(r: Rendering) -> dict:
@@ -249,7 +249,7 @@ def test_every_client_network_reaches_the_alb_and_only_through_it():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_pulumi_waits_on_the_deployment_exactly_as_long_as_the_cold_start_timeline_says(stack):
-    timeouts = rendered(stack).one(DEPLOYMENT).options["customTimeouts"]
+    timeouts = rendered(stack).vllm_deployment().options["customTimeouts"]
     s = config.from_stack_file(stack)
     weights_gb, source = s.serving.model_facts.weights_gb, s.weights.source
     t = timeline.timers(s.serving.replicas, weights_gb, source=source)

@@ -168,7 +168,7 @@ def test_a_real_deploy_of_prod_with_m27_stops_until_acknowledged_and_the_plan_st
     assert "minimax-vllm:serving.model = 'MiniMaxAI/MiniMax-M2.7' is licensed" in message
     assert "pulumi config set --path 'serving.acceptNonCommercialLicense' true" in message
     assert "nothing was created" in message
-    assert render("prod-8gpu", overrides=m27).one("kubernetes:apps/v1:Deployment")  # `make plan` renders
+    assert render("prod-8gpu", overrides=m27).vllm_deployment()  # `make plan` renders
     acknowledged = {"minimax-vllm:serving": {**m27["minimax-vllm:serving"], "acceptNonCommercialLicense": True}}
     assert render("prod-8gpu", overrides={**overrides, **acknowledged}, as_deploy=True).one(
         "kubernetes:apps/v1:Deployment"

@@ -135,7 +135,7 @@ def test_the_ingress_does_not_wait_for_the_pods_it_makes_ready() -> None:
     """Readiness gates wait for the ALB's target group, so the Ingress must not depend on the Deployment."""
     r = rendered_dev()
     ing = r.one("kubernetes:networking.k8s.io/v1:Ingress")
-    deployment = r.one("kubernetes:apps/v1:Deployment")
+    deployment = r.vllm_deployment()
     assert deployment.urn not in ing.dependencies
     assert r.one("kubernetes:core/v1:Service").urn in ing.dependencies
 

@@ -33,7 +33,7 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def pod(stack: str) -> dict:
-    return rendered(stack).one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return rendered(stack).vllm_deployment().inputs["spec"]["template"]["spec"]
 
 
 # ------------------------------------------------------------ the pod

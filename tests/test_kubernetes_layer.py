@@ -31,11 +31,11 @@ def rendered(stack: str) -> Rendering:
 
 
 def container(r: Rendering) -> dict:
-    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"][0]
+    return r.vllm_deployment().inputs["spec"]["template"]["spec"]["containers"][0]
 
 
 def pod_spec(r: Rendering) -> dict:
-    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return r.vllm_deployment().inputs["spec"]["template"]["spec"]
 
 
 def gpu_node_group(r: Rendering):
@@ -87,7 +87,7 @@ def test_gpu_count_equals_the_profile_and_replicas_come_from_settings(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
     limits = container(r)["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == str(profiles.PROFILES[s.serving.profile].gpus_per_replica)
-    assert r.one(DEPLOYMENT).inputs["spec"]["replicas"] == s.serving.replicas
+    assert r.vllm_deployment().inputs["spec"]["replicas"] == s.serving.replicas
 
 
 def test_two_4gpu_replicas_fit_one_p5_48xlarge():
@@ -257,7 +257,7 @@ def test_probes_allow_load_and_compile_after_staging_and_liveness_waits_for_star
 
 
 def test_rollout_never_needs_a_spare_gpu_node_and_streams_can_drain():
-    spec = rendered("prod-4gpu").one(DEPLOYMENT).inputs["spec"]
+    spec = rendered("prod-4gpu").vllm_deployment().inputs["spec"]
     assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     pod = spec["template"]["spec"]
     drain = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]

@@ -30,7 +30,7 @@ def rendered(stack: str) -> Rendering:
 
 
 def pod_spec(r: Rendering) -> dict:
-    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return r.vllm_deployment().inputs["spec"]["template"]["spec"]
 
 
 def env_of(container: dict) -> dict[str, dict]:
@@ -53,7 +53,7 @@ def cold_start_alert_threshold(r: Rendering) -> int:
 
 def rendered_timers(r: Rendering) -> timeline.Timers:
     """The timers as the cluster and Pulumi receive them, read back from the rendering."""
-    deployment = r.one(DEPLOYMENT)
+    deployment = r.vllm_deployment()
     spec = deployment.inputs["spec"]
     pod = spec["template"]["spec"]
     vllm = pod["containers"][0]
@@ -121,7 +121,7 @@ def test_the_chain_check_fails_on_the_platform_defaults(timer, default, name):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_deployment_has_pulumi_custom_timeouts_for_create_update_and_delete(stack):
-    timeouts = rendered(stack).one(DEPLOYMENT).options["customTimeouts"]
+    timeouts = rendered(stack).vllm_deployment().options["customTimeouts"]
     assert set(timeouts) == {"create", "update", "delete"}
     assert minutes(timeouts["create"]) > 10 * 60  # Pulumi's default would cut a first start
 
@@ -267,7 +267,7 @@ def test_destroy_stops_the_mirror_job_and_the_pods_before_their_identities_and_k
     credentials, and the S3 gateway endpoint stays until the nodes are gone."""
     r = rendered("prod-8gpu")
     wave = {urn: i for i, urns in enumerate(graph_order.delete_waves(r.resources)) for urn in urns}
-    job, deployment = r.one("kubernetes:batch/v1:Job"), r.one(DEPLOYMENT)
+    job, deployment = r.one("kubernetes:batch/v1:Job"), r.vllm_deployment()
     identities = [
         x
         for x in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")

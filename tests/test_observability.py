@@ -416,7 +416,7 @@ def test_vllm_metrics_are_scraped_in_cluster_only(stack):
     r = rendered(stack)
     (monitor,) = r.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
     spec = monitor.inputs["spec"]
-    deployment = r.one("kubernetes:apps/v1:Deployment").inputs
+    deployment = r.vllm_deployment().inputs
     ports = {p["name"]: p["containerPort"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
     (endpoint,) = spec["podMetricsEndpoints"]
     assert ports[endpoint["port"]] == 8000 and endpoint["path"] == "/metrics"

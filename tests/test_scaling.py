@@ -510,14 +510,14 @@ def test_fixed_size_stacks_have_no_autoscaler_and_pulumi_owns_their_sizes(stack)
     assert not r.of_type(SCALED_OBJECT) and not r.of_type("aws:autoscaling/tag:Tag")
     assert not {"keda", "cluster-autoscaler"} & {x.inputs["chart"] for x in r.of_type(RELEASE)}
     assert gpu_node_group(r).options["ignoreChanges"] == []
-    assert r.one("kubernetes:apps/v1:Deployment").options["ignoreChanges"] == []
+    assert r.vllm_deployment().options["ignoreChanges"] == []
 
 
 @pytest.mark.parametrize("stack", SCALED_STACKS)
 def test_the_scaler_owns_replicas_and_the_autoscaler_owns_the_node_count(stack):
     r, s = rendered(stack), from_stack_file(stack)
     sc = s.scaling
-    deployment = r.one("kubernetes:apps/v1:Deployment")
+    deployment = r.vllm_deployment()
     assert deployment.options["ignoreChanges"] == ["spec.replicas"]
     assert deployment.inputs["spec"]["replicas"] == s.serving.replicas  # the starting count
     spec = r.one(SCALED_OBJECT).inputs["spec"]
@@ -580,9 +580,9 @@ def test_cluster_autoscaler_discovers_this_cluster_with_a_pod_identity_limited_t
 
 
 def test_replicas_are_never_evicted_by_the_cluster_autoscaler_and_fixed_stacks_keep_their_pods():
-    pod = rendered("dev").one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    pod = rendered("dev").vllm_deployment().inputs["spec"]["template"]
     assert pod["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
-    fixed = rendered("prod-8gpu").one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    fixed = rendered("prod-8gpu").vllm_deployment().inputs["spec"]["template"]
     assert fixed["metadata"] == {"labels": workload.LABELS}  # no template change, no restart
 
 
@@ -602,7 +602,7 @@ def test_destroy_removes_the_scaled_object_while_keda_and_the_deployment_remain(
     r = rendered(stack)
     deps = _depends_on(r, r.one(SCALED_OBJECT).urn)
     assert release(r, "keda").urn in deps  # KEDA clears its finalizer, then goes
-    assert r.one("kubernetes:apps/v1:Deployment").urn in deps
+    assert r.vllm_deployment().urn in deps
     for chart in ("keda", "cluster-autoscaler"):
         assert {
             n.urn for n in r.of_type(NODE_GROUP) if n.inputs["labels"].get("minimax-vllm/pool") == "system"

@@ -130,6 +130,9 @@ BAD_INPUTS = [
     ("endpoint.certificateArn", "arn:aws:iam::123456789012:server-certificate/x", "ACM certificate ARN"),
     ("endpoint.idleTimeoutSeconds", 7200, "1 to 4000"),
     ("owner", "", "owner"),
+    ("routing.mode", "gateway", "is not a routing mode; choose one of: direct, router"),
+    ("routing.policy", "cache_aware", "choose one of: cache-aware, consistent-hash, round-robin"),
+    ("routing.sessionHeader", "x-conversation-id", "consistent hashing reads; choose one of: x-session-id"),
 ]
 
 
@@ -330,3 +333,13 @@ def test_spreading_replicas_across_nodes_needs_a_node_per_replica():
     )
     raw["gpuNodes"] = {"minSize": 2, "desiredSize": 2, "maxSize": 2}
     assert parse(raw, "test", REGION).serving.spread_across_nodes is True
+
+
+def test_the_router_is_the_default_wherever_more_than_one_replica_can_exist():
+    from components.settings.routing import mode_of
+
+    assert mode_of(parse(base(), "test", REGION)) == "direct"  # one tp8-ep replica, no autoscaling
+    assert {s: mode_of(config.from_stack_file(s)) for s in STACKS}["prod-4gpu"] == "router"  # two replicas
+    dp = with_("serving.profile", "dp8-ep")  # eight data-parallel ranks, eight prefix caches
+    assert mode_of(parse(dp, "test", REGION)) == "router"
+    assert mode_of(parse(with_("routing", {"mode": "direct"}) | {"serving": dp["serving"]}, "test", REGION)) == "direct"

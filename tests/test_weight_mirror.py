@@ -41,7 +41,7 @@ def dev_with(weights: dict) -> Rendering:
 
 
 def pod_spec(r: Rendering) -> dict:
-    return r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return r.vllm_deployment().inputs["spec"]["template"]["spec"]
 
 
 def env_of(container: dict) -> dict[str, str]:
@@ -256,7 +256,7 @@ def test_the_pods_copy_from_the_mirror_into_the_cache_vllm_reads_offline_with_th
 
 def test_up_fills_the_mirror_before_any_vllm_pod_and_the_job_waits_for_its_identity():
     r = rendered()
-    job, deployment = r.one(JOB), r.one(DEPLOYMENT)
+    job, deployment = r.one(JOB), r.vllm_deployment()
     before_pods = graph_order.created_after(r.resources, deployment.urn)
     assert job.urn in before_pods
     assert {x.urn for x in r.of_type(ASSOCIATION) if x.inputs["serviceAccount"] == "vllm"} <= before_pods
@@ -269,7 +269,7 @@ def test_up_fills_the_mirror_before_any_vllm_pod_and_the_job_waits_for_its_ident
 
 def test_the_deployment_timers_follow_the_mirror_path():
     s = config.from_stack_file("prod-8gpu")
-    spec = rendered().one(DEPLOYMENT).inputs["spec"]
+    spec = rendered().vllm_deployment().inputs["spec"]
     t = timeline.timers(s.serving.replicas, s.serving.model_facts.weights_gb, source="s3")
     assert (
         spec["progressDeadlineSeconds"]

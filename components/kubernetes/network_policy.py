@@ -88,18 +88,22 @@ def serving_policy(
     port: int,
     load_balancer_sources: Iterable[str],
     pod_identity: bool = False,
+    router: Mapping[str, object] | None = None,
 ) -> dict:
     """What the vLLM pods may receive and send.
 
     load_balancer_sources: the CIDRs of the subnets the ALB is placed in (its nodes' addresses).
     pod_identity: the pods get AWS credentials from the EKS Pod Identity agent (S3 weight mirror).
+    router: with a router in front (routing.mode router), the peer of its pods: requests come
+    only from them, and the ALB no longer reaches vLLM.
     """
     sources = sorted(dict.fromkeys(load_balancer_sources))
     if not sources:
         raise ValueError("the load balancer's subnets are unknown: the serving port would admit no load balancer")
     serving_port = [{"protocol": "TCP", "port": port}]
+    requesters = [dict(router)] if router else [{"ipBlock": {"cidr": cidr}} for cidr in sources]
     ingress = [
-        {"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": serving_port},
+        {"from": requesters, "ports": serving_port},
         # vLLM serves /metrics on the same port as the API.
         {"from": [scraper_peer()], "ports": serving_port},
     ]

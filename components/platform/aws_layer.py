@@ -48,6 +48,7 @@ class AwsLayer:
     controller_prerequisites: tuple[pulumi.Resource, ...]
     outputs: dict[str, Any]
     mirror: MirrorBucket | None = None  # weights.source s3: the bucket and its Pod Identity roles
+    registry: str = ""  # the account's ECR registry in the stack's region (the router image)
 
 
 def _offering_zones(instance_type: str) -> list[str]:
@@ -209,6 +210,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
         system_nodes=cluster.system_nodes,
         gpu_nodes=gpu.node_group,
         pod_identity_agent=cluster.pod_identity_agent,
+        registry=f"{caller.account_id}.dkr.ecr.{settings.region}.amazonaws.com",
         controller_prerequisites=(cluster.system_nodes, *(cluster.addons[a] for a in sorted(cluster.addons))),
         outputs={
             "clusterName": cluster.name,

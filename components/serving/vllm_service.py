@@ -10,8 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.facts import timeline
-from components.serving import endpoint, profiles, workload
+from components.serving import endpoint, profiles, routing, workload
 from components.settings.endpoint import EndpointSettings
+from components.settings.routing import RoutingSettings
 from components.settings.stack import InstanceType, Secrets, ServingSettings
 
 
@@ -47,6 +48,9 @@ class VllmServiceArgs:
     # (credentials are injected only into pods created after the association exists).
     mirror: workload.MirrorSource | None = None
     mirror_identities: tuple[pulumi.Resource, ...] = ()
+    # routing.mode router: vLLM's router between the ALB and the replicas (components/serving/routing.py).
+    routing: RoutingSettings | None = None
+    registry: str = ""
 
 
 def job_timeouts(weights_gb: float) -> pulumi.CustomTimeouts:
@@ -70,7 +74,9 @@ class VllmService(pulumi.ComponentResource):
                 spec=policy["spec"],
                 opts=in_ns,
             )
-            for policy in workload.network_policies(args.load_balancer_cidrs, args.mirror)
+            for policy in workload.network_policies(
+                args.load_balancer_cidrs, args.mirror, routing.router_peer() if args.routing else None
+            )
         ]
 
         string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
@@ -119,13 +125,16 @@ class VllmService(pulumi.ComponentResource):
             target_port=workload.PORT_NAME,
         )
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
+        backend = workload.APP
+        if args.routing:
+            backend = self._router(name, args, in_ns, [credentials, *policies], timers)
         ing = endpoint.ingress(
             args.endpoint,
             args.tags,
             name=workload.APP,
             namespace=workload.NAMESPACE,
             labels=workload.LABELS,
-            service_name=workload.APP,
+            service_name=backend,
             service_port=workload.PORT_NAME,
             drain_seconds=timers.deregistration_delay,
             load_balancer_name=args.load_balancer_name,
@@ -142,6 +151,60 @@ class VllmService(pulumi.ComponentResource):
         scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
         self.endpoint_url = self.ingress.status.apply(lambda status: _url(status, scheme, port))
         self.register_outputs({"endpointUrl": self.endpoint_url})
+
+    def _router(
+        self,
+        name: str,
+        args: VllmServiceArgs,
+        in_ns: pulumi.ResourceOptions,
+        before: list[pulumi.Resource],
+        timers: timeline.Timers,
+    ) -> str:
+        """The router's objects; returns the Service name the Ingress sends traffic to."""
+        assert args.routing is not None
+        pol = routing.network_policy_(args.load_balancer_cidrs)
+        made = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{routing.APP}", metadata=pol["metadata"], spec=pol["spec"], opts=in_ns
+            )
+        ]
+        account, role, binding = routing.rbac()
+        made.append(
+            k8s.core.v1.ServiceAccount(
+                f"{name}-sa-{routing.APP}",
+                metadata=account["metadata"],
+                automount_service_account_token=account["automountServiceAccountToken"],
+                opts=in_ns,
+            )
+        )
+        made.append(
+            k8s.rbac.v1.Role(f"{name}-role-{routing.APP}", metadata=role["metadata"], rules=role["rules"], opts=in_ns)
+        )
+        made.append(
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-rolebinding-{routing.APP}",
+                metadata=binding["metadata"],
+                role_ref=binding["roleRef"],
+                subjects=binding["subjects"],
+                opts=in_ns,
+            )
+        )
+        dep = routing.deployment(args.routing, args.serving, args.endpoint, args.registry, timers)
+        after = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[*before, *made]))
+        k8s.apps.v1.Deployment(f"{name}-{routing.APP}", metadata=dep["metadata"], spec=dep["spec"], opts=after)
+        pdb = routing.disruption_budget()
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb-{routing.APP}", metadata=pdb["metadata"], spec=pdb["spec"], opts=in_ns
+        )
+        svc = endpoint.service(
+            name=routing.APP,
+            namespace=workload.NAMESPACE,
+            labels=routing.LABELS,
+            port=routing.PORT,
+            target_port=routing.PORT_NAME,
+        )
+        k8s.core.v1.Service(f"{name}-service-{routing.APP}", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
+        return routing.APP
 
     def _mirror(
         self, name: str, args: VllmServiceArgs, in_ns: pulumi.ResourceOptions, before: list[pulumi.Resource]

@@ -75,7 +75,9 @@ def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
 
 
-def network_policies(load_balancer_cidrs: Sequence[str], mirror: MirrorSource | None = None) -> list[dict]:
+def network_policies(
+    load_balancer_cidrs: Sequence[str], mirror: MirrorSource | None = None, router: dict | None = None
+) -> list[dict]:
     """Default deny for the namespace, then the vLLM pods' own allowances (and the mirror Job's).
 
     load_balancer_cidrs: the subnets the ALB is placed in. Never the VPC: every pod has a VPC
@@ -83,7 +85,7 @@ def network_policies(load_balancer_cidrs: Sequence[str], mirror: MirrorSource | 
     policies = [
         network_policy.default_deny(NAMESPACE, LABELS),
         network_policy.serving_policy(
-            APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, pod_identity=mirror is not None
+            APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, pod_identity=mirror is not None, router=router
         ),
     ]
     if mirror:

@@ -48,6 +48,7 @@ from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.endpoint import EndpointSettings
 from components.settings.node_update import CAPACITY_BLOCK_UPDATES
 from components.settings.observability import ObservabilitySettings
+from components.settings.routing import RoutingSettings
 from components.settings.scaling import ScalingSettings
 from components.settings.schema import (
     SECTION,
@@ -276,6 +277,7 @@ class Settings:
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)  # components/settings/routing.py
     weights: WeightsSettings = Field(default_factory=WeightsSettings)  # components/settings/weights.py
     # Facts of the stack's AWS provider (`aws:profile`, `aws:assumeRoles`), never set under
     # minimax-vllm: the kubeconfig acts as the same principal (components/settings/aws.py).

@@ -71,6 +71,19 @@ class Rendering:
             raise AssertionError(f"expected one {type_token}, found {len(found)}: {[r.name for r in found]}")
         return found[0]
 
+    def named(self, type_token: str, name: str) -> Resource:
+        """The one object of this type with this metadata.name (the vLLM and router Deployments
+        are both Deployments of the namespace)."""
+        found = [r for r in self.of_type(type_token) if (r.inputs.get("metadata") or {}).get("name") == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token} named {name}, found {len(found)}")
+        return found[0]
+
+    def vllm_deployment(self) -> Resource:
+        from components.serving import workload
+
+        return self.named("kubernetes:apps/v1:Deployment", workload.APP)
+
     def by_urn(self, urn: str) -> Resource:
         return next(r for r in self.resources if r.urn == urn)
 

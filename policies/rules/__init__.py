@@ -23,6 +23,7 @@ from pulumi_policy import (
 )
 
 from .capacity import container_resources, gpu_pods_tolerate_taint
+from .common import API_READER_REPOSITORY as API_READER_REPOSITORY
 from .common import MODEL_CACHE_HOST_PATH, ResourceCheck, StackCheck
 from .exposure import (
     eks_endpoint_not_public,

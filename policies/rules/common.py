@@ -59,6 +59,10 @@ PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
 # The one hostPath a workload may mount: the model cache on the GPU node's NVMe
 # (components/facts/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
 MODEL_CACHE_HOST_PATH = "/mnt/k8s-disks/0/minimax-vllm-cache"
+# The one workload that calls the Kubernetes API: vLLM's router discovers the vLLM pods with a
+# token bound to a Role that only reads pods (components/serving/routing.py IMAGE_REPOSITORY,
+# in the account's ECR registry; tests/test_routing.py keeps the two equal).
+API_READER_REPOSITORY = "minimax-vllm/vllm-router"
 
 
 IMDS_HOP_LIMIT = 1

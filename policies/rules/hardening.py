@@ -9,12 +9,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .common import (
+    API_READER_REPOSITORY,
     IMDS_HOP_LIMIT,
     MODEL_CACHE_HOST_PATH,
     REQUIRED_EKS_LOG_TYPES,
     SECRET_FLAGS,
     Props,
     _containers,
+    _image_repository,
     _is_device_plugin,
     _is_kubernetes_object,
     _kind,
@@ -159,6 +161,9 @@ def no_token_automount(resource_type: str, props: Props) -> list[str]:
     if checked is None or checked[1].get("automountServiceAccountToken") is False:
         return []
     what, spec = checked
+    images = [str(c.get("image") or "") for c in _containers(spec)]
+    if images and all(_image_repository(i).endswith("/" + API_READER_REPOSITORY) for i in images):
+        return []
     return [f"{what} does not set automountServiceAccountToken: false"]
 
 

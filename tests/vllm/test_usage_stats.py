@@ -28,7 +28,7 @@ def rendered(stack: str) -> Rendering:
 
 def vllm_plain_env(r: Rendering) -> dict[str, str]:
     (container,) = [
-        c for c in r.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"
+        c for c in r.vllm_deployment().inputs["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"
     ]
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
