@@ -336,10 +336,11 @@ def test_spreading_replicas_across_nodes_needs_a_node_per_replica():
 
 
 def test_the_router_is_the_default_wherever_more_than_one_replica_can_exist():
-    from components.settings.routing import mode_of
-
-    assert mode_of(parse(base(), "test", REGION)) == "direct"  # one tp8-ep replica, no autoscaling
-    assert {s: mode_of(config.from_stack_file(s)) for s in STACKS}["prod-4gpu"] == "router"  # two replicas
+    assert parse(base(), "test", REGION).routing_mode == "direct"  # one tp8-ep replica, no autoscaling
+    assert {s: config.from_stack_file(s).routing_mode for s in STACKS}["prod-4gpu"] == "router"  # two replicas
     dp = with_("serving.profile", "dp8-ep")  # eight data-parallel ranks, eight prefix caches
-    assert mode_of(parse(dp, "test", REGION)) == "router"
-    assert mode_of(parse(with_("routing", {"mode": "direct"}) | {"serving": dp["serving"]}, "test", REGION)) == "direct"
+    assert parse(dp, "test", REGION).routing_mode == "router"
+    assert (
+        parse(with_("routing", {"mode": "direct"}) | {"serving": dp["serving"]}, "test", REGION).routing_mode
+        == "direct"
+    )

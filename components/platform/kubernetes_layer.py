@@ -63,7 +63,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             load_balancer_name=endpoint.load_balancer_name(settings.cluster_name),
             depends_on=(controller, plugin, aws.gpu_nodes),
             autoscaled=scaling.enabled,
-            # Opt-in for now (routing.mode router set explicitly): the default of `mode_of` is
+            # Opt-in for now (routing.mode router set explicitly): the default of `Settings.routing_mode` is
             # rendered once the exposure checks (tests/test_network_reach.py, test_agreements.py,
             # test_hardening.py) follow the ALB -> router -> vLLM hop.
             routing=settings.routing if settings.routing.mode == "router" else None,

@@ -7,15 +7,12 @@ to the replica holding it (components/serving/routing.py; measured by `make rout
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic.dataclasses import dataclass
 
 from components.settings.schema import SECTION as SECTION_CONFIG
 from components.settings.schema import Str, closed, one_of, rule
-
-if TYPE_CHECKING:
-    from components.settings.stack import Settings
 
 SECTION = "routing"
 MODES = ("direct", "router")
@@ -28,21 +25,9 @@ SESSION_HEADERS = ("x-session-id", "x-user-id", "x-tenant-id", "x-correlation-id
 
 @dataclass(frozen=True, config=SECTION_CONFIG)
 class RoutingSettings:
-    # unset: `router` wherever more than one replica can exist, `direct` otherwise (see `mode_of`).
+    # unset: `router` wherever more than one replica can exist, `direct` otherwise (see `Settings.routing_mode`).
     mode: Annotated[Str, one_of(MODES)] | None = rule(None, closed("a routing mode", MODES), "router")
     policy: Annotated[Str, one_of(POLICIES)] = rule("cache-aware", closed("a routing policy", tuple(POLICIES)))
     session_header: Annotated[Str, one_of(SESSION_HEADERS)] = rule(
         "x-session-id", closed("a header the router's consistent hashing reads", SESSION_HEADERS)
     )
-
-
-def can_have_replicas(st: Settings) -> bool:
-    """More than one prefix cache can serve the stack: several replicas, autoscaling past one,
-    or dp8-ep (each data-parallel rank holds its own prefix cache)."""
-    scaling = st.scaling.enabled and st.scaling.max_replicas > 1
-    return st.serving.replicas > 1 or scaling or st.serving.profile == "dp8-ep"
-
-
-def mode_of(st: Settings) -> str:
-    """The routing mode the stack runs: the one set, else the default for its shape."""
-    return st.routing.mode or ("router" if can_have_replicas(st) else "direct")

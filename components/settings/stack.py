@@ -309,6 +309,18 @@ class Settings:
         return 1 if self.serving.spread_across_nodes else per_node
 
     @property
+    def can_have_replicas(self) -> bool:
+        """More than one prefix cache can serve the stack: several replicas, autoscaling past one,
+        or dp8-ep (each data-parallel rank holds its own prefix cache)."""
+        scaling = self.scaling.enabled and self.scaling.max_replicas > 1
+        return self.serving.replicas > 1 or scaling or self.serving.profile == "dp8-ep"
+
+    @property
+    def routing_mode(self) -> str:
+        """The routing mode the stack runs: the one set, else the default for its shape."""
+        return self.routing.mode or ("router" if self.can_have_replicas else "direct")
+
+    @property
     def tags(self) -> dict[str, str]:
         """Tags on every AWS resource: who owns it and which stack made it."""
         return {"project": PROJECT, "stack": self.stack, "environment": self.environment, "owner": self.owner}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from components.serving import routing
-from components.settings.routing import mode_of
 from components.settings.stack import Settings
 from ops.offline.engine import Rendering
 
@@ -26,7 +25,7 @@ def routing_lines(settings: Settings, rendering: Rendering) -> list[str]:
             f"session header {r.session_header}) -> vLLM pods found by discovery"
         ]
     line = f"  ALB -> Service {', '.join(backends)} -> vLLM pods (no router)"
-    if mode_of(settings) == "router" and r.mode is None:
+    if settings.routing_mode == "router" and r.mode is None:
         line += (
             "; more than one prefix cache serves this stack, so turns scatter: "
             "pulumi config set --path 'routing.mode' router"
