@@ -108,7 +108,7 @@ def test_the_container_port_follows_the_argv_when_the_listening_port_changes():
     serving = config.from_stack_file("dev").serving
     argv = ["vllm", "serve", "m", "--port", "8123"]
     assert workload.listen_port(argv) == 8123
-    ports = workload.deployment(serving, config.from_stack_file("dev").gpu_nodes.instance, False)
+    ports = workload.deployment(serving, config.from_stack_file("dev").gpu_nodes.instance)
     container = ports["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"][0]["containerPort"] == listening_port(container)
 

@@ -416,8 +416,9 @@ def test_node_and_cluster_roles_have_the_eks_managed_policies(stack):
         "AmazonEKSClusterPolicy",
         "AmazonEKSWorkerNodePolicy",
         "AmazonEKS_CNI_Policy",  # on vpc-cni's own role (tests/test_hardening.py)
-        "AmazonEC2ContainerRegistryReadOnly",
     }
+    # ECR reads only where the images live (tests/test_image_registry.py), never on `*`.
+    assert "AmazonEC2ContainerRegistryReadOnly" not in attached
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -949,6 +949,7 @@ def test_network_policy_rule_rejects_an_unselected_workload() -> None:
     without = [(t, p) for t, p in _stack_resources() if t != NETPOL]
     messages = hardening.network_policy_selects_workloads(without)
     assert sorted(messages) == [
+        "DaemonSet minimax-vllm/stage-weights is selected by no NetworkPolicy in namespace minimax-vllm",
         "Deployment minimax-vllm/vllm is selected by no NetworkPolicy in namespace minimax-vllm",
         f"Job minimax-vllm/{weight_mirror.job_name('MiniMaxAI/MiniMax-M2.5', PROD_REVISION)} is selected by no"
         " NetworkPolicy in namespace minimax-vllm",

@@ -21,12 +21,8 @@ The node roles read only these repositories and the EKS add-on registry of the r
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-
-import pulumi
-import pulumi_aws as aws
 
 from components.facts import DATA
 
@@ -88,29 +84,3 @@ def node_pull_policy(partition: str, region: str, account_id: str, cluster_name:
         {"Sid": "EksAddonImages", "Effect": "Allow", "Action": list(PULL_ACTIONS), "Resource": addons},
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class ImageRepositoriesArgs:
-    registry: Registry
-    tags: Mapping[str, str]
-
-
-class ImageRepositories(pulumi.ComponentResource):
-    """The stack's ECR repositories: the vLLM mirror, the stager and the router."""
-
-    def __init__(self, name: str, args: ImageRepositoriesArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("minimax-vllm:aws:ImageRepositories", name, None, opts)
-        self.repositories: dict[str, aws.ecr.Repository] = {}
-        for image in IMAGES:
-            self.repositories[image] = aws.ecr.Repository(
-                f"{name}-{image}",
-                name=args.registry.repository(image),
-                image_tag_mutability=TAG_MUTABILITY,
-                image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
-                encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type=ENCRYPTION)],
-                force_delete=True,
-                tags=dict(args.tags),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        self.register_outputs({image: repo.repository_url for image, repo in sorted(self.repositories.items())})

@@ -14,6 +14,7 @@ from components.aws import image_registry, reservations
 from components.aws.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.aws.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.aws.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
+from components.aws.image_repositories import ImageRepositories, ImageRepositoriesArgs
 from components.aws.launch_template import short_name
 from components.aws.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.facts import versions
@@ -115,9 +116,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     flow_log_group = flow_logs_group_name(name)
     k8s_version = settings.cluster.kubernetes_version
     registry = image_registry.Registry(image_registry.registry_host(caller.account_id, settings.region), name)
-    images = image_registry.ImageRepositories(
-        f"{name}-images", image_registry.ImageRepositoriesArgs(registry=registry, tags=tags)
-    )
+    images = ImageRepositories(f"{name}-images", ImageRepositoriesArgs(registry=registry, tags=tags))
     addon_versions = versions.EKS_ADDON_VERSIONS[k8s_version]  # settings admit only pinned versions
     cluster = Cluster(
         name,
