@@ -19,8 +19,8 @@ from components.kubernetes import network_policy, pod_security
 from components.platform import config, deploy_gate
 from components.platform.config import from_stack_file, parse
 from components.serving import supply_chain, workload
-from components.weights import staging as weight_staging
 from components.settings.stack import SettingsError
+from components.weights import staging as weight_staging
 from ops import preflight, registry
 from ops.offline.mocks import ACCOUNT_ID
 

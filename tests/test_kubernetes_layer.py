@@ -79,7 +79,10 @@ def test_vllm_runs_exactly_the_profile_argv_with_the_guides_environment(stack):
     assert c["command"] + c["args"] == profiles.vllm_argv(s.serving)
     # The pinned release, pulled from the stack's own in-region copy of it.
     tag = versions.VLLM_IMAGE.split(":")[1]
-    assert c["image"] == f"{mocks.ACCOUNT_ID}.dkr.ecr.{s.region}.amazonaws.com/minimax-vllm/{s.cluster_name}/vllm-openai:{tag}"
+    assert (
+        c["image"]
+        == f"{mocks.ACCOUNT_ID}.dkr.ecr.{s.region}.amazonaws.com/minimax-vllm/{s.cluster_name}/vllm-openai:{tag}"
+    )
     env = {e["name"]: e for e in c["env"]}
     assert env["SAFETENSORS_FAST_GPU"]["value"] == "1"
 

@@ -23,8 +23,9 @@ from pulumi_policy import (
 )
 
 from .capacity import container_resources, gpu_pods_tolerate_taint
-from .common import API_READER_REPOSITORY as API_READER_REPOSITORY
+from .common import API_READER_IMAGE as API_READER_IMAGE
 from .common import MODEL_CACHE_HOST_PATH, ResourceCheck, StackCheck
+from .common import STACK_REPOSITORY_PREFIX as STACK_REPOSITORY_PREFIX
 from .exposure import (
     eks_endpoint_not_public,
     only_allowed_paths_exposed,
