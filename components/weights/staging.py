@@ -107,10 +107,12 @@ fi
 """
 
 # The pod stays, so the DaemonSet does not restart it; SIGTERM ends it at once.
-_IDLE = """trap 'exit 0' TERM INT
+_IDLE = """idle=
+trap 'kill $idle 2>/dev/null; exit 0' TERM INT
 while :; do
   sleep 3600 &
-  wait $! || true
+  idle=$!
+  wait $idle || true
 done
 """
 
