@@ -329,10 +329,11 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        ec2, s3, sts = real_clients(region, "ec2", "s3", "sts")
+        ec2, s3, sts, ecr = real_clients(region, "ec2", "s3", "sts", "ecr")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts}[s] for s in services)
+        made = {"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts, "ecr": ecr}
+        return tuple(made[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -360,8 +361,9 @@ def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
+    monkeypatch.setattr(preflight.preflight_images, "check", lambda *_: [])
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts", "ecr"))]
     assert seen["eks"] is not None
 
 
