@@ -343,6 +343,7 @@ def test_preflight_main_runs_the_aws_cli_check(monkeypatch):
         awsclients, "clients", lambda region, *services, session=None: tuple(object() for _ in services)
     )
     monkeypatch.setattr(preflight, "run", lambda *a, **k: [])
+    monkeypatch.setattr(preflight.preflight_images, "check", lambda *a: [])
     s = config.from_stack_file("dev")
     _, checks = preflight.main(
         s, sleep=lambda _: None, resolve=lambda image: "sha256:" + "0" * 64, which=lambda _: None

@@ -65,7 +65,7 @@ def pins() -> dict[str, str]:
     for line in REQUIREMENTS.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        match = _PIN.match(line.strip())
+        match = _PIN.fullmatch(line.strip())
         if not match:
             raise ValueError(f"{REQUIREMENTS}: not a hashed pin: {line!r}")
         found[_norm(match.group(1))] = match.group(2)
