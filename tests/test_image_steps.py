@@ -84,6 +84,16 @@ def asked(s: Any, image: str, image_id: dict[str, str]) -> dict[str, Any]:
     return {"repositoryName": f"minimax-vllm/{s.cluster_name}/{image}", "imageIds": [image_id]}
 
 
+def images_in_place(s: Any) -> Any:
+    """An ECR client that finds each image the stack wants (the documentation's sample)."""
+    ecr = boto3.client("ecr", region_name=s.region)
+    stub = Stubber(ecr)
+    for image, image_id in images.wanted(s):
+        stub.add_response("describe_images", {"imageDetails": [{"imageTags": [TAG]}]}, asked(s, image, image_id))
+    stub.activate()
+    return ecr
+
+
 def test_preflight_passes_when_the_recorded_digest_and_the_stager_are_in_the_stacks_repositories(monkeypatch):
     monkeypatch.setitem(versions.VLLM_IMAGE_DIGESTS, TAG, DIGEST)
     s = config.from_stack_file("prod-8gpu")

@@ -51,14 +51,19 @@ def block_settings(zone: str = "us-east-2a") -> Settings:
     )
 
 
-def first_up_mirror_clients(region: str = "us-east-2") -> dict[str, Any]:
+def first_up_mirror_clients(region: str = "us-east-2", identity_calls: int = 1) -> dict[str, Any]:
     """S3 and STS for a stack whose weight mirror does not exist yet (its first `pulumi up`)."""
     sts, s3 = boto3.client("sts", region_name=region), boto3.client("s3", region_name=region)
     sts_stub, s3_stub = Stubber(sts), Stubber(s3)
-    sts_stub.add_response(
-        "get_caller_identity",
-        {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/deployer", "UserId": "AIDAEXAMPLEDEPLOYER"},
-    )
+    for _ in range(identity_calls):
+        sts_stub.add_response(
+            "get_caller_identity",
+            {
+                "Account": "123456789012",
+                "Arn": "arn:aws:iam::123456789012:user/deployer",
+                "UserId": "AIDAEXAMPLEDEPLOYER",
+            },
+        )
     s3_stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
     sts_stub.activate()
     s3_stub.activate()
