@@ -67,16 +67,22 @@ class MirrorSource:
     region: str
 
 
-def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
+def checkov_waivers(
+    image: str,
+    secrets_as_env: bool = True,
+    digest_waiver: tuple[str, str] = DIGEST_MISSING_WAIVER,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> dict[str, str]:
     """`checkov.io/skipN` annotations: the scanner's own format for a written waiver.
 
     secrets_as_env: the pods read a Secret through an environment variable (vLLM always, for
-    its API key; the mirror Job only for the optional Hugging Face token)."""
-    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER]
+    its API key; the stager and the mirror Job only for the optional Hugging Face token).
+    digest_waiver: why an image without a digest is still pinned."""
+    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER, *extra]
     if secrets_as_env:
         waivers.append(SECRETS_AS_ENV_WAIVER)
     if "@sha256:" not in image:
-        waivers.append(DIGEST_MISSING_WAIVER)
+        waivers.append(digest_waiver)
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
 
 
