@@ -173,8 +173,11 @@ def test_every_in_cluster_address_is_a_service_and_port_the_charts_or_the_stack_
 def test_the_vllm_port_forward_names_a_container_port():
     (hint,) = [h for h in obs.port_forwards().values() if "deploy/" in h]
     ((namespace, _, name, port),) = PORT_FORWARD.findall(hint)
-    (deployment,) = [o for o in stack_objects("dev") if o["kind"] == "Deployment"]
-    assert (deployment["metadata"]["namespace"], deployment["metadata"]["name"]) == (namespace, name)
+    (deployment,) = [
+        o
+        for o in stack_objects("dev")
+        if o["kind"] == "Deployment" and (o["metadata"]["namespace"], o["metadata"]["name"]) == (namespace, name)
+    ]
     ports = {
         p["containerPort"] for c in deployment["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])
     }

@@ -18,12 +18,12 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.facts import gpu_pool
 from components.platform import config
-from components.serving import endpoint
+from components.serving import endpoint, routing
 from components.weights import mirror as weight_mirror
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 from policies.rules import capacity as capacity_rules
-from policies.rules import common, exposure, hardening, supply_chain
+from policies.rules import common, exposure, hardening, routing_hop, supply_chain
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -566,7 +566,8 @@ PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         ),
     ),
     ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT)),
-    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev")),
+    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev", name_part="-vllm-deployment")),
+    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev", name_part=routing.APP)),
     ("no-token-automount", DEPLOYMENT, lambda: props(DEPLOYMENT)),
     (
         "no-token-automount",
@@ -821,7 +822,7 @@ def test_every_check_function_in_rules_is_registered() -> None:
     registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
     public = {
         fn
-        for module in (exposure, hardening, supply_chain, capacity_rules)
+        for module in (exposure, hardening, supply_chain, capacity_rules, routing_hop)
         for name, fn in vars(module).items()
         if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }

@@ -85,7 +85,11 @@ def test_make_plan_shows_the_routing_path() -> None:
     from ops.routing.plan_lines import routing_lines
 
     s = config.from_stack_file("prod-4gpu")
-    (routed_line,) = routing_lines(s, routed("prod-4gpu"))
+    (routed_line,) = routing_lines(s, render("prod-4gpu"))  # the router by default: two replicas
     assert routed_line.startswith(f"  ALB -> Service {routing.APP} (2 router pods, policy cache-aware")
-    (direct_line,) = routing_lines(s, render("prod-4gpu"))
-    assert "(no router)" in direct_line and "routing.mode' router" in direct_line
+    raw = config.split_stack_config(config.read_stack_file("prod-4gpu"))[0]
+    direct = config.parse({**raw, "routing": {"mode": "direct"}}, "prod-4gpu", s.region)
+    (direct_line,) = routing_lines(direct, render("prod-4gpu", overrides={"routing": {"mode": "direct"}}))
+    assert "(no router)" in direct_line and "routing.mode" in direct_line
+    (single,) = routing_lines(config.from_stack_file("prod-8gpu"), render("prod-8gpu"))
+    assert "(no router)" in single and "scatter" not in single

@@ -26,10 +26,23 @@ METRICS_PORT_NAME = "metrics"
 REPLICAS = 2
 API_KEY_ENV = "ROUTER_API_KEY"
 # No release-tagged image of the router is published (Docker Hub carries nightly tags only), so
-# the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built into this repository of
-# the stack's own ECR registry. The build step and the repository are not part of the stack yet:
-# the image must be pushed there before `pulumi up` with routing.mode router.
+# the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built by
+# images/vllm-router/Dockerfile into this repository of the stack's own ECR registry
+# (`python -m ops.router_image` prints the build and push; preflight checks the tag is there).
 IMAGE_REPOSITORY = "minimax-vllm/vllm-router"
+# The router's HTTP client to the replicas keeps an idle connection for 50 s (reqwest
+# pool_idle_timeout, vllm-project/router src/server.rs). vLLM's uvicorn closes an idle one after
+# VLLM_HTTP_TIMEOUT_KEEP_ALIVE (5 s by default, vllm/envs.py): the router could reuse a connection
+# vLLM is closing. vLLM's keep-alive is raised to the ALB idle timeout (>= this), see vllm_keep_alive.
+ROUTER_POOL_IDLE_S = 50
+# The router's own server (axum::serve on hyper) sets no idle timeout on a client's keep-alive
+# connection: the ALB's idle timeout is the only one on that hop (vllm-project/router src/server.rs).
+ROUTER_SERVER_IDLE_TIMEOUT_S: int | None = None
+# How long a new router pod takes to become Ready, for the timeline's router phase: the image
+# (about 60 MB: python:3.12-slim and the wheel) is pulled on a system node, the binary starts and
+# answers /health without any worker (measured on loopback: under 1 s to the first 200 of
+# tests/test_routing_replay.py's Fleet), then the readiness probe (period 5 s) must pass once.
+READINESS_S = 30
 # Reads only: the router's discovery watches pods (vllm_router/router_args.py --service-discovery).
 RBAC_RULES = ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},)
 
@@ -44,14 +57,23 @@ def request_timeout(endpoint: EndpointSettings) -> int:
     return max(endpoint.idle_timeout_seconds, 1800)
 
 
+def vllm_keep_alive(endpoint: EndpointSettings) -> int:
+    """vLLM's keep-alive behind the router: at least the ALB's idle timeout and above the router's
+    connection-pool idle time, so vLLM never closes a connection the router may still reuse."""
+    return max(endpoint.idle_timeout_seconds, ROUTER_POOL_IDLE_S + 1)
+
+
 def args(routing: RoutingSettings, serving: ServingSettings, endpoint: EndpointSettings) -> list[str]:
-    selector = ",".join(f"{k}={v}" for k, v in sorted(workload.LABELS.items()))
+    # One `key=value` item per label: the router splits items on the first `=` only
+    # (vllm_router/router_args.py _parse_selector), so "a=b,c=d" would be one label a="b,c=d".
+    selector = [f"{k}={v}" for k, v in sorted(workload.LABELS.items())]
     out = [
         "--host=0.0.0.0",
         f"--port={PORT}",
         f"--policy={router_flags.POLICIES[routing.policy]}",
         "--service-discovery",
-        f"--selector={selector}",
+        "--selector",
+        *selector,
         f"--service-discovery-port={profiles.PORT}",
         f"--service-discovery-namespace={workload.NAMESPACE}",
         f"--request-timeout-secs={request_timeout(endpoint)}",

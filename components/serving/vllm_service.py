@@ -125,7 +125,7 @@ class VllmService(pulumi.ComponentResource):
             target_port=workload.PORT_NAME,
         )
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
-        backend = workload.APP
+        backend: k8s.core.v1.Service = self.service
         if args.routing:
             backend = self._router(name, args, in_ns, [credentials, *policies], timers)
         ing = endpoint.ingress(
@@ -134,7 +134,7 @@ class VllmService(pulumi.ComponentResource):
             name=workload.APP,
             namespace=workload.NAMESPACE,
             labels=workload.LABELS,
-            service_name=backend,
+            service_name=routing.APP if args.routing else workload.APP,
             service_port=workload.PORT_NAME,
             drain_seconds=timers.deregistration_delay,
             load_balancer_name=args.load_balancer_name,
@@ -145,7 +145,7 @@ class VllmService(pulumi.ComponentResource):
             f"{name}-ingress",
             metadata=ing["metadata"],
             spec=ing["spec"],
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.service])),
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[backend])),
         )
 
         scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
@@ -159,8 +159,8 @@ class VllmService(pulumi.ComponentResource):
         in_ns: pulumi.ResourceOptions,
         before: list[pulumi.Resource],
         timers: timeline.Timers,
-    ) -> str:
-        """The router's objects; returns the Service name the Ingress sends traffic to."""
+    ) -> k8s.core.v1.Service:
+        """The router's objects; returns the Service the Ingress sends traffic to."""
         assert args.routing is not None
         pol = routing.network_policy_(args.load_balancer_cidrs)
         made = [
@@ -203,8 +203,9 @@ class VllmService(pulumi.ComponentResource):
             port=routing.PORT,
             target_port=routing.PORT_NAME,
         )
-        k8s.core.v1.Service(f"{name}-service-{routing.APP}", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
-        return routing.APP
+        return k8s.core.v1.Service(
+            f"{name}-service-{routing.APP}", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns
+        )
 
     def _mirror(
         self, name: str, args: VllmServiceArgs, in_ns: pulumi.ResourceOptions, before: list[pulumi.Resource]
