@@ -95,7 +95,12 @@ class VllmService(pulumi.ComponentResource):
             before_pods = self._mirror(name, args, in_ns, before_pods)
         timers = workload.timers(args.serving, "s3" if args.mirror else "hub")
         deployment = workload.deployment(
-            args.serving, args.instance, has_token, args.mirror, autoscaled=args.autoscaled
+            args.serving,
+            args.instance,
+            has_token,
+            args.mirror,
+            autoscaled=args.autoscaled,
+            keep_alive_s=routing.vllm_keep_alive(args.endpoint) if args.routing else None,
         )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",

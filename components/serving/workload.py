@@ -140,6 +140,10 @@ def timers(serving: ServingSettings, source: str = "hub") -> timeline.Timers:
     return timeline.timers(serving.replicas, serving.model_facts.weights_gb, source=source)
 
 
+# uvicorn's keep-alive for vLLM's API server, in seconds (vllm/envs.py, default 5).
+KEEP_ALIVE_ENV = "VLLM_HTTP_TIMEOUT_KEEP_ALIVE"
+
+
 def _hf_token_env(has_hf_token: bool) -> list[dict]:
     if not has_hf_token:
         return []
@@ -156,8 +160,10 @@ def start_env(t: timeline.Timers) -> dict[str, str]:
     }
 
 
-def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
+def _env(has_hf_token: bool, t: timeline.Timers, keep_alive_s: int | None = None) -> list[dict]:
     plain = {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
+    if keep_alive_s is not None:
+        plain[KEEP_ALIVE_ENV] = str(keep_alive_s)
     env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
     env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
     return env + _hf_token_env(has_hf_token)
@@ -217,11 +223,14 @@ def deployment(
     has_hf_token: bool,
     mirror: MirrorSource | None = None,
     autoscaled: bool = False,
+    keep_alive_s: int | None = None,
 ) -> dict:
     """The vLLM Deployment: argv only from the profile function, secrets only by reference.
 
     mirror: the stack's S3 weight mirror (weights.source s3): the init container copies from it,
     with the pods' own read-only identity (service account `vllm`, EKS Pod Identity).
+    keep_alive_s: behind the router, how long vLLM keeps an idle connection open
+    (routing.vllm_keep_alive: vLLM's 5 s default is shorter than the router's connection pool).
     """
     argv = profiles.vllm_argv(serving)
     t = timers(serving, "s3" if mirror else "hub")
@@ -270,7 +279,7 @@ def deployment(
         "imagePullPolicy": "IfNotPresent",
         "command": argv[:2],
         "args": argv[2:],
-        "env": _env(has_hf_token, t),
+        "env": _env(has_hf_token, t, keep_alive_s),
         "ports": [{"name": PORT_NAME, "containerPort": listen_port(argv), "protocol": "TCP"}],
         "resources": pod_resources(instance, serving.gpus_per_replica),
         # Load + compile (the weights are already staged), and only then the liveness probe acts.
