@@ -414,7 +414,11 @@ def test_monitoring_runs_on_system_nodes_and_dcgm_only_on_gpu_nodes(stack):
 @pytest.mark.parametrize("stack", ["dev", "prod-8gpu"])
 def test_vllm_metrics_are_scraped_in_cluster_only(stack):
     r = rendered(stack)
-    (monitor,) = r.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    (monitor,) = [
+        m
+        for m in r.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+        if m.inputs["metadata"]["name"] == obs.PODMONITOR
+    ]
     spec = monitor.inputs["spec"]
     deployment = r.vllm_deployment().inputs
     ports = {p["name"]: p["containerPort"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}

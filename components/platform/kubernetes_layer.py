@@ -83,6 +83,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
                 tags=settings.tags,
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),
                 release_namespaces=release_namespaces(settings, scaling),
+                router=settings.routing_mode == "router",
             ),
         )
     if scaling.enabled:
