@@ -88,6 +88,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return emit(title, checks)
 
 
+def _router_image(args: argparse.Namespace) -> int:
+    from ops.image import router as router_image
+
+    return router_image.main(from_stack_file(args.stack))
+
+
 def _plan(args: argparse.Namespace) -> int:
     # Imported here: plan runs the Pulumi engine, the other commands must not need it.
     from ops import plan
@@ -103,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ops", description="Operate a minimax-vllm stack without the Pulumi engine."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,capacity}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,capacity,router-image}")
 
     def command(name: str, help_text: str, default_stack: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
@@ -212,6 +218,12 @@ def parser() -> argparse.ArgumentParser:
         "(its controller may recreate or still use what is deleted); never its network",
     )
     sweep.set_defaults(run=_sweep)
+    router = command(
+        "router-image",
+        "print the commands that build vLLM's router image from the pinned wheel and push it to the stack"
+        " account's ECR (no release-tagged image is published)",
+    )
+    router.set_defaults(run=_router_image)
     _capacity_parser(sub, command)
     return p
 

@@ -33,6 +33,7 @@ from ops.awsclients import Sleep, error_code, guard
 from ops.awsclients import call_checked as _aws
 from ops.capacity.reservation import _reservation
 from ops.image import contents as image_contents
+from ops.image import router as router_image
 from ops.report import Check, failed, passed, skipped
 
 # Service Quotas: "Running On-Demand P instances" (vCPUs), the quota every p5 counts against.
@@ -261,12 +262,13 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks, s3, sts = awsclients.clients(
-        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", session=session
+    ec2, quotas, eks, s3, sts, ecr = awsclients.clients(
+        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", "ecr", session=session
     )
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
     checks += guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
     # A weight mirror kept by an earlier destroy: the next up imports it (ops/aws_checks/mirror.py).
     checks += guard(preflight_mirror.ROW, lambda: preflight_mirror.check(settings, s3, eks, sts, sleep))
     checks += image_digest(settings, resolve, record=record)
+    checks += guard(router_image.ROW, lambda: [router_image.check(settings, ecr)])
     return title(settings), [*checks, image_contents.preflight_row(settings.serving.image)]

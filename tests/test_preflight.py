@@ -332,7 +332,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
         ec2, s3, sts = real_clients(region, "ec2", "s3", "sts")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts}[s] for s in services)
+        ecr = real_clients(region, "ecr")[0]
+        return tuple(
+            {"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts, "ecr": ecr}[s] for s in services
+        )
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -361,7 +364,7 @@ def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.Monkey
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts", "ecr"))]
     assert seen["eks"] is not None
 
 

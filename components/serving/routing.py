@@ -30,6 +30,8 @@ API_KEY_ENV = "ROUTER_API_KEY"
 # images/vllm-router/Dockerfile into this repository of the stack's own ECR registry
 # (`python -m ops.router_image` prints the build and push; preflight checks the tag is there).
 IMAGE_REPOSITORY = "minimax-vllm/vllm-router"
+# The image's user (images/vllm-router/Dockerfile USER): the router needs no root, unlike vLLM.
+IMAGE_UID = 65532
 # The router's HTTP client to the replicas keeps an idle connection for 50 s (reqwest
 # pool_idle_timeout, vllm-project/router src/server.rs). vLLM's uvicorn closes an idle one after
 # VLLM_HTTP_TIMEOUT_KEEP_ALIVE (5 s by default, vllm/envs.py): the router could reuse a connection
@@ -114,7 +116,12 @@ def deployment(
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
         # Keep routing while the ALB deregisters the pod (the same drain as vLLM's).
         "lifecycle": {"preStop": {"sleep": {"seconds": t.pre_stop}}},
-        "securityContext": workload.security_context(),
+        "securityContext": {
+            **workload.security_context(),
+            "runAsUser": IMAGE_UID,
+            "runAsGroup": IMAGE_UID,
+            "runAsNonRoot": True,
+        },
     }
     return {
         "apiVersion": "apps/v1",
