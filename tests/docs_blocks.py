@@ -178,6 +178,7 @@ def preflight_sample() -> str:
         "ec2": stubbed_ec2(None)[0],
         "service-quotas": quota_client(value=96.0)[0],
         "eks": eks,
+        "ecr": object(),  # prod-8gpu runs no router: the router image row is skipped
         **first_up_mirror_clients(),
     }
 

@@ -21,7 +21,7 @@ from components.platform import config, settings_rules
 from components.serving import capacity_tables, endpoint, vllm_service, workload
 from components.settings import aws as aws_config
 from components.settings.stack import SettingsError
-from ops import preflight
+from ops import preflight, report
 from ops.offline.engine import Rendering, render
 from tests import hops
 
@@ -354,6 +354,7 @@ def test_preflight_main_runs_the_aws_cli_check(monkeypatch):
         awsclients, "clients", lambda region, *services, session=None: tuple(object() for _ in services)
     )
     monkeypatch.setattr(preflight, "run", lambda *a, **k: [])
+    monkeypatch.setattr(preflight.router_image, "check", lambda *a: report.passed("router image", "stubbed"))
     s = config.from_stack_file("dev")
     _, checks = preflight.main(
         s, sleep=lambda _: None, resolve=lambda image: "sha256:" + "0" * 64, which=lambda _: None
