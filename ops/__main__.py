@@ -56,6 +56,7 @@ def _verify(args: argparse.Namespace) -> int:
     import secrets
 
     from ops import verify
+    from ops.endpoint_checks import affinity
     from ops.endpoint_checks import incluster as verify_incluster
     from ops.endpoint_checks import metrics as metrics_check
 
@@ -69,8 +70,11 @@ def _verify(args: argparse.Namespace) -> int:
     title, checks = verify.main(target, timeout=args.timeout)
     name = f"{verify_incluster.NAME}-{secrets.token_hex(3)}"
     checks.append(verify_incluster.run(args.kubeconfig or os.environ.get("KUBECONFIG"), target.model, name))
-    observability = from_stack_file(args.stack).observability
-    checks += metrics_check.run(target.endpoint, observability, args.prometheus, args.timeout)
+    settings = from_stack_file(args.stack)
+    post = affinity.post_through(target.endpoint, target.api_key, target.model, args.timeout)
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    checks.append(affinity.run(kubeconfig, settings.routing_mode, post, settings.routing.session_header))
+    checks += metrics_check.run(target.endpoint, settings.observability, args.prometheus, args.timeout)
     return emit(title, checks)
 
 
@@ -194,7 +198,8 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--kubeconfig",
         help="the cluster's kubeconfig (default: $KUBECONFIG): a short-lived pod in another namespace then asks"
-        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection",
+        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection; with the router,"
+        " its pods' metrics show whether two turns of one conversation reached one replica",
     )
     verify.set_defaults(run=_verify)
 
