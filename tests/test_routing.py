@@ -8,7 +8,7 @@ import functools
 import pytest
 
 from components.platform import config
-from components.serving import endpoint, routing, workload
+from components.serving import endpoint, profiles, routing, workload
 from ops.offline.engine import Rendering, render
 from policies import rules
 from tests import hops
@@ -58,14 +58,24 @@ def test_the_router_may_only_read_pods_in_its_namespace() -> None:
     ]
 
 
-def test_dp8_ep_routes_to_a_data_parallel_rank_without_the_key_in_the_manifest() -> None:
+def _dp8_ep() -> config.Settings:
     s = config.from_stack_file("prod-8gpu")
-    dp = config.parse(
-        {"owner": "ml-platform", "serving": {"profile": "dp8-ep", "maxModelLen": 131072}}, "test", s.region
+    raw = config.split_stack_config(config.read_stack_file("prod-8gpu"))[0]
+    return config.parse(
+        {**raw, "serving": {**raw["serving"], "profile": "dp8-ep", "maxModelLen": 131072}}, "prod-8gpu", s.region
     )
+
+
+def test_dp8_ep_routes_to_each_data_parallel_rank_with_no_key_in_the_args() -> None:
+    """Each rank holds its own prefix cache: the router addresses as many ranks as vLLM runs."""
+    launch = pytest.importorskip("vllm_router.launch_router")
+    dp = _dp8_ep()
+    assert dp.routing_mode == "router"  # one replica, but eight prefix caches
     args = routing.args(dp.routing, dp.serving, dp.endpoint)
-    assert "--intra-node-data-parallel-size=8" in args
-    assert f"--api-key=$({routing.API_KEY_ENV})" in args  # expanded by the kubelet from the Secret
+    parsed = launch.parse_router_args(args)
+    vllm = profiles.vllm_argv(dp.serving)
+    assert parsed.intra_node_data_parallel_size == int(hops.flag(vllm, "--data-parallel-size")) == 8
+    assert parsed.api_key is None and not any("api-key" in a for a in args)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod-4gpu"])

@@ -24,7 +24,6 @@ PORT_NAME = "http"
 METRICS_PORT = 29000
 METRICS_PORT_NAME = "metrics"
 REPLICAS = 2
-API_KEY_ENV = "ROUTER_API_KEY"
 # No release-tagged image of the router is published (Docker Hub carries nightly tags only), so
 # the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built by
 # images/vllm-router/Dockerfile into this repository of the stack's own ECR registry
@@ -83,11 +82,20 @@ def args(routing: RoutingSettings, serving: ServingSettings, endpoint: EndpointS
         f"--prometheus-port={METRICS_PORT}",
         *router_flags.RESILIENCE,
     ]
-    if serving.profile == "dp8-ep":
-        # Each data-parallel rank holds its own prefix cache: route to a rank. The router asks the
-        # workers for their ranks with the API key, taken from the Secret through the environment.
-        out += ["--intra-node-data-parallel-size=8", f"--api-key=$({API_KEY_ENV})"]
+    ranks = data_parallel_ranks(serving)
+    if ranks > 1:
+        # Each data-parallel rank holds its own prefix cache: the router treats every rank of a pod
+        # as a worker and names it in the X-data-parallel-rank header, which vLLM's chat endpoint
+        # honours (vllm/entrypoints/openai/chat_completion/serving.py). vllm-router 0.1.17 needs no
+        # key for this (measured on loopback: it expands each worker into its ranks without asking
+        # it), so none is passed: the key never sits in the router's argv.
+        out.append(f"--intra-node-data-parallel-size={ranks}")
     return out
+
+
+def data_parallel_ranks(serving: ServingSettings) -> int:
+    """The data-parallel ranks in one vLLM pod (the profile's, as vllm_argv passes them)."""
+    return profiles.data_parallel_size(profiles.PROFILES[serving.profile], serving.tensor_parallel_size)
 
 
 def deployment(
@@ -96,17 +104,12 @@ def deployment(
     """Two replicas on the system nodes (never a GPU node), one per node where it can."""
     pool_key, pool_value = gpu_pool.POOL_LABEL
     probe = {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 5, "failureThreshold": 3}
-    env = []
-    if serving.profile == "dp8-ep":
-        ref = {"secretKeyRef": {"name": workload.CREDENTIALS_SECRET, "key": "api-key"}}
-        env.append({"name": API_KEY_ENV, "valueFrom": ref})
     container = {
         "name": "router",
         "image": image(registry),
         "imagePullPolicy": "IfNotPresent",
         "command": ["vllm-router"],
         "args": args(routing, serving, endpoint),
-        "env": env,
         "ports": [
             {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
             {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
