@@ -41,8 +41,12 @@ def table(replicas: int = 3, outcomes: dict[str, tuple[rp.Outcome, rp.Outcome]] 
     for name, (one, two) in outcomes.items():
         saved = 1 - one.prefill_tokens / base if base else 0.0
         took = sum(1 for n in one.sessions_per_replica() if n)
-        # cache-aware across two pods varies from run to run (each pod's tree knows only its turns).
-        second = f"{two.affinity():.0%}" if name != "cache-aware" else "varies (58-100% measured)"
+        # Across two pods, cache-aware varies from run to run (each pod's tree knows only its turns),
+        # and round robin's exact share with the order in which each pod lists the replicas.
+        second = {
+            "cache-aware": "varies (58-100% measured)",
+            "round-robin": f"about 1 in {round(1 / two.affinity())}" if two.affinity() else "0%",
+        }.get(name, f"{two.affinity():.0%}")
         lines.append(
             f"| {name} | {one.affinity():.0%} | {second} | {took} of {replicas} | {one.failed + two.failed}"
             f" | {one.prefill_tokens:,} | {saved:.0%} |"
