@@ -360,6 +360,7 @@ def test_preflight_main_runs_the_aws_cli_check(monkeypatch):
         s, sleep=lambda _: None, resolve=lambda image: "sha256:" + "0" * 64, which=lambda _: None
     )
     assert [c.name for c in checks if c.failed] == ["aws CLI on PATH"]
+    assert "router image" in [c.name for c in checks]  # dev runs the router: its image is checked
 
 
 # --- the pending endpoint ----------------------------------------------------------------------
