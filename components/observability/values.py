@@ -266,7 +266,7 @@ def router_pod_monitor(o: ObservabilitySettings) -> dict[str, Any]:
                 "podMetricsEndpoints": [
                     {
                         "port": routing.METRICS_PORT_NAME,
-                        "path": "/metrics",
+                        "path": routing.METRICS_PATH,
                         "interval": f"{o.scrape_interval_seconds}s",
                         "relabelings": [{"targetLabel": "job", "replacement": ROUTER_JOB}],
                     }

@@ -23,6 +23,7 @@ PORT = 8080
 PORT_NAME = "http"
 METRICS_PORT = 29000
 METRICS_PORT_NAME = "metrics"
+METRICS_PATH = "/metrics"  # on METRICS_PORT: the router's own listener
 REPLICAS = 2
 # No release-tagged image of the router is published (Docker Hub carries nightly tags only), so
 # the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built by
