@@ -115,7 +115,7 @@ def deployment(
             {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
             {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
-        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
         "readinessProbe": probe,
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
         # Keep routing while the ALB deregisters the pod (the same drain as vLLM's).
@@ -127,10 +127,17 @@ def deployment(
             "runAsNonRoot": True,
         },
     }
+    # The scanner's waivers (checkov.io/skipN), each with its reason.
+    reasons = (
+        "CKV_K8S_15=the tag is the pinned router version, so IfNotPresent runs that image",
+        "CKV_K8S_38=the router's Kubernetes discovery reads pods with this token (Role: get/list/watch pods)",
+        "CKV_K8S_43=built by the stack's owner into its own ECR (make router-image), tagged with the pinned version",
+    )
+    waivers = {f"checkov.io/skip{i}": r for i, r in enumerate(reasons, start=1)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": APP, "namespace": workload.NAMESPACE, "labels": LABELS},
+        "metadata": {"name": APP, "namespace": workload.NAMESPACE, "labels": LABELS, "annotations": waivers},
         "spec": {
             "replicas": REPLICAS,
             "selector": {"matchLabels": LABELS},
@@ -138,6 +145,12 @@ def deployment(
                 "metadata": {"labels": LABELS},
                 "spec": {
                     "serviceAccountName": APP,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": IMAGE_UID,
+                        "runAsGroup": IMAGE_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "terminationGracePeriodSeconds": t.grace,
                     "affinity": {
                         "nodeAffinity": {
