@@ -70,6 +70,7 @@ def _verify(args: argparse.Namespace) -> int:
     import secrets
 
     from ops import verify
+    from ops.endpoint_checks import affinity
     from ops.endpoint_checks import incluster as verify_incluster
     from ops.endpoint_checks import metrics as metrics_check
 
@@ -83,8 +84,11 @@ def _verify(args: argparse.Namespace) -> int:
     title, checks = verify.main(target, timeout=args.timeout)
     name = f"{verify_incluster.NAME}-{secrets.token_hex(3)}"
     checks.append(verify_incluster.run(args.kubeconfig or os.environ.get("KUBECONFIG"), target.model, name))
-    observability = from_stack_file(args.stack).observability
-    checks += metrics_check.run(target.endpoint, observability, args.prometheus, args.timeout)
+    settings = from_stack_file(args.stack)
+    post = affinity.post_through(target.endpoint, target.api_key, target.model, args.timeout)
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    checks.append(affinity.run(kubeconfig, settings.routing_mode, post, settings.routing.session_header))
+    checks += metrics_check.run(target.endpoint, settings.observability, args.prometheus, args.timeout)
     return emit(title, checks)
 
 
@@ -102,6 +106,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return emit(title, checks)
 
 
+def _router_image(args: argparse.Namespace) -> int:
+    from ops.image import router as router_image
+
+    return router_image.main(from_stack_file(args.stack))
+
+
 def _plan(args: argparse.Namespace) -> int:
     # Imported here: plan runs the Pulumi engine, the other commands must not need it.
     from ops import plan
@@ -117,7 +127,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ops", description="Operate a minimax-vllm stack without the Pulumi engine."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,image,capacity}")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="{plan,preflight,verify,sweep,image,router-image,capacity}"
+    )
 
     def command(name: str, help_text: str, default_stack: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
@@ -202,7 +214,8 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--kubeconfig",
         help="the cluster's kubeconfig (default: $KUBECONFIG): a short-lived pod in another namespace then asks"
-        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection",
+        " vLLM for /invocations, /tokenize and /metrics without a key and expects no connection; with the router,"
+        " its pods' metrics show whether two turns of one conversation reached one replica",
     )
     verify.set_defaults(run=_verify)
 
@@ -244,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
         "--run", dest="perform", action="store_true", help="perform the copy and the build (default: print only)"
     )
     copy.set_defaults(run=_image_copy)
+    router = command(
+        "router-image",
+        "print the commands that build vLLM's router image from the pinned wheel and push it to the stack"
+        " account's ECR (no release-tagged image is published)",
+    )
+    router.set_defaults(run=_router_image)
     _capacity_parser(sub, command)
     return p
 

@@ -42,6 +42,7 @@ class Block:
     name: str
     doc: str  # path from the repository root
     make: Callable[[], str]
+    slow: bool = False  # runs real binaries for tens of seconds: the slow test tier checks it
 
 
 def _captured(run: Callable[[], Any]) -> str:
@@ -515,7 +516,15 @@ BLOCKS: tuple[Block, ...] = (
     Block("ops-help", "docs/commands.md", ops_help),
     Block("settings-reference", "docs/settings.md", settings_reference),
     Block("import-graph", "docs/architecture.md", architecture.mermaid),
+    Block("routing", "README.md", lambda: routing_table(), slow=True),
 )
+
+
+def routing_table() -> str:
+    """`make routing`'s table: the router binary replayed on loopback (only port-independent figures)."""
+    from ops.routing import report
+
+    return "\n".join(report.table()) + "\n"
 
 
 def blocks_in(text: str) -> dict[str, str]:

@@ -103,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "path": self.path,
                 "authorization": self.headers.get("Authorization"),
+                "dp_rank": self.headers.get("X-data-parallel-rank"),  # a router's data-parallel pick
                 "body": body,
             }
         )

@@ -21,8 +21,9 @@ from components.platform import config, settings_rules
 from components.serving import capacity_tables, endpoint, vllm_service, workload
 from components.settings import aws as aws_config
 from components.settings.stack import SettingsError
-from ops import preflight
+from ops import preflight, report
 from ops.offline.engine import Rendering, render
+from tests import hops
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -91,17 +92,27 @@ def test_the_port_vllm_listens_on_is_the_port_every_probe_the_service_and_the_in
     assert [p["containerPort"] for p in vllm["ports"]] == [port]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert resolve(vllm[probe]["httpGet"]["port"], vllm) == port, probe
-    (svc_port,) = r.one(SERVICE).inputs["spec"]["ports"]
-    assert resolve(svc_port["targetPort"], vllm) == port
+    # The hop the ALB takes: the Ingress's Service, to the port its pods listen on (vLLM's, or the
+    # router's `--port`, whose discovery then dials vLLM's port).
+    front = hops.container(hops.front(r))
+    front_port = port if front is vllm else int(hops.flag(front["args"], "--port"))
+    assert resolve(front["readinessProbe"]["httpGet"]["port"], front) == front_port
+    svc = hops.front_service(r).inputs
+    (svc_port,) = svc["spec"]["ports"]
+    assert resolve(svc_port["targetPort"], front) == front_port
     ingress = r.one(INGRESS).inputs["spec"]
     for rule in ingress["rules"]:
         for path in rule["http"]["paths"]:
             backend = path["backend"]["service"]
-            assert backend["name"] == r.one(SERVICE).inputs["metadata"]["name"]
+            assert backend["name"] == svc["metadata"]["name"]
             assert backend["port"] in ({"name": svc_port["name"]}, {"number": svc_port["port"]})
-    # The NetworkPolicy admits the load balancer and the scraper on that same port.
+    if front is not vllm:
+        assert int(hops.flag(front["args"], "--service-discovery-port")) == port
+    # The NetworkPolicies admit the load balancer (or the router) and the scraper on those same ports.
     (serving,) = [p for p in r.of_type(NETPOL) if p.inputs["metadata"]["name"] == workload.APP]
     assert {p["port"] for rule in serving.inputs["spec"]["ingress"] for p in rule["ports"]} == {port}
+    alb_rule = hops.policy_for(r, hops.front(r))["spec"]["ingress"][0]
+    assert [p["port"] for p in alb_rule["ports"]] == [front_port]
 
 
 def test_the_container_port_follows_the_argv_when_the_listening_port_changes():
@@ -222,11 +233,11 @@ def test_the_pods_admit_the_albs_own_subnets_because_it_proxies_and_client_range
     # The ALB is placed in named subnets, whatever its scheme, and the pods admit exactly those.
     subnets = {x.id: x.inputs["cidrBlock"] for x in r.of_type(SUBNET)}
     placed = annotations[endpoint.SUBNETS_ANNOTATION].split(",")
-    (serving,) = [p for p in r.of_type(NETPOL) if p.inputs["metadata"]["name"] == workload.APP]
-    lb_rule = serving.inputs["spec"]["ingress"][0]
+    lb_rule = hops.policy_for(r, hops.front(r))["spec"]["ingress"][0]
     assert sorted(b["ipBlock"]["cidr"] for b in lb_rule["from"]) == sorted(subnets[i] for i in placed)
-    assert r.one(VPC).inputs["cidrBlock"] not in json.dumps(serving.inputs["spec"]["ingress"])
-    assert network_policy.WORLD not in json.dumps(serving.inputs["spec"]["ingress"])
+    for p in r.of_type(NETPOL):
+        assert r.one(VPC).inputs["cidrBlock"] not in json.dumps(p.inputs["spec"].get("ingress", []))
+        assert network_policy.WORLD not in json.dumps(p.inputs["spec"].get("ingress", []))
     # So the clients are limited on the ALB, exactly to endpoint.sourceRanges.
     inbound = annotations.get(f"{endpoint.ANNOTATION}/inbound-cidrs")
     assert (inbound.split(",") if inbound else []) == list(s.endpoint.source_ranges)
@@ -343,12 +354,20 @@ def test_preflight_main_runs_the_aws_cli_check(monkeypatch):
         awsclients, "clients", lambda region, *services, session=None: tuple(object() for _ in services)
     )
     monkeypatch.setattr(preflight, "run", lambda *a, **k: [])
-    monkeypatch.setattr(preflight.preflight_images, "check", lambda *a: [])
+    monkeypatch.setattr(
+        preflight.preflight_images,
+        "check",
+        lambda settings, *a: [
+            report.passed(f"{preflight.preflight_images.ROW}: {image}", "stubbed")
+            for image, _ in preflight.preflight_images.wanted(settings)
+        ],
+    )
     s = config.from_stack_file("dev")
     _, checks = preflight.main(
         s, sleep=lambda _: None, resolve=lambda image: "sha256:" + "0" * 64, which=lambda _: None
     )
     assert [c.name for c in checks if c.failed] == ["aws CLI on PATH"]
+    assert "image in-region: vllm-router" in [c.name for c in checks]  # dev runs the router: its image is checked
 
 
 # --- the pending endpoint ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ import yaml
 from components.facts import versions
 from components.observability import alerts, dashboards
 from components.observability import values as obs
+from components.serving import routing
 from components.settings.observability import ObservabilitySettings
 from ops.charts import record as chart_record
 from ops.charts.record import PINS, load, stack_names, values_sha256
@@ -173,8 +174,11 @@ def test_every_in_cluster_address_is_a_service_and_port_the_charts_or_the_stack_
 def test_the_vllm_port_forward_names_a_container_port():
     (hint,) = [h for h in obs.port_forwards().values() if "deploy/" in h]
     ((namespace, _, name, port),) = PORT_FORWARD.findall(hint)
-    (deployment,) = [o for o in stack_objects("dev") if o["kind"] == "Deployment"]
-    assert (deployment["metadata"]["namespace"], deployment["metadata"]["name"]) == (namespace, name)
+    (deployment,) = [
+        o
+        for o in stack_objects("dev")
+        if o["kind"] == "Deployment" and (o["metadata"]["namespace"], o["metadata"]["name"]) == (namespace, name)
+    ]
     ports = {
         p["containerPort"] for c in deployment["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])
     }
@@ -360,3 +364,28 @@ def test_the_pins_and_the_record_name_the_same_charts():
     for chart in PINS:
         assert record(chart)["source"]["tag"], chart
         assert yaml.safe_dump(record(chart))  # plain data, shareable
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod-4gpu"])
+def test_the_router_pods_metrics_port_is_scraped_by_the_rendered_prometheus(stack):
+    """Where the router renders, a monitor that the chart's Prometheus selects targets the router
+    pods' own metrics port (not its serving port, which would forward /metrics to a vLLM replica)."""
+    (router,) = [o for o in stack_objects(stack) if o["kind"] == "Deployment" and o["metadata"]["name"] == routing.APP]
+    labels = router["spec"]["template"]["metadata"]["labels"]
+    (container,) = router["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    metrics_port = int(next(a for a in args if a.startswith("--prometheus-port=")).split("=", 1)[1])
+    (port_name,) = [p["name"] for p in container["ports"] if p["containerPort"] == metrics_port]
+    (prometheus,) = [o for c, o in chart_objects(stack) if o["kind"] in ("Prometheus", "PrometheusAgent")]
+    ns_labels = namespace_labels(stack)
+    scraping = [
+        o
+        for o in stack_objects(stack)
+        if o["kind"] == "PodMonitor"
+        and router["metadata"]["namespace"] in o["spec"]["namespaceSelector"]["matchNames"]
+        and matches(o["spec"]["selector"], labels)
+        and port_name in {e["port"] for e in o["spec"]["podMetricsEndpoints"]}
+        and matches(prometheus.get("podMonitorSelector"), o["metadata"].get("labels") or {})
+        and matches(prometheus.get("podMonitorNamespaceSelector"), ns_labels[o["metadata"]["namespace"]])
+    ]
+    assert scraping, f"no PodMonitor selected by Prometheus scrapes the router's port {port_name}"

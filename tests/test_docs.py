@@ -16,7 +16,9 @@ from tests.docs_blocks import BLOCKS, ROOT
 DOCS = sorted({*ROOT.glob("docs/*.md"), ROOT / "README.md"})
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.name)
+@pytest.mark.parametrize(
+    "block", [pytest.param(b, marks=[pytest.mark.slow] if b.slow else []) for b in BLOCKS], ids=lambda b: b.name
+)
 def test_every_generated_block_is_what_its_command_prints_now(block: docs_blocks.Block) -> None:
     found = docs_blocks.blocks_in((ROOT / block.doc).read_text())
     assert block.name in found, f"{block.doc} has no <!-- generated: {block.name} --> block"

@@ -12,6 +12,7 @@ from components.facts import versions
 from components.serving import endpoint
 from components.settings.endpoint import EndpointSettings
 from ops.offline.engine import render
+from tests import hops
 
 TLS_ARN = "arn:aws:acm:us-east-2:123456789012:certificate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 WAF_ARN = "arn:aws:wafv2:us-east-2:123456789012:regional/webacl/minimax-rate/0f2b4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -135,9 +136,9 @@ def test_the_ingress_does_not_wait_for_the_pods_it_makes_ready() -> None:
     """Readiness gates wait for the ALB's target group, so the Ingress must not depend on the Deployment."""
     r = rendered_dev()
     ing = r.one("kubernetes:networking.k8s.io/v1:Ingress")
-    deployment = r.vllm_deployment()
-    assert deployment.urn not in ing.dependencies
-    assert r.one("kubernetes:core/v1:Service").urn in ing.dependencies
+    for deployment in r.of_type(hops.DEPLOYMENT):  # vLLM's and the router's in front of it
+        assert deployment.urn not in ing.dependencies
+    assert hops.front_service(r).urn in ing.dependencies
 
 
 def test_the_controller_chart_creates_the_ingress_class_the_ingress_names() -> None:

@@ -23,6 +23,7 @@ from components.settings.stack import SettingsError
 from components.weights import staging as weight_staging
 from ops import preflight, registry
 from ops.offline.mocks import ACCOUNT_ID
+from tests import hops
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 ROLE = "aws:iam/role:Role"
@@ -106,17 +107,22 @@ def test_each_cache_variable_is_read_by_the_installed_library(name: str) -> None
 @pytest.mark.parametrize("stack", STACKS)
 def test_namespace_is_default_deny_vllm_sends_nothing_and_only_the_stager_fetches(stack: str) -> None:
     settings = from_stack_file(stack)
-    policies = {
-        p.inputs["metadata"]["name"]: p.inputs["spec"]
-        for p in rendered(stack).of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
-    }
+    r = rendered(stack)
+    policies = {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in r.of_type(hops.NETPOL)}
     assert policies[network_policy.DEFAULT_DENY] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     serving = policies[workload.APP]
     assert serving["podSelector"] == {"matchLabels": workload.LABELS}
-    sources = {b["ipBlock"]["cidr"] for b in serving["ingress"][0]["from"]}
-    # The ALB proxies: the pods see its nodes' addresses, in the (public) subnets it is placed in.
-    public = {s.inputs["cidrBlock"] for s in rendered(stack).of_type(SUBNET) if "-public-" in s.inputs["tags"]["Name"]}
+    # The ALB proxies: the pods it targets (vLLM's, or the router's in front of it) see its nodes'
+    # addresses, in the (public) subnets it is placed in, and only those.
+    front = hops.policy_for(r, hops.front(r))["spec"]
+    sources = {b["ipBlock"]["cidr"] for b in front["ingress"][0]["from"]}
+    public = {s.inputs["cidrBlock"] for s in r.of_type(SUBNET) if "-public-" in s.inputs["tags"]["Name"]}
     assert sources == public and settings.network.vpc_cidr not in sources
+    if hops.routed(r, r.vllm_deployment()):
+        # Behind the router, vLLM's requests come from the router's pods alone: no address at all.
+        assert serving["ingress"][0]["from"] == [{"podSelector": {"matchLabels": hops.labels(hops.front(r))}}]
+    else:
+        assert front == serving
     ports = {(p["protocol"], p["port"]) for rule in serving["ingress"] for p in rule["ports"]}
     assert ports == {("TCP", 8000)}
     (scraper,) = serving["ingress"][1]["from"]

@@ -10,10 +10,11 @@ import pytest
 
 from components.facts import gpu_pool, versions
 from components.platform import config
-from components.serving import profiles, workload
+from components.serving import endpoint, profiles, workload
 from components.settings import stack as settings
 from ops.offline import graph_order, mocks
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
+from tests import hops, kube_match
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -271,16 +272,48 @@ def test_rollout_never_needs_a_spare_gpu_node_and_streams_can_drain():
     pod = spec["template"]["spec"]
     drain = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert drain >= 120 and pod["terminationGracePeriodSeconds"] > drain
-    pdb = rendered("prod-4gpu").one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
+    pdb = rendered("prod-4gpu").named("kubernetes:policy/v1:PodDisruptionBudget", workload.APP).inputs["spec"]
     assert pdb["maxUnavailable"] == 1 and pdb["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod-4gpu"])
+def test_the_router_in_front_keeps_one_pod_and_drains_like_vllm(stack):
+    """Two router pods on the system nodes, one kept through a node drain, each routing on while
+    the ALB deregisters it."""
+    r = rendered(stack)
+    router = hops.front(r)
+    assert router.urn != r.vllm_deployment().urn, "no router in front of vLLM"
+    spec = router.inputs["spec"]
+    assert spec["replicas"] == 2
+    pod = spec["template"]["spec"]
+    drain = hops.container(router)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    ingress = r.one(INGRESS).inputs["metadata"]["annotations"]
+    deregistration = int(
+        dict(kv.split("=") for kv in ingress[f"{endpoint.ANNOTATION}/target-group-attributes"].split(","))[
+            "deregistration_delay.timeout_seconds"
+        ]
+    )
+    assert drain >= deregistration and pod["terminationGracePeriodSeconds"] > drain
+    (pdb,) = [
+        p.inputs["spec"]
+        for p in r.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+        if p.inputs["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    ]
+    assert pdb["minAvailable"] == 1
+    # Never on a GPU node: the system node group's labels pass the required affinity, the GPU one's fail.
+    groups = kube_match.node_groups(r)
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    shape = {"requiredNodeAffinity": terms, "tolerations": pod.get("tolerations")}
+    assert kube_match.schedulable(shape, groups["system"]) and not kube_match.schedulable(shape, groups["gpu"])
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_endpoint_is_an_alb_ingress_to_a_cluster_ip_service_with_a_long_idle_timeout(stack):
     s = config.from_stack_file(stack)
     r = rendered(stack)
-    svc, ing = r.one(SERVICE).inputs, r.one(INGRESS).inputs
-    assert svc["spec"]["type"] == "ClusterIP" and "loadBalancerClass" not in svc["spec"]
+    svc, ing = hops.front_service(r).inputs, r.one(INGRESS).inputs
+    for service in r.of_type(SERVICE):
+        assert service.inputs["spec"]["type"] == "ClusterIP" and "loadBalancerClass" not in service.inputs["spec"]
     a = ing["metadata"]["annotations"]
     assert ing["spec"]["ingressClassName"] == "alb"
     assert a["alb.ingress.kubernetes.io/scheme"] == s.endpoint.scheme
@@ -387,7 +420,7 @@ def test_every_rendered_kubernetes_object_validates_against_the_pinned_kubernete
 
 
 def test_schema_validation_rejects_a_misspelt_field():
-    obj = dict(rendered("dev").one(SERVICE).inputs)
+    obj = dict(rendered("dev").named(SERVICE, workload.APP).inputs)
     obj["spec"] = {**obj["spec"], "loadBalancerSourceRange": ["10.0.0.0/8"]}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(obj, f"{versions.KUBERNETES_VERSION}.0", strict=True)

@@ -2,7 +2,11 @@
 
 vLLM checks the API key only under /v1, /v2, /inference and /cohere; /invocations, /tokenize
 and /metrics answer anyone who reaches the port. So only the load balancer (which forwards only
-the listed paths, with the key checked by vLLM) and Prometheus may reach it.
+the listed paths, with the key checked by vLLM) and Prometheus may reach it. With vLLM's router
+in front (routing.mode router) the hop is ALB -> router -> vLLM: the router forwards every path,
+the unguarded ones included (tests/test_router_exposure.py runs the real binary), so its serving
+port admits the load balancer alone, its metrics port Prometheus alone, and vLLM's serving port
+the router's pods and Prometheus, no address.
 
 The model: the stack's subnets, as the offline engine rendered them (or, for an existing VPC,
 as its lookups answered). Nodes sit in the cluster's and the node groups' subnets; the VPC CNI
@@ -25,6 +29,7 @@ import pytest
 from components.serving import endpoint, profiles, workload
 from ops.offline import mocks
 from ops.offline.engine import Rendering, Resource, render
+from tests import hops
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -219,24 +224,22 @@ def vllm_pod(r: Rendering) -> Pod:
     return pod
 
 
-def overlap(net: Net, excluded: tuple[Net, ...], other: Net) -> bool:
-    """Whether `net` minus `excluded` holds any address of `other`."""
-    if not net.overlaps(other):
-        return False
-    return not any(other.subnet_of(e) for e in excluded)
+def front_pod(r: Rendering) -> tuple[Pod, int]:
+    """The pods the Ingress's Service selects (vLLM's, or the router's), and their serving port."""
+    front = hops.front(r)
+    (pod,) = [p for p in pods_of(r) if p.who == f"Deployment {front.inputs['metadata']['name']}"]
+    port = hops.front_service(r).inputs["spec"]["ports"][0]["targetPort"]
+    (number,) = [p["containerPort"] for p in hops.container(front)["ports"] if port in (p["name"], p["containerPort"])]
+    return pod, number
 
 
-@pytest.mark.parametrize(("stack", "existing"), CASES, ids=[f"{s}{'-existing-vpc' if e else ''}" for s, e in CASES])
-def test_only_the_load_balancer_and_prometheus_reach_the_serving_port(stack, existing):
-    r = rendered(stack, existing)
-    net = layout(r, existing)
-    got = admitted(r, vllm_pod(r), PORT)
-    assert not got.everyone, "a rule admits every source to the serving port"
-    # No node address, and so no pod address, is admitted by address.
+def load_balancer_only(r: Rendering, net: Layout, got: Admitted, port: int) -> None:
+    """No node or pod address, nothing outside the ALB's subnets, and every ALB subnet."""
+    assert not got.everyone, f"a rule admits every source to :{port}"
     for policy, cidr, excluded in got.networks:
         for sid, subnet in net.node_subnets.items():
             assert not overlap(cidr, excluded, subnet), (
-                f"NetworkPolicy {policy} admits {cidr} to :{PORT}: it holds node subnet {sid} {subnet}, "
+                f"NetworkPolicy {policy} admits {cidr} to :{port}: it holds node subnet {sid} {subnet}, "
                 "so every node and pod there reaches vLLM without the key"
             )
         # Nothing but the load balancer's addresses: the whole VPC or the internet never.
@@ -249,9 +252,45 @@ def test_only_the_load_balancer_and_prometheus_reach_the_serving_port(stack, exi
             f"ALB subnet {sid} {subnet} not admitted"
         )
         assert all(not subnet.overlaps(n) for n in net.node_subnets.values()), f"ALB subnet {sid} holds nodes"
-    # By label: Prometheus and nothing else, and never a pod that has its node's address.
+
+
+def overlap(net: Net, excluded: tuple[Net, ...], other: Net) -> bool:
+    """Whether `net` minus `excluded` holds any address of `other`."""
+    if not net.overlaps(other):
+        return False
+    return not any(other.subnet_of(e) for e in excluded)
+
+
+@pytest.mark.parametrize(("stack", "existing"), CASES, ids=[f"{s}{'-existing-vpc' if e else ''}" for s, e in CASES])
+def test_only_the_load_balancer_and_prometheus_reach_the_serving_port(stack, existing):
+    r = rendered(stack, existing)
+    net = layout(r, existing)
+    vllm = vllm_pod(r)
+    got = admitted(r, vllm, PORT)
+    front, front_port = front_pod(r)
+    if front == vllm:
+        load_balancer_only(r, net, got, PORT)
+        allowed: set[str] = set()
+    else:
+        # ALB -> router: its serving port admits the load balancer and no pod at all (it would
+        # forward /tokenize, /invocations or /metrics to vLLM for anyone).
+        to_router = admitted(r, front, front_port)
+        load_balancer_only(r, net, to_router, front_port)
+        assert not to_router.pods, f"pods reach the router's port: {sorted({p.who for _, p in to_router.pods})}"
+        # router -> vLLM: vLLM admits no address at all, only the router's pods (and Prometheus).
+        assert not got.everyone and not got.networks, f"vLLM admits addresses past the router: {got.networks}"
+        assert front.who in {pod.who for _, pod in got.pods}, "the router cannot reach vLLM"
+        allowed = {front.who}
+        metrics = {p["containerPort"] for p in hops.container(hops.front(r))["ports"]} - {front_port}
+        for port in metrics:
+            scrape = admitted(r, front, port)
+            assert not scrape.everyone and not scrape.networks
+            chosen = {pod.who: pod for _, pod in scrape.pods}
+            assert {w for w, pod in chosen.items() if not pod.scraper or pod.host_network} == set()
+            assert {p.who for p in CLUSTER_PODS if p.scraper} <= set(chosen), "Prometheus cannot scrape the router"
+    # By label: Prometheus (and the router) and nothing else, and never a pod that has its node's address.
     chosen = {pod.who: pod for _, pod in got.pods}
-    strangers = sorted(w for w, pod in chosen.items() if not pod.scraper or pod.host_network)
+    strangers = sorted(w for w, pod in chosen.items() if (not pod.scraper and w not in allowed) or pod.host_network)
     assert not strangers, f"these pods reach vLLM's serving port without the key: {strangers}"
     assert {p.who for p in CLUSTER_PODS if p.scraper} <= set(chosen), "Prometheus cannot scrape /metrics"
 
@@ -260,9 +299,10 @@ def test_only_the_load_balancer_and_prometheus_reach_the_serving_port(stack, exi
 def test_no_rendered_policy_admits_a_pod_range_or_the_vpc_to_the_serving_port(stack, existing):
     r = rendered(stack, existing)
     net = layout(r, existing)
+    ports = {PORT, front_pod(r)[1]}  # vLLM's, and the router's when it is in front
     for p in r.of_type(NETPOL):
         for rule in p.inputs["spec"].get("ingress", []):
-            if not covers_port(rule, PORT):
+            if not any(covers_port(rule, port) for port in ports):
                 continue
             for peer in rule.get("from") or []:
                 if "ipBlock" not in peer:
@@ -271,7 +311,7 @@ def test_no_rendered_policy_admits_a_pod_range_or_the_vpc_to_the_serving_port(st
                 excluded = tuple(ipaddress.ip_network(e) for e in peer["ipBlock"].get("except", []))
                 assert not net.vpc.subnet_of(cidr), f"{p.inputs['metadata']['name']} admits the whole VPC {net.vpc}"
                 hit = [str(s) for s in net.node_subnets.values() if overlap(cidr, excluded, s)]
-                assert not hit, f"{p.inputs['metadata']['name']} admits pod ranges {hit} to :{PORT}"
+                assert not hit, f"{p.inputs['metadata']['name']} admits pod ranges {hit} to {sorted(ports)}"
 
 
 @pytest.mark.parametrize("stack", STACKS)

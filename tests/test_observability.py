@@ -352,8 +352,8 @@ def test_restart_alert_watches_the_namespace_of_every_release_the_stack_installs
         (rule,) = r.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
         groups = rule.inputs["spec"]["groups"]
     installed = {x.inputs["namespace"] for x in r.of_type(RELEASE)}
-    (deployment,) = [o.inputs for o in r.kubernetes_objects() if o.inputs["kind"] == "Deployment"]
-    assert restart_watched(groups) == installed | {deployment["metadata"]["namespace"], "kube-system"}
+    own = {o.inputs["metadata"]["namespace"] for o in r.kubernetes_objects() if o.inputs["kind"] == "Deployment"}
+    assert restart_watched(groups) == installed | own | {"kube-system"}
     if "keda" in {x.inputs["chart"] for x in r.of_type(RELEASE)}:
         assert "keda" in restart_watched(groups)
 
@@ -414,7 +414,11 @@ def test_monitoring_runs_on_system_nodes_and_dcgm_only_on_gpu_nodes(stack):
 @pytest.mark.parametrize("stack", ["dev", "prod-8gpu"])
 def test_vllm_metrics_are_scraped_in_cluster_only(stack):
     r = rendered(stack)
-    (monitor,) = r.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    (monitor,) = [
+        m
+        for m in r.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+        if m.inputs["metadata"]["name"] == obs.PODMONITOR
+    ]
     spec = monitor.inputs["spec"]
     deployment = r.vllm_deployment().inputs
     ports = {p["name"]: p["containerPort"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}

@@ -19,12 +19,12 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.facts import gpu_pool
 from components.platform import config
-from components.serving import endpoint
+from components.serving import endpoint, routing
 from components.weights import mirror as weight_mirror
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 from policies.rules import capacity as capacity_rules
-from policies.rules import common, exposure, hardening, supply_chain
+from policies.rules import common, exposure, hardening, routing_hop, supply_chain
 from policies.rules import iam as iam_rules
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -598,7 +598,8 @@ PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         ),
     ),
     ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT)),
-    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev")),
+    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev", name_part="-vllm-deployment")),
+    ("restricted-security-context", DEPLOYMENT, lambda: props(DEPLOYMENT, stack="dev", name_part=routing.APP)),
     ("no-token-automount", DEPLOYMENT, lambda: props(DEPLOYMENT)),
     (
         "no-token-automount",
@@ -853,7 +854,7 @@ def test_every_check_function_in_rules_is_registered() -> None:
     registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
     public = {
         fn
-        for module in (exposure, hardening, iam_rules, supply_chain, capacity_rules)
+        for module in (exposure, hardening, iam_rules, supply_chain, capacity_rules, routing_hop)
         for name, fn in vars(module).items()
         if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }

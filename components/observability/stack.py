@@ -25,6 +25,7 @@ from components.observability.values import (
     PROMETHEUS_SERVICE_ACCOUNT,
     amp_policy,
     dcgm_values,
+    router_pod_monitor,
     rules_document,
     sorted_keys,
     stack_values,
@@ -47,6 +48,8 @@ class ObservabilityArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
     # Where the stack's Helm releases run: the PodRestarting alert watches them.
     release_namespaces: frozenset[str] = frozenset()
+    # routing.mode router: the router's pods are scraped too.
+    router: bool = False
 
 
 class Observability(pulumi.ComponentResource):
@@ -133,6 +136,8 @@ class Observability(pulumi.ComponentResource):
             skip_await=True,
         )
         custom_resource.from_object(f"{name}-vllm-podmonitor", vllm_pod_monitor(o), after_stack)
+        if args.router:
+            custom_resource.from_object(f"{name}-router-podmonitor", router_pod_monitor(o), after_stack)
         if o.mode == "in-cluster":
             custom_resource.from_object(
                 f"{name}-rules",

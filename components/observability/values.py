@@ -29,7 +29,7 @@ import yaml
 from components.aws.cluster import SYSTEM_POOL_LABEL
 from components.facts import gpu_pool, scraper
 from components.observability import alerts, dashboards, dcgm_fields
-from components.serving import profiles, workload
+from components.serving import profiles, routing, workload
 from components.settings.observability import ObservabilitySettings
 
 NAMESPACE = alerts.MONITORING_NAMESPACE
@@ -238,6 +238,37 @@ def vllm_pod_monitor(o: ObservabilitySettings) -> dict[str, Any]:
                         "path": "/metrics",
                         "interval": f"{o.scrape_interval_seconds}s",
                         "relabelings": [{"targetLabel": "job", "replacement": alerts.VLLM_JOB}],
+                    }
+                ],
+            },
+        }
+    )
+
+
+ROUTER_JOB = routing.APP  # the router's series carry job="vllm-router"
+
+
+def router_pod_monitor(o: ObservabilitySettings) -> dict[str, Any]:
+    """Scrape each router pod's metrics port (its own Prometheus listener, not the serving port:
+    the serving port forwards /metrics to a vLLM replica)."""
+    return sorted_keys(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {
+                "name": routing.APP,
+                "namespace": NAMESPACE,
+                "labels": {"app.kubernetes.io/part-of": "minimax-vllm"},
+            },
+            "spec": {
+                "namespaceSelector": {"matchNames": [workload.NAMESPACE]},
+                "selector": {"matchLabels": dict(sorted(routing.LABELS.items()))},
+                "podMetricsEndpoints": [
+                    {
+                        "port": routing.METRICS_PORT_NAME,
+                        "path": routing.METRICS_PATH,
+                        "interval": f"{o.scrape_interval_seconds}s",
+                        "relabelings": [{"targetLabel": "job", "replacement": ROUTER_JOB}],
                     }
                 ],
             },

@@ -63,10 +63,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             load_balancer_name=endpoint.load_balancer_name(settings.cluster_name),
             depends_on=(controller, plugin, aws.gpu_nodes),
             autoscaled=scaling.enabled,
-            # Opt-in for now (routing.mode router set explicitly): the default of `Settings.routing_mode` is
-            # rendered once the exposure checks (tests/test_network_reach.py, test_agreements.py,
-            # test_hardening.py) follow the ALB -> router -> vLLM hop.
-            routing=settings.routing if settings.routing.mode == "router" else None,
+            # The router wherever more than one prefix cache can serve (`Settings.routing_mode`).
+            routing=settings.routing if settings.routing_mode == "router" else None,
             registry=aws.registry,
             repositories=aws.repositories,
             mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
@@ -86,6 +84,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
                 tags=settings.tags,
                 depends_on=(aws.system_nodes, aws.pod_identity_agent),
                 release_namespaces=release_namespaces(settings, scaling),
+                router=settings.routing_mode == "router",
             ),
         )
     if scaling.enabled:

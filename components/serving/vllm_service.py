@@ -116,7 +116,12 @@ class VllmService(pulumi.ComponentResource):
         )
         timers = workload.timers(args.serving, "s3" if args.mirror else "hub")
         deployment = workload.deployment(
-            args.serving, args.instance, args.registry, args.mirror, autoscaled=args.autoscaled
+            args.serving,
+            args.instance,
+            args.registry,
+            args.mirror,
+            autoscaled=args.autoscaled,
+            keep_alive_s=routing.vllm_keep_alive(args.endpoint) if args.routing else None,
         )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -146,16 +151,16 @@ class VllmService(pulumi.ComponentResource):
             target_port=workload.PORT_NAME,
         )
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
-        backend = workload.APP
+        backend: k8s.core.v1.Service = self.service
         if args.routing:
-            backend = self._router(name, args, in_ns, [credentials, *policies], timers)
+            backend = self._router(name, args, in_ns, [credentials, *policies, *args.repositories], timers)
         ing = endpoint.ingress(
             args.endpoint,
             args.tags,
             name=workload.APP,
             namespace=workload.NAMESPACE,
             labels=workload.LABELS,
-            service_name=backend,
+            service_name=routing.APP if args.routing else workload.APP,
             service_port=workload.PORT_NAME,
             drain_seconds=timers.deregistration_delay,
             load_balancer_name=args.load_balancer_name,
@@ -166,7 +171,7 @@ class VllmService(pulumi.ComponentResource):
             f"{name}-ingress",
             metadata=ing["metadata"],
             spec=ing["spec"],
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.service])),
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[backend])),
         )
 
         scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
@@ -180,8 +185,8 @@ class VllmService(pulumi.ComponentResource):
         in_ns: pulumi.ResourceOptions,
         before: list[pulumi.Resource],
         timers: timeline.Timers,
-    ) -> str:
-        """The router's objects; returns the Service name the Ingress sends traffic to."""
+    ) -> k8s.core.v1.Service:
+        """The router's objects; returns the Service the Ingress sends traffic to."""
         assert args.routing is not None
         pol = routing.network_policy_(args.load_balancer_cidrs)
         made = [
@@ -226,8 +231,9 @@ class VllmService(pulumi.ComponentResource):
             port=routing.PORT,
             target_port=routing.PORT_NAME,
         )
-        k8s.core.v1.Service(f"{name}-service-{routing.APP}", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns)
-        return routing.APP
+        return k8s.core.v1.Service(
+            f"{name}-service-{routing.APP}", metadata=svc["metadata"], spec=svc["spec"], opts=in_ns
+        )
 
     def _mirror(
         self, name: str, args: VllmServiceArgs, in_ns: pulumi.ResourceOptions, before: list[pulumi.Resource]

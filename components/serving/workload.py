@@ -154,6 +154,10 @@ def timers(serving: ServingSettings, source: str = "hub") -> timeline.Timers:
     return timeline.timers(serving.replicas, serving.model_facts.weights_gb, source=source)
 
 
+# uvicorn's keep-alive for vLLM's API server, in seconds (vllm/envs.py, default 5).
+KEEP_ALIVE_ENV = "VLLM_HTTP_TIMEOUT_KEEP_ALIVE"
+
+
 def hf_token_env(has_hf_token: bool) -> list[dict]:
     """For the containers that call the Hub, when the stack has a token."""
     if not has_hf_token:
@@ -171,8 +175,10 @@ def start_env(t: timeline.Timers) -> dict[str, str]:
     }
 
 
-def _env(t: timeline.Timers) -> list[dict]:
+def _env(t: timeline.Timers, keep_alive_s: int | None = None) -> list[dict]:
     plain = {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
+    if keep_alive_s is not None:
+        plain[KEEP_ALIVE_ENV] = str(keep_alive_s)
     env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
     env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
     return env
@@ -209,6 +215,7 @@ def deployment(
     registry: image_registry.Registry | None = None,
     mirror: MirrorSource | None = None,
     autoscaled: bool = False,
+    keep_alive_s: int | None = None,
 ) -> dict:
     """The vLLM Deployment: argv only from the profile function, secrets only by reference.
 
@@ -216,6 +223,8 @@ def deployment(
     recorded (None: the upstream reference, for callers that only read the pod spec).
     mirror: the stack's S3 weight mirror (weights.source s3); only the timers differ, the node's
     stager does the copying.
+    keep_alive_s: behind the router, how long vLLM keeps an idle connection open
+    (routing.vllm_keep_alive: vLLM's 5 s default is shorter than the router's connection pool).
     """
     argv = profiles.vllm_argv(serving)
     t = timers(serving, "s3" if mirror else "hub")
@@ -252,7 +261,7 @@ def deployment(
         "imagePullPolicy": "IfNotPresent",
         "command": argv[:2],
         "args": argv[2:],
-        "env": _env(t),
+        "env": _env(t, keep_alive_s),
         "ports": [{"name": PORT_NAME, "containerPort": listen_port(argv), "protocol": "TCP"}],
         "resources": pod_resources(instance, serving.gpus_per_replica),
         # Load + compile (the weights are already staged), and only then the liveness probe acts.

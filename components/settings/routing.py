@@ -27,7 +27,10 @@ SESSION_HEADERS = ("x-session-id", "x-user-id", "x-tenant-id", "x-correlation-id
 class RoutingSettings:
     # unset: `router` wherever more than one replica can exist, `direct` otherwise (see `Settings.routing_mode`).
     mode: Annotated[Str, one_of(MODES)] | None = rule(None, closed("a routing mode", MODES), "router")
-    policy: Annotated[Str, one_of(POLICIES)] = rule("cache-aware", closed("a routing policy", tuple(POLICIES)))
+    # consistent-hash: the one policy that keeps a conversation on its replica through both router
+    # pods, and spreads conversations (vllm-router 0.1.17's cache_aware put every chat conversation
+    # on one replica; measured by `make routing` and tests/test_routing_replay.py).
+    policy: Annotated[Str, one_of(POLICIES)] = rule("consistent-hash", closed("a routing policy", tuple(POLICIES)))
     session_header: Annotated[Str, one_of(SESSION_HEADERS)] = rule(
         "x-session-id", closed("a header the router's consistent hashing reads", SESSION_HEADERS)
     )

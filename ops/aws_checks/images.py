@@ -34,7 +34,7 @@ def wanted(settings: Settings) -> list[tuple[str, dict[str, str]]]:
         (image_registry.VLLM, {"imageDigest": digest} if digest else {"imageTag": tag}),
         (image_registry.STAGER, {"imageTag": staging.image_tag()}),
     ]
-    if settings.routing.mode == "router":
+    if settings.routing_mode == "router":
         out.append((image_registry.ROUTER, {"imageTag": router_flags.ROUTER_VERSION}))
     return out
 
@@ -42,9 +42,11 @@ def wanted(settings: Settings) -> list[tuple[str, dict[str, str]]]:
 def check(settings: Settings, ecr: Any, sts: Any, sleep: Sleep) -> list[Check]:
     account = _aws(sts.get_caller_identity, sleep)["Account"]
     registry = image_registry.Registry(image_registry.registry_host(account, settings.region), settings.cluster_name)
-    fix = f"python -m ops image copy --stack {settings.stack}  (prints each step; --run performs the copy and build)"
+    copy = f"python -m ops image copy --stack {settings.stack}  (prints each step; --run performs the copy and build)"
+    build_router = f"python -m ops router-image --stack {settings.stack}  (prints the build and push)"
     rows = []
     for image, image_id in wanted(settings):
+        fix = build_router if image == image_registry.ROUTER else copy
         name = f"{ROW}: {image}"
         where = f"{registry.url(image)}{'@' if 'imageDigest' in image_id else ':'}{next(iter(image_id.values()))}"
         try:

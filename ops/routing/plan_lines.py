@@ -25,9 +25,9 @@ def routing_lines(settings: Settings, rendering: Rendering) -> list[str]:
             f"session header {r.session_header}) -> vLLM pods found by discovery"
         ]
     line = f"  ALB -> Service {', '.join(backends)} -> vLLM pods (no router)"
-    if settings.routing_mode == "router" and r.mode is None:
+    if settings.can_have_replicas:
         line += (
             "; more than one prefix cache serves this stack, so turns scatter: "
-            "pulumi config set --path 'routing.mode' router"
+            "pulumi config rm --path 'routing.mode' (the router is the default here)"
         )
     return [line]

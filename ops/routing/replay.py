@@ -61,56 +61,66 @@ def free_port() -> int:
 
 @dataclass
 class Fleet:
-    """N fake replicas and one router process, all on 127.0.0.1."""
+    """N fake replicas and one or more router processes, all on 127.0.0.1. With several routers,
+    requests go to them in turn, as the ALB spreads them over the router pods (round robin)."""
 
     policy: str
     replicas: int = 3
     extra: tuple[str, ...] = ()
+    routers: int = 1
     fakes: list[FakeVllm] = field(default_factory=list)
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
+    ports: list[int] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    sent: int = 0
 
     def __enter__(self) -> Fleet:
         self.fakes = [FakeVllm(Behaviour(api_key=API_KEY)).start() for _ in range(self.replicas)]
-        self.port = free_port()
-        args = [str(ROUTER), "--host", "127.0.0.1", "--port", str(self.port), "--policy", self.policy]
-        args += ["--worker-urls", *[f.url for f in self.fakes], "--prometheus-host", "127.0.0.1"]
-        args += ["--prometheus-port", str(free_port()), "--worker-startup-timeout-secs", "20"]
-        args += ["--worker-startup-check-interval", "1", "--health-check-interval-secs", "1", *RESILIENCE, *self.extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"vllm-router ({self.policy}) did not become healthy in 20 s")
+        for _ in range(self.routers):
+            port = free_port()
+            args = [str(ROUTER), "--host", "127.0.0.1", "--port", str(port), "--policy", self.policy]
+            args += ["--worker-urls", *[f.url for f in self.fakes], "--prometheus-host", "127.0.0.1"]
+            args += ["--prometheus-port", str(free_port()), "--worker-startup-timeout-secs", "20"]
+            args += ["--worker-startup-check-interval", "1", "--health-check-interval-secs", "1"]
+            self.ports.append(port)
+            self.procs.append(
+                subprocess.Popen(
+                    [*args, *RESILIENCE, *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+        for port in self.ports:
+            if not _healthy(f"http://127.0.0.1:{port}", 20):
+                self.__exit__()
+                raise RuntimeError(f"vllm-router ({self.policy}) did not become healthy in 20 s")
+        return self
 
     def __exit__(self, *_: Any) -> None:
-        if self.proc:
-            self.proc.terminate()
+        for proc in self.procs:
+            proc.terminate()
             try:
-                self.proc.wait(timeout=5)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                proc.kill()
         for f in self.fakes:
             if f._thread.is_alive():
                 f.stop()
 
     @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.procs[0]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The router the next request goes to."""
+        return f"http://127.0.0.1:{self.ports[self.sent % len(self.ports)]}"
 
     def add(self) -> FakeVllm:
         """A new replica, registered the way discovery would: the router's /add_worker API."""
         fake = FakeVllm(Behaviour(api_key=API_KEY)).start()
         self.fakes.append(fake)
-        req = urllib.request.Request(f"{self.url}/add_worker?url={fake.url}", method="POST")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            r.read()
+        for port in self.ports:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/add_worker?url={fake.url}", method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                r.read()
         return fake
 
     def send(self, turn: Turn) -> str:
@@ -122,6 +132,7 @@ class Fleet:
             SESSION_HEADER: turn.session,
         }
         req = urllib.request.Request(f"{self.url}/v1/chat/completions", data=body, headers=headers)
+        self.sent += 1
         with urllib.request.urlopen(req, timeout=15) as r:
             r.read()
             return str(r.headers[BACKEND_HEADER])
@@ -132,6 +143,7 @@ class Outcome:
     """What a replay measured: per turn, who served it; per replica, its prefix-cache counters."""
 
     served: list[tuple[str, str]]  # (session, backend port) in trace order
+    replicas: tuple[str, ...]  # every replica's port, those that took nothing included
     failed: int
     prefill_tokens: int
     cached_tokens: int
@@ -152,10 +164,15 @@ class Outcome:
         return {sid: backend for sid, backend in self.served}
 
     def balance(self) -> float:
-        """Largest deviation of a replica's share of sessions from an even split (0.1 = within 10%)."""
+        """Largest deviation of a replica's share of sessions from an even split (0.1 = within 10%);
+        a replica that took no session counts (1.0 or more: some replica sat idle)."""
         counts = Counter(self.session_homes().values())
-        mean = sum(counts.values()) / len(counts)
-        return max(abs(c - mean) / mean for c in counts.values())
+        mean = sum(counts.values()) / len(self.replicas)
+        return max(abs(counts.get(r, 0) - mean) / mean for r in self.replicas)
+
+    def sessions_per_replica(self) -> list[int]:
+        counts = Counter(self.session_homes().values())
+        return sorted((counts.get(r, 0) for r in self.replicas), reverse=True)
 
 
 def run(fleet: Fleet, turns: list[Turn], on_turn: Any = None) -> Outcome:
@@ -171,6 +188,7 @@ def run(fleet: Fleet, turns: list[Turn], on_turn: Any = None) -> Outcome:
     b = [f.behaviour for f in fleet.fakes]
     return Outcome(
         served,
+        tuple(str(f._server.server_address[1]) for f in fleet.fakes),
         failed,
         sum(x.prefill_tokens for x in b),
         sum(x.cached_tokens for x in b),
@@ -178,6 +196,18 @@ def run(fleet: Fleet, turns: list[Turn], on_turn: Any = None) -> Outcome:
     )
 
 
-def replay(policy: str, replicas: int = 3, turns: list[Turn] | None = None) -> Outcome:
-    with Fleet(policy, replicas) as fleet:
+def _healthy(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.2)
+    return False
+
+
+def replay(policy: str, replicas: int = 3, turns: list[Turn] | None = None, routers: int = 1) -> Outcome:
+    with Fleet(policy, replicas, routers=routers) as fleet:
         return run(fleet, turns or trace())

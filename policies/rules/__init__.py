@@ -48,6 +48,7 @@ from .hardening import (
     restricted_security_context,
 )
 from .iam import no_ecr_read_on_every_repository
+from .routing_hop import router_port_admits_only_the_load_balancer, vllm_admits_only_the_router
 from .supply_chain import pinned_images, pinned_revision_with_remote_code
 
 
@@ -174,6 +175,16 @@ STACK_RULES: tuple[StackRule, ...] = (
         "vllm-port-admits-no-pod-address",
         vllm_port_admits_no_pod_address,
         "Mandatory. No NetworkPolicy of the vLLM pods admits every source, the VPC, or a subnet not tagged kubernetes.io/role/elb: with the VPC CNI every pod has such an address, and vLLM checks its key only under /v1.",
+    ),
+    StackRule(
+        "router-port-admits-only-the-load-balancer",
+        router_port_admits_only_the_load_balancer,
+        "Mandatory. With a router in front of vLLM (an Ingress backend whose pods do not read VLLM_API_KEY), no NetworkPolicy of the router's pods admits on its serving port every source, any pod, the VPC or a subnet not tagged kubernetes.io/role/elb: the router forwards every path, vLLM's unguarded ones included.",
+    ),
+    StackRule(
+        "vllm-admits-only-the-router",
+        vllm_admits_only_the_router,
+        "Mandatory. With a router in front of vLLM, no NetworkPolicy of the vLLM pods admits an address (the load balancer would bypass the router) or, in vLLM's namespace, a pod other than the router's.",
     ),
     StackRule(
         "pinned-revision-with-remote-code",

@@ -264,19 +264,28 @@ def vllm_port_admits_no_pod_address(resources: Sequence[tuple[str, Props]]) -> l
                 problems.append(
                     f"{name} has an ingress rule open to every source: every pod reaches vLLM without its key"
                 )
-            for block in (_map(p.get("ipBlock")) for p in peers if p.get("ipBlock")):
-                try:
-                    net = ipaddress.ip_network(str(block.get("cidr")), strict=False)
-                except ValueError:
-                    continue
-                excluded = [ipaddress.ip_network(str(e), strict=False) for e in _seq(block.get("except"))]
-                for what, other, whole in ranges:
-                    if net.version != other.version:
-                        continue
-                    if whole and other.subnet_of(net) or not whole and net.overlaps(other):
-                        if whole or not any(other.subnet_of(e) for e in excluded if e.version == other.version):
-                            problems.append(
-                                f"{name} admits {net}, which holds {what}: pods there reach vLLM without its key; "
-                                "admit the load balancer's subnets only"
-                            )
+            problems += _ranges_problems(name, peers, ranges, "vLLM")
+    return problems
+
+
+def _ranges_problems(
+    name: str, peers: list[Mapping[str, Any]], ranges: list[tuple[str, Any, bool]], to: str
+) -> list[str]:
+    """The ipBlock peers that hold the VPC or a non-public subnet (where every pod has an address)."""
+    problems = []
+    for block in (_map(p.get("ipBlock")) for p in peers if p.get("ipBlock")):
+        try:
+            net = ipaddress.ip_network(str(block.get("cidr")), strict=False)
+        except ValueError:
+            continue
+        excluded = [ipaddress.ip_network(str(e), strict=False) for e in _seq(block.get("except"))]
+        for what, other, whole in ranges:
+            if net.version != other.version:
+                continue
+            if whole and other.subnet_of(net) or not whole and net.overlaps(other):
+                if whole or not any(other.subnet_of(e) for e in excluded if e.version == other.version):
+                    problems.append(
+                        f"{name} admits {net}, which holds {what}: pods there reach {to} without its key; "
+                        "admit the load balancer's subnets only"
+                    )
     return problems
