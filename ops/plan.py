@@ -59,7 +59,19 @@ def main(stack: str, out_dir: str) -> int:
     written = write_manifests(rendering, Path(out_dir))
     print(summary(settings, rendering, secrets_set))
     print(f"\nRendered manifests: {', '.join(str(p) for p in written)}")
+    print(f"Cold-start picture: {cold_start_picture(settings, Path(out_dir))}")
     return 0
+
+
+COLD_START_SVG = "cold-start.svg"
+
+
+def cold_start_picture(settings: Settings, out: Path) -> Path:
+    """The four starts as a Gantt chart, beside the manifests."""
+    from ops import pictures  # matplotlib: only when a picture is drawn
+
+    starts = timeline.scenarios(settings.serving.model_facts.weights_gb, routing=settings.routing_mode)
+    return pictures.cold_start(starts, out / COLD_START_SVG, scaling.NODE_PROVISION_SECONDS)
 
 
 def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> list[str]:
@@ -219,7 +231,7 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
             f"  off: {settings.serving.replicas} replica(s) on {g.desired_size} GPU node(s) around the clock "
             "(pulumi config set --path 'scaling.enabled' true to scale with demand)"
         ]
-    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
+    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source)
     # The plan renders what `pulumi up` sends: the wake trigger reads the ALB the Ingress names.
     policy = scaling.replica_policy(
         sc,
@@ -247,7 +259,9 @@ def daily_cost_line(settings: Settings, sc: ScalingSettings) -> str | None:
     g = settings.gpu_nodes
     price, fixed = g.instance.price_per_hour_usd, fixed_hourly_cost(settings) * 24
     on_day, off_day = scaling.scheduled_node_hours(
-        sc, replicas_per_node(settings), scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
+        sc,
+        replicas_per_node(settings),
+        scaling.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source),
     )
     day = fixed + on_day * price
     if sc.schedule and sc.scale_to_zero:
@@ -370,7 +384,14 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         *(f"  {line}" for line in capacity_tables.table_for(settings)),
         "",
         f"Cold start of one replica (components/facts/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
-        *(f"  {line}" for line in timeline_text.describe(sv.replicas, model.weights_gb, source=source)),
+        f"  before it: a new {g.instance_type} boots and joins in about {timeline.duration(scaling.NODE_PROVISION_SECONDS)}"
+        " (assumption, components/scaling/policy.py); a restart on a node that served skips it",
+        *(
+            f"  {line}"
+            for line in timeline_text.describe(
+                sv.replicas, model.weights_gb, source=source, routing=settings.routing_mode
+            )
+        ),
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),

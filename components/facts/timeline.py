@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from components.facts.timeline_assumptions import HEALTH_CHECK, Assumptions, HealthCheck
-from components.facts.timeline_graph import Phase, Timeline
+from components.facts.timeline_graph import Phase, Timeline, sequence
 from components.facts.timeline_scenarios import (
     API,
     CACHE_DOWNLOAD,
@@ -31,6 +31,7 @@ from components.facts.timeline_scenarios import (
     LB_READY,
     LOAD,
     LOAD_BALANCER,
+    PHASE_ORDER,
     REGISTER,
     ROUTER,
     ROUTER_READY,
@@ -65,6 +66,7 @@ __all__ = [
     "LB_READY",
     "LOAD",
     "LOAD_BALANCER",
+    "PHASE_ORDER",
     "Phase",
     "REGISTER",
     "ROUTER",
@@ -251,7 +253,7 @@ FILL_VERIFY = "read back + verify"
 def mirror_fill(weights_gb: float, a: Assumptions = DEFAULTS) -> Timeline:
     """The weights-mirror Job, once per revision: pull the image, copy from the Hub, read every
     object back from S3 and check it against the Hub's listing."""
-    return Timeline(
+    return sequence(
         "mirror fill (once per revision)",
         (
             _pull_root_volume(a),

@@ -75,6 +75,15 @@ class Timeline:
         return tuple(p for p in self.phases if p.critical)
 
 
+def sequence(start: str, phases: tuple[Phase, ...]) -> Timeline:
+    """Phases one after another (a Job's steps), each on the critical path."""
+    placed, at = [], 0
+    for p in phases:
+        placed.append(Phase(p.name, p.seconds, p.basis, at, p.lane, True))
+        at += p.seconds
+    return Timeline(start, tuple(placed))
+
+
 def schedule(start: str, steps: list[Step], contention: float) -> Timeline:
     """Run the graph: fixed steps take their seconds; transfers that overlap slow one another by
     `contention` (a measured ratio, see Assumptions.contention)."""

@@ -35,6 +35,25 @@ ROUTER_START = "router pull + start"
 ROUTER_READY = "router ready in the load balancer"
 ROUTER_SEES = "router adds the replica"
 
+# The order the plan's table and the Gantt chart list the phases in.
+PHASE_ORDER = (
+    IMAGE_PULL,
+    UNPACK,
+    STAGER,
+    DOWNLOAD,
+    CACHE_DOWNLOAD,
+    LOAD,
+    COMPILE,
+    COMPILE_SHARED,
+    COMPILE_NODE,
+    API,
+    ROUTER_START,
+    REGISTER,
+    ROUTER_READY,
+    LB_READY,
+    ROUTER_SEES,
+)
+
 
 def _image_steps(a: Assumptions, image_source: str) -> list[Step]:
     if image_source not in IMAGE_SOURCES:
