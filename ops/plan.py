@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.aws import cluster
-from components.facts import timeline, timeline_text, versions
+from components.facts import timeline, versions
 from components.kubernetes import network_policy, pod_security
 from components.observability import dcgm_fields
 from components.observability import values as observability
@@ -27,6 +27,7 @@ from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 from ops.offline.engine import Rendering, render
 from ops.offline.manifests import known, resource_tree, write_manifests
+from ops.plan_cold_start import cold_start_lines, cold_start_picture
 from ops.routing.plan_lines import routing_lines
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -61,17 +62,6 @@ def main(stack: str, out_dir: str) -> int:
     print(f"\nRendered manifests: {', '.join(str(p) for p in written)}")
     print(f"Cold-start picture: {cold_start_picture(settings, Path(out_dir))}")
     return 0
-
-
-COLD_START_SVG = "cold-start.svg"
-
-
-def cold_start_picture(settings: Settings, out: Path) -> Path:
-    """The four starts as a Gantt chart, beside the manifests."""
-    from ops import pictures  # matplotlib: only when a picture is drawn
-
-    starts = timeline.scenarios(settings.serving.model_facts.weights_gb, routing=settings.routing_mode)
-    return pictures.cold_start(starts, out / COLD_START_SVG, scaling.NODE_PROVISION_SECONDS)
 
 
 def before_up(settings: Settings, secrets_set: frozenset[str] = frozenset()) -> list[str]:
@@ -383,15 +373,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "Capacity:",
         *(f"  {line}" for line in capacity_tables.table_for(settings)),
         "",
-        f"Cold start of one replica (components/facts/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
-        f"  before it: a new {g.instance_type} boots and joins in about {timeline.duration(scaling.NODE_PROVISION_SECONDS)}"
-        " (assumption, components/scaling/policy.py); a restart on a node that served skips it",
-        *(
-            f"  {line}"
-            for line in timeline_text.describe(
-                sv.replicas, model.weights_gb, source=source, routing=settings.routing_mode
-            )
-        ),
+        *cold_start_lines(settings),
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),

@@ -31,7 +31,8 @@ def test_the_scaling_picture_is_the_same_bytes_twice(tmp_path):
 
 def test_make_plan_writes_the_chart_beside_the_manifests(tmp_path, capsys):
     from ops import plan
+    from ops.plan_cold_start import COLD_START_SVG
 
     assert plan.main("dev", str(tmp_path)) == 0
-    assert (tmp_path / plan.COLD_START_SVG).stat().st_size > 10_000
-    assert f"Cold-start picture: {tmp_path / plan.COLD_START_SVG}" in capsys.readouterr().out
+    assert (tmp_path / COLD_START_SVG).stat().st_size > 10_000
+    assert f"Cold-start picture: {tmp_path / COLD_START_SVG}" in capsys.readouterr().out
