@@ -38,7 +38,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	touch $@
 
 # BASE=<git ref>: instead, preview the upgrade from that ref to this tree (ops/upgrade.py).
-plan: $(VENV)/.runtime ## Render a stack offline: summary on stdout, manifests in plan-out/<stack>
+plan: $(VENV)/.runtime ## Render a stack offline: summary on stdout, manifests and cold-start.svg in plan-out/<stack>
 	$(PY) -m ops plan --stack $(STACK) $(if $(BASE),--base $(BASE),--out $(OUT))
 
 # Two workers (the machines here have two cores); a module's tests stay on one worker, so its
@@ -63,8 +63,8 @@ mutation: $(VENV)/.dev ## Plant each bug of ops/mutants.toml in a copy of the tr
 capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 	$(PY) -m ops.capacity.report
 
-scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks
-	$(PY) -m ops.scaling_sim --stack $(STACK)
+scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks; SVGs of each trace in plan-out/<stack>
+	$(PY) -m ops.scaling_sim --stack $(STACK) --out $(OUT)
 
 router-image: $(VENV)/.runtime ## The commands that build vLLM's router image from the pinned wheel and push it to the stack account's ECR
 	$(PY) -m ops router-image --stack $(STACK)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.aws import cluster
-from components.facts import timeline, timeline_text, versions
+from components.facts import timeline, versions
 from components.kubernetes import network_policy, pod_security
 from components.observability import dcgm_fields
 from components.observability import values as observability
@@ -27,6 +27,7 @@ from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 from ops.offline.engine import Rendering, render
 from ops.offline.manifests import known, resource_tree, write_manifests
+from ops.plan_cold_start import cold_start_lines, cold_start_picture
 from ops.routing.plan_lines import routing_lines
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -59,6 +60,7 @@ def main(stack: str, out_dir: str) -> int:
     written = write_manifests(rendering, Path(out_dir))
     print(summary(settings, rendering, secrets_set))
     print(f"\nRendered manifests: {', '.join(str(p) for p in written)}")
+    print(f"Cold-start picture: {cold_start_picture(settings, Path(out_dir))}")
     return 0
 
 
@@ -219,7 +221,7 @@ def scaling_lines(settings: Settings, sc: ScalingSettings) -> list[str]:
             f"  off: {settings.serving.replicas} replica(s) on {g.desired_size} GPU node(s) around the clock "
             "(pulumi config set --path 'scaling.enabled' true to scale with demand)"
         ]
-    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
+    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source)
     # The plan renders what `pulumi up` sends: the wake trigger reads the ALB the Ingress names.
     policy = scaling.replica_policy(
         sc,
@@ -247,7 +249,9 @@ def daily_cost_line(settings: Settings, sc: ScalingSettings) -> str | None:
     g = settings.gpu_nodes
     price, fixed = g.instance.price_per_hour_usd, fixed_hourly_cost(settings) * 24
     on_day, off_day = scaling.scheduled_node_hours(
-        sc, replicas_per_node(settings), scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
+        sc,
+        replicas_per_node(settings),
+        scaling.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source),
     )
     day = fixed + on_day * price
     if sc.schedule and sc.scale_to_zero:
@@ -378,8 +382,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         "Capacity:",
         *(f"  {line}" for line in capacity_tables.table_for(settings)),
         "",
-        f"Cold start of one replica (components/facts/timeline.py; {model.weights_gb:g} GB of weights, {sv.replicas} replica(s)):",
-        *(f"  {line}" for line in timeline_text.describe(sv.replicas, model.weights_gb, source=source)),
+        *cold_start_lines(settings),
         "",
         "Scaling:",
         *scaling_lines(settings, settings.scaling),

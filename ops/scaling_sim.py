@@ -28,14 +28,16 @@ and zero GPU nodes in the idle night where the stack allows it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from components.observability.values import PROMETHEUS_URL
 from components.platform.config import from_stack_file
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
-from components.scaling.policy import ReplicaPolicy
+from components.scaling.policy import ColdStart, ReplicaPolicy
 from components.scaling.rules import replica_capacity, replicas_per_node
 from components.serving import endpoint
 from components.settings.scaling import ScalingSettings
@@ -99,7 +101,7 @@ def simulate(stack: Stack) -> list[Result]:
 def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy | None = None) -> Stack:
     from ops.plan import fixed_hourly_cost  # the plan's list prices
 
-    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb)
+    cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source)
     per_node = replicas_per_node(settings)
     if policy is None:
         policy = scaling.replica_policy(
@@ -165,6 +167,26 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
     return "\n".join(lines)
 
 
+def instant_start_line(stack: Stack, results: list[Result]) -> str:
+    """How much of each trace's peak wait is the cold start's: the same traces with replicas that
+    are ready the moment they are placed (the rest is the trace asking for more than capacity)."""
+    instant = dataclasses.replace(stack, cold=ColdStart(0, 0, 0))
+    floors = {r.trace: r.peak_wait_seconds for r in simulate(instant)}
+    return "  peak wait with an instant start (the traffic alone): " + ", ".join(
+        f"{r.trace} {_duration(floors[r.trace])}" for r in results
+    )
+
+
+def pictures(results: list[Result], stack: Stack, out: Path) -> list[Path]:
+    """Replicas and the queue over each trace, one SVG each (scaling-<trace>.svg)."""
+    from ops import pictures as draw  # matplotlib: only when pictures are asked for
+
+    return [
+        draw.scaling(r.trace, r.series, stack.capacity, out / f"scaling-{r.trace.replace(' ', '-')}.svg")
+        for r in results
+    ]
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
 
@@ -172,6 +194,7 @@ def _duration(seconds: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.scaling_sim", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name: stacks/Pulumi.<stack>.yaml (default dev)")
+    parser.add_argument("--out", help="folder for the SVG pictures of each trace (default: none drawn)")
     args = parser.parse_args(argv)
     try:
         settings = from_stack_file(args.stack)
@@ -190,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = stack_model(settings, sc)
     results = simulate(stack)
     print(report(settings, sc, results, stack))
+    print(instant_start_line(stack, results))
+    if args.out:
+        print("\n  pictures: " + ", ".join(str(p) for p in pictures(results, stack, Path(args.out))))
     return 1 if any(r.violations for r in results) else 0
 
 

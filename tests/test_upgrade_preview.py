@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.facts import versions
+from components.facts import catalog, timeline, versions
+from components.scaling.policy import NODE_PROVISION_SECONDS
 from ops import upgrade
 from ops.offline import mocks
 from ops.offline.diff import CREATE, DELETE, REPLACE, UPDATE, Item, diff
@@ -80,7 +81,12 @@ def test_instance_type_replaces_the_gpu_group_delete_first_and_is_refused(stack:
     group = gpu_group(costed)
     assert group and group.change.kind == "replace (delete first)" and group.change.paths == ("instanceTypes[0]",)
     assert "without service" in group.refused and upgrade.ACK_FLAG in group.refused
-    assert group.downtime.endswith("m04s") and group.data == "NVMe caches lost"
+    # The node's boot, then a new node's start from the S3 mirror (the prod stacks' weights.source).
+    cold = (
+        NODE_PROVISION_SECONDS
+        + timeline.new_node(catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb, source="s3").total
+    )
+    assert group.downtime == timeline.duration(cold) and group.data == "NVMe caches lost"
     assert not [c for c in costed if c.change.type == "aws:ec2/subnet:Subnet"]
 
 

@@ -312,7 +312,8 @@ def test_plan_prints_both_paths_with_their_cost_and_sources(tmp_path, capsys):
     out = capsys.readouterr().out
     section = out.split("Cold start")[1]
     hub, s3 = timeline.new_node(WEIGHTS_GB, source="hub"), timeline.new_node(WEIGHTS_GB, source="s3")
-    assert "new node, Hub" in section and "new node, S3 *" in section
+    assert "new node, Hub, cold compile cache" in section and "new node, S3, warm compile cache" in section
+    assert "this stack: weights.source s3" in section
     assert f"{timeline.duration(hub.total)}" in section and f"{timeline.duration(s3.total)}" in section
     assert (
         timeline.usd(timeline.transfer_cost(WEIGHTS_GB, source="hub")) in section

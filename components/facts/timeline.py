@@ -1,179 +1,105 @@
 """The cold-start timeline of one vLLM replica, and every timer derived from it.
 
-Ground floor: imports nothing of the project. Each phase is computed from a few assumptions,
-each with its source, for two starts: a new node (nothing cached; weights from the Hub or from
-the stack's S3 mirror) and a restart on a warm node (image, weights and compile cache already
-on the node). The timers (startup probe, vLLM's
-engine-ready timeout, `progressDeadlineSeconds`, the Pulumi custom timeouts of the Deployment,
-the drain and grace periods, the load balancer's deregistration delay) all come from here, and
+Ground floor: imports nothing of the project but its own graph scheduler. A start is a graph of
+steps (components/facts/timeline_graph.py): the vLLM image pull, the weight copy by the staging
+pod, the compile-cache download, loading, compiling, the API server and the load balancer, each
+computed from a few assumptions with their sources. Steps that run at once share the node's
+network and disks. The scenarios: a new node (weights from the Hub or the stack's S3 mirror, the
+shared compile cache cold or warm) and a restart on a warm node. The timers (startup probe, vLLM's
+engine-ready timeout, `progressDeadlineSeconds`, the Pulumi custom timeouts of the Deployment, the
+drain and grace periods, the load balancer's deregistration delay) all come from here, and
 `guards` states which phase each timer must outlast, so a test can prove the chain.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from components.facts.timeline_assumptions import HEALTH_CHECK, Assumptions, HealthCheck
+from components.facts.timeline_graph import Phase, Timeline, sequence
+from components.facts.timeline_scenarios import (
+    API,
+    CACHE_DOWNLOAD,
+    COMPILE,
+    COMPILE_NODE,
+    COMPILE_SHARED,
+    DEFAULTS,
+    DOWNLOAD,
+    IMAGE_PULL,
+    IMAGE_SOURCES,
+    LB_READY,
+    LOAD,
+    LOAD_BALANCER,
+    PHASE_ORDER,
+    REGISTER,
+    ROUTER,
+    ROUTER_READY,
+    ROUTER_SEES,
+    ROUTER_START,
+    ROUTING,
+    SOURCES,
+    STAGER,
+    STAGER_POD,
+    UNPACK,
+    VLLM_POD,
+    new_node,
+    scenarios,
+    warm_restart,
+    worst,
+)
+
+# The scenarios and the assumptions are read through this module.
+__all__ = [
+    "API",
+    "Assumptions",
+    "CACHE_DOWNLOAD",
+    "COMPILE",
+    "COMPILE_NODE",
+    "COMPILE_SHARED",
+    "DEFAULTS",
+    "DOWNLOAD",
+    "HEALTH_CHECK",
+    "HealthCheck",
+    "IMAGE_PULL",
+    "IMAGE_SOURCES",
+    "LB_READY",
+    "LOAD",
+    "LOAD_BALANCER",
+    "PHASE_ORDER",
+    "Phase",
+    "REGISTER",
+    "ROUTER",
+    "ROUTER_READY",
+    "ROUTER_SEES",
+    "ROUTER_START",
+    "ROUTING",
+    "SOURCES",
+    "STAGER",
+    "STAGER_POD",
+    "Timeline",
+    "UNPACK",
+    "VLLM_POD",
+    "new_node",
+    "scenarios",
+    "warm_restart",
+    "worst",
+]
 
 # The weights size (GB) is the caller's: the model catalogue (components/facts/catalog.py) has it per model.
 
 # Every timer is at least this multiple of the phase it guards, rounded up to a whole minute:
-# the assumptions below are planning figures, not measurements of this account.
+# the assumptions are planning figures, not measurements of this account.
 SAFETY = 1.5
 
 
-def _a(value: float, unit: str, source: str) -> float:
-    return field(default=value, metadata={"unit": unit, "source": source})
-
-
-@dataclass(frozen=True)
-class Assumptions:
-    """Planning figures for one replica's start; measure yours and adjust (see docs/operations.md)."""
-
-    image_compressed_gb: float = _a(
-        12, "GB", "upper end of the vllm/vllm-openai CUDA images; check: docker manifest inspect <image>"
-    )
-    image_unpacked_gb: float = _a(30, "GB", "about 2.5x the compressed layers (CUDA, torch, vLLM wheels)")
-    registry_mb_s: float = _a(100, "MB/s", "assumption: one containerd pull from Docker Hub through the NAT gateway")
-    root_volume_mb_s: float = _a(
-        125, "MB/s", "gp3 baseline throughput; the launch template sets no extra throughput (EBS gp3 docs)"
-    )
-    hub_mb_s: float = _a(
-        125,
-        "MB/s",
-        "assumption: 1 Gbit/s from the Hugging Face Hub; a NAT gateway scales to 100 Gbit/s (VPC docs), "
-        "the Hub and the path to it are the limit",
-    )
-    nvme_load_gb_s: float = _a(
-        1.0,
-        "GB/s",
-        "assumption: safetensors to GPU per replica from the instance-store RAID0 (log: 'Loading weights took')",
-    )
-    compile_cold_s: float = _a(
-        600,
-        "s",
-        "assumption: torch.compile + CUDA graph capture with an empty VLLM_CACHE_ROOT "
-        "(logs: 'Compiling a graph ... takes', 'Graph capturing finished in')",
-    )
-    compile_warm_s: float = _a(
-        180, "s", "assumption: compiled graphs loaded from VLLM_CACHE_ROOT on the NVMe, capture again"
-    )
-    api_server_s: float = _a(60, "s", "assumption: API server start after the engine reports ready (tokenizer, routes)")
-    lb_ready_s: float = _a(
-        180,
-        "s",
-        "ALB target registration takes minutes (ELB docs) + 3 healthy checks at 10 s "
-        "(load balancer controller defaults); the pod's readiness gate waits for it",
-    )
-    stream_drain_s: float = _a(300, "s", "policy: a generation in flight may take 5 minutes to finish")
-    deregistration_propagation_s: float = _a(
-        60,
-        "s",
-        "assumption: endpoint removal -> controller -> ALB stops new connections (controller docs advise a preStop sleep)",
-    )
-    vllm_exit_s: float = _a(
-        60, "s", "vLLM 0.32.0 aborts requests on SIGTERM (shutdown_timeout 0); engine and GPU memory release"
-    )
-    s3_gb_s: float = _a(
-        1.6,
-        "GB/s",
-        "S3 in-region to one node, parallel client: awslabs ai-on-eks copied 1.42 TB in 906 s (about 1.6 GB/s)",
-    )
-    verify_gb_s: float = _a(
-        1.0, "GB/s", "assumption: sha256 of the staged files from the NVMe, 16 files in parallel (init container)"
-    )
-    nat_usd_per_gb: float = _a(0.045, "$/GB", "NAT gateway data processing, us-east (VPC pricing)")
-    s3_gateway_usd_per_gb: float = _a(0.0, "$/GB", "S3 gateway endpoint: no charge; S3 to EC2 in one region: free")
-    s3_get_usd_per_1000: float = _a(0.0004, "$", "S3 Standard GET per 1,000 requests, us-east (S3 pricing)")
-    s3_part_mb: float = _a(64, "MB", "ranged GET size of the staging client (components/weights/mirror_copy.py)")
-    prefill_tokens_s: float = _a(
-        2000,
-        "tokens/s",
-        "assumption: one replica prefilling a full window while it decodes others (chunked prefill); well under "
-        "the FLOP bound of 4 H100s for 10B active parameters plus full attention over 196K tokens "
-        "(log: 'Avg prompt throughput')",
-    )
-    prefills_ahead: float = _a(1, "requests", "assumption: one other full-window prefill ahead in vLLM's FIFO queue")
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    seconds: int
-    basis: str  # how the figure is computed from the assumptions
-
-
-@dataclass(frozen=True)
-class Timeline:
-    start: str  # "new node" or "warm restart"
-    phases: tuple[Phase, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(p.seconds for p in self.phases)
-
-    def seconds(self, *names: str) -> int:
-        return sum(p.seconds for p in self.phases if p.name in names)
-
-
-SOURCES = ("hub", "s3")
-IMAGE_PULL = "image pull"
-DOWNLOAD = "weight download"
-LOAD = "load from NVMe"
-COMPILE = "compile + CUDA graphs"
-API = "API server start"
-LB_READY = "ready in the load balancer"
-
-
-def _pull(a: Assumptions) -> Phase:
+def _pull_root_volume(a: Assumptions) -> Phase:
+    """The weights-mirror Job's image pull: Docker Hub onto a node's gp3 root volume."""
     seconds = a.image_compressed_gb * 1000 / a.registry_mb_s + a.image_unpacked_gb * 1000 / a.root_volume_mb_s
     return Phase(
         IMAGE_PULL,
         math.ceil(seconds),
         f"{a.image_compressed_gb:g} GB at {a.registry_mb_s:g} MB/s + unpack {a.image_unpacked_gb:g} GB at {a.root_volume_mb_s:g} MB/s",
-    )
-
-
-def _download(weights_gb: float, a: Assumptions, source: str) -> Phase:
-    """The init container's copy: from the Hub through the NAT, or from the S3 mirror (verified)."""
-    if source == "s3":
-        seconds = weights_gb / a.s3_gb_s + weights_gb / a.verify_gb_s
-        basis = f"{weights_gb:g} GB at {a.s3_gb_s:g} GB/s from the S3 mirror + sha256 at {a.verify_gb_s:g} GB/s"
-        return Phase(DOWNLOAD, math.ceil(seconds), basis)
-    return Phase(
-        DOWNLOAD, math.ceil(weights_gb * 1000 / a.hub_mb_s), f"{weights_gb:g} GB at {a.hub_mb_s:g} MB/s from the Hub"
-    )
-
-
-def new_node(weights_gb: float, a: Assumptions = Assumptions(), source: str = "hub") -> Timeline:
-    """A replica on a node that has nothing cached: everything is fetched and compiled.
-
-    source: where the weights come from (`weights.source`): the Hub, or the stack's S3 mirror.
-    """
-    return Timeline(
-        "new node",
-        (
-            _pull(a),
-            _download(weights_gb, a, source),
-            Phase(LOAD, math.ceil(weights_gb / a.nvme_load_gb_s), f"{weights_gb:g} GB at {a.nvme_load_gb_s:g} GB/s"),
-            Phase(COMPILE, math.ceil(a.compile_cold_s), "empty compile cache"),
-            Phase(API, math.ceil(a.api_server_s), "after the engine is ready"),
-            Phase(LB_READY, math.ceil(a.lb_ready_s), "target registered and healthy"),
-        ),
-    )
-
-
-def warm_restart(weights_gb: float, a: Assumptions = Assumptions()) -> Timeline:
-    """A replica restarting on a node that already holds the image, the weights and the compile cache."""
-    return Timeline(
-        "warm restart",
-        (
-            Phase(IMAGE_PULL, 0, "image present (IfNotPresent)"),
-            Phase(DOWNLOAD, 0, "weights staged: the init container exits at once"),
-            Phase(LOAD, math.ceil(weights_gb / a.nvme_load_gb_s), f"{weights_gb:g} GB at {a.nvme_load_gb_s:g} GB/s"),
-            Phase(COMPILE, math.ceil(a.compile_warm_s), "compile cache on the NVMe"),
-            Phase(API, math.ceil(a.api_server_s), "after the engine is ready"),
-            Phase(LB_READY, math.ceil(a.lb_ready_s), "target registered and healthy"),
-        ),
     )
 
 
@@ -210,15 +136,17 @@ class Timers:
 STARTUP_PROBE_PERIOD = 10
 
 
-def timers(replicas: int, weights_gb: float, a: Assumptions = Assumptions(), source: str = "hub") -> Timers:
+def timers(replicas: int, weights_gb: float, a: Assumptions = DEFAULTS, source: str = "hub") -> Timers:
     """The timers for a Deployment of `replicas` replicas, each with its margin over its phase.
 
     With the S3 mirror the Deployment is created only after the mirror Job has filled it, so
     its pods copy from S3 (mirror_fill covers the Job)."""
-    cold = new_node(weights_gb, a, source)
+    cold = worst(weights_gb, a, source)
     engine_ready = _margin(cold.seconds(LOAD, COMPILE))
     startup_budget = engine_ready + _margin(cold.seconds(API))
-    progress = _margin(cold.seconds(IMAGE_PULL, DOWNLOAD)) + startup_budget + _margin(cold.seconds(LB_READY))
+    # Until vLLM's container starts (image pulled, weights staged), its startup probe, then the
+    # load balancer's health checks and the readiness gate.
+    progress = _margin(cold.phase(LOAD).start) + startup_budget + _margin(cold.seconds(LB_READY))
     deregistration = math.ceil(a.stream_drain_s)
     pre_stop = deregistration + math.ceil(a.deregistration_propagation_s)
     grace = pre_stop + math.ceil(a.vllm_exit_s)
@@ -255,11 +183,9 @@ class Guard:
         return self.seconds < self.needed
 
 
-def guards(
-    t: Timers, replicas: int, weights_gb: float, a: Assumptions = Assumptions(), source: str = "hub"
-) -> list[Guard]:
+def guards(t: Timers, replicas: int, weights_gb: float, a: Assumptions = DEFAULTS, source: str = "hub") -> list[Guard]:
     """Each timer of the chain against the phase it guards (new node: the longest start)."""
-    cold = new_node(weights_gb, a, source)
+    cold = worst(weights_gb, a, source)
     drain = math.ceil(a.stream_drain_s)
     return [
         Guard(
@@ -278,8 +204,8 @@ def guards(
         Guard(
             "progressDeadlineSeconds",
             t.progress_deadline,
-            "image pull + download + startup probe budget + load balancer readiness",
-            cold.seconds(IMAGE_PULL, DOWNLOAD, LB_READY) + t.startup_budget,
+            "image pulled and weights staged + startup probe budget + load balancer health checks",
+            cold.phase(LOAD).start + t.startup_budget + cold.seconds(LB_READY),
         ),
         Guard("VllmColdStartOverBudget", t.cold_start_alert, "a new node's whole cold start", cold.total),
         Guard("Pulumi create timeout", t.create_timeout, "progressDeadlineSeconds", t.progress_deadline),
@@ -304,7 +230,7 @@ def guards(
 SILENT = "queue + prefill, no token sent"
 
 
-def silent_request(window_tokens: int, a: Assumptions = Assumptions()) -> Phase:
+def silent_request(window_tokens: int, a: Assumptions = DEFAULTS) -> Phase:
     """The longest a request's connection carries no data: vLLM sends a stream's first token only
     after the prefill, so a full-window prompt waits for the prefills ahead of it and its own."""
     prefills = a.prefills_ahead + 1
@@ -315,7 +241,7 @@ def silent_request(window_tokens: int, a: Assumptions = Assumptions()) -> Phase:
     )
 
 
-def idle_timeout_floor(window_tokens: int, a: Assumptions = Assumptions()) -> int:
+def idle_timeout_floor(window_tokens: int, a: Assumptions = DEFAULTS) -> int:
     """The shortest load balancer idle timeout that does not cut a silent request (with the margin)."""
     return _margin(silent_request(window_tokens, a).seconds)
 
@@ -324,25 +250,25 @@ FILL_HUB = "Hub -> S3 copy"
 FILL_VERIFY = "read back + verify"
 
 
-def mirror_fill(weights_gb: float, a: Assumptions = Assumptions()) -> Timeline:
+def mirror_fill(weights_gb: float, a: Assumptions = DEFAULTS) -> Timeline:
     """The weights-mirror Job, once per revision: pull the image, copy from the Hub, read every
     object back from S3 and check it against the Hub's listing."""
-    return Timeline(
+    return sequence(
         "mirror fill (once per revision)",
         (
-            _pull(a),
+            _pull_root_volume(a),
             Phase(FILL_HUB, math.ceil(weights_gb * 1000 / a.hub_mb_s), f"{weights_gb:g} GB at {a.hub_mb_s:g} MB/s"),
             Phase(FILL_VERIFY, math.ceil(weights_gb / a.s3_gb_s), f"{weights_gb:g} GB at {a.s3_gb_s:g} GB/s"),
         ),
     )
 
 
-def job_timeout(weights_gb: float, a: Assumptions = Assumptions()) -> int:
+def job_timeout(weights_gb: float, a: Assumptions = DEFAULTS) -> int:
     """Pulumi's wait for the mirror Job (its default is 10 minutes)."""
     return _margin(mirror_fill(weights_gb, a).total)
 
 
-def transfer_cost(weights_gb: float, a: Assumptions = Assumptions(), source: str = "hub") -> float:
+def transfer_cost(weights_gb: float, a: Assumptions = DEFAULTS, source: str = "hub") -> float:
     """Dollars of data transfer for one new node's weights: NAT processing from the Hub, or
     S3 GET requests over the free gateway endpoint."""
     if source == "s3":

@@ -120,7 +120,7 @@ def curl_command(url: str, served_model_name: str) -> str:
 def build_autoscaling(settings: Settings, scaling: ScalingSettings, aws: AwsLayer, deployment: Any) -> None:
     """KEDA on the vLLM Deployment and the Cluster Autoscaler on the GPU node group."""
     base = settings.cluster_name
-    cold = scaling_policy.cold_start_inputs(settings.serving.model_facts.weights_gb)
+    cold = scaling_policy.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source)
     on_system = (aws.system_nodes, aws.pod_identity_agent)
     ClusterAutoscaler(
         f"{base}-cluster-autoscaler",

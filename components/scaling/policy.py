@@ -36,13 +36,14 @@ class ColdStart:
         return self.node_provision_seconds + self.first_start_seconds
 
 
-def cold_start_inputs(weights_gb: float) -> ColdStart:
+def cold_start_inputs(weights_gb: float, source: str = "hub") -> ColdStart:
     """The one place the scaling policy and its simulator read cold-start durations from, for a
-    model of `weights_gb` (the catalogue's figure for the stack's model)."""
+    model of `weights_gb` (the catalogue's figure for the stack's model) staged from `source`."""
     return ColdStart(
         node_provision_seconds=NODE_PROVISION_SECONDS,
-        # components/facts/timeline.py: pull, download, load, compile, ready on a node with an empty cache.
-        first_start_seconds=timeline.new_node(weights_gb).total,
+        # components/facts/timeline.py: the critical path from the node joining to the first answer,
+        # on a node with an empty cache and a cold compile cache (the longest a replica waits).
+        first_start_seconds=timeline.new_node(weights_gb, source=source).total,
         # ... and on a node whose NVMe cache holds the weights and the compile cache.
         warm_start_seconds=timeline.warm_restart(weights_gb).total,
     )

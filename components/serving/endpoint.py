@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from components.facts import DATA
+from components.facts.timeline import HEALTH_CHECK
 from components.kubernetes.ingress import INGRESS_CLASS
 from components.serving import workload
 
@@ -136,6 +137,12 @@ def annotations(
         f"{a}/healthcheck-path": "/health",
         f"{a}/healthcheck-port": "traffic-port",
         f"{a}/success-codes": "200",
+        # Chosen from the cold-start timeline (components/facts/timeline_assumptions.py HealthCheck):
+        # the healthy checks lie on every start's critical path, so the ALB's minimums.
+        f"{a}/healthcheck-interval-seconds": str(HEALTH_CHECK.interval_s),
+        f"{a}/healthcheck-timeout-seconds": str(HEALTH_CHECK.timeout_s),
+        f"{a}/healthy-threshold-count": str(HEALTH_CHECK.healthy),
+        f"{a}/unhealthy-threshold-count": str(HEALTH_CHECK.unhealthy),
         # Streams in flight get this long after a pod leaves the target group.
         f"{a}/target-group-attributes": f"deregistration_delay.timeout_seconds={drain_seconds}",
         f"{a}/tags": ",".join(f"{k}={v}" for k, v in sorted(tags.items())),

@@ -85,6 +85,8 @@ class Result:
     zero_nodes_at: float | None = None  # local hour the GPU nodes first went down to zero
     events: list[ScaleEvent] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    # Once a minute: (local hour, replicas asked for, replicas ready, requests waiting), for the pictures.
+    series: list[tuple[float, int, int, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,9 @@ class Simulation:
         if not self.nodes and self.had_nodes and self.r.zero_nodes_at is None:
             self.r.zero_nodes_at = self.hour(now)
         self.had_nodes = bool(self.nodes)
+        if now % 60 == 0:
+            waiting = sum(b[1] for b in self.queue)
+            self.r.series.append((self.hour(now), len(self.pods), len(self._ready(now)), round(waiting, 3)))
 
     def run(self) -> Result:
         now = 0.0
