@@ -16,13 +16,20 @@ import pulumi_kubernetes as k8s
 from components.aws import cluster as cluster_facts
 from components.aws.pod_identity import workload_identity
 from components.facts import versions
-from components.kubernetes import custom_resource
+from components.kubernetes import admission, admission_policies, custom_resource
+from components.kubernetes import pod_security_admission as psa
 from components.kubernetes.helm import pinned_release
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
 from components.serving import workload
 
 NAMESPACE = "keda"
+POD_SECURITY = psa.NamespaceSecurity(
+    NAMESPACE,
+    psa.RESTRICTED,
+    "the chart's three Deployments run as non-root with every capability dropped, no privilege"
+    " escalation, the RuntimeDefault seccomp profile and only Secret volumes",
+)
 OPERATOR_SERVICE_ACCOUNT = "keda-operator"
 
 
@@ -78,18 +85,27 @@ class ReplicaAutoscaler(pulumi.ComponentResource):
                 depends_on=args.depends_on,
             )
             needs.append(identity.association)  # it waits for the role's grant
+        ns = psa.namespace(POD_SECURITY)
+        needs.append(
+            k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=ns["metadata"],
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
+            )
+        )
         self.release = pinned_release(
             f"{name}-release",
             versions.KEDA_CHART,
             namespace=NAMESPACE,
             values=chart_values(),
-            create_namespace=True,
             # CRDs and the admission webhook must be ready before the ScaledObject is sent.
             skip_await=False,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=needs),
         )
         on_keda = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
-        scaled_deps: list[pulumi.Resource] = [self.release, args.deployment]
+        only_here = admission_policies.keda_objects_only_in(workload.NAMESPACE, workload.LABELS)
+        fence = admission.policy_with_binding(f"{name}-objects-only-in-{workload.NAMESPACE}", *only_here, opts=on_keda)
+        scaled_deps: list[pulumi.Resource] = [self.release, args.deployment, *fence]
         if uses_aws:
             auth = scaling_manifests.aws_trigger_authentication(workload.LABELS)
             scaled_deps.append(custom_resource.from_object(f"{name}-aws-auth", auth, on_keda))

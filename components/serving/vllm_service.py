@@ -9,7 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.facts import timeline
+from components.facts import gpu_pool, timeline
+from components.kubernetes import admission, admission_policies
 from components.serving import endpoint, profiles, routing, workload
 from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
@@ -78,6 +79,10 @@ class VllmService(pulumi.ComponentResource):
                 args.load_balancer_cidrs, args.mirror, routing.router_peer() if args.routing else None
             )
         ]
+
+        # The namespace's admission policy first too: no pod is created before it is in force.
+        limits = admission_policies.pod_limits(workload.NAMESPACE, gpu_pool.MODEL_CACHE_HOST_PATH, workload.LABELS)
+        policies += admission.policy_with_binding(f"{name}-pod-limits", *limits, opts=in_ns)
 
         string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
         if args.secrets.hf_token is not None:
