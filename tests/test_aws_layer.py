@@ -330,18 +330,46 @@ def test_api_access_is_by_access_entries_for_the_deployers_iam_role(stack):
     assert assoc.inputs["accessScope"] == {"type": "cluster"}
 
 
-def test_configured_admins_get_cluster_admin_and_the_deployer_is_not_duplicated():
-    cluster = {"publicAccessCidrs": ["203.0.113.0/24"], "adminPrincipalArns": [ADMIN_ROLE, DEPLOYER_ROLE]}
+VIEWER_ROLE = f"arn:aws:iam::{mocks.ACCOUNT_ID}:role/Viewer"
+
+
+def test_each_principal_gets_its_own_policy_and_scope_and_the_deployer_stays_cluster_admin():
+    cluster = {
+        "publicAccessCidrs": ["203.0.113.0/24"],
+        "accessEntries": [
+            {"principalArn": ADMIN_ROLE, "policy": "AmazonEKSClusterAdminPolicy"},
+            {
+                "principalArn": VIEWER_ROLE,
+                "policy": "AmazonEKSViewPolicy",
+                "namespaces": ["minimax-vllm", "monitoring"],
+            },
+            {"principalArn": DEPLOYER_ROLE, "policy": "AmazonEKSViewPolicy", "namespaces": ["keda"]},
+        ],
+    }
     r = rendered("prod-8gpu", {"cluster": cluster})
     entries = {e.inputs["principalArn"]: e for e in r.of_type(ACCESS_ENTRY)}
-    assert sorted(entries) == sorted([ADMIN_ROLE, DEPLOYER_ROLE])
+    assert sorted(entries) == sorted([ADMIN_ROLE, DEPLOYER_ROLE, VIEWER_ROLE])  # one entry per principal
     assert all(e.inputs["type"] == "STANDARD" for e in entries.values())
-    assocs = {a.inputs["principalArn"]: a for a in r.of_type(ACCESS_POLICY)}
-    assert sorted(assocs) == sorted(entries)
-    for arn, assoc in assocs.items():
-        assert assoc.inputs["policyArn"].endswith("cluster-access-policy/AmazonEKSClusterAdminPolicy")
-        assert assoc.inputs["accessScope"] == {"type": "cluster"}
-        assert entries[arn].urn in assoc.dependencies
+    granted = sorted(
+        (
+            a.inputs["principalArn"],
+            a.inputs["policyArn"].rsplit("/", 1)[1],
+            a.inputs["accessScope"]["type"],
+            tuple(a.inputs["accessScope"].get("namespaces") or ()),
+        )
+        for a in r.of_type(ACCESS_POLICY)
+    )
+    assert granted == sorted(
+        [
+            (ADMIN_ROLE, "AmazonEKSClusterAdminPolicy", "cluster", ()),
+            (DEPLOYER_ROLE, "AmazonEKSClusterAdminPolicy", "cluster", ()),
+            (DEPLOYER_ROLE, "AmazonEKSViewPolicy", "namespace", ("keda",)),
+            (VIEWER_ROLE, "AmazonEKSViewPolicy", "namespace", ("minimax-vllm", "monitoring")),
+        ]
+    )
+    for a in r.of_type(ACCESS_POLICY):
+        assert entries[a.inputs["principalArn"]].urn in a.dependencies
+        assert a.inputs["policyArn"].startswith("arn:aws:eks::aws:cluster-access-policy/")
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -29,6 +29,53 @@ pytestmark = pytest.mark.checkov
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV_VENV = ROOT / ".venv-checkov"
 WAIVER_PREFIX = "checkov.io/skip"
+# The project's own checks (the in-cluster rules of the policy pack, in checkov's terms).
+OWN_CHECKS = ROOT / "policies" / "checkov_checks"
+OWN = {
+    "CKV_MMV_1": "Namespace",
+    "CKV_MMV_2": "ValidatingAdmissionPolicyBinding",
+    "CKV_MMV_3": "TriggerAuthentication",
+    "CKV_MMV_4": "Deployment",
+}
+# One object breaking each of the project's checks: the scanner must fail exactly these.
+DEFECTS: list[dict[str, Any]] = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "unlabelled"}},
+    {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "unpinned",
+            "labels": {f"pod-security.kubernetes.io/{m}": "baseline" for m in ("enforce", "warn", "audit")},
+        },
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "warn-only"},
+        "spec": {"policyName": "x", "validationActions": ["Warn"]},
+    },
+    {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": {"name": "implicit-owner", "namespace": "minimax-vllm"},
+        "spec": {"podIdentity": {"provider": "aws"}},
+    },
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "node-root", "namespace": "minimax-vllm"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {
+                    "containers": [{"name": "x", "image": "x:1"}],
+                    "volumes": [{"name": "r", "hostPath": {"path": "/"}}],
+                },
+            },
+        },
+    },
+]
 
 
 def checkov_binary() -> str:
@@ -61,8 +108,21 @@ def scan(tmp_root: str) -> dict[str, dict[str, set[tuple[str, str]]]]:
         docs = list(yaml.safe_load_all((out / "kubernetes.yaml").read_text()))
         (out / "unwaived.yaml").write_text(yaml.safe_dump_all(_without_waivers(docs), sort_keys=False))
         (out / "helm-releases.yaml").unlink()  # not Kubernetes objects
+    (root / "defects").mkdir()
+    (root / "defects" / "kubernetes.yaml").write_text(yaml.safe_dump_all(DEFECTS, sort_keys=False))
     run = subprocess.run(
-        [checkov_binary(), "-d", str(root), "--framework", "kubernetes", "--skip-download", "-o", "json"],
+        [
+            checkov_binary(),
+            "-d",
+            str(root),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--external-checks-dir",
+            str(OWN_CHECKS),
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -123,3 +183,31 @@ def test_the_scanner_sees_a_network_policy_over_the_pods(results: dict) -> None:
         kind for found in results.values() for kind, items in found.items() for c, _ in items if c == "CKV2_K8S_6"
     }
     assert outcomes == {"passed_checks"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_projects_own_checks_pass_on_what_the_stack_renders(stack: str, results: dict) -> None:
+    passed = results[f"{stack}/kubernetes.yaml"]["passed_checks"]
+    found = {check for check, _ in passed if check in OWN}
+    expected = set(OWN) - ({"CKV_MMV_3"} if stack.startswith("prod") else set())  # prod stacks run no KEDA
+    assert found == expected
+
+
+def test_the_projects_own_checks_fail_each_defect(results: dict) -> None:
+    failed = results["defects/kubernetes.yaml"]["failed_checks"]
+    assert {(c, r.split(".")[0], r.rsplit(".", 1)[-1]) for c, r in failed if c in OWN} == {
+        ("CKV_MMV_1", "Namespace", "unlabelled"),
+        ("CKV_MMV_1", "Namespace", "unpinned"),
+        ("CKV_MMV_2", "ValidatingAdmissionPolicyBinding", "warn-only"),
+        ("CKV_MMV_3", "TriggerAuthentication", "implicit-owner"),
+        ("CKV_MMV_4", "Deployment", "node-root"),
+    }
+
+
+def test_the_checks_name_the_programs_cache_path() -> None:
+    from components.facts import gpu_pool
+
+    assert (
+        f'MODEL_CACHE_HOST_PATH = "{gpu_pool.MODEL_CACHE_HOST_PATH}"'
+        in (OWN_CHECKS / "hostpath_model_cache.py").read_text()
+    )

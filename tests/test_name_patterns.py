@@ -39,7 +39,8 @@ VALID: dict[str, Any] = {
     "network.existingVpcId": "vpc-0123456789abcdef0",
     "network.publicSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "network.privateSubnetIds": ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"],
-    "cluster.adminPrincipalArns": ["arn:aws:iam::123456789012:role/admin"],
+    "cluster.accessEntries.principalArn": "arn:aws:iam::123456789012:role/admin",
+    "cluster.accessEntries.namespaces": ["minimax-vllm"],
     "cluster.systemInstanceType": "m7i.xlarge",
     "gpuNodes.capacityReservationId": "cr-0123456789abcdef0",
     "gpuNodes.availabilityZones": ["us-east-2a"],
@@ -49,6 +50,18 @@ VALID: dict[str, Any] = {
     "scaling.schedule.days": "1-5",
 }
 CONTEXT = {"weights.existingBucket": {"source": "s3"}}  # read only with a mirror
+# Fields of a list of sections: the list, and a valid entry to put the field in.
+LIST_ITEMS = {
+    "cluster.accessEntries": {"principalArn": "arn:aws:iam::123456789012:role/a", "policy": "AmazonEKSViewPolicy"}
+}
+
+
+def shown(path: str) -> str:
+    """The key as an error names it: a list entry's field with its index."""
+    for listed in LIST_ITEMS:
+        if path.startswith(listed + "."):
+            return f"{listed}[0]{path[len(listed) :]}"
+    return path
 
 
 def _patterns(obj: Any, seen: set[int]) -> Iterator[tuple[re.Pattern[str], str]]:
@@ -82,6 +95,11 @@ def pattern_settings(model: Any = Settings, prefix: str = "") -> dict[str, list[
 
 def with_(path: str, value: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {"owner": "ml-platform"}
+    for listed, entry in LIST_ITEMS.items():
+        if path.startswith(listed + "."):
+            section, key = listed.split(".")
+            raw[section] = {key: [{**entry, path[len(listed) + 1 :]: value}]}
+            return raw
     *sections, key = path.split(".")
     where = raw
     for section in sections:
@@ -111,8 +129,8 @@ def test_every_pattern_checked_setting_has_a_case_here_and_matches_whole_values(
 @pytest.mark.parametrize("path", sorted(VALID))
 def test_a_trailing_newline_is_refused_in_every_pattern_checked_setting(path: str) -> None:
     good, bad = VALID[path], with_newline(VALID[path])
-    assert not [p for p in problems(with_(path, good)) if f"minimax-vllm:{path} = {good!r}" in p]
-    assert [p for p in problems(with_(path, bad)) if f"minimax-vllm:{path} = {bad!r}" in p], path
+    assert not [p for p in problems(with_(path, good)) if f"minimax-vllm:{shown(path)} = {good!r}" in p]
+    assert [p for p in problems(with_(path, bad)) if f"minimax-vllm:{shown(path)} = {bad!r}" in p], path
 
 
 def test_a_stack_name_with_a_trailing_newline_names_no_cluster() -> None:

@@ -66,9 +66,9 @@ class Pod:
 # The monitoring charts' pods, by the labels the charts give them. Prometheus: the labels the
 # kube-prometheus-stack chart's own Service selects its pods by (templates/prometheus/service.yaml,
 # `app.kubernetes.io/name` prometheus or, in agent mode, prometheus-agent, and
-# `operator.prometheus.io/name` the custom resource `kps-prometheus`). node-exporter runs with
-# hostNetwork (`hostNetwork: true` in prometheus-node-exporter 4.56.1, the version kube-prometheus-stack
-# 88.5.3 pins, not overridden), so its pod address is its node's.
+# `operator.prometheus.io/name` the custom resource `kps-prometheus`). node-exporter is modelled
+# with its node's address, the chart's default (`hostNetwork: true` in prometheus-node-exporter
+# 4.56.1): the stack turns it off (observability/values.py), and the policy must hold either way.
 CLUSTER_PODS = (
     Pod(
         "prometheus",

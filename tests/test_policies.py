@@ -24,7 +24,7 @@ from components.weights import mirror as weight_mirror
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 from policies.rules import capacity as capacity_rules
-from policies.rules import common, exposure, hardening, routing_hop, supply_chain
+from policies.rules import cluster_access, common, exposure, hardening, routing_hop, supply_chain
 from policies.rules import iam as iam_rules
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -683,6 +683,58 @@ PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
     ("no-plaintext-secrets", SERVICE, lambda: props(SERVICE)),
 ]
 
+TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
+ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+
+
+def _kps() -> dict[str, Any]:
+    return props(RELEASE, name_part="observability-stack")
+
+
+def _access(policy: str, scope: dict[str, Any]) -> dict[str, Any]:
+    found = props(ACCESS_POLICY)
+    found["policyArn"] = found["policyArn"].rsplit("/", 1)[0] + "/" + policy
+    found["accessScope"] = scope
+    return found
+
+
+FAILING += [
+    (
+        "keda-identity-owner-explicit",
+        TRIGGER_AUTH,
+        lambda: _with(props(TRIGGER_AUTH, stack="dev"), lambda p: p["spec"]["podIdentity"].pop("identityOwner")),
+        "without identityOwner",
+    ),
+    (
+        "node-exporter-off-host-network",
+        RELEASE,
+        lambda: _with(_kps(), lambda p: p["values"]["prometheus-node-exporter"].pop("hostNetwork")),
+        "hostNetwork on",
+    ),
+    (
+        "access-policy-scoped",
+        ACCESS_POLICY,
+        lambda: _access("AmazonEKSClusterAdminPolicy", {"type": "namespace", "namespaces": ["minimax-vllm"]}),
+        "cluster-wide whatever the scope",
+    ),
+    (
+        "access-policy-scoped",
+        ACCESS_POLICY,
+        lambda: _access("AmazonEKSFooPolicy", {"type": "cluster"}),
+        "is not one of",
+    ),
+]
+PASSING += [
+    ("keda-identity-owner-explicit", TRIGGER_AUTH, lambda: props(TRIGGER_AUTH, stack="dev")),
+    ("node-exporter-off-host-network", RELEASE, _kps),
+    ("access-policy-scoped", ACCESS_POLICY, lambda: props(ACCESS_POLICY)),
+    (
+        "access-policy-scoped",
+        ACCESS_POLICY,
+        lambda: _access("AmazonEKSViewPolicy", {"type": "namespace", "namespaces": ["minimax-vllm"]}),
+    ),
+]
+
 
 @pytest.mark.parametrize(
     ("rule_name", "type_token", "make", "expected"), FAILING, ids=[f"{f[0]}-{i}" for i, f in enumerate(FAILING)]
@@ -854,7 +906,7 @@ def test_every_check_function_in_rules_is_registered() -> None:
     registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
     public = {
         fn
-        for module in (exposure, hardening, iam_rules, supply_chain, capacity_rules, routing_hop)
+        for module in (exposure, hardening, iam_rules, supply_chain, capacity_rules, routing_hop, cluster_access)
         for name, fn in vars(module).items()
         if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }

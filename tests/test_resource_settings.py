@@ -117,22 +117,27 @@ def test_a_china_region_takes_the_china_partition():
     ids=["sts-session", "not-iam", "iam-group"],
 )
 def test_an_admin_that_is_not_an_iam_role_or_user_is_refused(arn):
-    message = only(problems_of(with_("cluster.adminPrincipalArns", [f"arn:aws:iam::{ACCOUNT}:role/Ok", arn])))
-    assert f"minimax-vllm:cluster.adminPrincipalArns[1] = {arn!r} is not an IAM role or user ARN" in message
+    entries = [{"principalArn": a, "policy": "AmazonEKSViewPolicy"} for a in (f"arn:aws:iam::{ACCOUNT}:role/Ok", arn)]
+    message = only(problems_of(with_("cluster.accessEntries", entries)))
+    assert f"minimax-vllm:cluster.accessEntries[1].principalArn = {arn!r} is not an IAM role or user ARN" in message
     assert (
-        f"Fix: pulumi config set --path 'cluster.adminPrincipalArns[1]' arn:aws:iam::{ACCOUNT}:role/<name>" in message
+        f"Fix: pulumi config set --path 'cluster.accessEntries[1].principalArn' arn:aws:iam::{ACCOUNT}:role/<name>"
+        in message
     )
 
 
 def test_an_admin_of_another_account_is_accepted_as_a_standard_access_entry_allows():
-    s = parse(with_("cluster.adminPrincipalArns", [f"arn:aws:iam::{OTHER}:role/Admin"]), "test", REGION, role(ACCOUNT))
-    assert s.cluster.admin_principal_arns == (f"arn:aws:iam::{OTHER}:role/Admin",)
+    entry = {"principalArn": f"arn:aws:iam::{OTHER}:role/Admin", "policy": "AmazonEKSClusterAdminPolicy"}
+    s = parse(with_("cluster.accessEntries", [entry]), "test", REGION, role(ACCOUNT))
+    assert [e.principal_arn for e in s.cluster.access_entries] == [f"arn:aws:iam::{OTHER}:role/Admin"]
 
 
 def test_an_admin_of_another_partition_is_refused():
     arn = f"arn:aws-us-gov:iam::{ACCOUNT}:user/ops"
-    message = only(problems_of(with_("cluster.adminPrincipalArns", [arn])))
-    assert "cluster.adminPrincipalArns[0]" in message and "is in partition aws-us-gov" in message
+    message = only(
+        problems_of(with_("cluster.accessEntries", [{"principalArn": arn, "policy": "AmazonEKSViewPolicy"}]))
+    )
+    assert "cluster.accessEntries[0].principalArn" in message and "is in partition aws-us-gov" in message
 
 
 def test_an_assumed_role_of_another_partition_is_refused():

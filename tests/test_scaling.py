@@ -629,7 +629,8 @@ def test_the_wake_trigger_reads_cloudwatch_through_kedas_own_pod_identity():
     spec = r.one(SCALED_OBJECT).inputs["spec"]
     (wake,) = [t for t in spec["triggers"] if t["type"] == "aws-cloudwatch"]
     auth = r.one(TRIGGER_AUTH)
-    assert auth.inputs["spec"] == {"podIdentity": {"provider": "aws"}}
+    # identityOwner written out: the operator's own identity, never the scaled vLLM pods'.
+    assert auth.inputs["spec"] == {"podIdentity": {"provider": "aws", "identityOwner": "keda"}}
     assert wake["authenticationRef"]["name"] == auth.inputs["metadata"]["name"]
     assert keda_problems(r.one(SCALED_OBJECT).inputs) == [] and keda_problems(auth.inputs) == []
     (assoc,) = [

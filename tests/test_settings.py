@@ -117,7 +117,7 @@ BAD_INPUTS = [
     ("cluster.publicAccessCidrs", ["not-a-cidr"], "IPv4 CIDRs"),
     ("cluster.kubernetesVersion", "1.2x", "EKS version with pinned add-ons: 1.34, 1.35"),
     ("cluster.kubernetesVersion", "1.29", "components/facts/versions.py EKS_ADDON_VERSIONS"),
-    ("cluster.adminPrincipalArns", ["admin"], "IAM role or user ARNs"),
+    ("cluster.adminPrincipalArns", ["arn:aws:iam::123456789012:role/a"], "was replaced by cluster.accessEntries"),
     ("cluster.logRetentionDays", 45, "CloudWatch retention"),
     ("cluster.logRetentionDays", 30, "90 days or more"),  # the audit log: who changed the cluster
     ("gpuNodes.instanceType", "g5.48xlarge", "supported GPU instance type"),

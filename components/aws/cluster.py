@@ -20,7 +20,6 @@ Decisions:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws import iam_trust, image_registry
+from components.aws import access, iam_trust, image_registry
 from components.aws.launch_template import node_launch_template, short_name
 
 # Control-plane log types (botocore eks LogType enum): all of them.
@@ -112,7 +111,8 @@ class ClusterArgs:
     account_id: str
     subnet_ids: pulumi.Input[Sequence[str]]  # private subnets: control-plane ENIs and system nodes
     deployer_arn: str  # IAM role or user ARN (never an STS assumed-role ARN)
-    admin_principal_arns: tuple[str, ...]
+    # (principal ARN, EKS access policy name, namespaces; empty: the whole cluster), beside the deployer's cluster-admin.
+    access_entries: access.Grants
     public_access_cidrs: tuple[str, ...]  # empty: private API endpoint only
     system_instance_type: str
     log_retention_days: int
@@ -270,29 +270,9 @@ class Cluster(pulumi.ComponentResource):
         )
         self.name = self.eks.name
 
-        admin_policy = f"arn:{args.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-        principals = dict.fromkeys([args.deployer_arn, *args.admin_principal_arns])
-        self.admin_access: list[aws.eks.AccessPolicyAssociation] = []
-        for arn in principals:
-            label = "deployer" if arn == args.deployer_arn else f"admin-{hashlib.sha256(arn.encode()).hexdigest()[:8]}"
-            entry = aws.eks.AccessEntry(
-                f"{name}-{label}",
-                cluster_name=self.eks.name,
-                principal_arn=arn,
-                type="STANDARD",
-                tags=tags,
-                opts=child,
-            )
-            self.admin_access.append(
-                aws.eks.AccessPolicyAssociation(
-                    f"{name}-{label}-admin",
-                    cluster_name=self.eks.name,
-                    principal_arn=arn,
-                    policy_arn=admin_policy,
-                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
-                )
-            )
+        self.admin_access = access.entries(
+            name, self, self.eks.name, args.deployer_arn, args.access_entries, args.partition, tags
+        )
 
         def addon(addon_name: str, depends_on: list[pulumi.Resource], **extra: Any) -> aws.eks.Addon:
             return aws.eks.Addon(

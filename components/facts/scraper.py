@@ -1,8 +1,8 @@
 """Who scrapes vLLM's /metrics: the Prometheus pods of kube-prometheus-stack, named once.
 
-The vLLM NetworkPolicy admits exactly these pods (not their whole namespace: node-exporter runs
-there with hostNetwork, `hostNetwork: true` in prometheus-node-exporter 4.56.1, the chart's
-pinned dependency, so a namespace-wide rule would admit every node's address), and
+The vLLM NetworkPolicy admits exactly these pods (not their whole namespace: any pod there
+would get in, and node-exporter, with the chart's default `hostNetwork: true`, would bring
+every node's address), and
 observability/values.py installs the chart under these names. Imports nothing of the project.
 """
 

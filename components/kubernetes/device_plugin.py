@@ -11,9 +11,27 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.facts import gpu_pool, versions
+from components.kubernetes import network_policy as np
+from components.kubernetes import pod_security_admission as psa
 from components.kubernetes.helm import pinned_release
 
 NAMESPACE = "nvidia-device-plugin"
+POD_SECURITY = psa.NamespaceSecurity(
+    NAMESPACE,
+    psa.PRIVILEGED,
+    "the plugin registers with the kubelet through hostPath volumes (/var/lib/kubelet/device-plugins,"
+    " /var/run/cdi): the baseline level refuses every hostPath volume",
+)
+
+
+def network_policies() -> list[dict]:
+    """Default deny; the plugin talks to the kubelet over a unix socket, and to the API server
+    (443: the chart gives it a ClusterRole) after a DNS lookup. Nothing reaches it."""
+    labels = {"app.kubernetes.io/part-of": "minimax-vllm"}
+    return [
+        np.default_deny(NAMESPACE, labels),
+        np.allow("nvidia-device-plugin", NAMESPACE, labels, {}, egress=[np.dns(), np.anywhere(443)]),
+    ]
 
 
 def chart_values() -> dict:
@@ -42,13 +60,22 @@ class DevicePluginArgs:
 class DevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, args: DevicePluginArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("minimax-vllm:k8s:DevicePlugin", name, None, opts)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        ns = psa.namespace(POD_SECURITY)
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
+        in_ns = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        fenced = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{pol['metadata']['name']}", metadata=pol["metadata"], spec=pol["spec"], opts=in_ns
+            )
+            for pol in network_policies()
+        ]
         self.release = pinned_release(
             f"{name}-release",
             versions.NVIDIA_DEVICE_PLUGIN_CHART,
             namespace=NAMESPACE,
             values=chart_values(),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
-            create_namespace=True,
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace, *fenced])),
             # A DaemonSet with no GPU node yet is still a correct install.
             skip_await=True,
         )

@@ -126,3 +126,52 @@ def fetcher_policy(name: str, namespace: str, pod_labels: Mapping[str, str], pod
         "egress": egress_rules(pod_identity),
     }
     return _policy(name, namespace, pod_labels, spec)
+
+
+# --- the system namespaces (monitoring, keda, nvidia-device-plugin) ------------------------
+# The EKS control plane calls webhooks and aggregated APIs from network interfaces in the
+# cluster's subnets, which also hold every node and pod: no ipBlock tells it apart from a pod.
+# Those ports admit any source and rely on their own TLS and the API server's delegated
+# authentication; what they answer is admission reviews and (KEDA) the external metrics API.
+CONTROL_PLANE = WORLD
+
+
+def tcp(*numbers: int | str) -> list[dict]:
+    return [{"protocol": "TCP", "port": n} for n in numbers]
+
+
+def pods_in(namespace: str, selector: Mapping[str, object]) -> dict:
+    """A peer: the pods of `namespace` that `selector` (a label selector) picks."""
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}, "podSelector": dict(selector)}
+
+
+def dns() -> dict:
+    return egress_rules()[0]
+
+
+def anywhere(*ports: int) -> dict:
+    """Out to any address on these ports: the API server, AWS APIs (no fixed addresses)."""
+    return {"to": [{"ipBlock": {"cidr": WORLD}}], "ports": tcp(*ports)}
+
+
+def pod_identity_agent() -> dict:
+    return {"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": tcp(POD_IDENTITY_PORT)}
+
+
+def allow(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    selector: Mapping[str, object],
+    ingress: list[dict] | None = None,
+    egress: list[dict] | None = None,
+) -> dict:
+    """What the pods `selector` picks may receive and send, beside the namespace's default deny.
+    Both directions are listed in policyTypes: an empty list allows nothing that way."""
+    spec = {
+        "podSelector": dict(selector),
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": list(ingress or []),
+        "egress": list(egress or []),
+    }
+    return _policy(name, namespace, labels, spec)

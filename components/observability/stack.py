@@ -15,13 +15,16 @@ import pulumi_kubernetes as k8s
 from components.aws.pod_identity import workload_identity
 from components.facts import versions
 from components.kubernetes import crds, custom_resource
+from components.kubernetes import pod_security_admission as psa
 from components.kubernetes.helm import pinned_release
 from components.observability import alerts, dashboards
+from components.observability import network as monitoring_network
 from components.observability.values import (
     AMP_READ_ACTIONS,
     AMP_WRITE_ACTIONS,
     GRAFANA_SERVICE_ACCOUNT,
     NAMESPACE,
+    POD_SECURITY,
     PROMETHEUS_SERVICE_ACCOUNT,
     amp_policy,
     dcgm_values,
@@ -57,12 +60,15 @@ class Observability(pulumi.ComponentResource):
         super().__init__("minimax-vllm:k8s:Observability", name, None, opts)
         o = args.settings
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "minimax-vllm"}},
-            opts=on_cluster,
-        )
+        ns = psa.namespace(POD_SECURITY, {"app.kubernetes.io/part-of": "minimax-vllm"})
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
         in_ns = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        fenced = [  # before the charts' pods
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{pol['metadata']['name']}", metadata=pol["metadata"], spec=pol["spec"], opts=in_ns
+            )
+            for pol in monitoring_network.policies()
+        ]
 
         amp_endpoint: pulumi.Input[str] | None = None
         identity: list[pulumi.Resource] = []
@@ -118,7 +124,7 @@ class Observability(pulumi.ComponentResource):
             namespace=NAMESPACE,
             values=values,
             opts=pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(depends_on=[namespace, self.crds, *identity])
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, self.crds, *identity, *fenced])
             ),
             skip_crds=True,
             # The CRDs, the operator and its webhook must be up before the rules and monitors below.

@@ -28,6 +28,7 @@ import yaml
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
 from components.facts import gpu_pool, scraper
+from components.kubernetes import pod_security_admission as psa
 from components.observability import alerts, dashboards, dcgm_fields
 from components.serving import profiles, routing, workload
 from components.settings.observability import ObservabilitySettings
@@ -50,6 +51,13 @@ ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 80
 DCGM_PORT = 9400
 PODMONITOR = "vllm"
+POD_SECURITY = psa.NamespaceSecurity(
+    NAMESPACE,
+    psa.PRIVILEGED,
+    "node-exporter reads the node through hostPath volumes (/proc, /sys and /, for the NVMe cache's"
+    " filesystem) and runs in the host PID namespace, and dcgm-exporter mounts the kubelet's"
+    " pod-resources socket (hostPath) and adds SYS_ADMIN: the baseline level refuses all three",
+)
 
 SYSTEM_NODE_SELECTOR = dict([SYSTEM_POOL_LABEL])
 # Requests of what the stack adds (plan: where it runs and what it costs). Prometheus memory
@@ -63,6 +71,7 @@ RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "node-exporter": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
     "dcgm-exporter": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
 }
+NODE_EXPORTER_HOST_NETWORK = False
 # Prometheus' TSDB lives in an emptyDir on the system node's root volume (no EBS CSI driver in
 # this cluster, so no PersistentVolume): bounded by size as well as by time.
 TSDB_SIZE_GI = 10
@@ -180,7 +189,13 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
             },
             "kube-state-metrics": _system("kube-state-metrics"),
             # Every node, the tainted GPU nodes included: the NVMe model cache is measured there.
+            # In the pod's own network namespace (the chart's default is the node's): a pod
+            # address is one hop further from the instance metadata service, which answers only
+            # one hop away (IMDSv2 hop limit 1), so node-exporter never holds the node role's
+            # credentials. Filesystem, CPU and memory metrics are read from the node's /proc,
+            # /sys and / (hostPath), as before; only node_network_* describe the pod's interface.
             "prometheus-node-exporter": {
+                "hostNetwork": NODE_EXPORTER_HOST_NETWORK,
                 "resources": RESOURCES["node-exporter"],
                 "tolerations": [gpu_pool.TOLERATION, {"operator": "Exists", "effect": "NoSchedule"}],
             },

@@ -112,7 +112,7 @@ def check(st: Settings) -> list[str]:
                 ),
             )
         )
-    out += _admin_problems(st.cluster.admin_principal_arns, partition, st.region)
+    out += _principal_problems(tuple(e.principal_arn for e in st.cluster.access_entries), partition, st.region)
     if role and partition and role.partition != partition:
         out.append(
             f"aws:assumeRoles = {st.aws_role_arn!r} is in partition {role.partition}, but aws:region {st.region} is in"
@@ -130,11 +130,11 @@ def _partition_problem(key: str, value: str, arn: Arn, partition: str, region: s
     )
 
 
-def _admin_problems(arns: tuple[str, ...], partition: str | None, region: str) -> list[str]:
+def _principal_problems(arns: tuple[str, ...], partition: str | None, region: str) -> list[str]:
     """Access entries take an IAM role or user ARN (no region), of the stack's partition."""
     out = []
     for i, value in enumerate(arns):
-        key, arn = f"cluster.adminPrincipalArns[{i}]", parse(value)
+        key, arn = f"cluster.accessEntries[{i}].principalArn", parse(value)
         if arn is None:
             continue
         if not IAM_PRINCIPAL.fullmatch(value):

@@ -128,7 +128,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             account_id=caller.account_id,
             subnet_ids=network.private_subnet_ids,
             deployer_arn=deployer_principal_arn(caller),
-            admin_principal_arns=settings.cluster.admin_principal_arns,
+            access_entries=tuple((e.principal_arn, e.policy, e.namespaces) for e in settings.cluster.access_entries),
             public_access_cidrs=settings.cluster.public_access_cidrs,
             system_instance_type=settings.cluster.system_instance_type,
             log_retention_days=settings.cluster.log_retention_days,

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pulumi
+import pulumi_kubernetes as k8s
+
 from components.kubernetes import device_plugin, load_balancer_controller
+from components.kubernetes import pod_security_admission as psa
 from components.kubernetes.device_plugin import DevicePlugin, DevicePluginArgs
 from components.kubernetes.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.observability import values as observability
@@ -33,6 +37,14 @@ if TYPE_CHECKING:
 
 def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scaling: ScalingSettings) -> dict[str, Any]:
     base = settings.cluster_name
+    # kube-system exists already: its Pod Security labels go on by a server-side patch, which
+    # `pulumi destroy` takes off again.
+    kube_system = psa.namespace(psa.KUBE_SYSTEM)
+    k8s.core.v1.NamespacePatch(
+        f"{base}-kube-system-pod-security",
+        metadata=kube_system["metadata"],
+        opts=pulumi.ResourceOptions(provider=aws.provider, depends_on=[aws.system_nodes]),
+    )
     plugin = DevicePlugin(f"{base}-nvidia", DevicePluginArgs(provider=aws.provider, depends_on=(aws.gpu_nodes,)))
     controller = LoadBalancerController(
         f"{base}-lbc",

@@ -16,6 +16,8 @@ from components.scaling.policy import (
 )
 from components.serving import workload
 
+IDENTITY_OWNER = "keda"
+
 # --- manifests ----------------------------------------------------------------------------
 
 
@@ -55,12 +57,17 @@ def scaled_object(policy: ReplicaPolicy, labels: dict[str, str]) -> dict[str, An
 
 
 def aws_trigger_authentication(labels: dict[str, str]) -> dict[str, Any]:
-    """CloudWatch access with the KEDA operator's own identity (EKS Pod Identity)."""
+    """CloudWatch access with the KEDA operator's own identity (EKS Pod Identity).
+
+    `identityOwner: keda` (the CRD's other value, `workload`, would use the scaled Deployment's
+    service account, that is the vLLM pods', which run the model repository's code and hold no
+    AWS role). Written out, not left to KEDA's default; only this namespace may hold KEDA objects
+    (components/kubernetes/admission_policies.py keda_objects_only_in)."""
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
         "metadata": {"name": AWS_TRIGGER_AUTH, "namespace": NAMESPACE, "labels": dict(labels)},
-        "spec": {"podIdentity": {"provider": "aws"}},
+        "spec": {"podIdentity": {"provider": "aws", "identityOwner": IDENTITY_OWNER}},
     }
 
 

@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aws import image_registry
-from components.facts import timeline
+from components.facts import gpu_pool, timeline
+from components.kubernetes import admission, admission_policies
 from components.serving import endpoint, profiles, routing, stager, workload
 from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
@@ -82,6 +83,10 @@ class VllmService(pulumi.ComponentResource):
                 args.load_balancer_cidrs, args.mirror, routing.router_peer() if args.routing else None
             )
         ]
+
+        # The namespace's admission policy first too: no pod is created before it is in force.
+        limits = admission_policies.pod_limits(workload.NAMESPACE, gpu_pool.MODEL_CACHE_HOST_PATH, workload.LABELS)
+        policies += admission.policy_with_binding(f"{name}-pod-limits", *limits, opts=in_ns)
 
         # The API key and the Hugging Face token in Secrets of their own: each container that
         # reads one names it, so the token never reaches the vLLM container (tests/test_secret_env.py).

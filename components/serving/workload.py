@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from components.aws import image_registry
 from components.facts import gpu_pool, timeline
 from components.kubernetes import network_policy, pod_security
+from components.kubernetes import pod_security_admission as psa
 from components.serving import profiles, supply_chain
 from components.settings.stack import InstanceType, ServingSettings
 from components.weights import mirror as weight_mirror
@@ -38,6 +39,14 @@ SHM_SIZE = "64Gi"  # NCCL between the GPUs of one replica uses /dev/shm
 NODE_SHARE = 0.8
 
 LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "minimax-vllm"}
+POD_SECURITY = psa.NamespaceSecurity(
+    NAMESPACE,
+    psa.PRIVILEGED,
+    "the model and compile cache is a hostPath on the node's NVMe (gpu_pool.MODEL_CACHE_HOST_PATH),"
+    " which the baseline level refuses; the namespace's admission policy"
+    " (components/kubernetes/admission_policies.py) admits that one hostPath and nothing else"
+    " the baseline level refuses",
+)
 
 # Written waivers for the independent scanner (checkov) on the vLLM Deployment: each names the
 # check and why this workload cannot pass it. tests/test_checkov.py fails on any failure
@@ -110,11 +119,7 @@ def network_policies(
 def namespace() -> dict:
     # The load balancer controller injects readiness gates here, so a rollout waits until the
     # new pod is healthy in the load balancer before it stops the next old one.
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}},
-    }
+    return psa.namespace(POD_SECURITY, {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"})
 
 
 def pod_resources(instance: InstanceType, gpus: int) -> dict:

@@ -151,6 +151,17 @@ def _section(annotation: Any) -> type | None:
     return members[0] if len(members) == 1 and isinstance(members[0], type) else None
 
 
+def _item_section(annotation: Any) -> type | None:
+    """The schema class of a list-of-sections field (`tuple[Section, ...]`), else None."""
+    for arg in get_args(annotation) or ():
+        found = _item_section(arg) if get_args(arg) else None
+        if isinstance(arg, type) and _fields(arg):
+            return arg
+        if found:
+            return found
+    return None
+
+
 def _fields(cls: type) -> dict[str, FieldInfo]:
     """A schema class's fields by YAML key (alias)."""
     return {(f.alias or name): f for name, f in getattr(cls, "__pydantic_fields__", {}).items()}
@@ -162,17 +173,23 @@ def render_errors(
     """One message per bad key (the first error pydantic reports for it), in the schema's order."""
     problems: dict[str, str] = {}
     for e in err.errors():
-        cls, path, info = root, [], None
+        cls, path, info, consumed = root, [], None, 0
         for part in e["loc"]:
+            item = _item_section(info.annotation) if info is not None else None
+            if isinstance(part, int) and path and item is not None:  # an entry of a list of sections
+                path[-1] += f"[{part}]"
+                cls, consumed = item, consumed + 1
+                continue
             fields = _fields(cls)
             if not isinstance(part, str) or part not in fields:
                 break
             path.append(part)
+            consumed += 1
             info = fields[part]
             cls = _section(info.annotation)
         key = ".".join(path)
         if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            unknown = str(e["loc"][len(path)])
+            unknown = str(e["loc"][consumed])
             known = tuple(_fields(cls)) if key else tuple(top_level_keys)
             problems.setdefault(f"{key}.{unknown}", unknown_key(project, key, unknown, e["input"], known))
             continue
@@ -185,11 +202,12 @@ def render_errors(
             rule, fix = "must be an object", f"pulumi config set --path '{key}.<field>' <value>"
         elif e["type"] == "missing":
             value, rule = None, f"is required: {extra.get('required', info.description)}"
-            fix = f"pulumi config set {project}:{key} {extra.get('example', '<value>')}"
+            example = extra.get("example", "<value>")
+            fix = set_command(key, example) if "." in key else f"pulumi config set {project}:{key} {example}"
         else:
             rule = e["msg"] if e["type"] == "rule" else (info.description or e["msg"])
             example = ctx.get("example", extra.get("example", info.get_default(call_default_factory=False)))
-            fix = set_command(key, example)
+            fix = ctx.get("fix") or set_command(key, example)
         problems[key] = f"{project}:{key} = {value!r} {rule}. Fix: {fix}"
     return list(problems.values())
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
@@ -44,6 +44,7 @@ from components.facts.catalog import (
     Model,
 )
 from components.settings import aws as aws_config
+from components.settings.access import AccessEntry, refuse_legacy_admins, unique_principals
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.endpoint import EndpointSettings
 from components.settings.node_update import CAPACITY_BLOCK_UPDATES
@@ -206,9 +207,15 @@ class ClusterSettings:
         "must be IPv4 CIDRs, and never 0.0.0.0/0 (the Kubernetes API would be open to the world)",
         ["198.51.100.7/32"],
     )
-    admin_principal_arns: Annotated[
-        StrList, each(re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$").fullmatch)
-    ] = rule((), "must be IAM role or user ARNs", ["arn:aws:iam::123456789012:role/Admin"])
+    # Who may use the Kubernetes API beside the deployer, with which EKS access policy and scope
+    # (components/settings/access.py).
+    access_entries: Annotated[tuple[AccessEntry, ...], AfterValidator(unique_principals)] = rule(
+        (), "must be a list of {principalArn, policy, namespaces} entries"
+    )
+    # Replaced by accessEntries: refused with the commands that move its ARNs there.
+    admin_principal_arns: Annotated[tuple[str, ...], BeforeValidator(refuse_legacy_admins)] = rule(
+        (), "was replaced by cluster.accessEntries"
+    )
     system_instance_type: Annotated[Str, matches(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = rule(
         "m7i.large", "must be an instance type name like m7i.large"
     )

@@ -23,6 +23,15 @@ from pulumi_policy import (
 )
 
 from .capacity import container_resources, gpu_pods_tolerate_taint
+from .cluster_access import (
+    access_policy_scoped,
+    hostpath_namespaces_fenced,
+    keda_identity_owner_explicit,
+    keda_objects_fenced,
+    namespace_pod_security,
+    node_exporter_off_host_network,
+    system_namespaces_default_deny,
+)
 from .common import API_READER_IMAGE as API_READER_IMAGE
 from .common import MODEL_CACHE_HOST_PATH, ResourceCheck, StackCheck
 from .common import STACK_REPOSITORY_PREFIX as STACK_REPOSITORY_PREFIX
@@ -157,6 +166,21 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         no_plaintext_secrets,
         "Mandatory. No secret in plain-text env values, args, command or annotations: secret-looking env vars (KEY, TOKEN, PASSWORD, SECRET) use valueFrom.secretKeyRef and no --api-key/--hf-token flag is passed.",
     ),
+    Rule(
+        "keda-identity-owner-explicit",
+        keda_identity_owner_explicit,
+        "Mandatory. A KEDA TriggerAuthentication with podIdentity names its identityOwner (keda or workload) instead of leaving KEDA's default.",
+    ),
+    Rule(
+        "node-exporter-off-host-network",
+        node_exporter_off_host_network,
+        "Mandatory. kube-prometheus-stack sets prometheus-node-exporter.hostNetwork false: on the node's network it would reach IMDS, and the node role, past the hop limit.",
+    ),
+    Rule(
+        "access-policy-scoped",
+        access_policy_scoped,
+        "Mandatory. EKS access policy associations use one of EKS's four access policies, name their namespaces when namespace-scoped, and give AmazonEKSClusterAdminPolicy only cluster-wide.",
+    ),
 )
 
 
@@ -185,6 +209,26 @@ STACK_RULES: tuple[StackRule, ...] = (
         "vllm-admits-only-the-router",
         vllm_admits_only_the_router,
         "Mandatory. With a router in front of vLLM, no NetworkPolicy of the vLLM pods admits an address (the load balancer would bypass the router) or, in vLLM's namespace, a pod other than the router's.",
+    ),
+    StackRule(
+        "namespace-pod-security",
+        namespace_pod_security,
+        "Mandatory. Every namespace the stack creates, patches, installs into or uses carries pod-security.kubernetes.io enforce, warn and audit labels, each with a pinned -version.",
+    ),
+    StackRule(
+        "hostpath-namespaces-fenced",
+        hostpath_namespaces_fenced,
+        "Mandatory. A namespace whose workloads mount a hostPath is bound (Deny, failurePolicy Fail) to a ValidatingAdmissionPolicy that admits only the model cache and refuses host namespaces and privileged containers.",
+    ),
+    StackRule(
+        "keda-objects-fenced",
+        keda_objects_fenced,
+        "Mandatory. With KEDA objects in the stack, a Deny-bound ValidatingAdmissionPolicy over every namespace limits where ScaledObjects and (Cluster)TriggerAuthentications may be created.",
+    ),
+    StackRule(
+        "system-namespaces-default-deny",
+        system_namespaces_default_deny,
+        "Mandatory. Every namespace a Helm release installs into, kube-system excepted, has a default-deny NetworkPolicy.",
     ),
     StackRule(
         "pinned-revision-with-remote-code",
