@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import reservations
 from components.aws.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
+from components.aws.edge import Edge, EdgeArgs
 from components.aws.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.aws.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.aws.launch_template import short_name
@@ -49,6 +50,7 @@ class AwsLayer:
     outputs: dict[str, Any]
     mirror: MirrorBucket | None = None  # weights.source s3: the bucket and its Pod Identity roles
     registry: str = ""  # the account's ECR registry in the stack's region (the router image)
+    edge: Edge | None = None  # the ALB's web ACL and access-log bucket
 
 
 def _offering_zones(instance_type: str) -> list[str]:
@@ -94,6 +96,12 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     name = settings.cluster_name
     tags = settings.tags
     zones, existing = resolve_zones(settings)
+    caller = aws.get_caller_identity()
+    partition = aws.get_partition().partition
+    w = settings.weights
+    mirror_bucket = (
+        (w.existing_bucket or bucket_name(name, caller.account_id, settings.region)) if w.source == "s3" else None
+    )
     network = Network(
         name,
         NetworkArgs(
@@ -104,11 +112,11 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             subnet_layout=settings.network.subnet_layout or BY_ZONE,
             existing=existing,
             region=settings.region,
+            partition=partition,
+            s3_buckets=(mirror_bucket,) if mirror_bucket else (),
         ),
     )
     security = settings.security
-    caller = aws.get_caller_identity()
-    partition = aws.get_partition().partition
     flow_log_group = flow_logs_group_name(name)
     k8s_version = settings.cluster.kubernetes_version
     addon_versions = versions.EKS_ADDON_VERSIONS[k8s_version]  # settings admit only pinned versions
@@ -175,12 +183,11 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
         ),
     )
     mirror = None
-    w = settings.weights
-    if w.source == "s3":
+    if mirror_bucket:
         mirror = MirrorBucket(
             f"{name}-weights",
             MirrorBucketArgs(
-                bucket=w.existing_bucket or bucket_name(name, caller.account_id, settings.region),
+                bucket=mirror_bucket,
                 create=w.existing_bucket is None,
                 key_prefix=weight_mirror.prefix(
                     settings.serving.model, weight_staging.revision(settings.serving.revision)
@@ -196,7 +203,20 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 depends_on=(cluster.pod_identity_agent,),
             ),
         )
+    edge = Edge(
+        f"{name}-edge",
+        EdgeArgs(
+            cluster_name=name,
+            account_id=caller.account_id,
+            region=settings.region,
+            partition=partition,
+            rate_limit=settings.endpoint.waf_rate_limit,
+            own_web_acl=settings.endpoint.waf_acl_arn is None,
+            tags=tags,
+        ),
+    )
     return AwsLayer(
+        edge=edge,
         mirror=mirror,
         cluster_name=cluster.name,
         cluster_arn=cluster.eks.arn,

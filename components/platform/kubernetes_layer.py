@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from components.aws import edge
 from components.kubernetes import device_plugin, load_balancer_controller
 from components.kubernetes.device_plugin import DevicePlugin, DevicePluginArgs
 from components.kubernetes.load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -70,6 +71,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             registry=aws.registry,
             mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
             mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
+            edge=endpoint.EdgeRefs(aws.edge.web_acl_arn, aws.edge.logs_bucket, edge.LOG_PREFIX) if aws.edge else None,
+            edge_ready=tuple(aws.edge.ready) if aws.edge else (),
         ),
     )
     if settings.observability.enabled:

@@ -51,6 +51,10 @@ class VllmServiceArgs:
     # routing.mode router: vLLM's router between the ALB and the replicas (components/serving/routing.py).
     routing: RoutingSettings | None = None
     registry: str = ""
+    # The stack's web ACL and access-log bucket (components/aws/edge.py), and what must exist
+    # before the Ingress (and outlive it on destroy).
+    edge: endpoint.EdgeRefs | None = None
+    edge_ready: tuple[pulumi.Resource, ...] = ()
 
 
 def job_timeouts(weights_gb: float) -> pulumi.CustomTimeouts:
@@ -139,13 +143,16 @@ class VllmService(pulumi.ComponentResource):
             drain_seconds=timers.deregistration_delay,
             load_balancer_name=args.load_balancer_name,
             subnets=pulumi.Output.from_input(args.load_balancer_subnet_ids).apply(",".join),
+            edge=args.edge,
         )
         # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=ing["metadata"],
             spec=ing["spec"],
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.service])),
+            opts=pulumi.ResourceOptions.merge(
+                in_ns, pulumi.ResourceOptions(depends_on=[self.service, *args.edge_ready])
+            ),
         )
 
         scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)
