@@ -29,6 +29,11 @@ pytestmark = pytest.mark.checkov
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV_VENV = ROOT / ".venv-checkov"
 WAIVER_PREFIX = "checkov.io/skip"
+# The project's own checks (TLS on every scheme, access logs, web ACL on the ALB Ingress).
+EXTERNAL_CHECKS = ROOT / "policies" / "checkov"
+EDGE_CHECKS = {"CKV_MMV_1", "CKV_MMV_2", "CKV_MMV_3"}
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+ALB = "alb.ingress.kubernetes.io"
 
 
 def checkov_binary() -> str:
@@ -51,6 +56,20 @@ def _without_waivers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _ingress_without_edge() -> dict[str, Any]:
+    """The dev Ingress on plain HTTP, without access logs and without its web ACL."""
+    (ing,) = [r for r in rendered("dev").of_type(INGRESS) if r.inputs["metadata"]["name"] == "vllm"]
+    doc = copy.deepcopy(ing.inputs)
+    a = doc["metadata"]["annotations"]
+    for key in ("certificate-arn", "ssl-policy", "wafv2-acl-arn"):
+        a.pop(f"{ALB}/{key}", None)
+    a[f"{ALB}/listen-ports"] = json.dumps([{"HTTP": 80}])
+    attributes = a[f"{ALB}/load-balancer-attributes"].split(",")
+    a[f"{ALB}/load-balancer-attributes"] = ",".join(x for x in attributes if not x.startswith("access_logs."))
+    doc["metadata"]["name"] = "vllm-without-edge"
+    return doc
+
+
 @functools.cache
 def scan(tmp_root: str) -> dict[str, dict[str, set[tuple[str, str]]]]:
     """One checkov run over every stack, with and without waivers: {file label: {result: {(check, resource)}}}."""
@@ -61,8 +80,22 @@ def scan(tmp_root: str) -> dict[str, dict[str, set[tuple[str, str]]]]:
         docs = list(yaml.safe_load_all((out / "kubernetes.yaml").read_text()))
         (out / "unwaived.yaml").write_text(yaml.safe_dump_all(_without_waivers(docs), sort_keys=False))
         (out / "helm-releases.yaml").unlink()  # not Kubernetes objects
+    # The dev Ingress with its edge undone, to show the project's own checks fail on it.
+    (root / "regressions").mkdir()
+    (root / "regressions" / "ingress.yaml").write_text(yaml.safe_dump(_ingress_without_edge(), sort_keys=False))
     run = subprocess.run(
-        [checkov_binary(), "-d", str(root), "--framework", "kubernetes", "--skip-download", "-o", "json"],
+        [
+            checkov_binary(),
+            "-d",
+            str(root),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--external-checks-dir",
+            str(EXTERNAL_CHECKS),
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -123,3 +156,17 @@ def test_the_scanner_sees_a_network_policy_over_the_pods(results: dict) -> None:
         kind for found in results.values() for kind, items in found.items() for c, _ in items if c == "CKV2_K8S_6"
     }
     assert outcomes == {"passed_checks"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_scanner_sees_tls_access_logs_and_the_web_acl_on_the_alb(stack: str, results: dict) -> None:
+    """The project's own checkov checks pass on every stack's Ingress (deployed with its certificate)."""
+    passed = {c for c, resource in results[f"{stack}/kubernetes.yaml"]["passed_checks"] if "Ingress" in resource}
+    assert EDGE_CHECKS <= passed, sorted(EDGE_CHECKS - passed)
+
+
+def test_the_scanner_fails_an_ingress_without_its_edge(results: dict) -> None:
+    failed = {
+        c for c, resource in results["regressions/ingress.yaml"].get("failed_checks", ()) if "Ingress" in resource
+    }
+    assert EDGE_CHECKS <= failed, sorted(EDGE_CHECKS - failed)
