@@ -20,7 +20,7 @@ from components.platform.deploy_gate import problems_before_deploy
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
 from components.scaling.rules import replicas_per_node
-from components.serving import capacity_tables, endpoint, profiles, supply_chain, workload
+from components.serving import capacity_tables, endpoint, exposure, profiles, supply_chain, workload
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import PROJECT, REQUIRED_SECRETS, Settings, SettingsError
 from components.weights import mirror as weight_mirror
@@ -373,6 +373,7 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"idle timeout {ep.idle_timeout_seconds}s (floor {timeline.idle_timeout_floor(sv.max_model_len)}s:"
         f" {timeline.silent_request(sv.max_model_len).basis}, x{timeline.SAFETY:g}), sources {sources}"
         + (f", WAF {ep.waf_acl_arn}" if ep.waf_acl_arn else ""),
+        *(f"  {line}" for line in exposure.plain_http_warning(ep.scheme, ep.source_ranges, ep.plain_http_accepted)),
         f"  forwarded: {exposed} (API key required under /v1); every other path: the ALB's own 404",
         "  in the cluster: Service vllm (ClusterIP) :8000, /metrics for scrapers",
         "",

@@ -512,7 +512,7 @@ BLOCKS: tuple[Block, ...] = (
         ),
     ),
     Block("alerts", "docs/operations.md", alerts_table),
-    Block("roles", "docs/policies.md", roles_table),
+    Block("roles", "docs/security.md", roles_table),
     Block("ops-help", "docs/commands.md", ops_help),
     Block("settings-reference", "docs/settings.md", settings_reference),
     Block("import-graph", "docs/architecture.md", architecture.mermaid),

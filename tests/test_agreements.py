@@ -136,8 +136,12 @@ def test_the_iam_policy_file_is_the_one_published_for_the_pinned_chart_and_the_o
     kept = sorted(load_balancer_controller.DATA.glob("aws-load-balancer-controller-v*-iam-policy.json"))
     assert kept == [expected]
     document = json.loads(expected.read_text())
-    used = [p for p in rendered("dev").of_type(POLICY) if json.loads(p.inputs["policy"]) == document]
-    assert len(used) == 1  # the controller's policy, as rendered, is exactly that file
+    # The controller's policy, as rendered, is exactly that file with its security-group
+    # statements held to the stack's VPC (tests/test_aws_scoping.py checks the scoping).
+    (vpc,) = rendered("dev").of_type("aws:ec2/vpc:Vpc")
+    scoped = load_balancer_controller.vpc_scoped(document, "aws", "us-east-2", "123456789012", vpc.id)
+    used = [p for p in rendered("dev").of_type(POLICY) if json.loads(p.inputs["policy"]) == scoped]
+    assert len(used) == 1
 
 
 def test_a_chart_bump_without_its_policy_file_names_the_missing_file():

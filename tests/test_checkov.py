@@ -76,6 +76,10 @@ DEFECTS: list[dict[str, Any]] = [
         },
     },
 ]
+# The project's own checks on the ALB Ingress (TLS on every scheme, access logs, web ACL).
+EDGE_CHECKS = {"CKV_MMV_5", "CKV_MMV_6", "CKV_MMV_7"}
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+ALB = "alb.ingress.kubernetes.io"
 
 
 def checkov_binary() -> str:
@@ -98,6 +102,20 @@ def _without_waivers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _ingress_without_edge() -> dict[str, Any]:
+    """The dev Ingress on plain HTTP, without access logs and without its web ACL."""
+    (ing,) = [r for r in rendered("dev").of_type(INGRESS) if r.inputs["metadata"]["name"] == "vllm"]
+    doc = copy.deepcopy(ing.inputs)
+    a = doc["metadata"]["annotations"]
+    for key in ("certificate-arn", "ssl-policy", "wafv2-acl-arn"):
+        a.pop(f"{ALB}/{key}", None)
+    a[f"{ALB}/listen-ports"] = json.dumps([{"HTTP": 80}])
+    attributes = a[f"{ALB}/load-balancer-attributes"].split(",")
+    a[f"{ALB}/load-balancer-attributes"] = ",".join(x for x in attributes if not x.startswith("access_logs."))
+    doc["metadata"]["name"] = "vllm-without-edge"
+    return doc
+
+
 @functools.cache
 def scan(tmp_root: str) -> dict[str, dict[str, set[tuple[str, str]]]]:
     """One checkov run over every stack, with and without waivers: {file label: {result: {(check, resource)}}}."""
@@ -110,6 +128,9 @@ def scan(tmp_root: str) -> dict[str, dict[str, set[tuple[str, str]]]]:
         (out / "helm-releases.yaml").unlink()  # not Kubernetes objects
     (root / "defects").mkdir()
     (root / "defects" / "kubernetes.yaml").write_text(yaml.safe_dump_all(DEFECTS, sort_keys=False))
+    # The dev Ingress with its edge undone, to show the project's own checks fail on it.
+    (root / "regressions").mkdir()
+    (root / "regressions" / "ingress.yaml").write_text(yaml.safe_dump(_ingress_without_edge(), sort_keys=False))
     run = subprocess.run(
         [
             checkov_binary(),
@@ -211,3 +232,16 @@ def test_the_checks_name_the_programs_cache_path() -> None:
         f'MODEL_CACHE_HOST_PATH = "{gpu_pool.MODEL_CACHE_HOST_PATH}"'
         in (OWN_CHECKS / "hostpath_model_cache.py").read_text()
     )
+
+
+def test_the_scanner_sees_tls_access_logs_and_the_web_acl_on_the_alb(stack: str, results: dict) -> None:
+    """The project's own checkov checks pass on every stack's Ingress (deployed with its certificate)."""
+    passed = {c for c, resource in results[f"{stack}/kubernetes.yaml"]["passed_checks"] if "Ingress" in resource}
+    assert EDGE_CHECKS <= passed, sorted(EDGE_CHECKS - passed)
+
+
+def test_the_scanner_fails_an_ingress_without_its_edge(results: dict) -> None:
+    failed = {
+        c for c, resource in results["regressions/ingress.yaml"].get("failed_checks", ()) if "Ingress" in resource
+    }
+    assert EDGE_CHECKS <= failed, sorted(EDGE_CHECKS - failed)

@@ -63,7 +63,7 @@ def test_the_settings_reference_lists_every_setting_of_the_schema() -> None:
 
 
 def test_the_roles_table_lists_every_role_the_stacks_create() -> None:
-    page = (ROOT / "docs/policies.md").read_text()
+    page = (ROOT / "docs/security.md").read_text()
     listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", page, re.M))
     made = {
         docs_blocks._short(role.name, stack)  # noqa: SLF001

@@ -118,12 +118,12 @@ def test_non_routable_ranges_on_an_internet_facing_endpoint_stop_a_deploy(cidr: 
     found = exposure_rules.deploy_problems("internet-facing", [cidr], TLS_ARN, False, ["52.1.2.3/32"])
     assert [p.key for p in found] == ["endpoint.sourceRanges"]
     assert found[0].value == [cidr] and "not routable" in found[0].rule
-    found = exposure_rules.deploy_problems("internal", ["52.0.0.0/16"], None, False, [cidr])
+    found = exposure_rules.deploy_problems("internal", ["52.0.0.0/16"], TLS_ARN, False, [cidr])
     assert [p.key for p in found] == ["cluster.publicAccessCidrs"]
 
 
 def test_private_ranges_on_an_internal_endpoint_are_fine() -> None:
-    assert exposure_rules.deploy_problems("internal", ["10.0.0.0/8"], None, False, []) == []
+    assert exposure_rules.deploy_problems("internal", ["10.0.0.0/8"], TLS_ARN, False, []) == []
 
 
 # --- TLS ------------------------------------------------------------------------------------
@@ -135,6 +135,32 @@ def test_internet_facing_without_a_certificate_stops_a_deploy_unless_the_loud_op
     assert "endpoint.insecureAllowPlainHttpOnInternet" in problem.rule
     assert problem.fix.startswith("pulumi config set --path 'endpoint.certificateArn' arn:aws:acm:")
     assert exposure_rules.deploy_problems("internet-facing", ["52.0.0.0/16"], None, True, []) == []
+
+
+def test_internal_without_a_certificate_stops_a_deploy_unless_acknowledged() -> None:
+    """The key and the prompts cross the client networks too: an internal ALB needs TLS as well."""
+    (problem,) = exposure_rules.deploy_problems("internal", ["10.0.0.0/8"], None, False, [])
+    assert problem.key == "endpoint.certificateArn" and "in clear" in problem.rule
+    assert "pulumi config set --path 'endpoint.plainHttpAcknowledged' true" in problem.rule
+    assert problem.fix.startswith("pulumi config set --path 'endpoint.certificateArn' ")
+    assert "Private CA" in problem.fix
+    assert exposure_rules.deploy_problems("internal", ["10.0.0.0/8"], None, True, []) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "accepted"),
+    [
+        ({"scheme": "internal", "plainHttpAcknowledged": "true"}, True),
+        ({"scheme": "internal"}, False),
+        # each scheme's opt-out covers that scheme only
+        ({"scheme": "internal", "insecureAllowPlainHttpOnInternet": "true"}, False),
+        ({"scheme": "internet-facing", "sourceRanges": ["52.0.0.0/16"], "plainHttpAcknowledged": "true"}, False),
+        ({"scheme": "internal", "plainHttpAcknowledged": "true", "certificateArn": TLS_ARN}, False),
+    ],
+)
+def test_plain_http_is_accepted_only_by_the_schemes_own_opt_out(endpoint: dict, accepted: bool) -> None:
+    s = parse(base(endpoint=endpoint), "test", REGION)
+    assert s.endpoint.plain_http_accepted is accepted
 
 
 def test_the_opt_out_is_a_setting_of_the_endpoint() -> None:

@@ -89,6 +89,36 @@ def test_plan_lists_what_to_set_before_pulumi_up(tmp_path, capsys):
     assert "--record-digest" in todo  # no image digest recorded yet
 
 
+def test_plan_asks_an_internal_endpoint_for_a_certificate_too(tmp_path, capsys):
+    plan.main("staging", str(tmp_path))
+    out = capsys.readouterr().out
+    todo = out.split("Before `pulumi up`")[1]
+    assert "endpoint.certificateArn None is required on an internal endpoint" in todo
+    assert "pulumi config set --path 'endpoint.plainHttpAcknowledged' true" in todo
+    assert "PLAIN HTTP" not in out  # not chosen: nothing to warn of, the deploy gate stops it
+
+
+def test_plan_warns_loudly_of_an_acknowledged_plain_http_endpoint(tmp_path, capsys, monkeypatch):
+    _stack_copy(
+        tmp_path,
+        monkeypatch,
+        "dev",
+        "plain",
+        {
+            "minimax-vllm:endpoint": {
+                "scheme": "internal",
+                "sourceRanges": ["10.0.0.0/8"],
+                "plainHttpAcknowledged": True,
+            }
+        },
+    )
+    plan.main("plain", str(tmp_path / "out"))
+    out = capsys.readouterr().out
+    (warning,) = [line for line in out.splitlines() if "PLAIN HTTP" in line]
+    assert "endpoint.plainHttpAcknowledged true" in warning and "10.0.0.0/8 in clear" in warning
+    assert "endpoint.certificateArn" not in out.split("Before `pulumi up`")[1]
+
+
 def test_plan_shows_the_exposed_paths(tmp_path, capsys):
     plan.main("prod-8gpu", str(tmp_path))
     out = capsys.readouterr().out

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import policy_fixtures_edge
 import pulumi_policy
 import pytest
 from pulumi_policy import EnforcementLevel, PolicyResource, ResourceValidationArgs, StackValidationArgs
@@ -25,6 +26,7 @@ from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 from policies.rules import capacity as capacity_rules
 from policies.rules import cluster_access, common, exposure, hardening, routing_hop, supply_chain
+from policies.rules import edge as edge_rules
 from policies.rules import iam as iam_rules
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -44,12 +46,10 @@ PROD_REVISION = "5fb9455421adc47f561f139d4e925b4c88c44367"  # stacks/Pulumi.prod
 
 @functools.cache
 def rendered(stack: str) -> Rendering:
-    """The stack as it would be deployed: an internet-facing endpoint gets its certificate
-    (the shipped files leave it to be set, and the deploy gate insists on it)."""
+    """The stack as it would be deployed: its endpoint gets its certificate, internal or
+    internet-facing (the shipped files leave it to be set, and the deploy gate insists on it)."""
     section = dict(config.read_stack_file(stack).get("minimax-vllm:endpoint") or {})
-    if section.get("scheme") == "internet-facing":
-        return render(stack, overrides={"endpoint": {**section, "certificateArn": TLS_ARN}})
-    return render(stack)
+    return render(stack, overrides={"endpoint": {**section, "certificateArn": TLS_ARN}})
 
 
 def props(type_token: str, stack: str = "prod-8gpu", name_part: str = "") -> dict[str, Any]:
@@ -736,6 +736,10 @@ PASSING += [
 ]
 
 
+FAILING += policy_fixtures_edge.FAILING
+PASSING += policy_fixtures_edge.PASSING
+
+
 @pytest.mark.parametrize(
     ("rule_name", "type_token", "make", "expected"), FAILING, ids=[f"{f[0]}-{i}" for i, f in enumerate(FAILING)]
 )
@@ -906,7 +910,16 @@ def test_every_check_function_in_rules_is_registered() -> None:
     registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
     public = {
         fn
-        for module in (exposure, hardening, iam_rules, supply_chain, capacity_rules, routing_hop, cluster_access)
+        for module in (
+            exposure,
+            hardening,
+            iam_rules,
+            supply_chain,
+            capacity_rules,
+            routing_hop,
+            cluster_access,
+            edge_rules,
+        )
         for name, fn in vars(module).items()
         if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }

@@ -21,11 +21,9 @@ NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 @functools.cache
 def routed(stack: str) -> Rendering:
-    """The stack with the router, as deployed (an internet-facing endpoint gets its certificate)."""
+    """The stack with the router, as deployed (its endpoint gets its certificate, internal or not)."""
     section = dict(config.read_stack_file(stack).get("minimax-vllm:endpoint") or {})
-    if section.get("scheme") == "internet-facing":
-        return render(stack, overrides={**ROUTED, "endpoint": {**section, "certificateArn": TLS_ARN}})
-    return render(stack, overrides=ROUTED)
+    return render(stack, overrides={**ROUTED, "endpoint": {**section, "certificateArn": TLS_ARN}})
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod-4gpu"])

@@ -36,6 +36,12 @@ REGION = "us-east-2"  # prod-8gpu's region: not us-east-1, where S3 would accept
 BUCKET = "aws:s3/bucket:Bucket"
 
 
+def mirror_bucket_of(r: offline.Rendering) -> Any:
+    """The weight mirror's bucket (the stack also owns its ALB access-log bucket: components/aws/edge.py)."""
+    (bucket,) = [b for b in r.of_type(BUCKET) if "-weights-" in b.inputs["bucket"]]
+    return bucket
+
+
 def _api(value: Any) -> Any:
     """Pulumi's camelCase inputs as the S3 API's PascalCase shapes (`id` is `ID` there)."""
     if isinstance(value, dict):
@@ -186,7 +192,7 @@ def s3_plan(world: S3World) -> list[str]:
     return sorted(
         f"{sign[step]} {typ.split(':')[-1]} {name} ({rid if step == 'import' else ''})".replace(" ()", "")
         for step, typ, name, rid in world.plan
-        if typ.startswith("aws:s3/")
+        if typ.startswith("aws:s3/") and "-weights-" in name  # the mirror, not the ALB log bucket
     )
 
 
@@ -231,7 +237,7 @@ def test_up_destroy_up_adopts_the_kept_mirror_and_keeps_its_objects(world):
     first = world.up("prod-8gpu")
     cluster(present=True)
     assert "its cluster is up" in preflight(world, settings).detail
-    bucket = first.one(BUCKET).inputs["bucket"]
+    bucket = mirror_bucket_of(first).inputs["bucket"]
     assert [line.split()[0:2] for line in s3_plan(world)] == [["+", "create"]] * 7
     # A filled mirror. Written past the API: moto does not evaluate aws:SecureTransport, so the
     # bucket's TLS-only policy denies it every object request.
@@ -260,10 +266,10 @@ def test_up_destroy_up_adopts_the_kept_mirror_and_keeps_its_objects(world):
         "+ create BucketVersioning minimax-vllm-prod-8gpu-weights-versioning",
         f"= import Bucket minimax-vllm-prod-8gpu-weights-bucket ({bucket})",
     ]
-    assert [b["Name"] for b in world.s3.list_buckets()["Buckets"]] == [bucket]
+    assert [b["Name"] for b in world.s3.list_buckets()["Buckets"] if "-weights-" in b["Name"]] == [bucket]
     assert list(objects.get_bucket(bucket).keys) == ["MiniMaxAI/MiniMax-M2.5/x/mirror-complete.json"]
     assert _settings(world, bucket) == kept
-    assert again.one(BUCKET).options["import"] == bucket  # set on every `up`; a no-op while held
+    assert mirror_bucket_of(again).options["import"] == bucket  # set on every `up`; a no-op while held
 
 
 def test_a_mirror_the_stack_lets_go_is_deleted_and_made_anew(world):
@@ -275,7 +281,7 @@ def test_a_mirror_the_stack_lets_go_is_deleted_and_made_anew(world):
         real = offline.render
         mp.setattr(offline, "render", lambda stack, _=None: real(stack, overrides))
         first = world.up("dev")
-        bucket = first.one(BUCKET).inputs["bucket"]
+        bucket = mirror_bucket_of(first).inputs["bucket"]
         world.destroy(first)
         assert world.s3.list_buckets()["Buckets"] == []
         world.up("dev")
@@ -296,7 +302,7 @@ def test_a_mirror_the_stack_lets_go_is_deleted_and_made_anew(world):
 )
 def test_a_kept_mirror_the_import_would_refuse_is_refused_by_preflight_with_the_fix(world, overrides, changed):
     first = world.up("prod-8gpu")
-    bucket = first.one(BUCKET).inputs["bucket"]
+    bucket = mirror_bucket_of(first).inputs["bucket"]
     world.destroy(first)
     settings = dataclasses.replace(from_stack_file("prod-8gpu"), **changed)
 

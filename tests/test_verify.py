@@ -94,7 +94,7 @@ def test_api_key_is_sent_as_a_bearer_token(serve: Start) -> None:
     posts = [r for r in server.behaviour.requests if r["method"] == "POST" and r["path"].startswith("/v1/")]
     assert posts and all(r["authorization"] == "Bearer test-key" for r in posts)
     probes = [r for r in server.behaviour.requests if not r["path"].startswith("/v1/") and r["path"] != "/health"]
-    assert probes and all(r["authorization"] is None for r in probes)  # the exposure probes send no key
+    assert probes and all(r["authorization"] == "Bearer test-key" for r in probes)  # keyed: past the web ACL
 
 
 def test_tool_call_returned_as_plain_text_fails(serve: Start) -> None:
@@ -177,7 +177,8 @@ def test_endpoint_behind_the_alb_passes_exposure(serve: Start) -> None:
     server = serve()
     row = results(server)["exposure"]
     assert row.status == "PASS", row.detail
-    probed = {r["path"] for r in server.behaviour.requests if r["authorization"] is None}
+    # probed with the key, so the refusal is the load balancer's 404, not the web ACL's 401
+    probed = {r["path"] for r in server.behaviour.requests if r["authorization"] == "Bearer test-key"}
     assert {"/invocations", "/tokenize", "/metrics", "/docs"} <= probed
 
 

@@ -3,8 +3,10 @@ permissions, the fill Job, the pods' copy from S3, the order of up and destroy, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import re
 
 import pytest
 
@@ -26,18 +28,27 @@ DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 BUCKET = "aws:s3/bucket:Bucket"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+EDGE = re.compile(r"-edge(-|$)")
 
 WEIGHTS_GB = catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb  # the default model's
 
 
+def _without_edge(r: Rendering) -> Rendering:
+    """The rendering without the ALB's web ACL and access-log bucket (components/aws/edge.py,
+    tests/test_edge.py): the S3 resources left are the mirror's."""
+    return dataclasses.replace(r, resources=[x for x in r.resources if not EDGE.search(x.name)])
+
+
 @functools.cache
 def rendered(stack: str = "prod-8gpu") -> Rendering:
-    return render(stack)
+    return _without_edge(render(stack))
 
 
 def dev_with(weights: dict) -> Rendering:
-    return render(
-        "dev", overrides={"serving": {"profile": "tp4", "maxModelLen": 32768, "revision": SHA}, "weights": weights}
+    return _without_edge(
+        render(
+            "dev", overrides={"serving": {"profile": "tp4", "maxModelLen": 32768, "revision": SHA}, "weights": weights}
+        )
     )
 
 

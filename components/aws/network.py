@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws import s3_endpoint
 from components.facts.catalog import BY_POSITION, BY_ZONE
 
 # EKS needs subnets in at least two zones for the control plane's network interfaces.
@@ -159,6 +160,10 @@ class NetworkArgs:
     subnet_layout: str = BY_ZONE
     existing: ExistingVpc | None = None
     region: str = "us-east-2"  # the S3 gateway endpoint's service is regional
+    partition: str = "aws"
+    # The stack's own buckets the nodes and pods use through the S3 gateway endpoint (its policy
+    # admits only these and the image registries' layer buckets: components/aws/s3_endpoint.py).
+    s3_buckets: tuple[str, ...] = ()
 
 
 class Network(pulumi.ComponentResource):
@@ -285,6 +290,7 @@ class Network(pulumi.ComponentResource):
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=private_tables,
+            policy=s3_endpoint.policy_json(args.region, args.partition, args.s3_buckets),
             tags=named("s3"),
             opts=child,
         )

@@ -29,9 +29,56 @@ def iam_policy_file(chart_version: str) -> Path:
 IAM_POLICY_FILE = iam_policy_file(versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[2])
 
 
-def iam_policy_document() -> str:
+# The published policy lets the controller edit the rules of any security group in the account
+# (it adds the ALB's rules to the nodes' group, which carries no controller tag). Every statement
+# that changes a security group is scoped here to the stack's VPC with `ec2:Vpc`, the condition
+# key of EC2's `security-group` resource type (Service Authorization Reference, Amazon EC2,
+# "Resource types defined by Amazon EC2"; the EC2 User Guide's example "Work with security
+# groups" scopes rule changes the same way). CreateSecurityGroup also authorizes the `vpc`
+# resource, which has no `ec2:Vpc` key (only `ec2:VpcID`), so its statement is split in two.
+SECURITY_GROUP_ACTIONS = frozenset(
+    {
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:DeleteSecurityGroup",
+        "ec2:CreateSecurityGroup",
+    }
+)
+VPC_CONDITION_KEY = "ec2:Vpc"
+
+
+def published_policy() -> dict:
+    return json.loads(IAM_POLICY_FILE.read_text())
+
+
+def vpc_scoped(policy: dict, partition: str, region: str, account_id: str, vpc_id: str) -> dict:
+    """The published policy with every security-group-changing statement held to one VPC."""
+    vpc_arn = f"arn:{partition}:ec2:{region}:{account_id}:vpc/{vpc_id}"
+    groups = f"arn:{partition}:ec2:{region}:{account_id}:security-group/*"
+    out = []
+    for st in policy["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if not SECURITY_GROUP_ACTIONS & set(actions):
+            out.append(st)
+            continue
+        condition = {**st.get("Condition", {})}
+        condition["ArnEquals"] = {**condition.get("ArnEquals", {}), VPC_CONDITION_KEY: vpc_arn}
+        if "ec2:CreateSecurityGroup" in actions:
+            out.append({"Effect": "Allow", "Action": ["ec2:CreateSecurityGroup"], "Resource": vpc_arn})
+        out.append({**st, "Resource": groups, "Condition": condition})
+    return {**policy, "Statement": out}
+
+
+def iam_policy_document(partition: str, region: str, account_id: str, vpc_id: str) -> str:
     # Minified: the readable file is over IAM's 6,144-character managed policy limit.
-    return json.dumps(json.loads(IAM_POLICY_FILE.read_text()), separators=(",", ":"))
+    scoped = vpc_scoped(published_policy(), partition, region, account_id, vpc_id)
+    return json.dumps(scoped, separators=(",", ":"))
+
+
+def _arn_parts(cluster_arn: str) -> tuple[str, str, str]:
+    """(partition, region, account) of an ARN."""
+    _, partition, _, region, account, _ = cluster_arn.split(":", 5)
+    return partition, region, account
 
 
 @dataclass(frozen=True)
@@ -57,7 +104,10 @@ class LoadBalancerController(pulumi.ComponentResource):
     def __init__(self, name: str, args: LoadBalancerControllerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("minimax-vllm:k8s:LoadBalancerController", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        policy = aws.iam.Policy(f"{name}-policy", policy=iam_policy_document(), tags=args.tags, opts=child)
+        document = pulumi.Output.all(args.cluster_arn, args.vpc_id).apply(
+            lambda v: iam_policy_document(*_arn_parts(v[0]), v[1])
+        )
+        policy = aws.iam.Policy(f"{name}-policy", policy=document, tags=args.tags, opts=child)
         identity = workload_identity(
             name,
             self,

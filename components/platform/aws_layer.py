@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import image_registry, reservations
 from components.aws.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
+from components.aws.edge import Edge, EdgeArgs
 from components.aws.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.aws.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
 from components.aws.image_repositories import ImageRepositories, ImageRepositoriesArgs
@@ -53,6 +54,7 @@ class AwsLayer:
     # image of the vLLM namespace (vLLM's copy, the stager, the router) is pulled from there.
     registry: image_registry.Registry = image_registry.Registry("", "")
     repositories: tuple[pulumi.Resource, ...] = ()
+    edge: Edge | None = None  # the ALB's web ACL and access-log bucket
 
 
 def _offering_zones(instance_type: str) -> list[str]:
@@ -98,6 +100,12 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     name = settings.cluster_name
     tags = settings.tags
     zones, existing = resolve_zones(settings)
+    caller = aws.get_caller_identity()
+    partition = aws.get_partition().partition
+    w = settings.weights
+    mirror_bucket = (
+        (w.existing_bucket or bucket_name(name, caller.account_id, settings.region)) if w.source == "s3" else None
+    )
     network = Network(
         name,
         NetworkArgs(
@@ -108,11 +116,11 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
             subnet_layout=settings.network.subnet_layout or BY_ZONE,
             existing=existing,
             region=settings.region,
+            partition=partition,
+            s3_buckets=(mirror_bucket,) if mirror_bucket else (),
         ),
     )
     security = settings.security
-    caller = aws.get_caller_identity()
-    partition = aws.get_partition().partition
     flow_log_group = flow_logs_group_name(name)
     k8s_version = settings.cluster.kubernetes_version
     registry = image_registry.Registry(image_registry.registry_host(caller.account_id, settings.region), name)
@@ -181,12 +189,11 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
         ),
     )
     mirror = None
-    w = settings.weights
-    if w.source == "s3":
+    if mirror_bucket:
         mirror = MirrorBucket(
             f"{name}-weights",
             MirrorBucketArgs(
-                bucket=w.existing_bucket or bucket_name(name, caller.account_id, settings.region),
+                bucket=mirror_bucket,
                 create=w.existing_bucket is None,
                 key_prefix=weight_mirror.prefix(
                     settings.serving.model, weight_staging.revision(settings.serving.revision)
@@ -202,7 +209,20 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 depends_on=(cluster.pod_identity_agent,),
             ),
         )
+    edge = Edge(
+        f"{name}-edge",
+        EdgeArgs(
+            cluster_name=name,
+            account_id=caller.account_id,
+            region=settings.region,
+            partition=partition,
+            rate_limit=settings.endpoint.waf_rate_limit,
+            own_web_acl=settings.endpoint.waf_acl_arn is None,
+            tags=tags,
+        ),
+    )
     return AwsLayer(
+        edge=edge,
         mirror=mirror,
         cluster_name=cluster.name,
         cluster_arn=cluster.eks.arn,

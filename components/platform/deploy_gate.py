@@ -117,7 +117,7 @@ def problems_before_deploy(settings: Settings) -> list[exposure_rules.Problem]:
             ep.scheme,
             ep.source_ranges,
             ep.certificate_arn,
-            ep.insecure_allow_plain_http_on_internet,
+            ep.plain_http_accepted,
             settings.cluster.public_access_cidrs,
         )
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.aws import edge
 from components.kubernetes import device_plugin, load_balancer_controller
 from components.kubernetes import pod_security_admission as psa
 from components.kubernetes.device_plugin import DevicePlugin, DevicePluginArgs
@@ -81,6 +82,8 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             repositories=aws.repositories,
             mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
             mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
+            edge=endpoint.EdgeRefs(aws.edge.web_acl_arn, aws.edge.logs_bucket, edge.LOG_PREFIX) if aws.edge else None,
+            edge_ready=tuple(aws.edge.ready) if aws.edge else (),
         ),
     )
     if settings.observability.enabled:

@@ -34,12 +34,21 @@ ANNOTATION = "alb.ingress.kubernetes.io"
 # The subnets the ALB is placed in: ids or Name tags, at least two zones (v3.5.0 docs,
 # "Ingress annotations", `subnets`).
 SUBNETS_ANNOTATION = f"{ANNOTATION}/subnets"
-PLAIN_HTTP_ACCEPTED = "minimax-vllm/plain-http-on-internet"
+PLAIN_HTTP_ACCEPTED = "minimax-vllm/plain-http-accepted"
 # The controller names the ALB from this annotation (v3.5.0 docs, "Ingress annotations"; longer
 # than 32 characters is an error). ELB names: letters, digits and hyphens, no hyphen at either
 # end, not starting with "internal-".
 LOAD_BALANCER_NAME_MAX = 32
 LOAD_BALANCER_NAME_PREFIX = "mmv-"
+
+
+@dataclass(frozen=True)
+class EdgeRefs:
+    """The stack's web ACL and access-log bucket (components/aws/edge.py) as the Ingress names them."""
+
+    web_acl_arn: Any  # str, or a Pulumi output of one
+    logs_bucket: str
+    logs_prefix: str
 
 
 @dataclass(frozen=True)
@@ -110,8 +119,12 @@ def annotations(
     drain_seconds: int,
     load_balancer_name: str,
     subnets: Any = None,
+    edge: EdgeRefs | None = None,
 ) -> dict[str, Any]:
     """The AWS Load Balancer Controller's Ingress annotations (names and values of v3.5.0).
+
+    edge: the stack's web ACL (unless endpoint.wafAclArn names another) and the bucket the ALB
+    writes its access logs to (`access_logs.s3.*` load balancer attributes, v3.5.0 docs).
 
     subnets: the ALB's subnet ids, comma-separated (a string, or a Pulumi output of one). Named
     explicitly, whatever the scheme: the controller would otherwise discover subnets by their
@@ -124,6 +137,12 @@ def annotations(
         f"idle_timeout.timeout_seconds={endpoint.idle_timeout_seconds}",
         "routing.http.drop_invalid_header_fields.enabled=true",
     ]
+    if edge:
+        attributes += [
+            "access_logs.s3.enabled=true",
+            f"access_logs.s3.bucket={edge.logs_bucket}",
+            f"access_logs.s3.prefix={edge.logs_prefix}",
+        ]
     out: dict[str, Any] = {
         f"{a}/load-balancer-name": load_balancer_name,
         f"{a}/scheme": endpoint.scheme,
@@ -159,12 +178,13 @@ def annotations(
     if endpoint.certificate_arn:
         out[f"{a}/certificate-arn"] = endpoint.certificate_arn
         out[f"{a}/ssl-policy"] = SSL_POLICY
-    if endpoint.waf_acl_arn:
-        out[f"{a}/wafv2-acl-arn"] = endpoint.waf_acl_arn
-    if endpoint.scheme == "internet-facing" and not endpoint.certificate_arn:
-        # Only reachable with endpoint.insecureAllowPlainHttpOnInternet (the deploy gate stops it
-        # otherwise); recorded on the object so the policy pack sees the choice was explicit.
-        out[PLAIN_HTTP_ACCEPTED] = "true" if endpoint.insecure_allow_plain_http_on_internet else "false"
+    if endpoint.waf_acl_arn or edge:
+        out[f"{a}/wafv2-acl-arn"] = endpoint.waf_acl_arn or edge.web_acl_arn  # type: ignore[union-attr]
+    if not endpoint.certificate_arn:
+        # Only deployable with the scheme's opt-out (endpoint.insecureAllowPlainHttpOnInternet or
+        # endpoint.plainHttpAcknowledged; the deploy gate stops it otherwise); recorded on the
+        # object so the policy pack sees the choice was explicit.
+        out[PLAIN_HTTP_ACCEPTED] = "true" if endpoint.plain_http_accepted else "false"
     return dict(sorted(out.items()))
 
 
@@ -180,6 +200,7 @@ def ingress(
     drain_seconds: int,
     load_balancer_name: str,
     subnets: Any = None,
+    edge: EdgeRefs | None = None,
 ) -> dict:
     """Only the listed paths go to vLLM; the default action is the explicit fixed 404."""
     paths = [
@@ -197,7 +218,7 @@ def ingress(
             "name": name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": annotations(endpoint, tags, drain_seconds, load_balancer_name, subnets),
+            "annotations": annotations(endpoint, tags, drain_seconds, load_balancer_name, subnets, edge),
         },
         "spec": {
             "ingressClassName": INGRESS_CLASS,

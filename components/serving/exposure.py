@@ -5,8 +5,8 @@ settings layer turns them into its error lines. Two groups:
 - refused always: a short or blank API key, source ranges that cover the internet or are
   wider than /8, `serving.extraArgs` tokens that are not exact flags of the pinned vLLM;
 - refused before a real deploy (`deploy_problems`), listed by `make plan`: documentation and
-  other non-routable ranges where the internet must reach, and an internet-facing endpoint
-  without TLS unless the stack opts out loudly. The shipped stacks carry such placeholders.
+  other non-routable ranges where the internet must reach, and an endpoint (internet-facing or
+  internal) without TLS unless the stack opts out loudly. The shipped stacks carry such placeholders.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any, NamedTuple
 
 from components.facts import DATA
 from components.serving import profiles
+from components.settings.endpoint import MIN_API_KEY_CHARS
 
-MIN_API_KEY_CHARS = 32  # `openssl rand -hex 32` gives 64
 MIN_PREFIX_LEN = 8  # wider ranges are a sizeable share of the whole internet
 VLLM_FLAGS_FILE = DATA / "vllm-serve-flags.json"
 INSECURE_OPT_OUT = "endpoint.insecureAllowPlainHttpOnInternet"
+INTERNAL_OPT_OUT = "endpoint.plainHttpAcknowledged"
 _NUMBER = re.compile(r"^-\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -163,17 +164,37 @@ def non_routable_problems(key: str, cidrs: Sequence[str], where: str) -> list[Pr
 # --- what must be set before a real deploy --------------------------------------------------
 
 
-def tls_problems(scheme: str, certificate_arn: str | None, insecure_opt_out: bool) -> list[Problem]:
-    if scheme != "internet-facing" or certificate_arn or insecure_opt_out:
+def tls_problems(scheme: str, certificate_arn: str | None, opted_out: bool) -> list[Problem]:
+    """Every endpoint needs TLS: internet-facing, or internal (the key and prompts would cross the
+    client networks in clear). opted_out: the scheme's own opt-out (INSECURE_OPT_OUT, INTERNAL_OPT_OUT)."""
+    if certificate_arn or opted_out:
         return []
+    if scheme == "internet-facing":
+        where, opt_out = "the internet", INSECURE_OPT_OUT
+        cert = "arn:aws:acm:<region>:<account>:certificate/<id>"
+    else:
+        where, opt_out = "the client networks (endpoint.sourceRanges)", INTERNAL_OPT_OUT
+        cert = "<ACM certificate ARN: issued by your AWS Private CA, or imported>"
     return [
         Problem(
             "endpoint.certificateArn",
             None,
-            "is required on an internet-facing endpoint: without it the API key and every prompt cross "
-            f"the internet in clear (to accept that anyway, set {INSECURE_OPT_OUT} true)",
-            "pulumi config set --path 'endpoint.certificateArn' arn:aws:acm:<region>:<account>:certificate/<id>",
+            f"is required on an {scheme} endpoint: without it the API key and every prompt cross "
+            f"{where} in clear (to accept that anyway: pulumi config set --path '{opt_out}' true)",
+            f"pulumi config set --path 'endpoint.certificateArn' {cert}",
         )
+    ]
+
+
+def plain_http_warning(scheme: str, source_ranges: Sequence[str], accepted: bool) -> list[str]:
+    """What `make plan` prints, loud and on its own line, for a stack that chose plain HTTP."""
+    if not accepted:
+        return []
+    opt_out = INSECURE_OPT_OUT if scheme == "internet-facing" else INTERNAL_OPT_OUT
+    where = "the internet" if scheme == "internet-facing" else "the client networks " + ", ".join(source_ranges)
+    return [
+        f"!!! PLAIN HTTP ({opt_out} true): the API key and every prompt and answer cross {where} in clear;"
+        " set endpoint.certificateArn to serve HTTPS"
     ]
 
 
@@ -181,7 +202,7 @@ def deploy_problems(
     scheme: str,
     source_ranges: Sequence[str],
     certificate_arn: str | None,
-    insecure_opt_out: bool,
+    opted_out: bool,
     public_access_cidrs: Sequence[str],
 ) -> list[Problem]:
     """What stops a real `pulumi up`/`preview` (the offline plan lists these instead)."""
@@ -190,7 +211,7 @@ def deploy_problems(
     )
     if scheme == "internet-facing":
         found += non_routable_problems("endpoint.sourceRanges", source_ranges, "the endpoint is internet-facing")
-    found += tls_problems(scheme, certificate_arn, insecure_opt_out)
+    found += tls_problems(scheme, certificate_arn, opted_out)
     return found
 
 

@@ -56,6 +56,10 @@ class VllmServiceArgs:
     registry: image_registry.Registry = image_registry.Registry("", "")
     # The repositories themselves: no pod is created before they exist.
     repositories: tuple[pulumi.Resource, ...] = ()
+    # The stack's web ACL and access-log bucket (components/aws/edge.py), and what must exist
+    # before the Ingress (and outlive it on destroy).
+    edge: endpoint.EdgeRefs | None = None
+    edge_ready: tuple[pulumi.Resource, ...] = ()
 
 
 def job_timeouts(weights_gb: float) -> pulumi.CustomTimeouts:
@@ -170,13 +174,14 @@ class VllmService(pulumi.ComponentResource):
             drain_seconds=timers.deregistration_delay,
             load_balancer_name=args.load_balancer_name,
             subnets=pulumi.Output.from_input(args.load_balancer_subnet_ids).apply(",".join),
+            edge=args.edge,
         )
         # Not dependent on the Deployment: the pods' readiness gates wait for the ALB's target group.
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=ing["metadata"],
             spec=ing["spec"],
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[backend])),
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[backend, *args.edge_ready])),
         )
 
         scheme, port = endpoint.url_scheme(args.endpoint), endpoint.listener_port(args.endpoint)

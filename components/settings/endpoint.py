@@ -12,6 +12,10 @@ from pydantic.dataclasses import dataclass
 from components.settings.schema import SECTION, Bool, Int, Str, StrList, cidr, closed, each, matches, one_of, rule
 
 SCHEMES = ("internal", "internet-facing")
+MIN_API_KEY_CHARS = 32  # `openssl rand -hex 32` gives 64; the WAF refuses shorter bearer values too
+# WAF rate-based rules: requests per client IP in the evaluation window (5 minutes by default);
+# AWS WAF accepts limits from 10 up (AWS WAF Developer Guide, "Rate-based rule statement").
+WAF_RATE_LIMIT_MIN = 10
 # ALB connection idle timeout range (elbv2 load balancer attribute idle_timeout.timeout_seconds).
 ALB_IDLE_TIMEOUT_RANGE = (1, 4000)
 ACM_ARN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$"
@@ -45,5 +49,23 @@ class EndpointSettings:
         "must be a WAFv2 regional web ACL ARN",
         "arn:aws:wafv2:us-east-2:123456789012:regional/webacl/<name>/<uuid>",
     )
+    # The stack's web ACL blocks a client IP that sends more than this in 5 minutes
+    # (components/aws/edge.py). An agent session sends a few requests a minute.
+    waf_rate_limit: Int = rule(
+        2000, f"must be a whole number of requests per 5 minutes, at least {WAF_RATE_LIMIT_MIN}", ge=WAF_RATE_LIMIT_MIN
+    )
     # The loud opt-out of TLS on an internet-facing endpoint.
     insecure_allow_plain_http_on_internet: Bool = rule(False, "must be true or false")
+    # The loud opt-out of TLS on an internal endpoint: the key and the prompts then cross the
+    # client networks (`sourceRanges`) in clear. Without it an internal endpoint needs
+    # `certificateArn` too (ACM: a private CA's certificate, or an imported one).
+    plain_http_acknowledged: Bool = rule(False, "must be true or false")
+
+    @property
+    def plain_http_accepted(self) -> bool:
+        """No certificate, and the scheme's opt-out says so on purpose."""
+        if self.certificate_arn:
+            return False
+        if self.scheme == "internet-facing":
+            return self.insecure_allow_plain_http_on_internet
+        return self.plain_http_acknowledged

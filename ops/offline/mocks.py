@@ -37,6 +37,11 @@ def _arn(service: str, resource: str, region: bool = True) -> str:
     return f"arn:{PARTITION}:{service}:{OfflineMocks.region if region else ''}:{ACCOUNT_ID}:{resource}"
 
 
+def _uuid(name: str) -> str:
+    h = _hex(name, 32)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _physical_name(args: pulumi.runtime.MockResourceArgs) -> str:
     if args.inputs.get("name"):
         return args.inputs["name"]
@@ -100,6 +105,11 @@ COMPUTED: dict[str, Computed] = {
     "aws:amp/workspace:Workspace": lambda a: {
         "arn": _arn("aps", f"workspace/ws-{_hex(a.typ + a.name)}"),
         "prometheusEndpoint": f"https://aps-workspaces.{OfflineMocks.region}.amazonaws.com/workspaces/ws-{_hex(a.typ + a.name)}/",
+    },
+    # WAFv2 web ACL ARNs: regional/webacl/<name>/<uuid>; AWS assigns the uuid.
+    "aws:wafv2/webAcl:WebAcl": lambda a: {
+        "arn": _arn("wafv2", f"regional/webacl/{_physical_name(a)}/{_uuid(a.name)}"),
+        "id": _uuid(a.name),
     },
     # The controller publishes the ALB's DNS name in the Ingress status.
     "kubernetes:networking.k8s.io/v1:Ingress": lambda a: {

@@ -35,6 +35,13 @@ from .cluster_access import (
 from .common import API_READER_IMAGE as API_READER_IMAGE
 from .common import MODEL_CACHE_HOST_PATH, ResourceCheck, StackCheck
 from .common import STACK_REPOSITORY_PREFIX as STACK_REPOSITORY_PREFIX
+from .edge import (
+    alb_access_logs_and_web_acl,
+    alb_tls_on_every_scheme,
+    s3_gateway_endpoint_policy,
+    security_group_changes_held_to_a_vpc,
+    web_acl_guards_the_endpoint,
+)
 from .exposure import (
     eks_endpoint_not_public,
     only_allowed_paths_exposed,
@@ -155,6 +162,31 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         "public-endpoint-tls-and-ranges",
         public_endpoint_tls_and_ranges,
         "Mandatory. An internet-facing ALB Ingress listens only on HTTPS with a certificate and a restricted (-Res-) TLS policy (unless the stack set the loud plain-HTTP opt-out) and lists inbound-cidrs that, by CIDR arithmetic, neither cover the internet nor hold a prefix shorter than /8.",
+    ),
+    Rule(
+        "alb-tls-on-every-scheme",
+        alb_tls_on_every_scheme,
+        "Mandatory. An internal ALB Ingress listens only on HTTPS with a certificate and a restricted (-Res-) TLS policy too (unless the stack set endpoint.plainHttpAcknowledged, recorded as minimax-vllm/plain-http-accepted): the API key and the prompts cross the client networks.",
+    ),
+    Rule(
+        "alb-access-logs-and-web-acl",
+        alb_access_logs_and_web_acl,
+        "Mandatory. Every ALB Ingress writes access logs to S3 (access_logs.s3.enabled=true and a bucket) and names a WAFv2 web ACL (wafv2-acl-arn).",
+    ),
+    Rule(
+        "web-acl-guards-the-endpoint",
+        web_acl_guards_the_endpoint,
+        "Mandatory. A WAFv2 web ACL blocks requests without an `Authorization: Bearer` header (so a keyless request never reaches the ALB, nor wakes a GPU node from zero) and has a blocking rate-based rule per client IP.",
+    ),
+    Rule(
+        "s3-gateway-endpoint-policy",
+        s3_gateway_endpoint_policy,
+        "Mandatory. The S3 gateway endpoint has a policy that names its buckets (no `*` resource): without one, a pod could copy what it reads to any bucket of any account.",
+    ),
+    Rule(
+        "security-group-changes-held-to-a-vpc",
+        security_group_changes_held_to_a_vpc,
+        "Mandatory. An IAM policy that may change security groups (authorize, revoke, create, delete) holds every such statement to one VPC (ec2:Vpc condition, or the VPC's own ARN as the resource).",
     ),
     Rule(
         "only-allowed-paths-exposed",

@@ -99,7 +99,7 @@ ALB = "alb.ingress.kubernetes.io"
 
 # The stack's explicit, loud choice of plain HTTP on an internet-facing endpoint
 # (components/serving/endpoint.py sets it from endpoint.insecureAllowPlainHttpOnInternet).
-PLAIN_HTTP_ACCEPTED_ANNOTATION = "minimax-vllm/plain-http-on-internet"
+PLAIN_HTTP_ACCEPTED_ANNOTATION = "minimax-vllm/plain-http-accepted"
 
 
 MIN_PREFIX_LEN = 8
