@@ -60,6 +60,9 @@ class MirrorSource:
 
     bucket: str
     region: str
+    owner: str  # the bucket owner's account id (ExpectedBucketOwner)
+    # The stack owns the bucket and so fills it; a stack on `weights.existingBucket` only reads.
+    fills: bool = True
 
 
 def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
@@ -88,7 +91,7 @@ def network_policies(
             APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, pod_identity=mirror is not None, router=router
         ),
     ]
-    if mirror:
+    if mirror and mirror.fills:
         policies.append(weight_mirror.job_network_policy(NAMESPACE))
     return policies
 
@@ -184,12 +187,18 @@ def scheduling() -> tuple[dict, list[dict]]:
 
 
 def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token: bool) -> list[dict]:
-    """What fills the S3 mirror: the copy module, the two service accounts, the Job."""
+    """What the S3 mirror needs in the cluster: the copy module and the pods' service account;
+    in the stack that owns the bucket, also the Job's service account and the Job that fills it."""
     affinity, tolerations = scheduling()
     scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
-    return [
+    reading = [
         weight_mirror.config_map(NAMESPACE, LABELS),
         weight_mirror.service_account(weight_mirror.POD_SERVICE_ACCOUNT, NAMESPACE, LABELS),
+    ]
+    if not mirror.fills:
+        return reading
+    return [
+        *reading,
         weight_mirror.service_account(weight_mirror.JOB_SERVICE_ACCOUNT, NAMESPACE, weight_mirror.JOB_LABELS),
         weight_mirror.job(
             namespace=NAMESPACE,
@@ -198,6 +207,7 @@ def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token:
             model=serving.model,
             revision=weight_staging.revision(serving.revision),
             region=mirror.region,
+            owner=mirror.owner,
             secret_env=_hf_token_env(has_hf_token),
             security_context=security_context(),
             pod_security_context=pod_security.pod_security_context(),
@@ -207,6 +217,25 @@ def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token:
             node_affinity=affinity,
             tolerations=tolerations,
             annotations=checkov_waivers(supply_chain.pinned_image(serving.image), secrets_as_env=has_hf_token),
+        ),
+    ]
+
+
+# What the staging container writes into HF_HOME: the weights (the hub cache) and the
+# staged-revision marker. The vLLM container gets both read-only, so the model's own code,
+# which it runs, cannot change the weights or mark a revision staged; the compile caches and
+# HF_HOME/modules (where transformers copies that code) stay writable.
+WEIGHTS_SUBPATHS = ("hub", "staged")
+
+
+def serving_cache_mounts(cache_mount: dict[str, str]) -> list[dict]:
+    """The node cache for the vLLM container: writable, with the weights mounted over it read-only."""
+    rel = HF_HOME.removeprefix(f"{CACHE_MOUNT}/")
+    return [
+        dict(cache_mount),
+        *(
+            {"name": cache_mount["name"], "mountPath": f"{HF_HOME}/{sub}", "subPath": f"{rel}/{sub}", "readOnly": True}
+            for sub in WEIGHTS_SUBPATHS
         ),
     ]
 
@@ -241,7 +270,7 @@ def deployment(
         scratch_mounts=pod_security.scratch_mounts(),
         mirror_env=(
             weight_mirror.mirror_env(
-                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region
+                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region, mirror.owner
             )
             if mirror
             else None
@@ -280,7 +309,11 @@ def deployment(
         "livenessProbe": _probe(30, 5),
         # Keep serving while the ALB deregisters the pod, so streams in flight can finish.
         "lifecycle": {"preStop": {"sleep": {"seconds": t.pre_stop}}},
-        "volumeMounts": [cache_mount, {"name": "dshm", "mountPath": "/dev/shm"}, *pod_security.scratch_mounts()],
+        "volumeMounts": [
+            *serving_cache_mounts(cache_mount),
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            *pod_security.scratch_mounts(),
+        ],
         "securityContext": security_context(),
     }
     return {
