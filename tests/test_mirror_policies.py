@@ -110,7 +110,7 @@ def test_the_manifest_key_signs_only_and_stays_with_the_bucket():
     assert [s["Resource"] for s in statements if s["Action"] == "kms:Verify"] == [key.outputs["arn"]]
     init = owner().vllm_deployment().inputs["spec"]["template"]["spec"]["initContainers"][0]
     env = {e["name"]: e.get("value") for e in init["env"]}
-    assert env["MANIFEST_KEY"] == alias.inputs["name"] and env["BUCKET_OWNER"] == ACCOUNT
+    assert env["MANIFEST_SIGNER"] == alias.inputs["name"] and env["BUCKET_OWNER"] == ACCOUNT
 
 
 def test_the_vllm_container_reads_the_weights_and_the_staged_marker_read_only():

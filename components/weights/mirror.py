@@ -237,7 +237,7 @@ def mirror_env(bucket: str, model: str, revision: str, region: str, owner: str) 
     return {
         "BUCKET": bucket,
         "BUCKET_OWNER": owner,
-        "MANIFEST_KEY": mirror_trust.key_alias(bucket),
+        "MANIFEST_SIGNER": mirror_trust.key_alias(bucket),
         "MODEL": model,
         "REVISION": revision,
         **aws_config.region_env(region),

@@ -27,6 +27,8 @@ another stager finished meanwhile counts as done.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import secrets
@@ -40,10 +42,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-if __package__:
-    from components.weights import mirror_trust as trust
-else:  # run from the ConfigMap, beside mirror_trust.py
-    import mirror_trust as trust  # type: ignore[no-redef]
+# In the repository a module of the package; in the pods a file beside this one in the ConfigMap.
+trust = importlib.import_module("components.weights.mirror_trust" if __package__ else "mirror_trust")
 
 MARKER = trust.MANIFEST
 HubFile, Digest, HashingReader, HashingWriter, digest_of = (
@@ -165,7 +165,7 @@ class Mirror:
         """The signed manifest's listing; None when there is no manifest; MirrorError when it
         is not trusted (unsigned, changed, signed for another prefix, or an unsafe path)."""
         if self.anchor is None:
-            raise MirrorError("no signing key given (MANIFEST_KEY): an unsigned mirror is never trusted")
+            raise MirrorError("no signing key given (MANIFEST_SIGNER): an unsigned mirror is never trusted")
         body = self.read(self.key(MARKER))
         if body is None:
             return None
@@ -339,9 +339,7 @@ def transfer_config(config: Any) -> Any:
     """The AWS CRT's transfer client when the image has it (boto3[crt]: awscrt; on a p5 it sizes
     its connections for the instance's network), else s3transfer's classic one. Either way many
     ranged parts per file on top of parallel files: S3 serves each connection at tens of MB/s."""
-    try:
-        import awscrt.s3  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("awscrt") is None:
         return config(multipart_chunksize=64 * 1024 * 1024, max_concurrency=8, preferred_transfer_client="classic")
     return config(multipart_chunksize=64 * 1024 * 1024, max_concurrency=8, preferred_transfer_client="crt")
 
@@ -353,7 +351,7 @@ def main(argv: list[str]) -> int:
     env = os.environ
     model, revision = env["MODEL"], env["REVISION"]
     workers = int(env.get("MAX_WORKERS", "16"))
-    anchor = trust.KmsAnchor(boto3.client("kms"), env["MANIFEST_KEY"])
+    anchor = trust.KmsAnchor(boto3.client("kms"), env["MANIFEST_SIGNER"])
     mirror = Mirror(boto3.client("s3"), env["BUCKET"], f"{model}/{revision}/", anchor, env["BUCKET_OWNER"])
     transfer = transfer_config(TransferConfig)
     try:
