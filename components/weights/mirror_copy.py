@@ -5,7 +5,7 @@
 
 Runs in the vLLM image, which has everything it needs: Python, huggingface_hub (a vLLM
 requirement) and boto3 (through runai-model-streamer[s3], which the image installs). Imports
-nothing of the project, so the ConfigMap carries exactly this file.
+nothing of the project but mirror_trust.py, which the ConfigMap carries beside it.
 
 fill: every file the Hub lists for the revision is streamed into S3 while its size and hash
 are computed; it is then read back from S3 and checked again against the Hub's listing

@@ -13,8 +13,9 @@ Two replicas on one node share the cache; the Hub client's file locks let them d
 
 With `weights.source: s3` the same container copies from the stack's S3 mirror instead
 (components/weights/mirror_copy.py `stage`, run from its ConfigMap): into the same snapshot folder of
-the same cache, every file checked against the sha256 the mirror Job recorded from the Hub,
-before the same marker is written. A damaged or missing file stops the pod here, before vLLM.
+the same cache, every file checked against the sha256 the mirror Job recorded from the Hub
+in a manifest signed with a KMS key (docs/mirror.md), before the same marker is written; the
+vLLM container mounts the weights and the marker read-only. A damaged or missing file stops the pod here, before vLLM.
 Replicas on one node (prod-4gpu) stage one at a time: the copy holds a lock in the snapshot
 folder, the others wait and find the files in place (tests/test_concurrent_stagers.py).
 """
