@@ -62,8 +62,7 @@ def test_vllm_offline_serves_what_the_s3_mirror_staged(tmp_path, monkeypatch):
     from components.platform import config
     from components.serving import profiles
     from components.weights import mirror as weight_mirror
-    from components.weights import mirror_copy
-    from components.weights import mirror_trust
+    from components.weights import mirror_copy, mirror_trust
 
     sha = "0123456789abcdef0123456789abcdef01234567"
     data = b'{"architectures": ["MiniMaxM2ForCausalLM"]}'
