@@ -108,7 +108,7 @@ def test_the_container_port_follows_the_argv_when_the_listening_port_changes():
     serving = config.from_stack_file("dev").serving
     argv = ["vllm", "serve", "m", "--port", "8123"]
     assert workload.listen_port(argv) == 8123
-    ports = workload.deployment(serving, config.from_stack_file("dev").gpu_nodes.instance, False)
+    ports = workload.deployment(serving, config.from_stack_file("dev").gpu_nodes.instance)
     container = ports["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"][0]["containerPort"] == listening_port(container)
 
@@ -343,6 +343,7 @@ def test_preflight_main_runs_the_aws_cli_check(monkeypatch):
         awsclients, "clients", lambda region, *services, session=None: tuple(object() for _ in services)
     )
     monkeypatch.setattr(preflight, "run", lambda *a, **k: [])
+    monkeypatch.setattr(preflight.preflight_images, "check", lambda *a: [])
     s = config.from_stack_file("dev")
     _, checks = preflight.main(
         s, sleep=lambda _: None, resolve=lambda image: "sha256:" + "0" * 64, which=lambda _: None

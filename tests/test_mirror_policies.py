@@ -10,6 +10,7 @@ import json
 import pytest
 
 from components.weights import mirror as weight_mirror
+from components.weights import staging as weight_staging
 from ops.offline.engine import Rendering, render
 from tests import iam_eval
 
@@ -35,6 +36,13 @@ def second_stack() -> Rendering:
         "weights": {"source": "s3", "existingBucket": bucket_name()},
     }
     return render("dev", overrides=overrides)
+
+
+def stager_spec(r: Rendering) -> dict:
+    (ds,) = [
+        x for x in r.of_type("kubernetes:apps/v1:DaemonSet") if x.inputs["metadata"]["name"] == weight_staging.NAME
+    ]
+    return ds.inputs["spec"]["template"]["spec"]
 
 
 def role_of(r: Rendering, service_account: str) -> tuple[str, list[dict]]:
@@ -108,8 +116,8 @@ def test_the_manifest_key_signs_only_and_stays_with_the_bucket():
     assert alias.inputs["name"] == f"alias/{bucket_name()}-manifest"
     _, statements = role_of(owner(), weight_mirror.POD_SERVICE_ACCOUNT)
     assert [s["Resource"] for s in statements if s["Action"] == "kms:Verify"] == [key.outputs["arn"]]
-    init = owner().vllm_deployment().inputs["spec"]["template"]["spec"]["initContainers"][0]
-    env = {e["name"]: e.get("value") for e in init["env"]}
+    (stage,) = stager_spec(owner())["containers"]
+    env = {e["name"]: e.get("value") for e in stage["env"]}
     assert env["MANIFEST_SIGNER"] == alias.inputs["name"] and env["BUCKET_OWNER"] == ACCOUNT
 
 
@@ -122,5 +130,8 @@ def test_the_vllm_container_reads_the_weights_and_the_staged_marker_read_only():
     # The compile caches stay writable: no read-only mount above them.
     for var in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR"):
         assert not any(env[var].startswith(p) for p in ro), var
-    staging = spec["initContainers"][0]
-    assert not any(m.get("readOnly") for m in staging["volumeMounts"] if m["name"] == "cache")
+    # The node's stager is the only writer; vLLM's own wait for it reads the cache read-only.
+    (stage,) = stager_spec(owner())["containers"]
+    assert not any(m.get("readOnly") for m in stage["volumeMounts"] if m["name"] == "cache")
+    (wait,) = spec["initContainers"]
+    assert all(m.get("readOnly") for m in wait["volumeMounts"] if m["name"] == "cache")

@@ -68,6 +68,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             # test_hardening.py) follow the ALB -> router -> vLLM hop.
             routing=settings.routing if settings.routing.mode == "router" else None,
             registry=aws.registry,
+            repositories=aws.repositories,
             mirror=workload.MirrorSource(aws.mirror.bucket, aws.region, aws.mirror.owner, aws.mirror.fills)
             if aws.mirror
             else None,

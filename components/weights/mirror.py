@@ -7,7 +7,8 @@ Layout: `s3://<bucket>/<model>/<commit>/<file>`, one prefix per revision, and
 Who may do what, through EKS Pod Identity (never the node role):
 - the Job's service account `weights-mirror`, only in the stack that owns the bucket: read and
   write that one revision's prefix, and sign with the bucket's manifest key;
-- the vLLM pods' service account `vllm`: read that prefix and verify signatures, nothing else;
+- the node stager's service account `stage-weights`: read that prefix and verify signatures,
+  nothing else (the vLLM pods have no AWS identity);
 - everyone else: no write under any weights prefix (the bucket policy denies it).
 Every statement holds only for a bucket of this account (s3:ResourceAccount).
 Why the pods copy to the NVMe instead of streaming with the Run:ai streamer: docs/weights.md.
@@ -32,7 +33,7 @@ MODULE_DIR = "/opt/weights-mirror"  # the ConfigMap, read-only
 MODULE_PATH = f"{MODULE_DIR}/mirror_copy.py"
 JOB_APP = "weights-mirror"
 JOB_SERVICE_ACCOUNT = "weights-mirror"
-POD_SERVICE_ACCOUNT = "vllm"
+POD_SERVICE_ACCOUNT = "stage-weights"  # the node stager (components/weights/staging.py)
 JOB_LABELS = {"app.kubernetes.io/name": JOB_APP, "app.kubernetes.io/part-of": "minimax-vllm"}
 # A Job pod retried this often before the Job fails (each retry resumes the copy).
 BACKOFF_LIMIT = 6
@@ -128,7 +129,7 @@ def _this_account(account_id: str) -> dict[str, Any]:
 
 
 def reader_policy(bucket_arn: str, key_prefix: str, account_id: str, key_arn: str) -> str:
-    """The vLLM pods: list and read one revision's prefix, and verify the manifest's signature."""
+    """The node stager: list and read one revision's prefix, and verify the manifest's signature."""
     return _doc(
         [
             {

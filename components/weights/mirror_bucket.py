@@ -10,10 +10,10 @@ The next `pulumi up` adopts a bucket kept that way: creating the same name again
 us-east-1 (409 BucketAlreadyOwnedByYou), so a lookup of the account's buckets decides whether
 the bucket is imported; its settings are declared again (docs/weights.md, "A second life").
 With `weights.existingBucket` nothing of the bucket is created, and the stack only reads: its
-pods' role and no writer, no fill Job (the stack that owns the bucket fills it).
+stagers' role and no writer, no fill Job (the stack that owns the bucket fills it).
 Roles: the mirror Job may write its revision's prefix and sign the manifest with the bucket's
 KMS key (ECC_NIST_P256, SIGN_VERIFY; alias from the bucket's name, mirror_trust.key_alias), the
-vLLM pods may only read and verify; both through EKS Pod Identity (trust:
+node stagers may only read and verify; both through EKS Pod Identity (trust:
 components/aws/iam_trust.py), never the node role. The bucket policy refuses every other
 principal's write under a weights prefix. The key stays with the bucket on destroy; a
 manifest signed by a key that is gone is refused by the stagers and signed again by the next
