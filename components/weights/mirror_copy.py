@@ -1,11 +1,10 @@
 """The weight mirror's two copies, as one file the pods run from a ConfigMap.
 
     python3 mirror_copy.py fill    the weights-mirror Job: Hub -> s3://$BUCKET/$PREFIX
-    python3 mirror_copy.py stage   the stage-weights init container: S3 mirror -> the node's cache
+    python3 mirror_copy.py stage   the node's stage-weights pod: S3 mirror -> the node's cache
 
-Runs in the vLLM image, which has everything it needs: Python, huggingface_hub (a vLLM
-requirement) and boto3 (through runai-model-streamer[s3], which the image installs). Imports
-nothing of the project but mirror_trust.py, which the ConfigMap carries beside it.
+Runs in the stager image (images/stage-weights/: Python, huggingface_hub, boto3 with the AWS
+CRT). Imports nothing of the project but mirror_trust.py, which the ConfigMap carries beside it.
 
 fill: every file the Hub lists for the revision is streamed into S3 while its size and hash
 are computed; it is then read back from S3 and checked again against the Hub's listing
