@@ -375,7 +375,7 @@ def test_each_principal_gets_its_own_policy_and_scope_and_the_deployer_stays_clu
 @pytest.mark.parametrize("stack", STACKS)
 def test_secrets_are_envelope_encrypted_with_a_rotating_kms_key(stack):
     r = rendered(stack)
-    key = r.one(KMS_KEY)
+    (key,) = [k for k in r.of_type(KMS_KEY) if k.parent == r.one(CLUSTER).urn]
     assert key.inputs["enableKeyRotation"] is True
     config = r.one(EKS).inputs["encryptionConfig"]
     assert config["resources"] == ["secrets"]
@@ -585,7 +585,8 @@ def test_aws_children_are_parented_to_their_component(stack):
     ]
     # Prod stacks' flow logs have their own log group and delivery role policy; the weight
     # mirror has its own role policies, and so has KEDA's CloudWatch reader (wake on requests).
-    shared = {LOG_GROUP, "aws:iam/rolePolicy:RolePolicy"}
+    # The mirror also has its own KMS key (the manifest's signing key).
+    shared = {LOG_GROUP, "aws:iam/rolePolicy:RolePolicy", KMS_KEY}
     for parent, types in expected.items():
         for type_token in types:
             found = [

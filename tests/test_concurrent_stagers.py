@@ -21,6 +21,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from components.weights import mirror_copy as mc
+from components.weights import mirror_trust as trust
 
 pytestmark = pytest.mark.slow  # an S3 server and stager processes
 
@@ -37,6 +38,7 @@ FILES = {
     },
     "config.json": b'{"architectures": ["MiniMaxM2ForCausalLM"]}',
 }
+OWNER = "123456789012"  # moto's account
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -58,9 +60,16 @@ def endpoint():
     url = "http://{}:{}".format(*server.get_host_and_port())
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=url, **CREDENTIALS)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    mc.fill(Hub(), mc.Mirror(s3, BUCKET, PREFIX), log=lambda _: None)
+    kms = boto3.client("kms", region_name=REGION, endpoint_url=url, **CREDENTIALS)
+    key = kms.create_key(KeySpec=trust.KEY_SPEC, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=trust.key_alias(BUCKET), TargetKeyId=key)
+    mc.fill(Hub(), mirror(s3, kms), log=lambda _: None)
     yield url
     server.stop()
+
+
+def mirror(s3: Any, kms: Any) -> mc.Mirror:
+    return mc.Mirror(s3, BUCKET, PREFIX, trust.KmsAnchor(kms, trust.key_alias(BUCKET)), OWNER)
 
 
 def _stager(url: str, dest: str, start: Any, results: Any, locked: bool) -> None:
@@ -76,7 +85,8 @@ def _stager(url: str, dest: str, start: Any, results: Any, locked: bool) -> None
     transfer = TransferConfig(multipart_threshold=MB, multipart_chunksize=MB, max_concurrency=4)
     start.wait()
     try:
-        mc.stage(mc.Mirror(s3, BUCKET, PREFIX), Path(dest), workers=8, log=lambda _: None, transfer=transfer)
+        kms = boto3.client("kms", region_name=REGION, endpoint_url=url, **CREDENTIALS)
+        mc.stage(mirror(s3, kms), Path(dest), workers=8, log=lambda _: None, transfer=transfer)
         results.put(("ok", sum(read)))
     except BaseException as err:  # the test reports what failed, in which process
         results.put((f"{type(err).__name__}: {err}", sum(read)))
@@ -88,8 +98,8 @@ def test_stagers_on_one_cache_copy_once_and_none_fails(endpoint, tmp_path, stage
     outcomes = _run(endpoint, dest, stagers, locked=True)
     assert [o for o, _ in outcomes] == ["ok"] * stagers
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint, **CREDENTIALS)
-    marker = s3.head_object(Bucket=BUCKET, Key=PREFIX + mc.MARKER)["ContentLength"]
-    # The weights came from S3 once; each stager read only the mirror's marker besides.
+    marker = sum(s3.head_object(Bucket=BUCKET, Key=PREFIX + k)["ContentLength"] for k in (mc.MARKER, trust.SIGNATURE))
+    # The weights came from S3 once; each stager read only the mirror's signed manifest besides.
     read, weights = sum(n for _, n in outcomes), sum(map(len, FILES.values()))
     assert read - stagers * marker == weights, f"{(read - stagers * marker) / weights:.2f} copies read from S3"
     on_disk = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}

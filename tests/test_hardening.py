@@ -227,7 +227,8 @@ def test_every_service_role_trust_policy_carries_its_supported_conditions(stack:
 def test_log_groups_use_the_stack_key_whose_policy_admits_cloudwatch_logs_for_them(stack: str) -> None:
     r = rendered(stack)
     s = from_stack_file(stack)
-    (key,) = r.of_type("aws:kms/key:Key")
+    # The stack key (the weight mirror's manifest key signs, it encrypts nothing).
+    (key,) = [k for k in r.of_type("aws:kms/key:Key") if k.inputs.get("keyUsage") != "SIGN_VERIFY"]
     groups = r.of_type("aws:cloudwatch/logGroup:LogGroup")
     assert groups and all(g.inputs["kmsKeyId"] == key.outputs["arn"] for g in groups)
     statement = next(x for x in json.loads(key.inputs["policy"])["Statement"] if "Service" in x["Principal"])

@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from components.weights import mirror_copy as mc
+from components.weights import mirror_trust as trust
 
 pytestmark = pytest.mark.slow  # a mock AWS account: `make test`, not `make test-fast`
 
@@ -51,12 +52,23 @@ class FakeHub:
         yield io.BytesIO(self.serve[path])
 
 
+OWNER = "123456789012"  # moto's account
+
+
+def signing_key(kms, bucket: str = BUCKET) -> str:
+    """The bucket's manifest key as the stack makes it: asymmetric, sign/verify, under its alias."""
+    key = kms.create_key(KeySpec=trust.KEY_SPEC, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=trust.key_alias(bucket), TargetKeyId=key)
+    return trust.key_alias(bucket)
+
+
 @pytest.fixture
 def mirror():
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-2")
+        kms = boto3.client("kms", region_name="us-east-2")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
-        yield mc.Mirror(s3, BUCKET, PREFIX)
+        yield mc.Mirror(s3, BUCKET, PREFIX, trust.KmsAnchor(kms, signing_key(kms)), OWNER)
 
 
 def keys(m: mc.Mirror) -> set[str]:
@@ -66,7 +78,7 @@ def keys(m: mc.Mirror) -> set[str]:
 def test_fill_copies_every_listed_file_and_writes_the_marker_last(mirror):
     hub, lines = FakeHub(), []
     assert mc.fill(hub, mirror, log=lines.append) == 0
-    assert keys(mirror) == {PREFIX + p for p in FILES} | {PREFIX + mc.MARKER}
+    assert keys(mirror) == {PREFIX + p for p in FILES} | {PREFIX + mc.MARKER, PREFIX + trust.SIGNATURE}
     assert [f.path for f in mirror.marker()] == sorted(FILES)
     body = mirror.s3.get_object(Bucket=BUCKET, Key=PREFIX + "model-00002-of-00002.safetensors")["Body"].read()
     assert body == FILES["model-00002-of-00002.safetensors"]
@@ -164,9 +176,9 @@ def test_a_restarted_stage_keeps_verified_files_and_fetches_the_rest(mirror, tmp
     mc.stage(mirror, dest)
     (dest / "config.json").unlink()
     fetched = []
-    real = mirror.s3.download_file
+    real = mirror.s3.download_fileobj
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mirror.s3, "download_file", lambda b, k, f, **kw: (fetched.append(k), real(b, k, f, **kw)))
+        mp.setattr(mirror.s3, "download_fileobj", lambda b, k, f, **kw: (fetched.append(k), real(b, k, f, **kw)))
         mc.stage(mirror, dest)
     assert fetched == [PREFIX + "config.json"]
 

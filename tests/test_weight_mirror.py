@@ -140,7 +140,8 @@ def test_the_bucket_is_private_encrypted_versioned_tls_only_and_expires_retired_
     }
     assert rules["expire-retired-revisions"]["noncurrentVersionExpiration"]["noncurrentDays"] == 30
     assert rules["abort-incomplete-uploads"]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
-    (deny,) = json.loads(r.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"]
+    statements = json.loads(r.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"]
+    (deny,) = [s for s in statements if s["Sid"] == "TlsOnly"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert set(deny["Resource"]) == {f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"}
 
@@ -154,8 +155,11 @@ def test_bucket_names_fit_s3_for_long_stack_names_and_stay_apart():
 
 def test_destroy_keeps_the_bucket_and_its_settings_unless_the_stack_says_otherwise():
     kept = [x for x in rendered().resources if x.options["retainOnDelete"]]
-    assert kept and {x.type.split(":")[1].split("/")[0] for x in kept} == {"s3"}
-    assert {x.type for x in kept} == {x.type for x in rendered().resources if x.type.startswith("aws:s3/")}
+    # The bucket, its settings, and the key its manifests are signed with.
+    assert kept and {x.type.split(":")[1].split("/")[0] for x in kept} == {"s3", "kms"}
+    mirror_kinds = ("aws:s3/", "aws:kms/alias", "aws:kms/key")
+    mirror_types = {x.type for x in rendered().resources if x.type.startswith(mirror_kinds) and "-weights-" in x.name}
+    assert {x.type for x in kept} == mirror_types
     gone = dev_with({"source": "s3", "retainOnDestroy": False})
     assert not any(x.options["retainOnDelete"] for x in gone.resources)
     assert gone.one(BUCKET).inputs["forceDestroy"] is True
@@ -165,7 +169,7 @@ def test_an_existing_bucket_is_used_as_it_is_and_only_the_roles_are_made():
     r = dev_with({"source": "s3", "existingBucket": "team-weights"})
     assert not [x for x in r.resources if x.type.startswith("aws:s3/")]
     reader = inline_policy(r, "pods")
-    assert {s["Resource"] for s in reader["Statement"]} == {
+    assert {s["Resource"] for s in reader["Statement"] if s["Action"] != "kms:Verify"} == {
         "arn:aws:s3:::team-weights",
         f"arn:aws:s3:::team-weights/{PREFIX}*",
     }
@@ -194,10 +198,12 @@ def test_the_pods_may_only_read_and_the_job_only_write_their_revisions_prefix():
     assert {a for s in reader for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
         "s3:ListBucket",
         "s3:GetObject",
+        "kms:Verify",
     }
+    reader = [s for s in reader if s["Action"] != "kms:Verify"]
     assert {s["Resource"] for s in reader} == {bucket, f"{bucket}/{PREFIX}*"}
     assert all(s["Condition"]["StringLike"]["s3:prefix"] == [f"{PREFIX}*"] for s in reader if s["Resource"] == bucket)
-    writer = inline_policy(r, "job")["Statement"]
+    writer = [s for s in inline_policy(r, "job")["Statement"] if s["Sid"] != "SignTheManifest"]
     assert {s["Resource"] for s in writer} == {bucket, f"{bucket}/{PREFIX}*"}
     assert "s3:PutObject" in next(s["Action"] for s in writer if s["Resource"].endswith("*"))
     assert not any("*" == s["Resource"] or s["Resource"] == f"{bucket}/*" for s in reader + writer)

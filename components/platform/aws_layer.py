@@ -203,6 +203,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 namespace=workload.NAMESPACE,
                 partition=partition,
                 region=settings.region,
+                account_id=caller.account_id,
                 retain_on_destroy=w.retain_on_destroy,
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,

@@ -80,7 +80,9 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             routing=settings.routing if settings.routing_mode == "router" else None,
             registry=aws.registry,
             repositories=aws.repositories,
-            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
+            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region, aws.mirror.owner, aws.mirror.fills)
+            if aws.mirror
+            else None,
             mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
             edge=endpoint.EdgeRefs(aws.edge.web_acl_arn, aws.edge.logs_bucket, edge.LOG_PREFIX) if aws.edge else None,
             edge_ready=tuple(aws.edge.ready) if aws.edge else (),

@@ -45,14 +45,20 @@ STAGER_LIVENESS_WAIVER = (
 def mirror_objects(
     serving: ServingSettings, mirror: MirrorSource, has_hf_token: bool, registry: image_registry.Registry
 ) -> list[dict]:
-    """What fills the S3 mirror: the copy module, the two service accounts, the Job (in the stager
-    image: Python, boto3 and huggingface_hub, without the vLLM image's tens of GB)."""
+    """What the S3 mirror needs in the cluster: the copy module and the stagers' service account;
+    in the stack that owns the bucket, also the Job's service account and the Job that fills it
+    (in the stager image: Python, boto3 and huggingface_hub, without the vLLM image's tens of GB)."""
     affinity, tolerations = scheduling()
     scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
     image = supply_chain.stager_image(registry)
-    return [
+    reading = [
         weight_mirror.config_map(NAMESPACE, LABELS),
         weight_mirror.service_account(weight_mirror.POD_SERVICE_ACCOUNT, NAMESPACE, weight_staging.LABELS),
+    ]
+    if not mirror.fills:
+        return reading
+    return [
+        *reading,
         weight_mirror.service_account(weight_mirror.JOB_SERVICE_ACCOUNT, NAMESPACE, weight_mirror.JOB_LABELS),
         weight_mirror.job(
             namespace=NAMESPACE,
@@ -61,6 +67,7 @@ def mirror_objects(
             model=serving.model,
             revision=weight_staging.revision(serving.revision),
             region=mirror.region,
+            owner=mirror.owner,
             secret_env=hf_token_env(has_hf_token),
             security_context=security_context(),
             pod_security_context=pod_security.pod_security_context(),
@@ -98,7 +105,7 @@ def stager(
         scratch_mounts=pod_security.scratch_mounts(),
         mirror_env=(
             weight_mirror.mirror_env(
-                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region
+                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region, mirror.owner
             )
             if mirror
             else None

@@ -253,18 +253,22 @@ class VllmService(pulumi.ComponentResource):
         verified mirror, with their Pod Identity association in place."""
         assert args.mirror is not None
         objects = stager.mirror_objects(args.serving, args.mirror, args.secrets.hf_token is not None, args.registry)
-        code, pods_account, job_account, job = objects
+        code, pods_account, *filling = objects
         made: dict[str, pulumi.Resource] = {}
         made["code"] = k8s.core.v1.ConfigMap(
             f"{name}-mirror-code", metadata=code["metadata"], data=code["data"], opts=in_ns
         )
-        for key, obj in (("pods", pods_account), ("job", job_account)):
+        accounts = [("pods", pods_account), *([("job", filling[0])] if filling else [])]
+        for key, obj in accounts:
             made[key] = k8s.core.v1.ServiceAccount(
                 f"{name}-sa-{obj['metadata']['name']}",
                 metadata=obj["metadata"],
                 automount_service_account_token=obj["automountServiceAccountToken"],
                 opts=_mirror_objects_opts(in_ns, list(args.mirror_identities)),
             )
+        if not filling:  # a shared bucket: the stack that owns it fills it
+            return [*before, made["code"], made["pods"], *args.mirror_identities]
+        job = filling[1]
         self.mirror_job = k8s.batch.v1.Job(
             f"{name}-mirror-job",
             metadata=job["metadata"],

@@ -74,6 +74,9 @@ class MirrorSource:
 
     bucket: str
     region: str
+    owner: str  # the bucket owner's account id (ExpectedBucketOwner)
+    # The stack owns the bucket and so fills it; a stack on `weights.existingBucket` only reads.
+    fills: bool = True
 
 
 def checkov_waivers(
@@ -111,7 +114,7 @@ def network_policies(
             weight_staging.NAME, NAMESPACE, weight_staging.LABELS, pod_identity=mirror is not None
         ),
     ]
-    if mirror:
+    if mirror and mirror.fills:
         policies.append(weight_mirror.job_network_policy(NAMESPACE))
     return policies
 
@@ -214,6 +217,25 @@ def cache_volume() -> dict:
     return {"name": "cache", "hostPath": {"path": gpu_pool.MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"}}
 
 
+# What the staging container writes into HF_HOME: the weights (the hub cache) and the
+# staged-revision marker. The vLLM container gets both read-only, so the model's own code,
+# which it runs, cannot change the weights or mark a revision staged; the compile caches and
+# HF_HOME/modules (where transformers copies that code) stay writable.
+WEIGHTS_SUBPATHS = ("hub", "staged")
+
+
+def serving_cache_mounts(cache_mount: dict[str, str]) -> list[dict]:
+    """The node cache for the vLLM container: writable, with the weights mounted over it read-only."""
+    rel = HF_HOME.removeprefix(f"{CACHE_MOUNT}/")
+    return [
+        dict(cache_mount),
+        *(
+            {"name": cache_mount["name"], "mountPath": f"{HF_HOME}/{sub}", "subPath": f"{rel}/{sub}", "readOnly": True}
+            for sub in WEIGHTS_SUBPATHS
+        ),
+    ]
+
+
 def deployment(
     serving: ServingSettings,
     instance: InstanceType,
@@ -276,7 +298,11 @@ def deployment(
         "livenessProbe": _probe(30, 5),
         # Keep serving while the ALB deregisters the pod, so streams in flight can finish.
         "lifecycle": {"preStop": {"sleep": {"seconds": t.pre_stop}}},
-        "volumeMounts": [cache_mount, {"name": "dshm", "mountPath": "/dev/shm"}, *pod_security.scratch_mounts()],
+        "volumeMounts": [
+            *serving_cache_mounts(cache_mount),
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            *pod_security.scratch_mounts(),
+        ],
         "securityContext": security_context(),
     }
     return {

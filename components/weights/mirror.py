@@ -2,10 +2,15 @@
 that fill it (ConfigMap with the copy module, ServiceAccounts, the Job, its NetworkPolicy).
 
 Layout: `s3://<bucket>/<model>/<commit>/<file>`, one prefix per revision, and
-`<prefix>mirror-complete.json` once the Job has verified every file (components/weights/mirror_copy.py).
+`<prefix>mirror-complete.json` with its KMS signature once the Job has verified every file
+(components/weights/mirror_copy.py, mirror_trust.py; the trust model: docs/mirror.md).
 Who may do what, through EKS Pod Identity (never the node role):
-- the Job's service account `weights-mirror`: read and write that one revision's prefix;
-- the node stager's service account `stage-weights`: read that prefix only (the vLLM pods have no AWS identity).
+- the Job's service account `weights-mirror`, only in the stack that owns the bucket: read and
+  write that one revision's prefix, and sign with the bucket's manifest key;
+- the node stager's service account `stage-weights`: read that prefix and verify signatures,
+  nothing else (the vLLM pods have no AWS identity);
+- everyone else: no write under any weights prefix (the bucket policy denies it).
+Every statement holds only for a bucket of this account (s3:ResourceAccount).
 Why the pods copy to the NVMe instead of streaming with the Run:ai streamer: docs/weights.md.
 """
 
@@ -19,8 +24,10 @@ from typing import Any
 
 from components.kubernetes import network_policy
 from components.settings import aws as aws_config
+from components.weights import mirror_trust
 
 COPY_MODULE = Path(__file__).with_name("mirror_copy.py")
+TRUST_MODULE = Path(__file__).with_name("mirror_trust.py")  # imported by the copy module, shipped beside it
 CONFIGMAP = "weights-mirror-code"
 MODULE_DIR = "/opt/weights-mirror"  # the ConfigMap, read-only
 MODULE_PATH = f"{MODULE_DIR}/mirror_copy.py"
@@ -73,8 +80,28 @@ def _doc(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def bucket_policy(bucket_arn: str) -> str:
-    """Nothing reaches the bucket without TLS (aws:SecureTransport)."""
+# Prefixes of the bucket that are not weights and have their own statements (the shared
+# compile cache); the weights Deny below leaves them to those.
+NOT_WEIGHTS = ("compile-cache/",)
+# Every way to put or change bytes under a key. Not s3:DeleteObjectVersion: `pulumi destroy`
+# with force_destroy empties the bucket with it, and a removed version makes the stager
+# refuse (a file missing or not matching the signed manifest), never serve other bytes.
+WEIGHT_WRITES = (
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObject",
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectLegalHold",
+    "s3:PutObjectRetention",
+    "s3:PutObjectTagging",
+    "s3:RestoreObject",
+)
+
+
+def bucket_policy(bucket_arn: str, writer_role_arn: str) -> str:
+    """Nothing reaches the bucket without TLS (aws:SecureTransport), and no principal but the
+    mirror Job's role writes under a weights prefix: an administrator's or another stack's
+    write is refused by the bucket, whatever its own IAM policy allows."""
     return _doc(
         [
             {
@@ -84,13 +111,25 @@ def bucket_policy(bucket_arn: str) -> str:
                 "Action": "s3:*",
                 "Resource": [bucket_arn, f"{bucket_arn}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
+            },
+            {
+                "Sid": "OnlyTheMirrorJobWritesWeights",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": sorted(WEIGHT_WRITES),
+                "NotResource": [f"{bucket_arn}/{p}*" for p in NOT_WEIGHTS],
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_role_arn}},
+            },
         ]
     )
 
 
-def reader_policy(bucket_arn: str, key_prefix: str) -> str:
-    """The node stager: list and read one revision's prefix."""
+def _this_account(account_id: str) -> dict[str, Any]:
+    return {"StringEquals": {"s3:ResourceAccount": account_id}}
+
+
+def reader_policy(bucket_arn: str, key_prefix: str, account_id: str, key_arn: str) -> str:
+    """The node stager: list and read one revision's prefix, and verify the manifest's signature."""
     return _doc(
         [
             {
@@ -98,20 +137,23 @@ def reader_policy(bucket_arn: str, key_prefix: str) -> str:
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": bucket_arn,
-                "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}},
+                "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}, **_this_account(account_id)},
             },
             {
                 "Sid": "ReadTheRevision",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
                 "Resource": f"{bucket_arn}/{key_prefix}*",
+                "Condition": _this_account(account_id),
             },
+            {"Sid": "VerifyTheManifest", "Effect": "Allow", "Action": "kms:Verify", "Resource": key_arn},
         ]
     )
 
 
-def writer_policy(bucket_arn: str, key_prefix: str) -> str:
-    """The mirror Job: read and write one revision's prefix (a file that fails verification is deleted)."""
+def writer_policy(bucket_arn: str, key_prefix: str, account_id: str, key_arn: str) -> str:
+    """The mirror Job: read and write one revision's prefix (a file that fails verification is
+    deleted), and sign its manifest."""
     return _doc(
         [
             {
@@ -119,7 +161,7 @@ def writer_policy(bucket_arn: str, key_prefix: str) -> str:
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
                 "Resource": bucket_arn,
-                "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}},
+                "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}, **_this_account(account_id)},
             },
             {
                 "Sid": "WriteTheRevision",
@@ -132,7 +174,9 @@ def writer_policy(bucket_arn: str, key_prefix: str) -> str:
                     "s3:PutObject",
                 ],
                 "Resource": f"{bucket_arn}/{key_prefix}*",
+                "Condition": _this_account(account_id),
             },
+            {"Sid": "SignTheManifest", "Effect": "Allow", "Action": ["kms:Sign", "kms:Verify"], "Resource": key_arn},
         ]
     )
 
@@ -166,7 +210,7 @@ def config_map(namespace: str, labels: Mapping[str, str]) -> dict:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": CONFIGMAP, "namespace": namespace, "labels": dict(labels)},
-        "data": {"mirror_copy.py": COPY_MODULE.read_text()},
+        "data": {m.name: m.read_text() for m in (COPY_MODULE, TRUST_MODULE)},
     }
 
 
@@ -189,8 +233,16 @@ def module_mount() -> dict:
     return {"name": "mirror-code", "mountPath": MODULE_DIR, "readOnly": True}
 
 
-def mirror_env(bucket: str, model: str, revision: str, region: str) -> dict[str, str]:
-    return {"BUCKET": bucket, "MODEL": model, "REVISION": revision, **aws_config.region_env(region)}
+def mirror_env(bucket: str, model: str, revision: str, region: str, owner: str) -> dict[str, str]:
+    """What the copy module reads: the bucket, its owner's account, the manifest key's alias, the revision."""
+    return {
+        "BUCKET": bucket,
+        "BUCKET_OWNER": owner,
+        "MANIFEST_SIGNER": mirror_trust.key_alias(bucket),
+        "MODEL": model,
+        "REVISION": revision,
+        **aws_config.region_env(region),
+    }
 
 
 def job(
@@ -201,6 +253,7 @@ def job(
     model: str,
     revision: str,
     region: str,
+    owner: str,
     secret_env: list[dict[str, Any]],
     security_context: dict[str, Any],
     pod_security_context: dict[str, Any],
@@ -215,7 +268,7 @@ def job(
     network); no GPU requested. A retry resumes; a complete mirror makes it exit at once."""
     env = {
         **scratch_env,
-        **mirror_env(bucket, model, revision, region),
+        **mirror_env(bucket, model, revision, region, owner),
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "MAX_WORKERS": str(JOB_WORKERS),
         "PYTHONUNBUFFERED": "1",

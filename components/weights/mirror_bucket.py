@@ -9,9 +9,15 @@ sets `weights.retainOnDestroy: false`; `ops sweep` never deletes it and lists it
 The next `pulumi up` adopts a bucket kept that way: creating the same name again fails outside
 us-east-1 (409 BucketAlreadyOwnedByYou), so a lookup of the account's buckets decides whether
 the bucket is imported; its settings are declared again (docs/weights.md, "A second life").
-With `weights.existingBucket` nothing of the bucket is created; the roles are.
-Roles: the mirror Job may write its revision's prefix, the vLLM pods may only read it; both
-through EKS Pod Identity (trust: components/aws/iam_trust.py), never the node role.
+With `weights.existingBucket` nothing of the bucket is created, and the stack only reads: its
+stagers' role and no writer, no fill Job (the stack that owns the bucket fills it).
+Roles: the mirror Job may write its revision's prefix and sign the manifest with the bucket's
+KMS key (ECC_NIST_P256, SIGN_VERIFY; alias from the bucket's name, mirror_trust.key_alias), the
+node stagers may only read and verify; both through EKS Pod Identity (trust:
+components/aws/iam_trust.py), never the node role. The bucket policy refuses every other
+principal's write under a weights prefix. The key stays with the bucket on destroy; a
+manifest signed by a key that is gone is refused by the stagers and signed again by the next
+fill after it has checked every file against the Hub (docs/mirror.md).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import pulumi_aws as aws
 
 from components.aws.pod_identity import workload_identity
 from components.weights import mirror as weight_mirror
+from components.weights import mirror_trust
 from components.weights.mirror import bucket_name
 
 __all__ = ["MirrorBucket", "MirrorBucketArgs", "bucket_name"]
@@ -38,6 +45,7 @@ class MirrorBucketArgs:
     namespace: str
     partition: str
     region: str  # where the bucket is (and is looked up)
+    account_id: str  # the bucket's owner: this account (ExpectedBucketOwner, s3:ResourceAccount)
     retain_on_destroy: bool
     noncurrent_days: int
     tags: dict[str, str]
@@ -47,19 +55,37 @@ class MirrorBucketArgs:
 
 class MirrorBucket(pulumi.ComponentResource):
     bucket: str
+    owner: str
+    fills: bool  # this stack owns the bucket and runs the fill Job
     associations: list[pulumi.Resource]  # the pods that use the mirror must start after these
 
     def __init__(self, name: str, args: MirrorBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("minimax-vllm:aws:MirrorBucket", name, None, opts)
-        self.bucket = args.bucket
+        self.bucket, self.owner, self.fills = args.bucket, args.account_id, args.create
         arn = f"arn:{args.partition}:s3:::{args.bucket}"
-        # The bucket with all its settings is in place before any pod gets an identity to use it.
-        bucket_ready = self._bucket(name, args, arn) if args.create else []
+        key_arn = self._key(name, args) if args.create else _shared_key_arn(args)
+        who_may: list[tuple[str, str, pulumi.Output[str]]] = [
+            (
+                "pods",
+                weight_mirror.POD_SERVICE_ACCOUNT,
+                key_arn.apply(lambda k: weight_mirror.reader_policy(arn, args.key_prefix, args.account_id, k)),
+            )
+        ]
+        if args.create:
+            who_may.insert(
+                0,
+                (
+                    "job",
+                    weight_mirror.JOB_SERVICE_ACCOUNT,
+                    key_arn.apply(lambda k: weight_mirror.writer_policy(arn, args.key_prefix, args.account_id, k)),
+                ),
+            )
         self.associations = []
-        for who, service_account, policy in (
-            ("job", weight_mirror.JOB_SERVICE_ACCOUNT, weight_mirror.writer_policy(arn, args.key_prefix)),
-            ("pods", weight_mirror.POD_SERVICE_ACCOUNT, weight_mirror.reader_policy(arn, args.key_prefix)),
-        ):
+        identities = {}
+        # The bucket with its settings is in place before any pod gets an identity to use it;
+        # its policy names the writer role, so it follows the roles, and the pods wait for it too.
+        bucket_ready, keep = self._bucket(name, args, arn) if args.create else ([], None)
+        for who, service_account, policy in who_may:
             granted = workload_identity(
                 f"{name}-{who}",
                 self,
@@ -71,10 +97,43 @@ class MirrorBucket(pulumi.ComponentResource):
                 policy_document=policy,
                 depends_on=[*bucket_ready, *args.depends_on],
             )
+            identities[who] = granted
             self.associations.append(granted.association)
+        if keep is not None:
+            writer = identities["job"].role.arn
+            self.associations.append(
+                aws.s3.BucketPolicy(
+                    f"{name}-policy",
+                    bucket=args.bucket,
+                    policy=writer.apply(lambda w: weight_mirror.bucket_policy(arn, w)),
+                    opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=bucket_ready)),
+                )
+            )
         self.register_outputs({"bucket": args.bucket})
 
-    def _bucket(self, name: str, args: MirrorBucketArgs, arn: str) -> list[pulumi.Resource]:
+    def _key(self, name: str, args: MirrorBucketArgs) -> pulumi.Output[str]:
+        """The manifest's signing key: kept with the bucket, as the signatures in it need it."""
+        keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_destroy)
+        key = aws.kms.Key(
+            f"{name}-manifest-key",
+            description=f"Signs the weight manifests in s3://{args.bucket} (minimax-vllm)",
+            customer_master_key_spec=mirror_trust.KEY_SPEC,
+            key_usage="SIGN_VERIFY",
+            deletion_window_in_days=30,
+            tags=args.tags,
+            opts=keep,
+        )
+        aws.kms.Alias(
+            f"{name}-manifest-key-alias",
+            name=mirror_trust.key_alias(args.bucket),
+            target_key_id=key.key_id,
+            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[key])),
+        )
+        return key.arn
+
+    def _bucket(
+        self, name: str, args: MirrorBucketArgs, arn: str
+    ) -> tuple[list[pulumi.Resource], pulumi.ResourceOptions]:
         # Everything that makes the bucket private and encrypted stays with it on destroy.
         keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_destroy)
         bucket = aws.s3.Bucket(
@@ -121,13 +180,13 @@ class MirrorBucket(pulumi.ComponentResource):
             rules=weight_mirror.lifecycle_rules(args.noncurrent_days),
             opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[versioning])),
         )
-        policy = aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=bucket.id,
-            policy=weight_mirror.bucket_policy(arn),
-            opts=pulumi.ResourceOptions.merge(on_bucket, pulumi.ResourceOptions(depends_on=[block])),
-        )
-        return [bucket, block, ownership, encryption, versioning, lifecycle, policy]
+        return [bucket, block, ownership, encryption, versioning, lifecycle], keep
+
+
+def _shared_key_arn(args: MirrorBucketArgs) -> pulumi.Output[str]:
+    """A shared bucket's signing key, made by the stack that owns the bucket."""
+    alias = aws.kms.get_alias_output(name=mirror_trust.key_alias(args.bucket), region=args.region)
+    return alias.target_key_arn
 
 
 def exists(bucket: str, region: str) -> bool:

@@ -1,21 +1,24 @@
 """The weight mirror's two copies, as one file the pods run from a ConfigMap.
 
     python3 mirror_copy.py fill    the weights-mirror Job: Hub -> s3://$BUCKET/$PREFIX
-    python3 mirror_copy.py stage   the stage-weights init container: S3 mirror -> the node's cache
+    python3 mirror_copy.py stage   the node's stage-weights pod: S3 mirror -> the node's cache
 
-Runs in the vLLM image, which has everything it needs: Python, huggingface_hub (a vLLM
-requirement) and boto3 (through runai-model-streamer[s3], which the image installs). Imports
-nothing of the project, so the ConfigMap carries exactly this file.
+Runs in the stager image (images/stage-weights/: Python, huggingface_hub, boto3 with the AWS
+CRT). Imports nothing of the project but mirror_trust.py, which the ConfigMap carries beside it.
 
 fill: every file the Hub lists for the revision is streamed into S3 while its size and hash
 are computed; it is then read back from S3 and checked again against the Hub's listing
 (sha256 for LFS files, the git blob id for the others). Only when every file matches is the
-completion marker written, holding that listing. A marker present: nothing to do. A run cut
-short: the files already in S3 with the listed size and hash are kept, the rest are copied.
-stage: refuses a mirror without a marker, downloads each file into the Hugging Face cache
-layout vLLM reads offline (`hub/models--Org--Name/snapshots/<commit>/`), checks size and
-sha256 against the marker, and only then moves it into place; a restart resumes. Replicas on
-one node share that cache: a stager holds an exclusive lock on a file in the snapshot folder
+manifest written, holding that listing, and then its KMS signature (mirror_trust.py). A signed
+manifest present: nothing to do. A run cut short: the files already in S3 with the listed size
+and hash are kept, the rest are copied.
+stage: refuses a mirror whose manifest is missing, unsigned or signed for something else,
+and any path that would leave the snapshot folder; streams each file into the Hugging Face
+cache layout vLLM reads offline (`hub/models--Org--Name/snapshots/<commit>/`), hashing the
+bytes as they arrive (no second read pass), checks size and sha256 against the manifest, and
+only then moves it into place. A restart resumes: a file already in place is hashed again
+before it counts. Every S3 call names the bucket's owner (ExpectedBucketOwner): a bucket of
+the same name in another account is never read or written. Replicas on one node share that cache: a stager holds an exclusive lock on a file in the snapshot folder
 (flock, released by the kernel when the process ends, however it ends), so the others wait and
 then find every file in place; partial files carry the pod's name and process id, and a file
 another stager finished meanwhile counts as done.
@@ -23,7 +26,8 @@ another stager finished meanwhile counts as done.
 
 from __future__ import annotations
 
-import hashlib
+import importlib
+import importlib.util
 import json
 import os
 import secrets
@@ -35,26 +39,26 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
-MARKER = "mirror-complete.json"  # under the revision's prefix, written last
+# In the repository a module of the package; in the pods a file beside this one in the ConfigMap.
+trust = importlib.import_module("components.weights.mirror_trust" if __package__ else "mirror_trust")
+
+MARKER = trust.MANIFEST
+HubFile, Digest, HashingReader, HashingWriter, digest_of = (
+    trust.HubFile,
+    trust.Digest,
+    trust.HashingReader,
+    trust.HashingWriter,
+    trust.digest_of,
+)
 CHUNK = 8 * 1024 * 1024
 PARTIAL_SUFFIX = ".mirror-partial"
 LOCK_FILE = ".stage-weights.lock"  # in the snapshot folder; vLLM loads weights by pattern, not by listing
 
 
 class MirrorError(RuntimeError):
-    """The mirror is missing, incomplete or does not match the Hub: the pod must not go on."""
-
-
-@dataclass(frozen=True)
-class HubFile:
-    """A file of the revision as the Hub lists it."""
-
-    path: str
-    size: int
-    sha256: str | None = None  # LFS files: the Hub lists their sha256
-    git_sha1: str | None = None  # every file: its git blob id (for LFS files, the pointer's)
+    """The mirror is missing, incomplete, untrusted or does not match the Hub: the pod must not go on."""
 
 
 class Hub(Protocol):
@@ -62,54 +66,6 @@ class Hub(Protocol):
 
     def open(self, path: str) -> Any:  # a context manager giving an object with read(n)
         ...
-
-
-# --- hashing ----------------------------------------------------------------------------
-
-
-class Digest:
-    """sha256 and the git blob id of a stream, as the Hub lists them."""
-
-    def __init__(self, size: int):
-        self.sha256 = hashlib.sha256()
-        self.git = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
-        self.size = 0
-
-    def update(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.git.update(data)
-        self.size += len(data)
-
-    def problem(self, f: HubFile) -> str | None:
-        """Why these bytes are not the file the Hub lists, or None."""
-        if self.size != f.size:
-            return f"{f.path}: {self.size} bytes, the Hub lists {f.size}"
-        if f.sha256 and self.sha256.hexdigest() != f.sha256:
-            return f"{f.path}: sha256 {self.sha256.hexdigest()}, the Hub lists {f.sha256}"
-        if not f.sha256 and f.git_sha1 and self.git.hexdigest() != f.git_sha1:
-            return f"{f.path}: git blob {self.git.hexdigest()}, the Hub lists {f.git_sha1}"
-        if not f.sha256 and not f.git_sha1:
-            return f"{f.path}: the Hub lists no hash to check it against"
-        return None
-
-
-class HashingReader:
-    """A read()-able stream that hashes what passes through (boto3 uploads from it)."""
-
-    def __init__(self, raw: Any, digest: Digest):
-        self.raw, self.digest = raw, digest
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.digest.update(data)
-        return data
-
-
-def digest_of(stream: BinaryIO, size: int) -> Digest:
-    d = Digest(size)
-    while chunk := stream.read(CHUNK):
-        d.update(chunk)
-    return d
 
 
 # --- the Hub ------------------------------------------------------------------------------
@@ -175,6 +131,12 @@ class Mirror:
     s3: Any  # a boto3 S3 client
     bucket: str
     prefix: str  # <model>/<revision>/
+    anchor: Any = None  # mirror_trust.KmsAnchor: signs (fill) and verifies (stage) the manifest
+    owner: str | None = None  # the bucket owner's account id, sent as ExpectedBucketOwner
+
+    @property
+    def pin(self) -> dict[str, str]:
+        return {"ExpectedBucketOwner": self.owner} if self.owner else {}
 
     def key(self, path: str) -> str:
         return f"{self.prefix}{path}"
@@ -187,17 +149,38 @@ class Mirror:
         from botocore.exceptions import ClientError
 
         try:
-            return self.s3.head_object(Bucket=self.bucket, Key=key)
+            return self.s3.head_object(Bucket=self.bucket, Key=key, **self.pin)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 
-    def marker(self) -> list[HubFile] | None:
-        if self.head(self.key(MARKER)) is None:
+    def read(self, key: str) -> bytes | None:
+        if self.head(key) is None:
             return None
-        body = self.s3.get_object(Bucket=self.bucket, Key=self.key(MARKER))["Body"].read()
-        return [HubFile(**f) for f in json.loads(body)["files"]]
+        return self.s3.get_object(Bucket=self.bucket, Key=key, **self.pin)["Body"].read()
+
+    def marker(self) -> list[HubFile] | None:
+        """The signed manifest's listing; None when there is no manifest; MirrorError when it
+        is not trusted (unsigned, changed, signed for another prefix, or an unsafe path)."""
+        if self.anchor is None:
+            raise MirrorError("no signing key given (MANIFEST_SIGNER): an unsigned mirror is never trusted")
+        body = self.read(self.key(MARKER))
+        if body is None:
+            return None
+        try:
+            doc = trust.verified_manifest(
+                self.anchor, self.bucket, self.prefix, body, self.read(self.key(trust.SIGNATURE))
+            )
+        except trust.TrustError as err:
+            raise MirrorError(f"{err}; vLLM is not started") from None
+        return [HubFile(**f) for f in doc["files"]]
+
+    def put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.pin)
+
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key, **self.pin)
 
 
 def _metadata(f: HubFile) -> dict[str, str]:
@@ -217,11 +200,11 @@ def _copy(m: Mirror, hub: Hub, f: HubFile, transfer: Any) -> None:
             HashingReader(stream, digest),
             m.bucket,
             m.key(f.path),
-            ExtraArgs={"Metadata": _metadata(f)},
+            ExtraArgs={"Metadata": _metadata(f), **m.pin},
             Config=transfer,
         )
     if problem := digest.problem(f):
-        m.s3.delete_object(Bucket=m.bucket, Key=m.key(f.path))
+        m.delete(m.key(f.path))
         raise MirrorError(f"download from the Hub does not match its listing: {problem}")
 
 
@@ -230,21 +213,30 @@ def _verify(m: Mirror, f: HubFile) -> str | None:
     head = m.head(m.key(f.path))
     if head is None:
         return f"{f.path}: missing from {m.url}"
-    body = m.s3.get_object(Bucket=m.bucket, Key=m.key(f.path))["Body"]
+    body = m.s3.get_object(Bucket=m.bucket, Key=m.key(f.path), **m.pin)["Body"]
     if problem := digest_of(body, f.size).problem(f):
-        m.s3.delete_object(Bucket=m.bucket, Key=m.key(f.path))  # the next run copies it again
+        m.delete(m.key(f.path))  # the next run copies it again
         return problem
     return None
 
 
 def fill(hub: Hub, m: Mirror, workers: int = 8, log: Callable[[str], None] = print, transfer: Any = None) -> int:
-    """Copy the revision into the mirror and mark it complete; a no-op when it already is."""
-    if m.marker() is not None:
-        log(f"{m.url} is complete ({MARKER} present): nothing to copy")
-        return 0
+    """Copy the revision into the mirror and sign it complete; a no-op when it already is.
+    A manifest whose signature does not hold is not complete: every file is checked again."""
+    try:
+        if m.marker() is not None:
+            log(f"{m.url} is complete ({MARKER} signed): nothing to copy")
+            return 0
+    except MirrorError as err:
+        log(f"{m.url}: {err}; checking every file against the Hub again")
     files = hub.files()
     if not files:
         raise MirrorError("the Hub lists no files for this revision")
+    for f in files:
+        try:
+            trust.checked_path(f.path)
+        except trust.TrustError as err:
+            raise MirrorError(f"the Hub's listing: {err}") from None
     todo = [f for f in files if not _copied(m, f)]
     log(f"{len(files) - len(todo)} of {len(files)} files already in {m.url}; copying {len(todo)}")
     started = time.monotonic()
@@ -258,8 +250,10 @@ def fill(hub: Hub, m: Mirror, workers: int = 8, log: Callable[[str], None] = pri
             "the mirror does not match the Hub (no marker written; a re-run copies these again): " + "; ".join(problems)
         )
     doc = {"files": [asdict(f) for f in files], "completedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    m.s3.put_object(Bucket=m.bucket, Key=m.key(MARKER), Body=json.dumps(doc, indent=1, sort_keys=True).encode())
-    log(f"{m.url} complete: {len(files)} files verified, {MARKER} written")
+    manifest = json.dumps(doc, indent=1, sort_keys=True).encode()
+    m.put(m.key(MARKER), manifest)
+    m.put(m.key(trust.SIGNATURE), m.anchor.sign(trust.statement(m.bucket, m.prefix, manifest)))
+    log(f"{m.url} complete: {len(files)} files verified, {MARKER} written and signed")
     return 0
 
 
@@ -267,35 +261,39 @@ def fill(hub: Hub, m: Mirror, workers: int = 8, log: Callable[[str], None] = pri
 
 
 def _in_place(final: Path, f: HubFile) -> bool:
-    return final.is_file() and final.stat().st_size == f.size  # verified before it was moved into place
+    """Hashed again: the cache is on the node's disk, and a size says nothing of the bytes."""
+    if not final.is_file() or final.stat().st_size != f.size:
+        return False
+    with final.open("rb") as stream:
+        return digest_of(stream, f.size).problem(f) is None
 
 
 def _stage_one(m: Mirror, f: HubFile, dest: Path, transfer: Any) -> bool:
     """Put one file in place; True when it was read from S3."""
-    final = dest / f.path
+    try:
+        final = trust.inside(dest, f.path)
+    except trust.TrustError as err:
+        raise MirrorError(f"{err}; vLLM is not started ({m.url})") from None
     if _in_place(final, f):
         return False
     final.parent.mkdir(parents=True, exist_ok=True)
     # This download's own name: the pod (the container's hostname), the process, and a random
-    # part for pods that would share both (hostNetwork). s3transfer writes a temporary file
-    # beside it and renames it to this name, so no two stagers share either.
+    # part for pods that would share both (hostNetwork), so no two stagers share it.
     own = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     partial = final.with_name(f"{final.name}.{own}{PARTIAL_SUFFIX}")
     from botocore.exceptions import ClientError
 
+    digest = Digest(f.size)
     try:
-        m.s3.download_file(m.bucket, m.key(f.path), str(partial), Config=transfer)
+        with partial.open("xb") as out:
+            m.s3.download_fileobj(m.bucket, m.key(f.path), HashingWriter(out, digest), ExtraArgs=m.pin, Config=transfer)
     except ClientError as err:
+        partial.unlink(missing_ok=True)
         raise MirrorError(f"the mirror has lost {f.path}, vLLM is not started: {err} ({m.url})") from None
-    with partial.open("rb") as stream:
-        problem = digest_of(stream, f.size).problem(f)
-    if problem:
+    if problem := digest.problem(f):
         partial.unlink()
         raise MirrorError(f"the mirror's copy is damaged, vLLM is not started: {problem} ({m.url})")
-    if _in_place(final, f):  # another stager put its verified copy there meanwhile
-        partial.unlink()
-    else:
-        partial.replace(final)
+    partial.replace(final)  # atomic: a verified copy another stager put there meanwhile is the same bytes
     return True
 
 
@@ -336,6 +334,15 @@ def snapshot_dir(hf_home: str, model: str, revision: str) -> Path:
     return Path(hf_home) / "hub" / f"models--{model.replace('/', '--')}" / "snapshots" / revision
 
 
+def transfer_config(config: Any) -> Any:
+    """The AWS CRT's transfer client when the image has it (boto3[crt]: awscrt; on a p5 it sizes
+    its connections for the instance's network), else s3transfer's classic one. Either way many
+    ranged parts per file on top of parallel files: S3 serves each connection at tens of MB/s."""
+    if importlib.util.find_spec("awscrt") is None:
+        return config(multipart_chunksize=64 * 1024 * 1024, max_concurrency=8, preferred_transfer_client="classic")
+    return config(multipart_chunksize=64 * 1024 * 1024, max_concurrency=8, preferred_transfer_client="crt")
+
+
 def main(argv: list[str]) -> int:
     import boto3
     from boto3.s3.transfer import TransferConfig
@@ -343,10 +350,9 @@ def main(argv: list[str]) -> int:
     env = os.environ
     model, revision = env["MODEL"], env["REVISION"]
     workers = int(env.get("MAX_WORKERS", "16"))
-    mirror = Mirror(boto3.client("s3"), env["BUCKET"], f"{model}/{revision}/")
-    # Parallel ranged parts per file on top of parallel files: S3 serves each connection at
-    # tens of MB/s, so throughput comes from many connections.
-    transfer = TransferConfig(multipart_chunksize=64 * 1024 * 1024, max_concurrency=8)
+    anchor = trust.KmsAnchor(boto3.client("kms"), env["MANIFEST_SIGNER"])
+    mirror = Mirror(boto3.client("s3"), env["BUCKET"], f"{model}/{revision}/", anchor, env["BUCKET_OWNER"])
+    transfer = transfer_config(TransferConfig)
     try:
         if argv[1:] == ["fill"]:
             return fill(HfHub(model, revision), mirror, workers, transfer=transfer)

@@ -16,10 +16,11 @@ is given: both come from `serving.revision`, "main" when unpinned (vLLM's defaul
 From the Hub: `hf download` (huggingface_hub >= 1.31 dropped `huggingface-cli`), which keeps
 `.incomplete` blobs and skips finished files, so a restarted stager resumes. From the S3 mirror:
 components/weights/mirror_copy.py `stage`, run from its ConfigMap: every file checked against the
-mirror's recorded hashes before it is moved into place, one stager at a time per snapshot folder
+sha256 the mirror Job recorded from the Hub in a manifest signed with a KMS key (docs/mirror.md)
+before it is moved into place, one stager at a time per snapshot folder
 (flock), partial files named per process and cleaned by the lock holder. Either way the marker is
 written last, only after every step before vLLM has succeeded; a marker present makes a restart a
-no-op that needs no network.
+no-op that needs no network. The vLLM container mounts the weights and the marker read-only.
 
 Steps: BEFORE_VLLM runs in order before the marker (the weights today; a compile-cache download
 belongs here), AFTER_READY once vLLM on this node serves (a compile-cache upload belongs there).

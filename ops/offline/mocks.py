@@ -157,6 +157,14 @@ INVOKES: dict[str, Invoke] = {
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda args: _offerings(args),
     # The account has no buckets yet: a first `pulumi up` (tests/test_second_life.py walks the next).
     "aws:s3/getBuckets:getBuckets": lambda args: {"buckets": [], "region": OfflineMocks.region, "id": "buckets"},
+    # A shared weight mirror's manifest key (made by the stack that owns the bucket).
+    "aws:kms/getAlias:getAlias": lambda args: {
+        "name": args["name"],
+        "arn": _arn("kms", args["name"]),
+        "targetKeyId": _hex(args["name"], 32),
+        "targetKeyArn": _arn("kms", f"key/{_hex(args['name'], 32)}"),
+        "id": args["name"],
+    },
     "aws:ec2/getVpc:getVpc": lambda args: {"id": args["id"], "cidrBlock": EXISTING_VPC_CIDR},
     "aws:ec2/getSubnet:getSubnet": lambda args: {
         "id": args["id"],

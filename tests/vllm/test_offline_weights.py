@@ -62,14 +62,17 @@ def test_vllm_offline_serves_what_the_s3_mirror_staged(tmp_path, monkeypatch):
     from components.platform import config
     from components.serving import profiles
     from components.weights import mirror as weight_mirror
-    from components.weights import mirror_copy
+    from components.weights import mirror_copy, mirror_trust
 
     sha = "0123456789abcdef0123456789abcdef01234567"
     data = b'{"architectures": ["MiniMaxM2ForCausalLM"]}'
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="mirror")
-        m = mirror_copy.Mirror(s3, "mirror", weight_mirror.prefix(MODEL, sha))
+        kms = boto3.client("kms", region_name="us-east-1")
+        key = kms.create_key(KeySpec=mirror_trust.KEY_SPEC, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        anchor = mirror_trust.KmsAnchor(kms, key)
+        m = mirror_copy.Mirror(s3, "mirror", weight_mirror.prefix(MODEL, sha), anchor)
         s3.put_object(Bucket="mirror", Key=m.key("config.json"), Body=data)
         listing = {
             "files": [
@@ -81,7 +84,10 @@ def test_vllm_offline_serves_what_the_s3_mirror_staged(tmp_path, monkeypatch):
                 }
             ]
         }
-        s3.put_object(Bucket="mirror", Key=m.key(mirror_copy.MARKER), Body=json.dumps(listing).encode())
+        body = json.dumps(listing).encode()
+        s3.put_object(Bucket="mirror", Key=m.key(mirror_copy.MARKER), Body=body)
+        signed = anchor.sign(mirror_trust.statement("mirror", m.prefix, body))
+        s3.put_object(Bucket="mirror", Key=m.key(mirror_trust.SIGNATURE), Body=signed)
         mirror_copy.stage(m, mirror_copy.snapshot_dir(str(tmp_path), MODEL, sha))
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
