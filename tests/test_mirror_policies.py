@@ -26,7 +26,8 @@ def owner() -> Rendering:
 
 
 def bucket_name() -> str:
-    return owner().one("aws:s3/bucket:Bucket").inputs["bucket"]
+    (b,) = [x for x in owner().of_type("aws:s3/bucket:Bucket") if x.name.endswith("-weights-bucket")]
+    return b.inputs["bucket"]
 
 
 @functools.cache
@@ -54,7 +55,8 @@ def role_of(r: Rendering, service_account: str) -> tuple[str, list[dict]]:
 
 
 def bucket_statements() -> list[dict]:
-    return json.loads(owner().one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"]
+    (policy,) = [p for p in owner().of_type("aws:s3/bucketPolicy:BucketPolicy") if p.name.endswith("-weights-policy")]
+    return json.loads(policy.inputs["policy"])["Statement"]
 
 
 def may(principal: str, identity: list[dict], action: str, key: str, *, account: str = ACCOUNT, tls: bool = True):
