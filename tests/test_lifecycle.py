@@ -144,7 +144,9 @@ def test_plan_prints_the_timeline_with_its_assumptions(tmp_path, capsys):
 def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offline(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
     pod = pod_spec(r)
-    (init,) = pod["initContainers"]
+    # The staging container runs first; a stack sharing its compile cache adds only the publisher sidecar.
+    init, *sidecars = pod["initContainers"]
+    assert [c["name"] for c in sidecars] == (["publish-compile-cache"] if s.weights.shares_compile_cache else [])
     vllm = pod["containers"][0]
     init_env, vllm_env = env_of(init), env_of(vllm)
     assert init["name"] == weight_staging.NAME and init["image"] == vllm["image"] == s.serving.image

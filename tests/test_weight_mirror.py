@@ -13,8 +13,8 @@ from components.kubernetes import network_policy
 from components.platform import config
 from components.serving import workload
 from components.settings.stack import SettingsError
+from components.weights import compile_cache_objects, mirror_bucket
 from components.weights import mirror as weight_mirror
-from components.weights import mirror_bucket
 from components.weights import staging as weight_staging
 from ops.offline import graph_order
 from ops.offline.engine import Rendering, render
@@ -49,8 +49,11 @@ def env_of(container: dict) -> dict[str, str]:
 
 
 def inline_policy(r: Rendering, who: str) -> dict:
+    """The role's policy on the weights; the compile-cache statements are tests/test_compile_cache_objects.py's."""
     (p,) = [x for x in r.of_type("aws:iam/rolePolicy:RolePolicy") if x.name.endswith(f"weights-{who}-policy")]
-    return json.loads(p.inputs["policy"])
+    doc = json.loads(p.inputs["policy"])
+    cache_sids = {s["Sid"] for s in compile_cache_objects.policy_statements("arn:aws:s3:::b", "p/")}
+    return {**doc, "Statement": [s for s in doc["Statement"] if s["Sid"] not in cache_sids]}
 
 
 # --- the setting --------------------------------------------------------------------------------
@@ -240,7 +243,7 @@ def test_the_job_runs_the_shipped_copy_module_on_a_gpu_node_without_a_gpu():
 def test_the_pods_copy_from_the_mirror_into_the_cache_vllm_reads_offline_with_their_own_identity():
     r = rendered()
     pod = pod_spec(r)
-    (init,) = pod["initContainers"]
+    init, _publisher = pod["initContainers"]
     vllm = pod["containers"][0]
     assert f'python3 "{weight_mirror.MODULE_PATH}" stage' in init["command"][-1]
     assert "hf download" not in init["command"][-1]

@@ -22,6 +22,7 @@ from components.scaling import node_drain
 from components.serving import workload
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import Settings
+from components.weights import compile_cache_objects
 from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 from components.weights.mirror_bucket import MirrorBucket, MirrorBucketArgs, bucket_name
@@ -194,6 +195,9 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,
                 depends_on=(cluster.pod_identity_agent,),
+                compile_cache_prefix=(
+                    compile_cache_objects.prefix(settings.cluster_name) if w.shares_compile_cache else None
+                ),
             ),
         )
     return AwsLayer(

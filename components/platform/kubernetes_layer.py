@@ -26,6 +26,7 @@ from components.serving import endpoint, workload
 from components.serving.vllm_service import VllmService, VllmServiceArgs
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import PROJECT, Secrets, Settings
+from components.weights import compile_cache_objects
 
 if TYPE_CHECKING:
     from components.platform.aws_layer import AwsLayer
@@ -68,7 +69,17 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             # test_hardening.py) follow the ALB -> router -> vLLM hop.
             routing=settings.routing if settings.routing.mode == "router" else None,
             registry=aws.registry,
-            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region) if aws.mirror else None,
+            mirror=(
+                workload.MirrorSource(
+                    aws.mirror.bucket,
+                    aws.region,
+                    compile_cache_objects.prefix(settings.cluster_name)
+                    if settings.weights.shares_compile_cache
+                    else None,
+                )
+                if aws.mirror
+                else None
+            ),
             mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
         ),
     )

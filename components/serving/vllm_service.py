@@ -14,6 +14,7 @@ from components.serving import endpoint, profiles, routing, workload
 from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
 from components.settings.stack import InstanceType, Secrets, ServingSettings
+from components.weights import compile_cache_objects
 
 
 def rollout_timeouts(t: timeline.Timers) -> pulumi.CustomTimeouts:
@@ -239,6 +240,14 @@ class VllmService(pulumi.ComponentResource):
                 ),
             ),
         )
+        if args.mirror.compile_cache_prefix:
+            cache_code = compile_cache_objects.config_map(workload.NAMESPACE, workload.LABELS)
+            before = [
+                *before,
+                k8s.core.v1.ConfigMap(
+                    f"{name}-compile-cache-code", metadata=cache_code["metadata"], data=cache_code["data"], opts=in_ns
+                ),
+            ]
         return [*before, made["code"], made["pods"], self.mirror_job, *args.mirror_identities]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from components.facts import gpu_pool, timeline
 from components.kubernetes import network_policy, pod_security
-from components.serving import profiles, supply_chain
+from components.serving import compile_cache_key, profiles, supply_chain
 from components.settings.stack import InstanceType, ServingSettings
 from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
@@ -60,6 +60,7 @@ class MirrorSource:
 
     bucket: str
     region: str
+    compile_cache_prefix: str | None = None  # weights.compileCache: this stack's cache prefix
 
 
 def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
@@ -156,8 +157,13 @@ def start_env(t: timeline.Timers) -> dict[str, str]:
     }
 
 
+def plain_env(t: timeline.Timers) -> dict[str, str]:
+    """The vLLM container's environment without the secrets (also a compile-cache key input)."""
+    return {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
+
+
 def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
-    plain = {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
+    plain = plain_env(t)
     env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
     env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
     return env + _hf_token_env(has_hf_token)
@@ -228,6 +234,23 @@ def deployment(
     cache_mount = {"name": "cache", "mountPath": CACHE_MOUNT}
     image = supply_chain.pinned_image(serving.image)
     scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
+    cache = None
+    if mirror and mirror.compile_cache_prefix:
+        cache = compile_cache_key.pod_parts(
+            serving=serving,
+            instance=instance,
+            image=image,
+            vllm_env=plain_env(t),
+            bucket=mirror.bucket,
+            region=mirror.region,
+            key_prefix=mirror.compile_cache_prefix,
+            cache_mount=cache_mount,
+            artefact_env=pod_security.cache_env(CACHE_MOUNT),
+            scratch_env=scratch,
+            scratch_mounts=pod_security.scratch_mounts(),
+            security_context=security_context(),
+            health_timeout_s=t.startup_probe_period * t.startup_probe_failures,
+        )
     staging = weight_staging.init_container(
         image=image,
         model=serving.model,
@@ -247,6 +270,7 @@ def deployment(
             else None
         ),
         mirror_module=(weight_mirror.MODULE_PATH, weight_mirror.module_mount()) if mirror else None,
+        compile_cache=cache.staging if cache else None,
     )
     spread = [
         {
@@ -311,7 +335,8 @@ def deployment(
                     "tolerations": tolerations,
                     "affinity": {"nodeAffinity": affinity},
                     "topologySpreadConstraints": spread,
-                    "initContainers": [staging],
+                    # The publisher is a native sidecar: it starts after staging, lives beside vLLM.
+                    "initContainers": [staging, *([cache.publisher] if cache else [])],
                     "containers": [container],
                     "volumes": [
                         # On the node's NVMe RAID0: survives pod restarts, so nothing is downloaded
@@ -323,6 +348,7 @@ def deployment(
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
                         *pod_security.scratch_volumes(),
                         *([weight_mirror.module_volume()] if mirror else []),
+                        *([cache.volume] if cache else []),
                     ],
                 },
             },

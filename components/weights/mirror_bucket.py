@@ -22,6 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.pod_identity import workload_identity
+from components.weights import compile_cache_objects
 from components.weights import mirror as weight_mirror
 from components.weights.mirror import bucket_name
 
@@ -43,6 +44,8 @@ class MirrorBucketArgs:
     tags: dict[str, str]
     # Pod Identity associations need the agent add-on.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # weights.compileCache: the stack's compile-cache prefix, which the pods' role may also write.
+    compile_cache_prefix: str | None = None
 
 
 class MirrorBucket(pulumi.ComponentResource):
@@ -56,9 +59,13 @@ class MirrorBucket(pulumi.ComponentResource):
         # The bucket with all its settings is in place before any pod gets an identity to use it.
         bucket_ready = self._bucket(name, args, arn) if args.create else []
         self.associations = []
+        pods_policy = weight_mirror.reader_policy(arn, args.key_prefix)
+        if args.compile_cache_prefix:
+            cache = compile_cache_objects.policy_statements(arn, args.compile_cache_prefix)
+            pods_policy = compile_cache_objects.with_statements(pods_policy, cache)
         for who, service_account, policy in (
             ("job", weight_mirror.JOB_SERVICE_ACCOUNT, weight_mirror.writer_policy(arn, args.key_prefix)),
-            ("pods", weight_mirror.POD_SERVICE_ACCOUNT, weight_mirror.reader_policy(arn, args.key_prefix)),
+            ("pods", weight_mirror.POD_SERVICE_ACCOUNT, pods_policy),
         ):
             granted = workload_identity(
                 f"{name}-{who}",

@@ -33,7 +33,7 @@ RESOURCES = {"cpu": "8", "memory": "32Gi"}
 # POSIX sh: the image's /bin/sh. Progress is a plain line per minute, readable in `kubectl logs`
 # (the Hub client's progress bars redraw one line with carriage returns, so they are turned off).
 TEMPLATE = """set -eu
-if [ -f "$STAGED_MARKER" ]; then
+{compile_cache}if [ -f "$STAGED_MARKER" ]; then
   echo "$MODEL@$REVISION is already staged in $HF_HOME ($STAGED_MARKER): nothing to download"
   exit 0
 fi
@@ -57,14 +57,16 @@ date -u +%Y-%m-%dT%H:%M:%SZ > "$STAGED_MARKER"
 echo "staged $MODEL@$REVISION"
 """
 HUB_FETCH = 'hf download "$MODEL" --revision "$REVISION" --max-workers "$MAX_WORKERS"'
-SCRIPT = TEMPLATE.format(fetch=HUB_FETCH, origin="the Hugging Face Hub")
+SCRIPT = TEMPLATE.format(fetch=HUB_FETCH, origin="the Hugging Face Hub", compile_cache="")
 
 
-def script(mirror_module: str | None) -> str:
-    """The container's shell script: fetch from the Hub, or from the S3 mirror with the copy module."""
+def script(mirror_module: str | None, compile_cache_fetch: str | None = None) -> str:
+    """The container's shell script: fetch from the Hub, or from the S3 mirror with the copy module;
+    first the shared compile cache (components/weights/compile_cache.py), when the stack has one."""
     if mirror_module is None:
         return SCRIPT
-    return TEMPLATE.format(fetch=f'python3 "{mirror_module}" stage', origin="s3://$BUCKET")
+    extra = f"{compile_cache_fetch}\n" if compile_cache_fetch else ""
+    return TEMPLATE.format(fetch=f'python3 "{mirror_module}" stage', origin="s3://$BUCKET", compile_cache=extra)
 
 
 def revision(pinned: str | None) -> str:
@@ -90,12 +92,15 @@ def init_container(
     scratch_mounts: list[dict[str, str]] | None = None,
     mirror_env: dict[str, str] | None = None,
     mirror_module: tuple[str, dict[str, Any]] | None = None,
+    compile_cache: tuple[str, dict[str, str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The staging init container (a plain Kubernetes container dict).
 
     mirror_env / mirror_module: with an S3 mirror, its bucket and region, and the copy module's
     path with the volume mount that holds it.
+    compile_cache: the shared compile cache's fetch line, its environment and its module's mount.
     """
+    fetch_line, cache_env, cache_code = compile_cache if compile_cache else (None, {}, None)
     env = {
         **(scratch_env or {}),  # HOME, TMPDIR, XDG_*: the root filesystem is read-only
         "HF_HOME": hf_home,
@@ -107,14 +112,20 @@ def init_container(
         "PROGRESS_EVERY": str(PROGRESS_EVERY_SECONDS),
         "MAX_WORKERS": str(MAX_WORKERS),
         **(mirror_env or {}),
+        **cache_env,
     }
     module_path, module_mount = mirror_module if mirror_module else (None, None)
     return {
         "name": NAME,
         "image": image,
-        "command": ["/bin/sh", "-c", script(module_path)],
+        "command": ["/bin/sh", "-c", script(module_path, fetch_line)],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())] + list(secret_env),
         "resources": {"requests": dict(RESOURCES), "limits": dict(RESOURCES)},
-        "volumeMounts": [dict(cache_mount), *(scratch_mounts or []), *([module_mount] if module_mount else [])],
+        "volumeMounts": [
+            dict(cache_mount),
+            *(scratch_mounts or []),
+            *([module_mount] if module_mount else []),
+            *([cache_code] if cache_code else []),
+        ],
         "securityContext": security_context,
     }
