@@ -122,6 +122,18 @@ def test_publish_then_fetch_puts_every_artefact_in_place_byte_for_byte(endpoint,
     assert cc.fetch(c, log=logs.append) == "present"
 
 
+def test_a_fetch_never_replaces_a_file_the_node_already_has(endpoint, tmp_path):
+    c = published(endpoint, tmp_path, "keep")
+    own = "vllm/flashinfer_autotune_cache/0.7.0/90a/c0ffee/autotune_configs.json"
+    (c.base / own).parent.mkdir(parents=True)
+    (c.base / own).write_text("this node's own tuning")
+    assert cc.fetch(c, log=lambda _: None) == "fetched"
+    assert (c.base / own).read_text() == "this node's own tuning"
+    assert {k: v for k, v in snapshot(c.base).items() if k != own and not k.startswith(cc.LOCAL_STATE)} == {
+        k: v for k, v in ARTEFACTS.items() if k != own
+    }
+
+
 def test_a_second_publisher_never_overwrites_a_complete_entry(endpoint, tmp_path):
     c = published(endpoint, tmp_path, "second")
     before = manifest(c)

@@ -37,10 +37,10 @@ def env_of(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container["env"]}
 
 
-def prod(**serving: Any) -> Settings:
-    """prod-8gpu's settings with some serving keys changed (parsed and checked like the stack file)."""
+def prod(gpu_nodes: dict | None = None, **serving: Any) -> Settings:
+    """prod-8gpu's settings with some keys changed (parsed and checked like the stack file)."""
     raw, region = config.split_stack_config(config.read_stack_file("prod-8gpu"))
-    raw = {**raw, "serving": {**raw["serving"], **serving}}
+    raw = {**raw, "serving": {**raw["serving"], **serving}, "gpuNodes": {**raw["gpuNodes"], **(gpu_nodes or {})}}
     return parse(raw, "prod-8gpu", region)
 
 
@@ -71,22 +71,25 @@ def test_the_key_inputs_are_the_profile_codes_argv_and_the_vllm_containers_envir
     assert env_of(publisher)["COMPILE_CACHE_ENTRY"] == cc.key(inputs) == cc.key(inputs_of(s))
 
 
+# A setting, and the key input it must reach (besides the argv, which most of them also change).
 CHANGES = {
-    "model": lambda: inputs_of(prod(model="MiniMaxAI/MiniMax-M2.1")),
-    "revision": lambda: inputs_of(prod(revision="f" * 40)),
-    "profile": lambda: inputs_of(prod(profile="dp8-ep")),
-    "a flag": lambda: inputs_of(prod(maxModelLen=65536)),
-    "an extra flag": lambda: inputs_of(prod(extraArgs=["--max-num-seqs", "64"])),
-    "the KV cache dtype": lambda: inputs_of(prod(kvCacheDtype="fp8")),
-    "the image digest": lambda: inputs_of(prod(), image=f"{versions.VLLM_IMAGE}@sha256:{'a' * 64}"),
+    "model": ("model", lambda: inputs_of(prod(model="MiniMaxAI/MiniMax-M2.1"))),
+    "revision": ("revision", lambda: inputs_of(prod(revision="f" * 40))),
+    "profile": ("profile", lambda: inputs_of(prod(profile="dp8-ep"))),
+    "instance type": ("gpu", lambda: inputs_of(prod({"instanceType": "p5e.48xlarge"}))),
+    "a flag": ("argv", lambda: inputs_of(prod(maxModelLen=65536))),
+    "an extra flag": ("argv", lambda: inputs_of(prod(extraArgs=["--max-num-seqs", "64"]))),
+    "the KV cache dtype": ("argv", lambda: inputs_of(prod(kvCacheDtype="fp8"))),
+    "the image digest": ("image", lambda: inputs_of(prod(), image=f"{versions.VLLM_IMAGE}@sha256:{'a' * 64}")),
 }
 
 
 @pytest.mark.parametrize("what", sorted(CHANGES))
 def test_each_input_from_the_settings_changes_the_key(what):
-    base = inputs_of(prod())
-    changed = CHANGES[what]()
-    assert changed != base and cc.key(changed) != cc.key(base)
+    field, make = CHANGES[what]
+    base, changed = inputs_of(prod()), make()
+    assert changed[field] != base[field]
+    assert cc.key(changed) != cc.key(base)
 
 
 @pytest.mark.parametrize(
