@@ -4,11 +4,9 @@
     python3 compile_cache.py publish [--stay] once the local vLLM answers /health: the node's cache -> S3
     python3 compile_cache.py key              print the key of COMPILE_CACHE_INPUTS
 
-Imports nothing of the project (the ConfigMap carries exactly this file) and only the standard
-library besides boto3, which the vLLM image installs. Everything comes from the environment:
-COMPILE_CACHE_BUCKET, COMPILE_CACHE_PREFIX (`compile-cache/<cluster>/`), COMPILE_CACHE_ENTRY,
-COMPILE_CACHE_INPUTS (JSON), COMPILE_CACHE_BASE (the node cache's mount), COMPILE_CACHE_ROOTS
-(comma-separated dirs under it), VLLM_HEALTH_URL, AWS_REGION; so a stager pod calls it as it is.
+Imports nothing of the project (the ConfigMap carries exactly this file), only the standard
+library and boto3 (in the vLLM image). All it reads is the environment (COMPILE_CACHE_*: bucket,
+prefix, entry (the key), inputs, base, roots; VLLM_HEALTH_URL; AWS_REGION), so a stager pod runs it as it is.
 
 What vLLM 0.32.0 writes, and where (read from its installed source):
 - vllm/envs.py `VLLM_CACHE_ROOT`: the root of vLLM's own caches.
@@ -20,24 +18,20 @@ What vLLM 0.32.0 writes, and where (read from its installed source):
 - vllm/compilation/compiler_interface.py `get_inductor_factors` (torch_key, system, inductor
   and functorch configs) is the compiler hash; `InductorAdaptor.initialize_cache` sets
   TORCHINDUCTOR_CACHE_DIR to `<hash>/rank_.../inductor_cache` and keeps a caller's TRITON_CACHE_DIR.
-- vllm/compilation/decorators.py + caching.py `aot_compile_hash_factors`: with torch >= 2.10
-  (vLLM pins torch 2.13.0) `VLLM_USE_AOT_COMPILE` defaults on, and with it (torch >= 2.12)
-  `VLLM_USE_MEGA_AOT_ARTIFACT`: `VLLM_CACHE_ROOT/torch_compile_cache/torch_aot_compile/<hash>/`
-  with `inductor_cache/` and `rank_<r>_<dp>/model`.
+- vllm/compilation/decorators.py, caching.py `aot_compile_hash_factors`: with torch 2.13.0 (vLLM's
+  pin) VLLM_USE_AOT_COMPILE and VLLM_USE_MEGA_AOT_ARTIFACT default on (envs.py use_aot_compile):
+  `torch_compile_cache/torch_aot_compile/<hash>/` holds `inductor_cache/`, `rank_<r>_<dp>/model`.
 - vllm/model_executor/warmup/flashinfer_autotune_cache.py: FlashInfer autotune results under
   `VLLM_CACHE_ROOT/flashinfer_autotune_cache/<version>/<arch>/<config hash>/`.
 - vllm/utils/deep_gemm.py: DeepGEMM's JIT cache, `DG_JIT_CACHE_DIR` (default VLLM_CACHE_ROOT/deep_gemm).
 - flashinfer/jit/env.py: FlashInfer's JIT under `FLASHINFER_WORKSPACE_BASE/.cache/flashinfer/<version>/<arch>/`.
-- vllm/distributed/device_communicators/all_reduce_utils.py: `gpu_p2p_access_cache_for_*.json`,
-  this node's own P2P probe: never shared (SKIP_NAMES); nor vllm/v1/worker/startup_plan.py's
-  free-memory baseline (`startup_plan/`).
-vLLM's own hashes decide which artefacts it loads; this key decides which entry a node fetches,
-so it covers at least what those hashes cover: the vLLM release, the image, the model and its
-revision, the profile, the GPU, the whole argv and the container's plain environment.
+- Never shared (this node's own): vllm/distributed/device_communicators/all_reduce_utils.py's
+  P2P probe `gpu_p2p_access_cache_for_*.json`, vllm/v1/worker/startup_plan.py's `startup_plan/`.
+vLLM's hashes decide which artefacts it loads; this key, which entry a node fetches: it covers
+at least as much (release, image, model, revision, profile, GPU, the argv, the plain environment).
 
-Layout: `<prefix><key>/manifest.json`, written last and only if absent (S3 conditional write,
-If-None-Match), naming an upload id; the files under `<prefix><key>/<upload>/<path>`. Two
-publishers never share a file, and the first manifest wins. A fetch reads the manifest, refuses
+Layout: `<prefix><key>/manifest.json`, written last and only if absent (If-None-Match), names an
+upload id; files lie under `<prefix><key>/<upload>/<path>`: publishers share no file, the first manifest wins. A fetch reads the manifest, refuses
 it unless its key and inputs match and every path lies under COMPILE_CACHE_ROOTS (no `..`, not
 absolute), downloads every file into a scratch folder checking size and sha256, and only then
 moves the files into place (never over an existing file). Anything wrong: the scratch folder is
@@ -76,7 +70,9 @@ MAX_ENTRY_BYTES = 50 * 10**9  # a manifest asking for more is refused (the NVMe 
 UPLOAD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 8 * 1024 * 1024
-WORKERS = 8
+# Thousands of small files: S3 answers each in about 100-200 ms (AWS, "Performance design patterns
+# for Amazon S3"), so throughput comes from requests in flight, one connection each.
+WORKERS = 32
 
 
 def key(inputs: Mapping[str, Any]) -> str:
@@ -159,8 +155,11 @@ def manifest_problem(doc: Any, c: Cache) -> str | None:
 
 
 def _missing(err: Exception) -> bool:
-    code = getattr(err, "response", {}).get("Error", {}).get("Code")
-    return code in ("404", "NoSuchKey", "NotFound")
+    return _code(err) in ("404", "NoSuchKey", "NotFound")
+
+
+def _code(err: Exception) -> str | None:
+    return getattr(err, "response", {}).get("Error", {}).get("Code")
 
 
 # --- fetch: S3 -> the node's cache ----------------------------------------------------------
@@ -315,8 +314,7 @@ def publish(c: Cache, log: Callable[[str], None] = _log, workers: int = WORKERS)
     try:  # written last, and only if no other publisher's manifest is there
         c.s3.put_object(Bucket=c.bucket, Key=f"{c.entry}{MANIFEST}", Body=body, IfNoneMatch="*")
     except Exception as err:  # noqa: BLE001
-        code = getattr(err, "response", {}).get("Error", {}).get("Code")
-        if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+        if _code(err) not in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
             raise
         for f in files:  # another replica won: its entry stands, ours goes
             c.s3.delete_object(Bucket=c.bucket, Key=f"{c.entry}{upload}/{f['path']}")
@@ -352,8 +350,9 @@ def from_env(env: Mapping[str, str], s3: Any = None) -> Cache:
         raise ValueError("COMPILE_CACHE_INPUTS does not hash to COMPILE_CACHE_ENTRY")
     if s3 is None:
         import boto3
+        from botocore.config import Config
 
-        s3 = boto3.client("s3")
+        s3 = boto3.client("s3", config=Config(max_pool_connections=WORKERS))
     return Cache(
         s3=s3,
         bucket=env["COMPILE_CACHE_BUCKET"],
