@@ -201,21 +201,30 @@ def _actions(s: dict) -> set[str]:
     return {s["Action"]} if isinstance(s["Action"], str) else set(s["Action"])
 
 
-def test_the_staging_role_writes_only_its_stacks_cache_prefix_and_never_replaces_a_manifest():
+def test_the_staging_role_writes_only_its_current_keys_entry_and_never_replaces_the_manifest():
     r = rendered()
     bucket = f"arn:aws:s3:::{r.one('aws:s3/bucket:Bucket').inputs['bucket']}"
-    cache = f"{bucket}/{objects.prefix('minimax-vllm-prod-8gpu')}"
+    key = env_of(pod_spec(r)["initContainers"][1])["COMPILE_CACHE_ENTRY"]
+    entry = f"{objects.prefix('minimax-vllm-prod-8gpu')}{key}/"
     statements = pods_policy(r)
     writes = [s for s in statements if s["Effect"] == "Allow" and _actions(s) & {"s3:PutObject", "s3:DeleteObject"}]
-    assert writes and all(s["Resource"] == f"{cache}*" for s in writes)
+    assert writes and all(s["Resource"] == f"{bucket}/{entry}*" for s in writes)
     weights = weight_mirror.prefix("MiniMaxAI/MiniMax-M2.5", SHA)
-    assert not objects.prefix("x").startswith(weights) and not weights.startswith(objects.PREFIX_ROOT)
+    assert not entry.startswith(weights) and not weights.startswith(objects.PREFIX_ROOT)
     denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny"}
-    assert denies["NoManifestOverwrite"]["Resource"] == f"{cache}*/{cc.MANIFEST}"
+    assert denies["NoManifestOverwrite"]["Resource"] == f"{bucket}/{entry}{cc.MANIFEST}"
     assert denies["NoManifestOverwrite"]["Condition"] == {"Null": {"s3:if-none-match": "true"}}
-    assert denies["NoManifestDelete"]["Resource"] == f"{cache}*/{cc.MANIFEST}"
+    assert denies["NoManifestDelete"]["Resource"] == f"{bucket}/{entry}{cc.MANIFEST}"
     (listing,) = [s for s in statements if s["Sid"] == "ListTheCompileCache"]
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == [f"{objects.prefix('minimax-vllm-prod-8gpu')}*"]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == [f"{entry}*"]
+
+
+def test_a_new_key_moves_the_roles_write_right_with_it():
+    s = config.from_stack_file("prod-8gpu")
+    other = prod(maxModelLen=65536)
+    assert workload.compile_cache_key(s.serving, s.gpu_nodes.instance) == cc.key(inputs_of(s))
+    assert workload.compile_cache_key(other.serving, other.gpu_nodes.instance) == cc.key(inputs_of(other))
+    assert cc.key(inputs_of(other)) != cc.key(inputs_of(s))
 
 
 # --- the checks a fetch applies ----------------------------------------------------------------------

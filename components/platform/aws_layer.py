@@ -195,8 +195,13 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,
                 depends_on=(cluster.pod_identity_agent,),
-                compile_cache_prefix=(
-                    compile_cache_objects.prefix(settings.cluster_name) if w.shares_compile_cache else None
+                compile_cache_entry=(
+                    compile_cache_objects.entry(
+                        compile_cache_objects.prefix(settings.cluster_name),
+                        workload.compile_cache_key(settings.serving, settings.gpu_nodes.instance),
+                    )
+                    if w.shares_compile_cache
+                    else None
                 ),
             ),
         )

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from components.facts import gpu_pool, timeline
 from components.kubernetes import network_policy, pod_security
-from components.serving import compile_cache_key, profiles, supply_chain
+from components.serving import compile_cache_key as cache_key
+from components.serving import profiles, supply_chain
 from components.settings.stack import InstanceType, ServingSettings
+from components.weights import compile_cache
 from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 
@@ -162,6 +164,14 @@ def plain_env(t: timeline.Timers) -> dict[str, str]:
     return {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
 
 
+def compile_cache_key(serving: ServingSettings, instance: InstanceType) -> str:
+    """The compile-cache key of this stack's pods (weights.source s3): the role may write only its entry."""
+    inputs = cache_key.key_inputs(
+        serving, instance, supply_chain.pinned_image(serving.image), plain_env(timers(serving, "s3"))
+    )
+    return compile_cache.key(inputs)
+
+
 def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
     plain = plain_env(t)
     env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
@@ -236,7 +246,7 @@ def deployment(
     scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
     cache = None
     if mirror and mirror.compile_cache_prefix:
-        cache = compile_cache_key.pod_parts(
+        cache = cache_key.pod_parts(
             serving=serving,
             instance=instance,
             image=image,

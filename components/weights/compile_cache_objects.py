@@ -2,11 +2,11 @@
 carries components/weights/compile_cache.py, its environment, the fetch step and the publisher.
 
 Where: `s3://<weights bucket>/compile-cache/<cluster>/<key>/`, beside the weights prefix and
-never inside it, one folder per stack, so a stack that shares the bucket (weights.existingBucket)
-can neither read nor seed another stack's entries. Who: the role that stages weights may list
-and read that prefix, write new objects there and delete them (a publisher that lost the race
-removes its own upload), but may write a `manifest.json` only with If-None-Match (an entry is
-never overwritten) and never delete one. S3 evaluates `s3:if-none-match` on PutObject
+never inside it, one folder per stack. Who: the role that stages weights may list, read, write
+and delete (a publisher that lost the race removes its own upload) in its current key's folder
+only, so neither another stack sharing the bucket (weights.existingBucket) nor code in the
+serving pod can seed an entry for a key it does not run; it may write the `manifest.json` only
+with If-None-Match (an entry is never overwritten) and never delete it. S3 evaluates `s3:if-none-match` on PutObject
 (docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
 
 How it runs today: the stage-weights init container fetches before it stages the weights
@@ -62,33 +62,39 @@ def roots(cache_env: Mapping[str, str], mount: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def policy_statements(bucket_arn: str, key_prefix: str) -> list[dict[str, Any]]:
-    """The stager's rights on the cache prefix only (statement ids are unique in the merged policy)."""
-    objects = f"{bucket_arn}/{key_prefix}*"
-    manifests = f"{bucket_arn}/{key_prefix}*/{compile_cache.MANIFEST}"
+def entry(key_prefix: str, key: str) -> str:
+    """One key's folder: the only place this stack's pods may write."""
+    return f"{key_prefix}{key}/"
+
+
+def policy_statements(bucket_arn: str, entry_prefix: str) -> list[dict[str, Any]]:
+    """The stager's rights on its key's entry only (statement ids are unique in the merged policy):
+    code the serving pod runs cannot seed the entry of a key it does not serve."""
+    manifest = f"{bucket_arn}/{entry_prefix}{compile_cache.MANIFEST}"
     return [
         {
+            # Without it a missing manifest answers 403, not 404.
             "Sid": "ListTheCompileCache",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{key_prefix}*"]}},
+            "Condition": {"StringLike": {"s3:prefix": [f"{entry_prefix}*"]}},
         },
         {
             "Sid": "UseTheCompileCache",
             "Effect": "Allow",
             "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-            "Resource": objects,
+            "Resource": f"{bucket_arn}/{entry_prefix}*",
         },
         {
-            # A manifest is written once: only with If-None-Match, so an existing one stays.
+            # The manifest is written once: only with If-None-Match, so an existing one stays.
             "Sid": "NoManifestOverwrite",
             "Effect": "Deny",
             "Action": "s3:PutObject",
-            "Resource": manifests,
+            "Resource": manifest,
             "Condition": {"Null": {"s3:if-none-match": "true"}},
         },
-        {"Sid": "NoManifestDelete", "Effect": "Deny", "Action": "s3:DeleteObject", "Resource": manifests},
+        {"Sid": "NoManifestDelete", "Effect": "Deny", "Action": "s3:DeleteObject", "Resource": manifest},
     ]
 
 

@@ -44,8 +44,8 @@ class MirrorBucketArgs:
     tags: dict[str, str]
     # Pod Identity associations need the agent add-on.
     depends_on: tuple[pulumi.Resource, ...] = ()
-    # weights.compileCache: the stack's compile-cache prefix, which the pods' role may also write.
-    compile_cache_prefix: str | None = None
+    # weights.compileCache: the folder of the stack's current compile-cache key, which the pods' role may also write.
+    compile_cache_entry: str | None = None
 
 
 class MirrorBucket(pulumi.ComponentResource):
@@ -60,8 +60,8 @@ class MirrorBucket(pulumi.ComponentResource):
         bucket_ready = self._bucket(name, args, arn) if args.create else []
         self.associations = []
         pods_policy = weight_mirror.reader_policy(arn, args.key_prefix)
-        if args.compile_cache_prefix:
-            cache = compile_cache_objects.policy_statements(arn, args.compile_cache_prefix)
+        if args.compile_cache_entry:
+            cache = compile_cache_objects.policy_statements(arn, args.compile_cache_entry)
             pods_policy = compile_cache_objects.with_statements(pods_policy, cache)
         for who, service_account, policy in (
             ("job", weight_mirror.JOB_SERVICE_ACCOUNT, weight_mirror.writer_policy(arn, args.key_prefix)),
