@@ -51,7 +51,11 @@ ARTEFACTS = {
     "vllm/flashinfer_autotune_cache/0.7.0/90a/c0ffee/autotune_configs.json": b'{"configs": []}',
     "compile/triton/QX/triton_.cubin": os.urandom(200_000),
 }
-NODE_ONLY = {"vllm/gpu_p2p_access_cache_for_0,1,2,3,4,5,6,7.json": b"{}"}  # this node's probe: never shared
+NODE_ONLY = {  # this node's probe, and writes in flight: never shared
+    "vllm/gpu_p2p_access_cache_for_0,1,2,3,4,5,6,7.json": b"{}",
+    "vllm/torch_compile_cache/torch_aot_compile/ab12/inductor_cache/fx/.123.456.tmp": b"half",
+    "compile/triton/tmp.pid_77_abc/triton_.cubin": b"half",
+}
 
 
 @pytest.fixture(scope="module")

@@ -64,8 +64,8 @@ MANIFEST = "manifest.json"
 KEY_FIELDS = ("argv", "env", "gpu", "image", "model", "profile", "revision", "vllm")
 LOCAL_STATE = ".compile-cache"  # under the base: <key>.json once this node holds the entry
 INCOMING = ".compile-cache-incoming-"  # scratch folders of a fetch, under the base
-SKIP_NAMES = ("gpu_p2p_access_cache_for_*.json", "*.lock")
-SKIP_DIRS = ("startup_plan",)
+# This node's own files, and writes in flight: inductor's write_atomic `.<pid>.<tid>.tmp`, Triton's `tmp.pid_*/`.
+SKIP_NAMES, SKIP_DIRS = ("gpu_p2p_access_cache_for_*.json", "*.lock", ".*.tmp"), ("startup_plan", "tmp.pid_*")
 MAX_ENTRY_BYTES = 50 * 10**9  # a manifest asking for more is refused (the NVMe also holds weights)
 UPLOAD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -259,7 +259,7 @@ def local_files(c: Cache) -> list[str]:
     found: set[str] = set()
     for root in c.roots:
         for dirpath, dirnames, filenames in os.walk(c.base / root):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            dirnames[:] = sorted(d for d in dirnames if not any(fnmatch(d, s) for s in SKIP_DIRS))
             for name in filenames:
                 p = Path(dirpath) / name
                 if p.is_symlink() or not p.is_file() or any(fnmatch(name, s) for s in SKIP_NAMES):
