@@ -156,11 +156,11 @@ class DiesAfter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.s3, name)
 
-    def put_object(self, **kw: Any) -> Any:
+    def upload_fileobj(self, *args: Any, **kw: Any) -> Any:
         if self.left == 0:
             raise SystemExit("node lost")
         self.left -= 1
-        return self.s3.put_object(**kw)
+        return self.s3.upload_fileobj(*args, **kw)
 
 
 def test_a_partial_upload_has_no_manifest_and_is_ignored(endpoint, tmp_path):

@@ -2,7 +2,6 @@
 
     python3 compile_cache.py fetch            before vLLM starts: S3 -> the node's cache, verified
     python3 compile_cache.py publish [--stay] once the local vLLM answers /health: the node's cache -> S3
-    python3 compile_cache.py key              print the key of COMPILE_CACHE_INPUTS
 
 Imports nothing of the project (the ConfigMap carries exactly this file), only the standard
 library and boto3 (in the vLLM image). All it reads is the environment (COMPILE_CACHE_*: bucket,
@@ -69,9 +68,9 @@ SKIP_NAMES, SKIP_DIRS = ("gpu_p2p_access_cache_for_*.json", "*.lock", ".*.tmp"),
 MAX_ENTRY_BYTES = 50 * 10**9  # a manifest asking for more is refused (the NVMe also holds weights)
 UPLOAD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")  # 412: a manifest exists; 409: one is being written
 CHUNK = 8 * 1024 * 1024
-# Thousands of small files: S3 answers each in about 100-200 ms (AWS, "Performance design patterns
-# for Amazon S3"), so throughput comes from requests in flight, one connection each.
+# Thousands of small files at 100-200 ms each (AWS, "Performance design patterns for Amazon S3"): many in flight.
 WORKERS = 32
 
 
@@ -155,11 +154,7 @@ def manifest_problem(doc: Any, c: Cache) -> str | None:
 
 
 def _missing(err: Exception) -> bool:
-    return _code(err) in ("404", "NoSuchKey", "NotFound")
-
-
-def _code(err: Exception) -> str | None:
-    return getattr(err, "response", {}).get("Error", {}).get("Code")
+    return getattr(err, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 # --- fetch: S3 -> the node's cache ----------------------------------------------------------
@@ -278,14 +273,27 @@ def _head(c: Cache, k: str) -> bool:
         raise
 
 
+class _Hashing:
+    """read() only, so s3transfer reads it in order: the bytes uploaded are the bytes hashed, in bounded memory."""
+
+    def __init__(self, raw: Any):
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
 def _upload(c: Cache, upload: str, path: str) -> dict[str, Any] | None:
-    """Read the file once: the bytes uploaded are the bytes hashed (vLLM may still be writing)."""
     try:
-        data = (c.base / path).read_bytes()
+        f = (c.base / path).open("rb")
     except FileNotFoundError:
         return None
-    c.s3.put_object(Bucket=c.bucket, Key=f"{c.entry}{upload}/{path}", Body=data)
-    return {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    with f:
+        c.s3.upload_fileobj(stream := _Hashing(f), c.bucket, f"{c.entry}{upload}/{path}")
+    return {"path": path, "size": stream.size, "sha256": stream.digest.hexdigest()}
 
 
 def publish(c: Cache, log: Callable[[str], None] = _log, workers: int = WORKERS) -> str:
@@ -314,7 +322,7 @@ def publish(c: Cache, log: Callable[[str], None] = _log, workers: int = WORKERS)
     try:  # written last, and only if no other publisher's manifest is there
         c.s3.put_object(Bucket=c.bucket, Key=f"{c.entry}{MANIFEST}", Body=body, IfNoneMatch="*")
     except Exception as err:  # noqa: BLE001
-        if _code(err) not in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+        if getattr(err, "response", {}).get("Error", {}).get("Code") not in LOST_RACE:
             raise
         for f in files:  # another replica won: its entry stands, ours goes
             c.s3.delete_object(Bucket=c.bucket, Key=f"{c.entry}{upload}/{f['path']}")
@@ -353,15 +361,9 @@ def from_env(env: Mapping[str, str], s3: Any = None) -> Cache:
         from botocore.config import Config
 
         s3 = boto3.client("s3", config=Config(max_pool_connections=WORKERS))
-    return Cache(
-        s3=s3,
-        bucket=env["COMPILE_CACHE_BUCKET"],
-        prefix=env["COMPILE_CACHE_PREFIX"],
-        key=env["COMPILE_CACHE_ENTRY"],
-        inputs=inputs,
-        base=Path(env["COMPILE_CACHE_BASE"]),
-        roots=tuple(r for r in env["COMPILE_CACHE_ROOTS"].split(",") if r),
-    )
+    roots = tuple(r for r in env["COMPILE_CACHE_ROOTS"].split(",") if r)
+    bucket, prefix, base = env["COMPILE_CACHE_BUCKET"], env["COMPILE_CACHE_PREFIX"], Path(env["COMPILE_CACHE_BASE"])
+    return Cache(s3, bucket, prefix, env["COMPILE_CACHE_ENTRY"], inputs, base, roots)
 
 
 def _stay() -> None:
@@ -373,11 +375,8 @@ def _stay() -> None:
 
 def main(argv: list[str], env: Mapping[str, str] = os.environ) -> int:
     command = argv[1:2]
-    if command == ["key"]:
-        print(key(json.loads(env["COMPILE_CACHE_INPUTS"])))
-        return 0
     if command not in (["fetch"], ["publish"]):
-        print("usage: compile_cache.py fetch | publish [--stay] | key", file=sys.stderr)
+        print("usage: compile_cache.py fetch | publish [--stay]", file=sys.stderr)
         return 2
     try:
         c = from_env(env)
