@@ -1,4 +1,4 @@
-"""`python -m ops plan|preflight|verify|sweep|capacity --stack NAME`.
+"""`python -m ops plan|preflight|verify|sweep|image|capacity --stack NAME`.
 
 Exit codes scripts can rely on: 0 every check passed, 1 a check failed, 2 usage or
 configuration error (bad stack file, missing endpoint or API key, no AWS credentials).
@@ -38,6 +38,20 @@ def _preflight(args: argparse.Namespace) -> int:
     session = awsclients.stack_session(settings.aws_profile, settings.aws_role_arn)
     title, checks = preflight.main(settings, session, window=window, record=args.record_digest)
     return emit(title, checks)
+
+
+def _image_copy(args: argparse.Namespace) -> int:
+    from ops.image import registry_steps
+
+    settings = from_stack_file(args.stack)
+    account = args.account_id
+    if not account:
+        session = awsclients.stack_session(settings.aws_profile, settings.aws_role_arn)
+        (sts,) = awsclients.clients(settings.region, "sts", session=session)
+        account = awsclients.call_checked(sts.get_caller_identity)["Account"]
+    chosen = registry_steps.steps(settings, account, registry_steps.copy_tool())
+    print(registry_steps.render(chosen))
+    return registry_steps.run(chosen) if args.perform else 0
 
 
 def _capacity_find(args: argparse.Namespace) -> int:
@@ -103,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ops", description="Operate a minimax-vllm stack without the Pulumi engine."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,capacity}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,image,capacity}")
 
     def command(name: str, help_text: str, default_stack: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
@@ -212,6 +226,24 @@ def parser() -> argparse.ArgumentParser:
         "(its controller may recreate or still use what is deleted); never its network",
     )
     sweep.set_defaults(run=_sweep)
+    image = sub.add_parser(
+        "image",
+        help="before `pulumi up`: put the stack's images into its own ECR repositories",
+        description="The pods pull only from the stack's ECR repositories: `copy` prints (and with --run performs)"
+        " the copy of the pinned vLLM image and the stager image's build.",
+    )
+    image_verbs = image.add_subparsers(dest="verb", required=True, metavar="{copy}")
+    copy = image_verbs.add_parser("copy", help="the steps that put the stack's images in place")
+    copy.add_argument(
+        "--stack", default=DEFAULT_STACK, help=f"stack name: stacks/Pulumi.<stack>.yaml (default {DEFAULT_STACK})"
+    )
+    copy.add_argument(
+        "--account-id", help="the AWS account (default: the stack's credentials, sts get-caller-identity)"
+    )
+    copy.add_argument(
+        "--run", dest="perform", action="store_true", help="perform the copy and the build (default: print only)"
+    )
+    copy.set_defaults(run=_image_copy)
     _capacity_parser(sub, command)
     return p
 

@@ -269,8 +269,9 @@ def weights_lines(settings: Settings, rendering: Rendering) -> list[str]:
     revision = weight_staging.revision(sv.revision)
     if w.source == "hub":
         return [
-            f"hub: each new node's init container downloads {sv.model}@{revision} from the Hugging Face Hub"
-            " through the NAT gateway (weights.source s3 keeps an in-region mirror instead)"
+            f"hub: each new GPU node's stage-weights pod (a DaemonSet in a small image, started as the node joins)"
+            f" downloads {sv.model}@{revision} from the Hugging Face Hub through the NAT gateway while the node"
+            " pulls the vLLM image; vLLM waits for its marker (weights.source s3 keeps an in-region mirror instead)"
         ]
     bucket = rendering.outputs.get("weightMirror", "")
     made = "an existing bucket (weights.existingBucket)" if w.existing_bucket else "created by this stack"
@@ -285,8 +286,9 @@ def weights_lines(settings: Settings, rendering: Rendering) -> list[str]:
         f" TLS only, versioned, retired revisions expire {w.noncurrent_days} days after deletion), {kept}",
         f"  filled once by Job {weight_mirror.job_name(sv.model, revision)} (Hub -> S3, every file checked against"
         " the Hub's sizes and sha256 before mirror-complete.json); vLLM pods start only after it completed",
-        "  each new node: init container copies S3 -> NVMe cache over the S3 gateway endpoint (no NAT),"
-        " checks every sha256, then vLLM loads offline as from the Hub",
+        "  each new GPU node: its stage-weights pod (a DaemonSet in a small image, started as the node joins) copies"
+        " S3 -> NVMe cache over the S3 gateway endpoint (no NAT) while the node pulls the vLLM image, checks every"
+        " sha256, writes the marker; vLLM waits for it, then loads offline as from the Hub",
         f"  access by EKS Pod Identity: service account {weight_mirror.JOB_SERVICE_ACCOUNT} writes, "
         f"{weight_mirror.POD_SERVICE_ACCOUNT} reads, that prefix only",
     ]
@@ -302,7 +304,13 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
     sv, g, ep = settings.serving, settings.gpu_nodes, settings.endpoint
     model = sv.model_facts
     per_node = min(sv.replicas, settings.replicas_per_node)
-    from_secret = " and ".join(("VLLM_API_KEY", "HF_TOKEN") if "hfToken" in rendering.secrets else ("VLLM_API_KEY",))
+    token_to = "stage-weights pods (Hub source)" if settings.weights.source == "hub" else "weights-mirror Job"
+    token = (
+        f"; HF_TOKEN from Secret {workload.HF_TOKEN_SECRET}, to the {token_to} only"
+        if "hfToken" in rendering.secrets
+        else ""
+    )
+    vllm_image = rendering.vllm_deployment().inputs["spec"]["template"]["spec"]["containers"][0]["image"]
     source = settings.weights.source
     start = {**workload.start_env(workload.timers(sv, source)), **profiles.vllm_env()}
     env = " ".join(f"{k}={v}" for k, v in start.items())
@@ -338,8 +346,8 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         f"  {sv.replicas} replica(s) x {sv.gpus_per_replica} GPUs = {gpus_needed} of {g.desired_size * g.instance.gpus} GPUs, "
         f"{per_node} replica(s) per {g.instance_type}; image {sv.image}",
         "",
-        "vLLM command (per replica, after the init container stage-weights has put the weights into the NVMe "
-        f"cache; {from_secret} from the Kubernetes Secret):",
+        "vLLM command (per replica, once the node's stage-weights pod has put the weights into the NVMe "
+        f"cache; VLLM_API_KEY from Secret {workload.CREDENTIALS_SECRET}{token}):",
         f"  {env} {argv}",
         "",
         "Weights (weights.source; docs/weights.md):",
@@ -351,9 +359,10 @@ def summary(settings: Settings, rendering: Rendering, secrets_set: frozenset[str
         " the model cache is a root-owned hostPath on the node)",
         f"  network: default-deny; in from the load balancer's subnets ({', '.join(_load_balancer_sources(settings, rendering))})"
         f" and the Prometheus pods of namespace {network_policy.MONITORING_NAMESPACE} to :{profiles.PORT};"
-        " out to CoreDNS :53 and HTTPS :443"
+        "; out: nothing (vLLM runs the model's own code). The stage-weights pods: out to CoreDNS :53 and HTTPS :443"
         + (f", and the Pod Identity agent {network_policy.POD_IDENTITY_AGENT} :80" if source == "s3" else ""),
-        f"  image {supply_chain.pinned_image(sv.image)}",
+        f"  image {vllm_image} (the stack's in-region copy of {supply_chain.pinned_image(sv.image)}:"
+        f" `python -m ops image copy --stack {settings.stack}`)",
         "",
         "Endpoint:",
         f"  {ep.scheme} ALB, {scheme}://<alb-dns-name> (port {endpoint.listener_port(ep)} only) -> pods :{profiles.PORT}, "

@@ -25,6 +25,7 @@ from components.facts import versions
 from components.settings.capacity_block import CapacityBlockSettings
 from components.settings.stack import Settings
 from ops import awsclients, registry
+from ops.aws_checks import images as preflight_images
 from ops.aws_checks import mirror as preflight_mirror
 from ops.aws_checks import resources as preflight_resources
 from ops.aws_checks import zone_record
@@ -261,12 +262,14 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks, s3, sts = awsclients.clients(
-        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", session=session
+    ec2, quotas, eks, s3, sts, ecr = awsclients.clients(
+        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", "ecr", session=session
     )
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
     checks += guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
     # A weight mirror kept by an earlier destroy: the next up imports it (ops/aws_checks/mirror.py).
     checks += guard(preflight_mirror.ROW, lambda: preflight_mirror.check(settings, s3, eks, sts, sleep))
     checks += image_digest(settings, resolve, record=record)
+    # The images the pods pull, in the stack's own repositories (ops/aws_checks/images.py).
+    checks += guard(preflight_images.ROW, lambda: preflight_images.check(settings, ecr, sts, sleep))
     return title(settings), [*checks, image_contents.preflight_row(settings.serving.image)]

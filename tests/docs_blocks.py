@@ -159,6 +159,7 @@ def preflight_sample() -> str:
     for one p5, no image digest recorded yet, everything else in order."""
     from components.platform.config import from_stack_file
     from ops import preflight, report
+    from tests.test_image_steps import images_in_place
     from tests.test_preflight import (
         K8S,
         cluster_version,
@@ -178,7 +179,8 @@ def preflight_sample() -> str:
         "ec2": stubbed_ec2(None)[0],
         "service-quotas": quota_client(value=96.0)[0],
         "eks": eks,
-        **first_up_mirror_clients(),
+        **first_up_mirror_clients(identity_calls=2),
+        "ecr": images_in_place(from_stack_file("prod-8gpu")),
     }
 
     class Session:

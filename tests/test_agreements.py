@@ -91,13 +91,13 @@ def test_the_port_vllm_listens_on_is_the_port_every_probe_the_service_and_the_in
     assert [p["containerPort"] for p in vllm["ports"]] == [port]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert resolve(vllm[probe]["httpGet"]["port"], vllm) == port, probe
-    (svc_port,) = r.one(SERVICE).inputs["spec"]["ports"]
+    (svc_port,) = r.named(SERVICE, workload.APP).inputs["spec"]["ports"]
     assert resolve(svc_port["targetPort"], vllm) == port
     ingress = r.one(INGRESS).inputs["spec"]
     for rule in ingress["rules"]:
         for path in rule["http"]["paths"]:
             backend = path["backend"]["service"]
-            assert backend["name"] == r.one(SERVICE).inputs["metadata"]["name"]
+            assert backend["name"] == r.named(SERVICE, workload.APP).inputs["metadata"]["name"]
             assert backend["port"] in ({"name": svc_port["name"]}, {"number": svc_port["port"]})
     # The NetworkPolicy admits the load balancer and the scraper on that same port.
     (serving,) = [p for p in r.of_type(NETPOL) if p.inputs["metadata"]["name"] == workload.APP]
@@ -108,7 +108,7 @@ def test_the_container_port_follows_the_argv_when_the_listening_port_changes():
     serving = config.from_stack_file("dev").serving
     argv = ["vllm", "serve", "m", "--port", "8123"]
     assert workload.listen_port(argv) == 8123
-    ports = workload.deployment(serving, config.from_stack_file("dev").gpu_nodes.instance, False)
+    ports = workload.deployment(serving, config.from_stack_file("dev").gpu_nodes.instance)
     container = ports["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"][0]["containerPort"] == listening_port(container)
 
@@ -343,6 +343,7 @@ def test_preflight_main_runs_the_aws_cli_check(monkeypatch):
         awsclients, "clients", lambda region, *services, session=None: tuple(object() for _ in services)
     )
     monkeypatch.setattr(preflight, "run", lambda *a, **k: [])
+    monkeypatch.setattr(preflight.preflight_images, "check", lambda *a: [])
     s = config.from_stack_file("dev")
     _, checks = preflight.main(
         s, sleep=lambda _: None, resolve=lambda image: "sha256:" + "0" * 64, which=lambda _: None

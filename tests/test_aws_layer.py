@@ -177,6 +177,10 @@ def test_gpu_user_data_is_a_multipart_nodeadm_config_that_raids_the_nvme_disks()
     assert config["apiVersion"] == "node.eks.aws/v1alpha1"
     assert config["kind"] == "NodeConfig"
     assert config["spec"]["instance"]["localStorage"] == {"strategy": "RAID0"}
+    # No `disabledMounts`: nodeadm then bind-mounts containerd's image store (and kubelet's
+    # directory, pod logs) onto the array, so image pulls unpack onto the NVMe RAID.
+    assert "disabledMounts" not in config["spec"]["instance"]["localStorage"]
+    assert "/var/lib/containerd" in gpu_pool.NVME_BIND_MOUNTS
     # nodeadm mounts the RAID0 array at <mountPath>/0; the default mountPath is /mnt/k8s-disks.
     assert gpu_pool.NVME_MOUNT == "/mnt/k8s-disks/0"
 
@@ -416,8 +420,9 @@ def test_node_and_cluster_roles_have_the_eks_managed_policies(stack):
         "AmazonEKSClusterPolicy",
         "AmazonEKSWorkerNodePolicy",
         "AmazonEKS_CNI_Policy",  # on vpc-cni's own role (tests/test_hardening.py)
-        "AmazonEC2ContainerRegistryReadOnly",
     }
+    # ECR reads only where the images live (tests/test_image_registry.py), never on `*`.
+    assert "AmazonEC2ContainerRegistryReadOnly" not in attached
 
 
 @pytest.mark.parametrize("stack", STACKS)

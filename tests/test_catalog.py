@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from components.aws import image_registry
 from components.facts import catalog, timeline
 from components.platform import config, deploy_gate
-from components.serving import capacity, profiles, workload
+from components.serving import capacity, profiles, stager, workload
 from components.settings import stack as settings
 from ops import plan
 from ops.offline.engine import render, zones_recorded
@@ -78,8 +79,11 @@ def test_timeline_and_weight_staging_take_the_models_weights_size():
     m25, m27 = _parse({}).serving, _parse({"model": M27}).serving
     assert workload.timers(m27) == timeline.timers(1, 230.1)
     assert timeline.new_node(230.1).seconds(timeline.DOWNLOAD) > timeline.new_node(230).seconds(timeline.DOWNLOAD)
-    staging = workload.deployment(m27, settings.INSTANCE_TYPES["p5.48xlarge"], False)["spec"]["template"]["spec"]
-    env = {e["name"]: e.get("value") for e in staging["initContainers"][0]["env"]}
+    registry = image_registry.Registry("123456789012.dkr.ecr.us-east-2.amazonaws.com", "minimax-vllm-dev")
+    staging = stager.stager(m27, registry, False, None, catalog.INSTANCE_TYPES["p5.48xlarge"])["spec"]["template"][
+        "spec"
+    ]
+    env = {e["name"]: e.get("value") for e in staging["containers"][0]["env"]}
     assert env["EXPECTED_GB"] == "230.1"
     assert workload.timers(m25) == timeline.timers(1, catalog.MODEL_CATALOG[m25.model].weights_gb)
 

@@ -1,5 +1,5 @@
 """The shared compile cache as the stack renders it: its key (every input changes it, taken from
-the profile code), the setting, the pod's fetch and publisher, the role's rights, and the
+the profile code), the setting, the node stager's fetch and publish, the role's rights, and the
 manifest checks the fetch applies (tests/test_compile_cache.py runs them against S3)."""
 
 from __future__ import annotations
@@ -33,6 +33,19 @@ def pod_spec(r: Rendering) -> dict:
     return r.vllm_deployment().inputs["spec"]["template"]["spec"]
 
 
+def stager(r: Rendering) -> dict:
+    """The node stager's pod spec (the DaemonSet stage-weights)."""
+    (ds,) = [
+        x for x in r.of_type("kubernetes:apps/v1:DaemonSet") if x.inputs["metadata"]["name"] == weight_staging.NAME
+    ]
+    return ds.inputs["spec"]["template"]["spec"]
+
+
+def stage(r: Rendering) -> dict:
+    (container,) = stager(r)["containers"]
+    return container
+
+
 def env_of(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container["env"]}
 
@@ -46,7 +59,7 @@ def prod(gpu_nodes: dict | None = None, **serving: Any) -> Settings:
 
 def inputs_of(s: Settings, image: str | None = None) -> dict:
     t = workload.timers(s.serving, s.weights.source)
-    image = image or supply_chain.pinned_image(s.serving.image)
+    image = image or pod_spec(rendered())["containers"][0]["image"]  # from the stack's registry
     return compile_cache_key.key_inputs(s.serving, s.gpu_nodes.instance, image, workload.plain_env(t))
 
 
@@ -56,19 +69,19 @@ def inputs_of(s: Settings, image: str | None = None) -> dict:
 def test_the_key_inputs_are_the_profile_codes_argv_and_the_vllm_containers_environment():
     r, s = rendered(), config.from_stack_file("prod-8gpu")
     pod = pod_spec(r)
-    vllm, publisher = pod["containers"][0], pod["initContainers"][1]
-    inputs = json.loads(env_of(publisher)["COMPILE_CACHE_INPUTS"])
+    vllm, node = pod["containers"][0], stage(r)
+    inputs = json.loads(env_of(node)["COMPILE_CACHE_INPUTS"])
     assert inputs["argv"] == profiles.vllm_argv(s.serving) == vllm["command"] + vllm["args"]
     assert inputs["env"] == {k: v for k, v in env_of(vllm).items() if v is not None}  # all but the secrets
     assert "VLLM_API_KEY" not in inputs["env"] and "HF_TOKEN" not in inputs["env"]
-    assert inputs["image"] == vllm["image"] and inputs["vllm"] == versions.VLLM_RELEASE
+    assert inputs["image"] == vllm["image"] != node["image"] and inputs["vllm"] == versions.VLLM_RELEASE
     assert (inputs["model"], inputs["revision"], inputs["profile"], inputs["gpu"]) == (
         s.serving.model,
         SHA,
         "tp8-ep",
         "H100",
     )
-    assert env_of(publisher)["COMPILE_CACHE_ENTRY"] == cc.key(inputs) == cc.key(inputs_of(s))
+    assert env_of(node)["COMPILE_CACHE_ENTRY"] == cc.key(inputs) == cc.key(inputs_of(s))
 
 
 # A setting, and the key input it must reach (besides the argv, which most of them also change).
@@ -81,6 +94,7 @@ CHANGES = {
     "an extra flag": ("argv", lambda: inputs_of(prod(extraArgs=["--max-num-seqs", "64"]))),
     "the KV cache dtype": ("argv", lambda: inputs_of(prod(kvCacheDtype="fp8"))),
     "the image digest": ("image", lambda: inputs_of(prod(), image=f"{versions.VLLM_IMAGE}@sha256:{'a' * 64}")),
+    "the image's registry": ("image", lambda: inputs_of(prod(), image=supply_chain.pinned_image(versions.VLLM_IMAGE))),
 }
 
 
@@ -136,53 +150,69 @@ def test_on_where_the_stack_has_a_bucket_off_for_hub_stacks_and_when_turned_off(
         parse({**raw, "weights": {"source": "s3", "compileCache": "yes"}}, "prod-8gpu", region)
 
 
-def test_a_stack_without_the_cache_renders_no_fetch_no_publisher_and_no_rights():
+def test_a_stack_without_the_cache_renders_no_fetch_no_publisher_no_route_and_no_rights():
     for r in (rendered("dev"), render("prod-8gpu", overrides={"weights": {"source": "s3", "compileCache": False}})):
-        pod = pod_spec(r)
-        assert [c["name"] for c in pod["initContainers"]] == [weight_staging.NAME]
-        assert "compile_cache" not in json.dumps(pod) and "COMPILE_CACHE" not in json.dumps(pod)
+        for spec in (pod_spec(r), stager(r)):
+            assert "compile_cache" not in json.dumps(spec) and "COMPILE_CACHE" not in json.dumps(spec)
+        assert not [x for x in r.of_type("kubernetes:core/v1:Service") if x.name.endswith("node-local")]
         assert not [x for x in r.of_type("kubernetes:core/v1:ConfigMap") if x.name.endswith("compile-cache-code")]
         policies = [x.inputs["policy"] for x in r.of_type("aws:iam/rolePolicy:RolePolicy")]
         assert not any(objects.PREFIX_ROOT in p for p in policies)
 
 
-# --- the pod --------------------------------------------------------------------------------------
+# --- the node stager --------------------------------------------------------------------------------
 
 
-def test_the_fetch_runs_in_the_staging_step_before_vllm_and_cannot_stop_it():
-    pod = pod_spec(rendered())
-    staging = pod["initContainers"][0]
-    script = staging["command"][-1]
-    assert script.splitlines()[1] == objects.FETCH  # first, before the weights; `|| echo` keeps `set -e` from failing
-    assert "|| echo" in objects.FETCH
-    env = env_of(staging)
-    assert env["COMPILE_CACHE_MODULE"] == objects.MODULE_PATH and objects.module_mount() in staging["volumeMounts"]
-    assert objects.module_volume() in pod["volumes"]
-
-
-def test_the_publisher_is_a_sidecar_beside_vllm_with_its_hardening_and_the_same_cache():
+def test_the_fetch_runs_in_the_stager_after_the_weights_before_the_marker_and_cannot_stop_it():
     r = rendered()
-    pod = pod_spec(r)
-    staging, publisher = pod["initContainers"]
-    vllm = pod["containers"][0]
-    assert publisher["restartPolicy"] == "Always"  # native sidecar: lives beside vLLM, after the staging
-    assert publisher["command"] == ["python3", objects.MODULE_PATH, "publish", "--stay"]
-    assert publisher["image"] == vllm["image"] and publisher["securityContext"] == vllm["securityContext"]
-    assert publisher["resources"]["requests"] == publisher["resources"]["limits"]
-    env = env_of(publisher)
-    port = workload.listen_port(vllm["command"] + vllm["args"])
-    assert env["VLLM_HEALTH_URL"] == f"http://127.0.0.1:{port}/health"
-    assert env_of(staging)["COMPILE_CACHE_ENTRY"] == env["COMPILE_CACHE_ENTRY"]
-    assert env["COMPILE_CACHE_BASE"] == workload.CACHE_MOUNT
-    assert next(m for m in publisher["volumeMounts"] if m["name"] == "cache") == next(
-        m for m in vllm["volumeMounts"] if m["name"] == "cache"
-    )
+    node = stage(r)
+    script = node["command"][-1]
+    # After the weights, before the marker: vLLM never starts on half of the cache.
+    assert script.index("mirror_copy.py") < script.index(objects.FETCH) < script.index('> "$STAGED_MARKER"')
+    assert "|| echo" in objects.FETCH  # `set -e` does not fail the stager on a missing cache
+    env = env_of(node)
+    assert env["COMPILE_CACHE_MODULE"] == objects.MODULE_PATH and objects.module_mount() in node["volumeMounts"]
+    assert objects.module_volume() in stager(r)["volumes"]
     code = next(x for x in r.of_type("kubernetes:core/v1:ConfigMap") if x.name.endswith("compile-cache-code"))
     assert code.inputs["data"] == {"compile_cache.py": objects.MODULE.read_text()}
 
 
+def test_the_publish_runs_in_the_stager_once_this_nodes_vllm_serves_from_the_same_cache_path():
+    r = rendered()
+    node, pod = stage(r), pod_spec(r)
+    vllm = pod["containers"][0]
+    script = node["command"][-1]
+    assert script.index('> "$STAGED_MARKER"') < script.index(objects.PUBLISH)  # after the marker: vLLM starts first
+    assert "--wait" in objects.PUBLISH and "|| echo" in objects.PUBLISH
+    env = env_of(node)
+    port = workload.listen_port(vllm["command"] + vllm["args"])
+    (local,) = [x for x in r.of_type("kubernetes:core/v1:Service") if x.name.endswith("node-local")]
+    name = local.inputs["metadata"]["name"]
+    assert env["VLLM_HEALTH_URL"] == f"http://{name}.{workload.NAMESPACE}.svc:{port}/health"
+    # Only the endpoints on the stager's own node, and those are the vLLM pods.
+    assert local.inputs["spec"]["internalTrafficPolicy"] == "Local"
+    assert local.inputs["spec"]["selector"] == pod_template_labels(r)
+    assert [(p["port"], p["targetPort"]) for p in local.inputs["spec"]["ports"]] == [(port, port)]
+    # The artefacts hold absolute paths: the stager mounts the node cache where vLLM does.
+    assert env["COMPILE_CACHE_BASE"] == workload.CACHE_MOUNT
+    mount = next(m for m in node["volumeMounts"] if m["name"] == "cache")
+    assert mount == next(m for m in vllm["volumeMounts"] if m["name"] == "cache")
+    (node_cache,) = [v for v in stager(r)["volumes"] if v["name"] == "cache"]
+    assert node_cache == next(v for v in pod["volumes"] if v["name"] == "cache")
+
+
+def test_the_vllm_pod_holds_no_aws_identity_and_no_cache_step():
+    pod = pod_spec(rendered())
+    assert "serviceAccountName" not in pod and [c["name"] for c in pod["initContainers"]] == [weight_staging.WAIT_NAME]
+    assert "COMPILE_CACHE" not in json.dumps(pod) and "AWS_" not in json.dumps(pod)
+
+
+def pod_template_labels(r: Rendering) -> dict:
+    return r.vllm_deployment().inputs["spec"]["template"]["metadata"]["labels"]
+
+
 def test_what_is_published_is_every_dir_vllm_and_its_compilers_write_and_nothing_else():
-    env = env_of(pod_spec(rendered())["initContainers"][1])
+    env = env_of(stage(rendered()))
     roots = env["COMPILE_CACHE_ROOTS"].split(",")
     artefacts = {v for k, v in pod_security.cache_env(workload.CACHE_MOUNT).items() if k in objects.ARTEFACT_ENV}
     assert {f"{workload.CACHE_MOUNT}/{r}" for r in roots} == artefacts
@@ -201,12 +231,18 @@ def _actions(s: dict) -> set[str]:
     return {s["Action"]} if isinstance(s["Action"], str) else set(s["Action"])
 
 
-def test_the_staging_role_writes_only_its_current_keys_entry_and_never_replaces_the_manifest():
+def test_the_stagers_role_writes_only_its_current_keys_entry_and_never_replaces_the_manifest():
     r = rendered()
     bucket = f"arn:aws:s3:::{r.one('aws:s3/bucket:Bucket').inputs['bucket']}"
-    key = env_of(pod_spec(r)["initContainers"][1])["COMPILE_CACHE_ENTRY"]
+    key = env_of(stage(r))["COMPILE_CACHE_ENTRY"]
     entry = f"{objects.prefix('minimax-vllm-prod-8gpu')}{key}/"
     statements = pods_policy(r)
+    (association,) = [
+        x
+        for x in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if x.name.endswith("weights-pods-identity")
+    ]
+    assert association.inputs["serviceAccount"] == stager(r)["serviceAccountName"] == weight_staging.NAME
     writes = [s for s in statements if s["Effect"] == "Allow" and _actions(s) & {"s3:PutObject", "s3:DeleteObject"}]
     assert writes and all(s["Resource"] == f"{bucket}/{entry}*" for s in writes)
     weights = weight_mirror.prefix("MiniMaxAI/MiniMax-M2.5", SHA)
@@ -222,9 +258,12 @@ def test_the_staging_role_writes_only_its_current_keys_entry_and_never_replaces_
 def test_a_new_key_moves_the_roles_write_right_with_it():
     s = config.from_stack_file("prod-8gpu")
     other = prod(maxModelLen=65536)
-    assert workload.compile_cache_key(s.serving, s.gpu_nodes.instance) == cc.key(inputs_of(s))
-    assert workload.compile_cache_key(other.serving, other.gpu_nodes.instance) == cc.key(inputs_of(other))
-    assert cc.key(inputs_of(other)) != cc.key(inputs_of(s))
+    upstream = supply_chain.pinned_image(s.serving.image)  # no registry: the image as published
+    assert workload.compile_cache_key(s.serving, s.gpu_nodes.instance, None) == cc.key(inputs_of(s, upstream))
+    assert workload.compile_cache_key(other.serving, other.gpu_nodes.instance, None) == cc.key(
+        inputs_of(other, upstream)
+    )
+    assert cc.key(inputs_of(other, upstream)) != cc.key(inputs_of(s, upstream))
 
 
 # --- the checks a fetch applies ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 
 from components.facts import versions
-from components.serving import endpoint
+from components.serving import endpoint, workload
 from components.settings.endpoint import EndpointSettings
 from ops.offline.engine import render
 
@@ -137,7 +137,7 @@ def test_the_ingress_does_not_wait_for_the_pods_it_makes_ready() -> None:
     ing = r.one("kubernetes:networking.k8s.io/v1:Ingress")
     deployment = r.vllm_deployment()
     assert deployment.urn not in ing.dependencies
-    assert r.one("kubernetes:core/v1:Service").urn in ing.dependencies
+    assert r.named("kubernetes:core/v1:Service", workload.APP).urn in ing.dependencies
 
 
 def test_the_controller_chart_creates_the_ingress_class_the_ingress_names() -> None:

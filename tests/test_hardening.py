@@ -20,6 +20,7 @@ from components.platform import config, deploy_gate
 from components.platform.config import from_stack_file, parse
 from components.serving import supply_chain, workload
 from components.settings.stack import SettingsError
+from components.weights import staging as weight_staging
 from ops import preflight, registry
 from ops.offline.mocks import ACCOUNT_ID
 
@@ -103,7 +104,7 @@ def test_each_cache_variable_is_read_by_the_installed_library(name: str) -> None
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_namespace_is_default_deny_and_vllm_may_only_serve_scrape_dns_and_https(stack: str) -> None:
+def test_namespace_is_default_deny_vllm_sends_nothing_and_only_the_stager_fetches(stack: str) -> None:
     settings = from_stack_file(stack)
     policies = {
         p.inputs["metadata"]["name"]: p.inputs["spec"]
@@ -121,12 +122,35 @@ def test_namespace_is_default_deny_and_vllm_may_only_serve_scrape_dns_and_https(
     (scraper,) = serving["ingress"][1]["from"]
     assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     assert scraper["podSelector"]["matchLabels"] == {"operator.prometheus.io/name": "kps-prometheus"}
-    out = {(p["protocol"], p["port"]) for rule in serving["egress"] for p in rule["ports"]}
+    # vLLM runs the model repository's code and needs no network once the weights are staged.
+    assert serving["egress"] == [] and "Egress" in serving["policyTypes"]
+    stager = policies[weight_staging.NAME]
+    assert stager["podSelector"] == {"matchLabels": weight_staging.LABELS} and stager["ingress"] == []
+    # The shared compile cache: the stager reads its node's vLLM /health, on the serving port only.
+    cache = settings.weights.shares_compile_cache
+    to_vllm = [r for r in stager["egress"] if any("podSelector" in t and "namespaceSelector" not in t for t in r["to"])]
+    admitted = serving["ingress"][2:]
+    assert to_vllm == (
+        [{"to": [{"podSelector": {"matchLabels": workload.LABELS}}], "ports": [{"protocol": "TCP", "port": 8000}]}]
+        if cache
+        else []
+    )
+    assert admitted == (
+        [
+            {
+                "from": [{"podSelector": {"matchLabels": weight_staging.LABELS}}],
+                "ports": [{"protocol": "TCP", "port": 8000}],
+            }
+        ]
+        if cache
+        else []
+    )
+    out = {(p["protocol"], p["port"]) for rule in stager["egress"] if rule not in to_vllm for p in rule["ports"]}
     # With the S3 mirror, also the Pod Identity agent's credentials endpoint, and only that address.
     agent = {("TCP", 80)} if settings.weights.source == "s3" else set()
     assert out == {("UDP", 53), ("TCP", 53), ("TCP", 443)} | agent
     to_port_80 = [
-        b["ipBlock"]["cidr"] for rule in serving["egress"] if rule["ports"][0]["port"] == 80 for b in rule["to"]
+        b["ipBlock"]["cidr"] for rule in stager["egress"] if rule["ports"][0]["port"] == 80 for b in rule["to"]
     ]
     assert to_port_80 == (["169.254.170.23/32"] if agent else [])
 
@@ -161,6 +185,10 @@ def test_vpc_cni_enforces_network_policy_and_uses_pod_identity(stack: str) -> No
 # ------------------------------------------------------------ node roles and trust
 
 
+def _list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_system_and_gpu_nodes_have_separate_roles_without_the_cni_policy(stack: str) -> None:
     r = rendered(stack)
@@ -177,10 +205,12 @@ def test_system_and_gpu_nodes_have_separate_roles_without_the_cni_policy(stack: 
         assert "AmazonEKS_CNI_Policy" not in attached and "AmazonEKSWorkerNodePolicy" in attached
         # AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on every parameter of the account.
         assert not any("SSM" in p for p in attached), attached
-        inline = [
+        (inline,) = [
             x for x in r.of_type("aws:iam/rolePolicy:RolePolicy") if x.inputs["role"] in (role.id, role.outputs["name"])
         ]
-        assert not inline
+        # The one inline policy pulls images (tests/test_image_registry.py): nothing but ECR reads.
+        actions = {a for st in json.loads(inline.inputs["policy"])["Statement"] for a in _list(st["Action"])}
+        assert actions and all(a.startswith("ecr:") for a in actions), actions
 
 
 @pytest.mark.parametrize("stack", STACKS)

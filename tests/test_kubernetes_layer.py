@@ -12,7 +12,7 @@ from components.facts import gpu_pool, versions
 from components.platform import config
 from components.serving import profiles, workload
 from components.settings import stack as settings
-from ops.offline import graph_order
+from ops.offline import graph_order, mocks
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
@@ -77,7 +77,12 @@ def test_vllm_runs_exactly_the_profile_argv_with_the_guides_environment(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
     c = container(r)
     assert c["command"] + c["args"] == profiles.vllm_argv(s.serving)
-    assert c["image"] == versions.VLLM_IMAGE
+    # The pinned release, pulled from the stack's own in-region copy of it.
+    tag = versions.VLLM_IMAGE.split(":")[1]
+    assert (
+        c["image"]
+        == f"{mocks.ACCOUNT_ID}.dkr.ecr.{s.region}.amazonaws.com/minimax-vllm/{s.cluster_name}/vllm-openai:{tag}"
+    )
     env = {e["name"]: e for e in c["env"]}
     assert env["SAFETENSORS_FAST_GPU"]["value"] == "1"
 
@@ -192,14 +197,17 @@ def test_the_ingress_class_admits_only_the_serving_namespace_and_the_stacks_sche
 @pytest.mark.parametrize("stack", STACKS)
 def test_secrets_reach_vllm_only_through_a_kubernetes_secret(stack):
     r = render(stack, secrets={"hfToken": PLACEHOLDER_SECRETS["hfToken"]})
-    secret = r.one(SECRET)
-    assert secret.inputs["stringData"]["api-key"] == PLACEHOLDER_SECRETS["apiKey"]
-    assert "stringData" in secret.secret_paths  # stays a Pulumi secret in the state
+    secrets = {x.inputs["metadata"]["name"]: x for x in r.of_type(SECRET)}
+    secret, token = secrets[workload.CREDENTIALS_SECRET], secrets[workload.HF_TOKEN_SECRET]
+    # The API key and the token in Secrets of their own (tests/test_secret_env.py: who reads which).
+    assert secret.inputs["stringData"] == {"api-key": PLACEHOLDER_SECRETS["apiKey"]}
+    assert token.inputs["stringData"] == {workload.HF_TOKEN_KEY: PLACEHOLDER_SECRETS["hfToken"]}
+    assert "stringData" in secret.secret_paths and "stringData" in token.secret_paths  # Pulumi secrets in the state
     env = {e["name"]: e for e in container(r)["env"]}
     assert env[workload.API_KEY_ENV]["valueFrom"]["secretKeyRef"]["name"] == secret.inputs["metadata"]["name"]
-    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "hf-token"
+    assert "HF_TOKEN" not in env  # the vLLM container runs remote code and never calls the Hub
     for res in r.resources:
-        if res is secret:
+        if res in (secret, token):
             continue
         text = json.dumps(res.inputs)
         for value in PLACEHOLDER_SECRETS.values():
@@ -212,7 +220,8 @@ def test_secrets_reach_vllm_only_through_a_kubernetes_secret(stack):
 
 def test_without_a_hugging_face_token_no_token_is_referenced():
     r = rendered("dev")  # no shipped stack sets hfToken, so the offline run has none either
-    assert "hf-token" not in r.one(SECRET).inputs["stringData"]
+    assert [x.inputs["metadata"]["name"] for x in r.of_type(SECRET)] == [workload.CREDENTIALS_SECRET]
+    assert "hf-token" not in json.dumps([x.inputs for x in r.resources])
     assert "HF_TOKEN" not in {e["name"] for e in container(r)["env"]}
 
 
@@ -270,7 +279,7 @@ def test_rollout_never_needs_a_spare_gpu_node_and_streams_can_drain():
 def test_endpoint_is_an_alb_ingress_to_a_cluster_ip_service_with_a_long_idle_timeout(stack):
     s = config.from_stack_file(stack)
     r = rendered(stack)
-    svc, ing = r.one(SERVICE).inputs, r.one(INGRESS).inputs
+    svc, ing = r.named(SERVICE, workload.APP).inputs, r.one(INGRESS).inputs
     assert svc["spec"]["type"] == "ClusterIP" and "loadBalancerClass" not in svc["spec"]
     a = ing["metadata"]["annotations"]
     assert ing["spec"]["ingressClassName"] == "alb"
@@ -378,7 +387,7 @@ def test_every_rendered_kubernetes_object_validates_against_the_pinned_kubernete
 
 
 def test_schema_validation_rejects_a_misspelt_field():
-    obj = dict(rendered("dev").one(SERVICE).inputs)
+    obj = dict(rendered("dev").named(SERVICE, workload.APP).inputs)
     obj["spec"] = {**obj["spec"], "loadBalancerSourceRange": ["10.0.0.0/8"]}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(obj, f"{versions.KUBERNETES_VERSION}.0", strict=True)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from components.facts import catalog, timeline
+from components.facts import catalog, gpu_pool, timeline
 from components.platform import config
 from components.serving import profiles, workload
 from components.weights import staging as weight_staging
@@ -19,6 +19,7 @@ STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 SERVICE = "kubernetes:core/v1:Service"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 DEREGISTRATION = "deregistration_delay.timeout_seconds="
 DEFAULT_WEIGHTS_GB = catalog.MODEL_CATALOG[catalog.MODELS[0]].weights_gb  # what the docs quote
@@ -140,24 +141,42 @@ def test_plan_prints_the_timeline_with_its_assumptions(tmp_path, capsys):
 # --- weights staged before vLLM starts ---------------------------------------------------------
 
 
+def stager_spec(r: Rendering) -> dict:
+    (ds,) = [x for x in r.of_type(DAEMONSET) if x.inputs["metadata"]["name"] == weight_staging.NAME]
+    return ds.inputs["spec"]["template"]["spec"]
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_weights_are_staged_by_an_init_container_into_the_cache_vllm_reads_offline(stack):
+def test_weights_are_staged_by_the_nodes_stager_into_the_cache_vllm_reads_offline(stack):
     r, s = rendered(stack), config.from_stack_file(stack)
-    pod = pod_spec(r)
-    # The staging container runs first; a stack sharing its compile cache adds only the publisher sidecar.
-    init, *sidecars = pod["initContainers"]
-    assert [c["name"] for c in sidecars] == (["publish-compile-cache"] if s.weights.shares_compile_cache else [])
+    pod, node = pod_spec(r), stager_spec(r)
+    (stage,) = node["containers"]
+    (wait,) = pod["initContainers"]
     vllm = pod["containers"][0]
-    init_env, vllm_env = env_of(init), env_of(vllm)
-    assert init["name"] == weight_staging.NAME and init["image"] == vllm["image"] == s.serving.image
+    stage_env, wait_env, vllm_env = env_of(stage), env_of(wait), env_of(vllm)
+    # The stager: its own small image; vLLM's wait runs in the vLLM image (that pull overlaps the copy).
+    assert stage["image"] != vllm["image"] and "/stage-weights:src-" in stage["image"]
+    assert wait["name"] == weight_staging.WAIT_NAME and wait["image"] == vllm["image"]
     fetch = 'hf download "$MODEL" --revision "$REVISION"' if s.weights.source == "hub" else 'mirror_copy.py" stage'
-    assert fetch in init["command"][-1]
-    assert init_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
-    assert init_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
-    assert init["volumeMounts"][0] == next(m for m in vllm["volumeMounts"] if m["name"] == "cache")
+    assert fetch in stage["command"][-1]
+    assert stage_env["MODEL"]["value"] == s.serving.model == profiles.vllm_argv(s.serving)[2]
+    assert stage_env["HF_HOME"]["value"] == vllm_env["HF_HOME"]["value"]
+    # Same marker, same node folder: the stager writes it last, the wait reads it.
+    assert stage_env["STAGED_MARKER"] == wait_env["STAGED_MARKER"]
+    (node_cache,) = [v for v in node["volumes"] if v["name"] == "cache"]
+    (pod_cache,) = [v for v in pod["volumes"] if v["name"] == "cache"]
+    assert node_cache == pod_cache and node_cache["hostPath"]["path"] == gpu_pool.MODEL_CACHE_HOST_PATH
+    assert next(m for m in stage["volumeMounts"] if m["name"] == "cache")["mountPath"] == workload.CACHE_MOUNT
+    assert wait["volumeMounts"] == [{"name": "cache", "mountPath": workload.CACHE_MOUNT, "readOnly": True}]
     assert vllm_env["HF_HUB_OFFLINE"]["value"] == "1"
-    assert init["securityContext"] == vllm["securityContext"] == workload.security_context()
-    assert init["resources"]["requests"] == init["resources"]["limits"]
+    assert stage["securityContext"] == wait["securityContext"] == vllm["securityContext"] == workload.security_context()
+    assert stage["resources"]["requests"] == stage["resources"]["limits"]
+    # On every GPU node, from the moment it joins: the GPU taint tolerated, the GPU pool selected,
+    # no GPU requested (so it does not wait for the device plugin).
+    assert node["tolerations"] == pod["tolerations"] and node["affinity"] == pod["affinity"]
+    assert "nvidia.com/gpu" not in stage["resources"]["requests"]
+    # The wait holds nothing: no secret, no AWS identity on the vLLM pod.
+    assert all("valueFrom" not in e for e in wait["env"]) and "serviceAccountName" not in pod
 
 
 def test_a_pinned_revision_is_staged_and_served_alike_and_unpinned_means_main_for_both():
@@ -165,17 +184,22 @@ def test_a_pinned_revision_is_staged_and_served_alike_and_unpinned_means_main_fo
     r = render("dev", overrides={"serving": {"profile": "tp4", "maxModelLen": 32768, "revision": sha}})
     pod = pod_spec(r)
     argv = pod["containers"][0]["command"] + pod["containers"][0]["args"]
-    assert argv[argv.index("--revision") + 1] == env_of(pod["initContainers"][0])["REVISION"]["value"] == sha
-    unpinned = pod_spec(rendered("dev"))
-    assert "--revision" not in unpinned["containers"][0]["args"]
-    assert env_of(unpinned["initContainers"][0])["REVISION"]["value"] == "main"
+    staged = env_of(stager_spec(r)["containers"][0])["REVISION"]["value"]
+    assert argv[argv.index("--revision") + 1] == staged == env_of(pod["initContainers"][0])["REVISION"]["value"] == sha
+    unpinned = rendered("dev")
+    assert "--revision" not in pod_spec(unpinned)["containers"][0]["args"]
+    assert env_of(stager_spec(unpinned)["containers"][0])["REVISION"]["value"] == "main"
 
 
-def test_the_hugging_face_token_reaches_the_init_container_only_when_set():
-    with_token = env_of(pod_spec(render("dev", secrets={"hfToken": "hf_offline_test_token"}))["initContainers"][0])
-    assert with_token["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "hf-token"
+def test_the_hugging_face_token_reaches_the_hub_stager_only_when_set():
+    r = render("dev", secrets={"hfToken": "hf_offline_test_token"})
+    with_token = env_of(stager_spec(r)["containers"][0])
+    assert with_token["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": workload.HF_TOKEN_SECRET,
+        "key": workload.HF_TOKEN_KEY,
+    }
     without = render("dev", secrets={"hfToken": None})
-    assert "HF_TOKEN" not in env_of(pod_spec(without)["initContainers"][0])
+    assert "HF_TOKEN" not in env_of(stager_spec(without)["containers"][0])
 
 
 def test_the_hugging_face_hub_release_vllm_requires_has_the_hf_cli():

@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
+from components.platform import config
 from components.serving import endpoint, profiles, workload
+from components.weights import staging as weight_staging
 from ops.offline import mocks
 from ops.offline.engine import Rendering, Resource, render
 
@@ -249,11 +251,22 @@ def test_only_the_load_balancer_and_prometheus_reach_the_serving_port(stack, exi
             f"ALB subnet {sid} {subnet} not admitted"
         )
         assert all(not subnet.overlaps(n) for n in net.node_subnets.values()), f"ALB subnet {sid} holds nodes"
-    # By label: Prometheus and nothing else, and never a pod that has its node's address.
+    # By label: Prometheus and, with the shared compile cache, the node stager (it reads /health
+    # before it publishes, and holds no API key); nothing else, never a pod with its node's address.
     chosen = {pod.who: pod for _, pod in got.pods}
-    strangers = sorted(w for w, pod in chosen.items() if not pod.scraper or pod.host_network)
+    stager = f"DaemonSet {weight_staging.NAME}"
+    assert (stager in chosen) is config.from_stack_file(stack).weights.shares_compile_cache
+    strangers = sorted(w for w, pod in chosen.items() if (not pod.scraper and w != stager) or pod.host_network)
     assert not strangers, f"these pods reach vLLM's serving port without the key: {strangers}"
     assert {p.who for p in CLUSTER_PODS if p.scraper} <= set(chosen), "Prometheus cannot scrape /metrics"
+
+
+@pytest.mark.parametrize(("stack", "existing"), CASES, ids=[f"{s}{'-existing-vpc' if e else ''}" for s, e in CASES])
+def test_the_stager_reaches_vllm_on_the_serving_port_only(stack, existing):
+    r = rendered(stack, existing)
+    for port in (PORT - 1, PORT + 1, 22, 443):
+        got = admitted(r, vllm_pod(r), port)
+        assert not got.everyone and not got.networks and not got.pods, f"something reaches vLLM on :{port}"
 
 
 @pytest.mark.parametrize(("stack", "existing"), CASES, ids=[f"{s}{'-existing-vpc' if e else ''}" for s, e in CASES])

@@ -178,8 +178,8 @@ def test_plan_renders_the_hugging_face_token_only_when_the_stack_sets_it(tmp_pat
     _stack_copy(tmp_path, monkeypatch, "dev", "dev-token", {"minimax-vllm:hfToken": {"secure": "v1:AAAA"}})
     plan.main("dev-token", str(tmp_path / "with"))
     out = capsys.readouterr().out
-    assert "VLLM_API_KEY and HF_TOKEN from the Kubernetes Secret" in out
-    assert "hf-token: '<redacted: Pulumi secret>'" in (tmp_path / "with" / "kubernetes.yaml").read_text()
+    assert "HF_TOKEN from Secret hf-token, to the stage-weights pods (Hub source) only" in out
+    assert "token: '<redacted: Pulumi secret>'" in (tmp_path / "with" / "kubernetes.yaml").read_text()
 
 
 def test_plan_does_not_ask_for_a_secret_the_stack_already_holds(tmp_path, monkeypatch, capsys):

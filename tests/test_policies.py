@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import json
 import runpy
 import sys
 from collections.abc import Callable
@@ -18,12 +19,13 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.facts import gpu_pool
 from components.platform import config
-from components.serving import endpoint
+from components.serving import endpoint, workload
 from components.weights import mirror as weight_mirror
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
 from policies.rules import capacity as capacity_rules
 from policies.rules import common, exposure, hardening, supply_chain
+from policies.rules import iam as iam_rules
 
 STACKS = ("dev", "staging", "prod-4gpu", "prod-8gpu")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -53,6 +55,8 @@ def rendered(stack: str) -> Rendering:
 def props(type_token: str, stack: str = "prod-8gpu", name_part: str = "") -> dict[str, Any]:
     """A deep copy of one rendered resource's inputs, free to modify."""
     found = [r for r in rendered(stack).of_type(type_token) if name_part in r.name]
+    if type_token == SERVICE:  # the serving Service, not the stager's node-local one
+        found = [r for r in found if r.inputs["metadata"]["name"] == workload.APP]
     assert len(found) == 1, [r.name for r in found]
     return copy.deepcopy(found[0].inputs)
 
@@ -523,10 +527,40 @@ FAILING += [
         "automountServiceAccountToken: false",
     ),
 ]
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ROLE_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+
+
+def _gpu_pull_policy() -> dict[str, Any]:
+    return props(ROLE_POLICY, name_part="gpu-node-ecr-pull")
+
+
+def _pull_on(resource: str, action: Any = "ecr:BatchGetImage") -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Action": action, "Resource": resource}
+    return {**_gpu_pull_policy(), "policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+
+
+FAILING += [
+    (
+        "no-ecr-read-on-every-repository",
+        ROLE_ATTACHMENT,
+        lambda: {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"},
+        "attaches AmazonEC2ContainerRegistryReadOnly",
+    ),
+    ("no-ecr-read-on-every-repository", ROLE_POLICY, lambda: _pull_on("*"), "ecr:BatchGetImage on Resource *"),
+    ("no-ecr-read-on-every-repository", ROLE_POLICY, lambda: _pull_on("*", ["ecr:*"]), "ecr:* on Resource *"),
+]
 # The lookalike DaemonSet also mounts a hostPath, so the hostPath rule has something to reject.
 _device_plugin_volume = {"name": "plugins", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
 
 PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+    ("no-ecr-read-on-every-repository", ROLE_POLICY, _gpu_pull_policy),
+    ("no-ecr-read-on-every-repository", ROLE_POLICY, lambda: _pull_on("*", "ecr:GetAuthorizationToken")),
+    (
+        "no-ecr-read-on-every-repository",
+        ROLE_ATTACHMENT,
+        lambda: {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"},
+    ),
     ("public-endpoint-tls-and-ranges", INGRESS, lambda: props(INGRESS)),
     ("public-endpoint-tls-and-ranges", INGRESS, lambda: props(INGRESS, stack="dev")),  # internal
     (
@@ -821,7 +855,7 @@ def test_every_check_function_in_rules_is_registered() -> None:
     registered = {r.check for r in rules.RESOURCE_RULES} | {r.check for r in rules.STACK_RULES}
     public = {
         fn
-        for module in (exposure, hardening, supply_chain, capacity_rules)
+        for module in (exposure, hardening, iam_rules, supply_chain, capacity_rules)
         for name, fn in vars(module).items()
         if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }
@@ -949,6 +983,7 @@ def test_network_policy_rule_rejects_an_unselected_workload() -> None:
     without = [(t, p) for t, p in _stack_resources() if t != NETPOL]
     messages = hardening.network_policy_selects_workloads(without)
     assert sorted(messages) == [
+        "DaemonSet minimax-vllm/stage-weights is selected by no NetworkPolicy in namespace minimax-vllm",
         "Deployment minimax-vllm/vllm is selected by no NetworkPolicy in namespace minimax-vllm",
         f"Job minimax-vllm/{weight_mirror.job_name('MiniMaxAI/MiniMax-M2.5', PROD_REVISION)} is selected by no"
         " NetworkPolicy in namespace minimax-vllm",

@@ -51,14 +51,19 @@ def block_settings(zone: str = "us-east-2a") -> Settings:
     )
 
 
-def first_up_mirror_clients(region: str = "us-east-2") -> dict[str, Any]:
+def first_up_mirror_clients(region: str = "us-east-2", identity_calls: int = 1) -> dict[str, Any]:
     """S3 and STS for a stack whose weight mirror does not exist yet (its first `pulumi up`)."""
     sts, s3 = boto3.client("sts", region_name=region), boto3.client("s3", region_name=region)
     sts_stub, s3_stub = Stubber(sts), Stubber(s3)
-    sts_stub.add_response(
-        "get_caller_identity",
-        {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/deployer", "UserId": "AIDAEXAMPLEDEPLOYER"},
-    )
+    for _ in range(identity_calls):
+        sts_stub.add_response(
+            "get_caller_identity",
+            {
+                "Account": "123456789012",
+                "Arn": "arn:aws:iam::123456789012:user/deployer",
+                "UserId": "AIDAEXAMPLEDEPLOYER",
+            },
+        )
     s3_stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
     sts_stub.activate()
     s3_stub.activate()
@@ -329,10 +334,11 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        ec2, s3, sts = real_clients(region, "ec2", "s3", "sts")
+        ec2, s3, sts, ecr = real_clients(region, "ec2", "s3", "sts", "ecr")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        return tuple({"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts}[s] for s in services)
+        made = {"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts, "ecr": ecr}
+        return tuple(made[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
     assert ops_main(["preflight", "--stack", "prod-8gpu"]) == 1
@@ -360,8 +366,9 @@ def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(awsclients, "clients", clients)
     monkeypatch.setattr(preflight, "run", run)
+    monkeypatch.setattr(preflight.preflight_images, "check", lambda *_: [])
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts", "ecr"))]
     assert seen["eks"] is not None
 
 

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 
+from components.aws import image_registry
 from components.platform import config
 from components.serving import routing, workload
 from ops.offline.engine import Rendering, render
@@ -78,7 +79,7 @@ def test_the_policy_pack_passes_with_the_router_in_the_path(stack: str) -> None:
 
 
 def test_the_policy_pack_knows_the_router_image_repository() -> None:
-    assert rules.API_READER_REPOSITORY == routing.IMAGE_REPOSITORY
+    assert (rules.STACK_REPOSITORY_PREFIX, rules.API_READER_IMAGE) == (image_registry.PREFIX, image_registry.ROUTER)
 
 
 def test_make_plan_shows_the_routing_path() -> None:

@@ -59,7 +59,7 @@ def test_the_script_asks_the_unguarded_routes_of_the_vllm_service() -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "prod-8gpu"])
 def test_the_probed_address_is_the_service_the_stack_renders(stack: str) -> None:
-    svc = rendered(stack).one(SERVICE).inputs
+    svc = rendered(stack).named(SERVICE, workload.APP).inputs
     host, port = probe.service_url().removeprefix("http://").split(":")
     name, namespace = host.split(".")[:2]
     assert (svc["metadata"]["name"], svc["metadata"]["namespace"]) == (name, namespace)

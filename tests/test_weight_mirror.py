@@ -22,6 +22,7 @@ from ops.offline.engine import Rendering, render
 SHA = "5fb9455421adc47f561f139d4e925b4c88c44367"
 PREFIX = f"MiniMaxAI/MiniMax-M2.5/{SHA}/"
 JOB = "kubernetes:batch/v1:Job"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 BUCKET = "aws:s3/bucket:Bucket"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
@@ -42,6 +43,11 @@ def dev_with(weights: dict) -> Rendering:
 
 def pod_spec(r: Rendering) -> dict:
     return r.vllm_deployment().inputs["spec"]["template"]["spec"]
+
+
+def stager_spec(r: Rendering) -> dict:
+    (ds,) = [x for x in r.of_type(DAEMONSET) if x.inputs["metadata"]["name"] == weight_staging.NAME]
+    return ds.inputs["spec"]["template"]["spec"]
 
 
 def env_of(container: dict) -> dict[str, str]:
@@ -155,8 +161,8 @@ def test_an_existing_bucket_is_used_as_it_is_and_only_the_roles_are_made():
         "arn:aws:s3:::team-weights",
         f"arn:aws:s3:::team-weights/{PREFIX}*",
     }
-    init = pod_spec(r)["initContainers"][0]
-    assert env_of(init)["BUCKET"] == "team-weights"
+    (stage,) = stager_spec(r)["containers"]
+    assert env_of(stage)["BUCKET"] == "team-weights"
 
 
 # --- network and permissions --------------------------------------------------------------------------
@@ -192,8 +198,8 @@ def test_the_pods_may_only_read_and_the_job_only_write_their_revisions_prefix():
 def test_the_pod_identity_roles_trust_one_service_account_each_and_the_node_role_gets_nothing():
     r = rendered()
     associations = {x.inputs["serviceAccount"]: x for x in r.of_type(ASSOCIATION)}
-    assert {"vllm", "weights-mirror"} <= set(associations)
-    for sa in ("vllm", "weights-mirror"):
+    assert {"stage-weights", "weights-mirror"} <= set(associations) and "vllm" not in associations
+    for sa in ("stage-weights", "weights-mirror"):
         assert associations[sa].inputs["namespace"] == workload.NAMESPACE
         role = next(x for x in r.of_type("aws:iam/role:Role") if x.outputs["arn"] == associations[sa].inputs["roleArn"])
         (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -209,13 +215,13 @@ def test_only_pods_with_an_aws_role_may_reach_the_pod_identity_agent():
         for p in r.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     }
     agent = {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]}
-    assert agent in policies[workload.APP]["egress"] and agent in policies[weight_mirror.JOB_APP]["egress"]
-    assert policies[weight_mirror.JOB_APP]["ingress"] == []
+    assert agent in policies[weight_staging.NAME]["egress"] and agent in policies[weight_mirror.JOB_APP]["egress"]
+    assert policies[weight_mirror.JOB_APP]["ingress"] == [] and policies[workload.APP]["egress"] == []
     hub = {
         p.inputs["metadata"]["name"]: p.inputs["spec"]
         for p in rendered("dev").of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     }
-    assert agent not in hub[workload.APP]["egress"]
+    assert agent not in hub[weight_staging.NAME]["egress"] and hub[workload.APP]["egress"] == []
     assert network_policy.POD_IDENTITY_AGENT == "169.254.170.23/32"
 
 
@@ -240,29 +246,34 @@ def test_the_job_runs_the_shipped_copy_module_on_a_gpu_node_without_a_gpu():
     assert weight_mirror.job_name("MiniMaxAI/MiniMax-M2.5", "f" * 40) != job["metadata"]["name"]
 
 
-def test_the_pods_copy_from_the_mirror_into_the_cache_vllm_reads_offline_with_their_own_identity():
+def test_the_stager_copies_from_the_mirror_into_the_cache_vllm_reads_offline_with_its_own_identity():
     r = rendered()
-    pod = pod_spec(r)
-    init, _publisher = pod["initContainers"]
+    pod, node = pod_spec(r), stager_spec(r)
+    (stage,) = node["containers"]
     vllm = pod["containers"][0]
-    assert f'python3 "{weight_mirror.MODULE_PATH}" stage' in init["command"][-1]
-    assert "hf download" not in init["command"][-1]
-    env = env_of(init)
+    assert f'python3 "{weight_mirror.MODULE_PATH}" stage' in stage["command"][-1]
+    assert "hf download" not in stage["command"][-1]
+    env = env_of(stage)
     assert (
         env["BUCKET"] == r.one(BUCKET).inputs["bucket"] and env["REVISION"] == SHA and env["AWS_REGION"] == "us-east-2"
     )
     assert env["HF_HOME"] == env_of(vllm)["HF_HOME"] and env_of(vllm)["HF_HUB_OFFLINE"] == "1"
-    assert pod["serviceAccountName"] == "vllm" and pod["automountServiceAccountToken"] is False
-    assert weight_mirror.module_mount() in init["volumeMounts"] and weight_mirror.module_volume() in pod["volumes"]
+    assert node["serviceAccountName"] == "stage-weights" and node["automountServiceAccountToken"] is False
+    assert weight_mirror.module_mount() in stage["volumeMounts"] and weight_mirror.module_volume() in node["volumes"]
+    # An S3 stager reads with its role and holds no token; the vLLM pod has no AWS identity at all.
+    assert "HF_TOKEN" not in env_of(stager_spec(render("prod-8gpu", secrets={"hfToken": "hf_x"}))["containers"][0])
+    assert "serviceAccountName" not in pod and weight_mirror.module_volume() not in pod["volumes"]
     assert "--load-format" not in " ".join(vllm["args"])  # vLLM loads the staged files as with the Hub
 
 
 def test_up_fills_the_mirror_before_any_vllm_pod_and_the_job_waits_for_its_identity():
     r = rendered()
     job, deployment = r.one(JOB), r.vllm_deployment()
-    before_pods = graph_order.created_after(r.resources, deployment.urn)
-    assert job.urn in before_pods
-    assert {x.urn for x in r.of_type(ASSOCIATION) if x.inputs["serviceAccount"] == "vllm"} <= before_pods
+    (stager,) = [x for x in r.of_type(DAEMONSET) if x.inputs["metadata"]["name"] == weight_staging.NAME]
+    before_stagers = graph_order.created_after(r.resources, stager.urn)
+    assert job.urn in before_stagers and stager.urn in graph_order.created_after(r.resources, deployment.urn)
+    (reader,) = [x.urn for x in r.of_type(ASSOCIATION) if x.inputs["serviceAccount"] == "stage-weights"]
+    assert reader in before_stagers
     before_job = graph_order.created_after(r.resources, job.urn)
     assert {x.urn for x in r.of_type(ASSOCIATION) if x.inputs["serviceAccount"] == "weights-mirror"} <= before_job
     assert r.one("aws:s3/bucketPolicy:BucketPolicy").urn in before_job

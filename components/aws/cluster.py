@@ -30,7 +30,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws import iam_trust
+from components.aws import iam_trust, image_registry
 from components.aws.launch_template import node_launch_template, short_name
 
 # Control-plane log types (botocore eks LogType enum): all of them.
@@ -42,12 +42,14 @@ ADDONS = (*NODE_ADDONS, "coredns")
 SYSTEM_NODES = 2
 SYSTEM_ROOT_VOLUME_GIB = 50
 SYSTEM_POOL_LABEL = ("minimax-vllm/pool", "system")
-# Policies of both node roles: join the cluster and pull the add-on images. No SSM: the managed
+# Managed policies of both node roles: join the cluster. No SSM: the managed
 # AmazonSSMManagedInstanceCore also grants ssm:GetParameter(s) on every parameter of the account,
 # which a host-network pod could use with the node's credentials; nodes are reached with
 # `kubectl debug node/<node>` instead. No key pair, no port 22. The CNI policy is not among them
-# (Pod Identity, above).
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+# (Pod Identity, above). Image pulls: an inline policy scoped to the stack's repositories and the
+# region's EKS add-on registry (image_registry.node_pull_policy), never
+# AmazonEC2ContainerRegistryReadOnly, which reads every repository of the account.
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy",)
 # vpc-cni's own permissions, through Pod Identity for its service account.
 CNI_POLICY = "AmazonEKS_CNI_Policy"
 CNI_NAMESPACE, CNI_SERVICE_ACCOUNT = "kube-system", "aws-node"
@@ -200,7 +202,9 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        def node_role(kind: str) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        pull_policy = image_registry.node_pull_policy(args.partition, args.region, args.account_id, args.cluster_name)
+
+        def node_role(kind: str) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
             role = aws.iam.Role(
                 f"{name}-{kind}-node-role",
                 name_prefix=_role_prefix(args.cluster_name, f"{kind}-node"),
@@ -208,12 +212,15 @@ class Cluster(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            attached = [
+            attached: list[pulumi.Resource] = [
                 aws.iam.RolePolicyAttachment(
                     f"{name}-{kind}-node-{p}", role=role.name, policy_arn=policy(p), opts=child
                 )
                 for p in NODE_POLICIES
             ]
+            attached.append(
+                aws.iam.RolePolicy(f"{name}-{kind}-node-ecr-pull", role=role.id, policy=pull_policy, opts=child)
+            )
             return role, attached
 
         self.system_node_role, system_policies = node_role("system")

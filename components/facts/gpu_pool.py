@@ -23,4 +23,12 @@ TOLERATION = {"key": TAINT_KEY, "operator": "Exists", "effect": TAINT_EFFECT}
 # nodeadm assembles the instance-store NVMe disks as RAID0 and mounts the array here;
 # the model and compile caches live below it so a pod restart re-downloads nothing.
 NVME_MOUNT = "/mnt/k8s-disks/0"
+# What else nodeadm puts on that array: its `setup-local-disks` bind-mounts these state directories
+# onto it (as <array>/kubelet, <array>/containerd, ...) unless NodeConfig's
+# `localStorage.disabledMounts` names them, so containerd's image store (pulls and unpacking),
+# emptyDir volumes and pod logs are on the NVMe RAID, not the EBS root volume. Source:
+# awslabs/amazon-eks-ami templates/al2023/runtime/bin/setup-local-disks (BIND_KUBELET,
+# BIND_CONTAINERD, BIND_SOCI, BIND_PODS default "true") and nodeadm/internal/system/local_disk.go,
+# at commit 81fec2e895854f599974fe4d3d72f61c0a9aaffa.
+NVME_BIND_MOUNTS = ("/var/lib/kubelet", "/var/lib/containerd", "/var/lib/soci-snapshotter-grpc", "/var/log/pods")
 MODEL_CACHE_HOST_PATH = f"{NVME_MOUNT}/minimax-vllm-cache"

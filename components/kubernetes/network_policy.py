@@ -9,7 +9,9 @@ subnet), and subnets of one VPC never overlap, so no pod or node range is admitt
 `except` is needed. The AWS network policy agent matches an ipBlock against every source
 address, pods' included; docs/operations.md (Network exposure) has the reasoning and sources.
 Client ranges are enforced on the ALB.
-Out: DNS to CoreDNS, and HTTPS (the Hugging Face Hub or an S3 weight mirror) and, with an S3
+Out: nothing. vLLM runs the model repository's own code (--trust-remote-code) and needs no network
+once the weights are staged, so it gets none, not even DNS. The pods that fetch (the node stager,
+the mirror Job: `fetcher_policy`) get DNS to CoreDNS, HTTPS (the Hub, or S3) and, with an S3
 mirror, the Pod Identity agent's credentials endpoint.
 Nothing else: no pod-to-pod, no instance metadata, no other port.
 """
@@ -87,15 +89,15 @@ def serving_policy(
     pod_labels: Mapping[str, str],
     port: int,
     load_balancer_sources: Iterable[str],
-    pod_identity: bool = False,
     router: Mapping[str, object] | None = None,
+    node_stager: Mapping[str, str] | None = None,
 ) -> dict:
-    """What the vLLM pods may receive and send.
+    """What the vLLM pods may receive; they send nothing (policyTypes Egress, no egress rule).
 
     load_balancer_sources: the CIDRs of the subnets the ALB is placed in (its nodes' addresses).
-    pod_identity: the pods get AWS credentials from the EKS Pod Identity agent (S3 weight mirror).
     router: with a router in front (routing.mode router), the peer of its pods: requests come
-    only from them, and the ALB no longer reaches vLLM.
+    only from them, and the ALB no longer reaches vLLM. node_stager: the stager pods' labels, admitted
+    on the serving port only, to read /health before they publish the compile cache.
     """
     sources = sorted(dict.fromkeys(load_balancer_sources))
     if not sources:
@@ -107,11 +109,37 @@ def serving_policy(
         # vLLM serves /metrics on the same port as the API.
         {"from": [scraper_peer()], "ports": serving_port},
     ]
-    egress = egress_rules(pod_identity)
+    if node_stager:
+        ingress.append({"from": [{"podSelector": {"matchLabels": dict(node_stager)}}], "ports": serving_port})
     spec = {
         "podSelector": {"matchLabels": dict(pod_labels)},
         "policyTypes": ["Ingress", "Egress"],
         "ingress": ingress,
+        "egress": [],
+    }
+    return _policy(name, namespace, pod_labels, spec)
+
+
+def fetcher_policy(
+    name: str,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    pod_identity: bool,
+    serving: tuple[Mapping[str, str], int] | None = None,
+) -> dict:
+    """A pod that fetches (the node stager): nothing in; out DNS, HTTPS and, with an AWS role,
+    the Pod Identity agent. serving: the vLLM pods' labels and port, when the stager waits for
+    their /health (the compile cache's publish), that port only."""
+    egress = egress_rules(pod_identity)
+    if serving:
+        labels, port = serving
+        egress.append(
+            {"to": [{"podSelector": {"matchLabels": dict(labels)}}], "ports": [{"protocol": "TCP", "port": port}]}
+        )
+    spec = {
+        "podSelector": {"matchLabels": dict(pod_labels)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
         "egress": egress,
     }
     return _policy(name, namespace, pod_labels, spec)

@@ -10,10 +10,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.aws import reservations
+from components.aws import image_registry, reservations
 from components.aws.cluster import NODE_GROUP_NAME_MAX, Cluster, ClusterArgs
 from components.aws.flow_logs import FlowLogs, FlowLogsArgs, flow_logs_group_name
 from components.aws.gpu_nodes import GpuNodeGroup, GpuNodeGroupArgs
+from components.aws.image_repositories import ImageRepositories, ImageRepositoriesArgs
 from components.aws.launch_template import short_name
 from components.aws.network import ExistingVpc, Network, NetworkArgs, ZonePlan, plan_zones
 from components.facts import versions
@@ -49,7 +50,10 @@ class AwsLayer:
     controller_prerequisites: tuple[pulumi.Resource, ...]
     outputs: dict[str, Any]
     mirror: MirrorBucket | None = None  # weights.source s3: the bucket and its Pod Identity roles
-    registry: str = ""  # the account's ECR registry in the stack's region (the router image)
+    # The account's ECR registry in the stack's region and the stack's repositories in it: every
+    # image of the vLLM namespace (vLLM's copy, the stager, the router) is pulled from there.
+    registry: image_registry.Registry = image_registry.Registry("", "")
+    repositories: tuple[pulumi.Resource, ...] = ()
 
 
 def _offering_zones(instance_type: str) -> list[str]:
@@ -112,6 +116,8 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
     partition = aws.get_partition().partition
     flow_log_group = flow_logs_group_name(name)
     k8s_version = settings.cluster.kubernetes_version
+    registry = image_registry.Registry(image_registry.registry_host(caller.account_id, settings.region), name)
+    images = ImageRepositories(f"{name}-images", ImageRepositoriesArgs(registry=registry, tags=tags))
     addon_versions = versions.EKS_ADDON_VERSIONS[k8s_version]  # settings admit only pinned versions
     cluster = Cluster(
         name,
@@ -198,7 +204,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 compile_cache_entry=(
                     compile_cache_objects.entry(
                         compile_cache_objects.prefix(settings.cluster_name),
-                        workload.compile_cache_key(settings.serving, settings.gpu_nodes.instance),
+                        workload.compile_cache_key(settings.serving, settings.gpu_nodes.instance, registry),
                     )
                     if w.shares_compile_cache
                     else None
@@ -219,7 +225,8 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
         system_nodes=cluster.system_nodes,
         gpu_nodes=gpu.node_group,
         pod_identity_agent=cluster.pod_identity_agent,
-        registry=f"{caller.account_id}.dkr.ecr.{settings.region}.amazonaws.com",
+        registry=registry,
+        repositories=tuple(images.repositories[i] for i in sorted(images.repositories)),
         controller_prerequisites=(cluster.system_nodes, *(cluster.addons[a] for a in sorted(cluster.addons))),
         outputs={
             "clusterName": cluster.name,

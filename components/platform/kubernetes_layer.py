@@ -69,6 +69,7 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             # test_hardening.py) follow the ALB -> router -> vLLM hop.
             routing=settings.routing if settings.routing.mode == "router" else None,
             registry=aws.registry,
+            repositories=aws.repositories,
             mirror=(
                 workload.MirrorSource(
                     aws.mirror.bucket,

@@ -1,5 +1,5 @@
 """The shared compile cache's key inputs, taken from the one place that builds vLLM's flags, and
-the pieces the vLLM pod needs to fetch and publish it (components/weights/compile_cache.py).
+the node stager's steps that fetch and publish it (components/weights/compile_cache.py).
 
 The key covers what vLLM's own compile hashes cover and more: the vLLM release, the image (its
 digest once recorded), the model and its revision, the profile, the GPU type, the whole
@@ -12,7 +12,6 @@ artefacts vLLM then rejects, which is a cold compile plus a wasted download.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from components.facts import versions
@@ -36,52 +35,33 @@ def key_inputs(serving: ServingSettings, instance: InstanceType, image: str, vll
     }
 
 
-@dataclass(frozen=True)
-class PodParts:
-    """What the vLLM pod gains: the staging step's fetch, the publisher sidecar, the module's volume."""
-
-    staging: tuple[str, dict[str, str], dict[str, Any]]
-    publisher: dict[str, Any]
-    volume: dict[str, Any]
-
-
-def pod_parts(
+def stager_steps(
     *,
-    serving: ServingSettings,
-    instance: InstanceType,
-    image: str,
-    vllm_env: Mapping[str, str],
+    inputs: Mapping[str, Any],
     bucket: str,
     region: str,
     key_prefix: str,
-    cache_mount: dict[str, str],
+    cache_mount: str,
     artefact_env: Mapping[str, str],
-    scratch_env: Mapping[str, str],
-    scratch_mounts: list[dict[str, str]],
-    security_context: dict[str, Any],
+    health_url: str,
     health_timeout_s: int,
-) -> PodParts:
-    argv = profiles.vllm_argv(serving)
-    port = int(argv[argv.index("--port") + 1])
+) -> weight_staging.Extra:
+    """The node stager's share: fetch before the marker, publish once the node's vLLM serves.
+    cache_mount: where the stager mounts the node cache, the path the vLLM pod uses too (the
+    artefacts hold absolute paths under it)."""
     env = objects.env(
         bucket=bucket,
         region=region,
         key_prefix=key_prefix,
-        inputs=key_inputs(serving, instance, image, vllm_env),
-        base=cache_mount["mountPath"],
-        artefact_roots=objects.roots(artefact_env, cache_mount["mountPath"]),
-        health_url=f"http://127.0.0.1:{port}/health",
+        inputs=inputs,
+        base=cache_mount,
+        artefact_roots=objects.roots(artefact_env, cache_mount),
+        health_url=health_url,
         health_timeout_s=health_timeout_s,
     )
-    return PodParts(
-        staging=(objects.FETCH, env, objects.module_mount()),
-        publisher=objects.publisher(
-            image=image,
-            cache_env=env,
-            cache_mount=cache_mount,
-            scratch_env=scratch_env,
-            scratch_mounts=scratch_mounts,
-            security_context=security_context,
-        ),
-        volume=objects.module_volume(),
+    return weight_staging.Extra(
+        before_vllm=(weight_staging.Step("compile cache from S3", objects.FETCH),),
+        after_ready=(weight_staging.Step("compile cache to S3 once vLLM serves", objects.PUBLISH),),
+        env=env,
+        mounts=(objects.module_mount(),),
     )

@@ -26,16 +26,15 @@ METRICS_PORT_NAME = "metrics"
 REPLICAS = 2
 API_KEY_ENV = "ROUTER_API_KEY"
 # No release-tagged image of the router is published (Docker Hub carries nightly tags only), so
-# the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built into this repository of
-# the stack's own ECR registry. The build step and the repository are not part of the stack yet:
+# the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built into the stack's own ECR
+# repository `minimax-vllm/<cluster>/vllm-router` (components/aws/image_registry.py creates it):
 # the image must be pushed there before `pulumi up` with routing.mode router.
-IMAGE_REPOSITORY = "minimax-vllm/vllm-router"
 # Reads only: the router's discovery watches pods (vllm_router/router_args.py --service-discovery).
 RBAC_RULES = ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},)
 
 
-def image(registry: str) -> str:
-    return f"{registry}/{IMAGE_REPOSITORY}:{router_flags.ROUTER_VERSION}"
+def image(repository_url: str) -> str:
+    return f"{repository_url}:{router_flags.ROUTER_VERSION}"
 
 
 def request_timeout(endpoint: EndpointSettings) -> int:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from components.aws import image_registry
 from components.facts import versions
+from components.weights import staging
 
 PROJECT = "minimax-vllm"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -41,3 +43,21 @@ def pinned_image(image: str, digests: dict[str, str] | None = None) -> str:
     repository, _, tag = image.partition(":")
     digest = recorded.get(tag) if repository == versions.VLLM_IMAGE_REPOSITORY else None
     return f"{image}@{digest}" if digest else image
+
+
+def vllm_image(image: str, registry: image_registry.Registry | None) -> str:
+    """The pinned image as the pods pull it: from the stack's in-region copy (by digest once
+    recorded: `python -m ops image copy` copies exactly that digest), or upstream without a registry."""
+    pinned = pinned_image(image)
+    if registry is None:
+        return pinned
+    repository, _, rest = pinned.partition(":")
+    if repository != versions.VLLM_IMAGE_REPOSITORY:
+        raise ValueError(f"{image}: only {versions.VLLM_IMAGE_REPOSITORY} is mirrored into the stack's registry")
+    return f"{registry.url(image_registry.VLLM)}:{rest}"
+
+
+def stager_image(registry: image_registry.Registry) -> str:
+    """The stager image in the stack's registry, tagged with the hash of what it is built from
+    (images/stage-weights/): a change to the Dockerfile or its pins is a new, immutable tag."""
+    return f"{registry.url(image_registry.STAGER)}:{staging.image_tag()}"

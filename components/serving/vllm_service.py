@@ -9,8 +9,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.aws import image_registry
 from components.facts import timeline
-from components.serving import endpoint, profiles, routing, workload
+from components.serving import endpoint, profiles, routing, stager, workload
 from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
 from components.settings.stack import InstanceType, Secrets, ServingSettings
@@ -51,7 +52,10 @@ class VllmServiceArgs:
     mirror_identities: tuple[pulumi.Resource, ...] = ()
     # routing.mode router: vLLM's router between the ALB and the replicas (components/serving/routing.py).
     routing: RoutingSettings | None = None
-    registry: str = ""
+    # The stack's ECR registry: every image of the namespace is pulled from it, in-region.
+    registry: image_registry.Registry = image_registry.Registry("", "")
+    # The repositories themselves: no pod is created before they exist.
+    repositories: tuple[pulumi.Resource, ...] = ()
 
 
 def job_timeouts(weights_gb: float) -> pulumi.CustomTimeouts:
@@ -80,23 +84,40 @@ class VllmService(pulumi.ComponentResource):
             )
         ]
 
-        string_data: dict[str, Any] = {"api-key": args.secrets.api_key}
-        if args.secrets.hf_token is not None:
-            string_data["hf-token"] = args.secrets.hf_token
+        # The API key and the Hugging Face token in Secrets of their own: each container that
+        # reads one names it, so the token never reaches the vLLM container (tests/test_secret_env.py).
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": workload.CREDENTIALS_SECRET, "namespace": workload.NAMESPACE},
             type="Opaque",
-            string_data=string_data,
+            string_data={"api-key": args.secrets.api_key},
             opts=in_ns,
         )
         has_token = args.secrets.hf_token is not None
-        before_pods: list[pulumi.Resource] = [credentials, *policies]
+        before_pods: list[pulumi.Resource] = [credentials, *policies, *args.repositories]
+        if has_token:
+            before_pods.append(
+                k8s.core.v1.Secret(
+                    f"{name}-hf-token",
+                    metadata={"name": workload.HF_TOKEN_SECRET, "namespace": workload.NAMESPACE},
+                    type="Opaque",
+                    string_data={workload.HF_TOKEN_KEY: args.secrets.hf_token},
+                    opts=in_ns,
+                )
+            )
         if args.mirror:
             before_pods = self._mirror(name, args, in_ns, before_pods)
+        ds = stager.stager(args.serving, args.registry, has_token, args.mirror, args.instance)
+        # Not awaited: its pods stay running, and a node group at zero has none to wait for.
+        self.stager = k8s.apps.v1.DaemonSet(
+            f"{name}-stager",
+            metadata={**ds["metadata"], "annotations": {**ds["metadata"]["annotations"], **workload.NO_READY_WAIT}},
+            spec=ds["spec"],
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=before_pods)),
+        )
         timers = workload.timers(args.serving, "s3" if args.mirror else "hub")
         deployment = workload.deployment(
-            args.serving, args.instance, has_token, args.mirror, autoscaled=args.autoscaled
+            args.serving, args.instance, args.registry, args.mirror, autoscaled=args.autoscaled
         )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -105,7 +126,7 @@ class VllmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 in_ns,
                 pulumi.ResourceOptions(
-                    depends_on=before_pods,
+                    depends_on=[*before_pods, self.stager],
                     custom_timeouts=rollout_timeouts(timers),
                     # With autoscaling, serving.replicas is only the starting count: later updates
                     # must not reset what KEDA's HPA set. Under server-side apply the provider then
@@ -190,7 +211,9 @@ class VllmService(pulumi.ComponentResource):
                 opts=in_ns,
             )
         )
-        dep = routing.deployment(args.routing, args.serving, args.endpoint, args.registry, timers)
+        dep = routing.deployment(
+            args.routing, args.serving, args.endpoint, args.registry.url(image_registry.ROUTER), timers
+        )
         after = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[*before, *made]))
         k8s.apps.v1.Deployment(f"{name}-{routing.APP}", metadata=dep["metadata"], spec=dep["spec"], opts=after)
         pdb = routing.disruption_budget()
@@ -210,10 +233,11 @@ class VllmService(pulumi.ComponentResource):
     def _mirror(
         self, name: str, args: VllmServiceArgs, in_ns: pulumi.ResourceOptions, before: list[pulumi.Resource]
     ) -> list[pulumi.Resource]:
-        """The mirror Job and what it needs; returns what the vLLM pods must wait for: the Job
-        has completed (Pulumi awaits a Job), so the pods copy from a full, verified mirror."""
+        """The mirror Job and what it needs; returns what the vLLM pods and what the stagers must
+        wait for: the Job has completed (Pulumi awaits a Job), so the stagers copy from a full,
+        verified mirror, with their Pod Identity association in place."""
         assert args.mirror is not None
-        objects = workload.mirror_objects(args.serving, args.mirror, args.secrets.hf_token is not None)
+        objects = stager.mirror_objects(args.serving, args.mirror, args.secrets.hf_token is not None, args.registry)
         code, pods_account, job_account, job = objects
         made: dict[str, pulumi.Resource] = {}
         made["code"] = k8s.core.v1.ConfigMap(
@@ -242,10 +266,15 @@ class VllmService(pulumi.ComponentResource):
         )
         if args.mirror.compile_cache_prefix:
             cache_code = compile_cache_objects.config_map(workload.NAMESPACE, workload.LABELS)
+            local = workload.node_local_service()
             before = [
                 *before,
                 k8s.core.v1.ConfigMap(
                     f"{name}-compile-cache-code", metadata=cache_code["metadata"], data=cache_code["data"], opts=in_ns
+                ),
+                # The stager's way to this node's vLLM /health, before it publishes.
+                k8s.core.v1.Service(
+                    f"{name}-service-node-local", metadata=local["metadata"], spec=local["spec"], opts=in_ns
                 ),
             ]
         return [*before, made["code"], made["pods"], self.mirror_job, *args.mirror_identities]

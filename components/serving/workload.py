@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.aws import image_registry
 from components.facts import gpu_pool, timeline
 from components.kubernetes import network_policy, pod_security
 from components.serving import compile_cache_key as cache_key
@@ -20,8 +21,13 @@ from components.weights import staging as weight_staging
 
 NAMESPACE = "minimax-vllm"
 APP = "vllm"
-CREDENTIALS_SECRET = "vllm-credentials"
+NODE_LOCAL_SERVICE = f"{APP}-node-local"  # the stager's way to its own node's vLLM (node_local_service)
+CREDENTIALS_SECRET = "vllm-credentials"  # the API key only
 API_KEY_ENV = "VLLM_API_KEY"  # vLLM's own environment variable for --api-key
+# The Hugging Face token has a Secret of its own, read only by what calls the Hub: the stager of a
+# Hub-sourced stack and the mirror fill Job. Never the vLLM container, which runs remote code.
+HF_TOKEN_SECRET = "hf-token"
+HF_TOKEN_KEY = "token"
 HF_TOKEN_ENV = "HF_TOKEN"
 CACHE_MOUNT = "/cache"
 # The container port's name: the probes, the Service's targetPort and the Ingress backend use it.
@@ -65,35 +71,78 @@ class MirrorSource:
     compile_cache_prefix: str | None = None  # weights.compileCache: this stack's cache prefix
 
 
-def checkov_waivers(image: str, secrets_as_env: bool = True) -> dict[str, str]:
+def checkov_waivers(
+    image: str,
+    secrets_as_env: bool = True,
+    digest_waiver: tuple[str, str] = DIGEST_MISSING_WAIVER,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> dict[str, str]:
     """`checkov.io/skipN` annotations: the scanner's own format for a written waiver.
 
     secrets_as_env: the pods read a Secret through an environment variable (vLLM always, for
-    its API key; the mirror Job only for the optional Hugging Face token)."""
-    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER]
+    its API key; the stager and the mirror Job only for the optional Hugging Face token).
+    digest_waiver: why an image without a digest is still pinned."""
+    waivers = [*pod_security.CHECKOV_WAIVERS, IMAGE_PULL_POLICY_WAIVER, *extra]
     if secrets_as_env:
         waivers.append(SECRETS_AS_ENV_WAIVER)
     if "@sha256:" not in image:
-        waivers.append(DIGEST_MISSING_WAIVER)
+        waivers.append(digest_waiver)
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(waivers), start=1)}
 
 
 def network_policies(
     load_balancer_cidrs: Sequence[str], mirror: MirrorSource | None = None, router: dict | None = None
 ) -> list[dict]:
-    """Default deny for the namespace, then the vLLM pods' own allowances (and the mirror Job's).
+    """Default deny for the namespace, then the vLLM pods' own allowances, the stager's (and the
+    mirror Job's).
 
     load_balancer_cidrs: the subnets the ALB is placed in. Never the VPC: every pod has a VPC
-    address, and vLLM checks the API key only under /v1, /v2, /inference and /cohere."""
+    address, and vLLM checks the API key only under /v1, /v2, /inference and /cohere. The vLLM
+    pods send nothing: the weights are on the node before vLLM starts (staging.py). With the
+    shared compile cache the stager reads the node's vLLM /health, on the serving port only."""
+    publishes = bool(mirror and mirror.compile_cache_prefix)
     policies = [
         network_policy.default_deny(NAMESPACE, LABELS),
         network_policy.serving_policy(
-            APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, pod_identity=mirror is not None, router=router
+            APP,
+            NAMESPACE,
+            LABELS,
+            profiles.PORT,
+            load_balancer_cidrs,
+            router=router,
+            node_stager=weight_staging.LABELS if publishes else None,
+        ),
+        network_policy.fetcher_policy(
+            weight_staging.NAME,
+            NAMESPACE,
+            weight_staging.LABELS,
+            pod_identity=mirror is not None,
+            serving=(LABELS, profiles.PORT) if publishes else None,
         ),
     ]
     if mirror:
         policies.append(weight_mirror.job_network_policy(NAMESPACE))
     return policies
+
+
+def node_local_service() -> dict:
+    """The node's own vLLM pods (internalTrafficPolicy Local: a client reaches only endpoints on
+    its node): the stager asks it for /health before publishing what this node compiled."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": NODE_LOCAL_SERVICE, "namespace": NAMESPACE, "labels": dict(LABELS)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(LABELS),
+            "internalTrafficPolicy": "Local",
+            "ports": [{"name": "http", "port": profiles.PORT, "targetPort": profiles.PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def node_health_url() -> str:
+    return f"http://{NODE_LOCAL_SERVICE}.{NAMESPACE}.svc:{profiles.PORT}/health"
 
 
 def namespace() -> dict:
@@ -143,16 +192,17 @@ def timers(serving: ServingSettings, source: str = "hub") -> timeline.Timers:
     return timeline.timers(serving.replicas, serving.model_facts.weights_gb, source=source)
 
 
-def _hf_token_env(has_hf_token: bool) -> list[dict]:
+def hf_token_env(has_hf_token: bool) -> list[dict]:
+    """For the containers that call the Hub, when the stack has a token."""
     if not has_hf_token:
         return []
-    return [{"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "hf-token"}}}]
+    return [{"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_KEY}}}]
 
 
 def start_env(t: timeline.Timers) -> dict[str, str]:
     """How vLLM starts: offline from the staged weights, with an engine-ready wait for load + compile."""
     return {
-        # The weights were staged by the init container: never reach for the Hub at start.
+        # The weights were staged by the node's stager: never reach for the Hub at start.
         "HF_HUB_OFFLINE": "1",
         # vLLM's wait for its engine cores (600 s by default).
         "VLLM_ENGINE_READY_TIMEOUT_S": str(t.engine_ready_timeout),
@@ -164,19 +214,27 @@ def plain_env(t: timeline.Timers) -> dict[str, str]:
     return {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
 
 
-def compile_cache_key(serving: ServingSettings, instance: InstanceType) -> str:
-    """The compile-cache key of this stack's pods (weights.source s3): the role may write only its entry."""
-    inputs = cache_key.key_inputs(
-        serving, instance, supply_chain.pinned_image(serving.image), plain_env(timers(serving, "s3"))
-    )
-    return compile_cache.key(inputs)
+def compile_cache_inputs(
+    serving: ServingSettings, instance: InstanceType, registry: image_registry.Registry | None
+) -> dict:
+    """The compile-cache key inputs of this stack's vLLM pods (weights.source s3): the image,
+    argv and environment exactly as the vLLM container receives them."""
+    image = supply_chain.vllm_image(serving.image, registry)
+    return cache_key.key_inputs(serving, instance, image, plain_env(timers(serving, "s3")))
 
 
-def _env(has_hf_token: bool, t: timeline.Timers) -> list[dict]:
+def compile_cache_key(
+    serving: ServingSettings, instance: InstanceType, registry: image_registry.Registry | None
+) -> str:
+    """The key the stager's role may write (its entry only)."""
+    return compile_cache.key(compile_cache_inputs(serving, instance, registry))
+
+
+def _env(t: timeline.Timers) -> list[dict]:
     plain = plain_env(t)
     env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
     env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
-    return env + _hf_token_env(has_hf_token)
+    return env
 
 
 def template_metadata(autoscaled: bool) -> dict:
@@ -199,88 +257,37 @@ def scheduling() -> tuple[dict, list[dict]]:
     return affinity, [gpu_pool.TOLERATION]
 
 
-def mirror_objects(serving: ServingSettings, mirror: MirrorSource, has_hf_token: bool) -> list[dict]:
-    """What fills the S3 mirror: the copy module, the two service accounts, the Job."""
-    affinity, tolerations = scheduling()
-    scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
-    return [
-        weight_mirror.config_map(NAMESPACE, LABELS),
-        weight_mirror.service_account(weight_mirror.POD_SERVICE_ACCOUNT, NAMESPACE, LABELS),
-        weight_mirror.service_account(weight_mirror.JOB_SERVICE_ACCOUNT, NAMESPACE, weight_mirror.JOB_LABELS),
-        weight_mirror.job(
-            namespace=NAMESPACE,
-            image=supply_chain.pinned_image(serving.image),
-            bucket=mirror.bucket,
-            model=serving.model,
-            revision=weight_staging.revision(serving.revision),
-            region=mirror.region,
-            secret_env=_hf_token_env(has_hf_token),
-            security_context=security_context(),
-            pod_security_context=pod_security.pod_security_context(),
-            scratch_env=scratch,
-            scratch_volumes=pod_security.scratch_volumes(),
-            scratch_mounts=pod_security.scratch_mounts(),
-            node_affinity=affinity,
-            tolerations=tolerations,
-            annotations=checkov_waivers(supply_chain.pinned_image(serving.image), secrets_as_env=has_hf_token),
-        ),
-    ]
+def cache_volume() -> dict:
+    """On the node's NVMe RAID0: survives pod restarts, so nothing is downloaded or compiled twice."""
+    return {"name": "cache", "hostPath": {"path": gpu_pool.MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"}}
 
 
 def deployment(
     serving: ServingSettings,
     instance: InstanceType,
-    has_hf_token: bool,
+    registry: image_registry.Registry | None = None,
     mirror: MirrorSource | None = None,
     autoscaled: bool = False,
 ) -> dict:
     """The vLLM Deployment: argv only from the profile function, secrets only by reference.
 
-    mirror: the stack's S3 weight mirror (weights.source s3): the init container copies from it,
-    with the pods' own read-only identity (service account `vllm`, EKS Pod Identity).
+    registry: the stack's ECR registry: the image is pulled from its in-region copy, by digest once
+    recorded (None: the upstream reference, for callers that only read the pod spec).
+    mirror: the stack's S3 weight mirror (weights.source s3); only the timers differ, the node's
+    stager does the copying.
     """
     argv = profiles.vllm_argv(serving)
     t = timers(serving, "s3" if mirror else "hub")
     cache_mount = {"name": "cache", "mountPath": CACHE_MOUNT}
-    image = supply_chain.pinned_image(serving.image)
-    scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
-    cache = None
-    if mirror and mirror.compile_cache_prefix:
-        cache = cache_key.pod_parts(
-            serving=serving,
-            instance=instance,
-            image=image,
-            vllm_env=plain_env(t),
-            bucket=mirror.bucket,
-            region=mirror.region,
-            key_prefix=mirror.compile_cache_prefix,
-            cache_mount=cache_mount,
-            artefact_env=pod_security.cache_env(CACHE_MOUNT),
-            scratch_env=scratch,
-            scratch_mounts=pod_security.scratch_mounts(),
-            security_context=security_context(),
-            health_timeout_s=t.startup_probe_period * t.startup_probe_failures,
-        )
-    staging = weight_staging.init_container(
+    image = supply_chain.vllm_image(serving.image, registry)
+    wait = weight_staging.wait_container(
         image=image,
         model=serving.model,
         pinned_revision=serving.revision,
         hf_home=HF_HOME,
-        weights_gb=serving.model_facts.weights_gb,
-        cache_mount=cache_mount,
-        secret_env=_hf_token_env(has_hf_token),
+        cache_volume="cache",
+        cache_path=CACHE_MOUNT,
         security_context=security_context(),
-        scratch_env=scratch,
-        scratch_mounts=pod_security.scratch_mounts(),
-        mirror_env=(
-            weight_mirror.mirror_env(
-                mirror.bucket, serving.model, weight_staging.revision(serving.revision), mirror.region
-            )
-            if mirror
-            else None
-        ),
-        mirror_module=(weight_mirror.MODULE_PATH, weight_mirror.module_mount()) if mirror else None,
-        compile_cache=cache.staging if cache else None,
     )
     spread = [
         {
@@ -304,7 +311,7 @@ def deployment(
         "imagePullPolicy": "IfNotPresent",
         "command": argv[:2],
         "args": argv[2:],
-        "env": _env(has_hf_token, t),
+        "env": _env(t),
         "ports": [{"name": PORT_NAME, "containerPort": listen_port(argv), "protocol": "TCP"}],
         "resources": pod_resources(instance, serving.gpus_per_replica),
         # Load + compile (the weights are already staged), and only then the liveness probe acts.
@@ -341,24 +348,15 @@ def deployment(
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security.pod_security_context(),
                     "terminationGracePeriodSeconds": t.grace,
-                    **({"serviceAccountName": weight_mirror.POD_SERVICE_ACCOUNT} if mirror else {}),
                     "tolerations": tolerations,
                     "affinity": {"nodeAffinity": affinity},
                     "topologySpreadConstraints": spread,
-                    # The publisher is a native sidecar: it starts after staging, lives beside vLLM.
-                    "initContainers": [staging, *([cache.publisher] if cache else [])],
+                    "initContainers": [wait],
                     "containers": [container],
                     "volumes": [
-                        # On the node's NVMe RAID0: survives pod restarts, so nothing is downloaded
-                        # or compiled twice.
-                        {
-                            "name": "cache",
-                            "hostPath": {"path": gpu_pool.MODEL_CACHE_HOST_PATH, "type": "DirectoryOrCreate"},
-                        },
+                        cache_volume(),
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
                         *pod_security.scratch_volumes(),
-                        *([weight_mirror.module_volume()] if mirror else []),
-                        *([cache.volume] if cache else []),
                     ],
                 },
             },

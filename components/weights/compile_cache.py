@@ -1,11 +1,12 @@
 """The compile cache shared through S3: one file the pods run from a ConfigMap.
 
     python3 compile_cache.py fetch            before vLLM starts: S3 -> the node's cache, verified
-    python3 compile_cache.py publish [--stay] once the local vLLM answers /health: the node's cache -> S3
+    python3 compile_cache.py publish --wait   once the node's vLLM answers /health: the node's cache -> S3
 
 Imports nothing of the project (the ConfigMap carries exactly this file), only the standard
-library and boto3 (in the vLLM image). All it reads is the environment (COMPILE_CACHE_*: bucket,
-prefix, entry (the key), inputs, base, roots; VLLM_HEALTH_URL; AWS_REGION), so a stager pod runs it as it is.
+library and boto3 (in the node stager's image, images/stage-weights/). All it reads is the
+environment (COMPILE_CACHE_*: bucket, prefix, entry (the key), inputs, base, roots;
+VLLM_HEALTH_URL; AWS_REGION).
 
 What vLLM 0.32.0 writes, and where (read from its installed source):
 - vllm/envs.py `VLLM_CACHE_ROOT`: the root of vLLM's own caches.
@@ -376,15 +377,16 @@ def _stay() -> None:
 def main(argv: list[str], env: Mapping[str, str] = os.environ) -> int:
     command = argv[1:2]
     if command not in (["fetch"], ["publish"]):
-        print("usage: compile_cache.py fetch | publish [--stay]", file=sys.stderr)
+        print("usage: compile_cache.py fetch | publish [--wait | --stay]", file=sys.stderr)
         return 2
     try:
         c = from_env(env)
         if command == ["fetch"]:
             fetch(c)
-        else:  # a sidecar (--stay) outlives a vLLM restart: it waits for the next start
+        else:  # --wait / --stay: a vLLM that is slow to come (its image, a restart) is waited for
             timeout = float(env.get("COMPILE_CACHE_HEALTH_TIMEOUT_S", "7200"))
-            while not (healthy := wait_healthy(env["VLLM_HEALTH_URL"], timeout)) and "--stay" in argv:
+            patient = "--stay" in argv or "--wait" in argv
+            while not (healthy := wait_healthy(env["VLLM_HEALTH_URL"], timeout)) and patient:
                 pass
             if healthy:
                 publish(c)

@@ -5,14 +5,14 @@ Where: `s3://<weights bucket>/compile-cache/<cluster>/<key>/`, beside the weight
 never inside it, one folder per stack. Who: the role that stages weights may list, read, write
 and delete (a publisher that lost the race removes its own upload) in its current key's folder
 only, so neither another stack sharing the bucket (weights.existingBucket) nor code in the
-serving pod can seed an entry for a key it does not run; it may write the `manifest.json` only
+serving pod (which has no AWS identity at all) can seed an entry for a key it does not run; it may write the `manifest.json` only
 with If-None-Match (an entry is never overwritten) and never delete it. S3 evaluates `s3:if-none-match` on PutObject
 (docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
 
-How it runs today: the stage-weights init container fetches before it stages the weights
-(`FETCH`), and a native sidecar (an init container with restartPolicy Always) waits for vLLM's
-/health on loopback, publishes once, then idles. Both only read the environment built here, so a
-node-level stager pod runs the same commands with the same variables.
+How it runs: the node's stager (components/weights/staging.py, a DaemonSet in its own image with
+boto3) fetches after the weights and before its marker (`FETCH`), and once the node's vLLM
+answers /health (through the node-local Service) publishes once (`PUBLISH`). Both read only the
+environment built here. The vLLM pod holds no AWS identity and has no egress.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ CONFIGMAP = "compile-cache-code"
 MODULE_DIR = "/opt/compile-cache"
 MODULE_PATH = f"{MODULE_DIR}/compile_cache.py"
 PREFIX_ROOT = "compile-cache/"
-PUBLISHER = "publish-compile-cache"
-# The publisher reads one file at a time into memory and uploads it; small next to the replica.
-PUBLISHER_RESOURCES = {"cpu": "1", "memory": "4Gi"}
 # The variables that say where compile artefacts are written (components/kubernetes/pod_security.py
 # cache_env sets each under the node cache): VLLM_CACHE_ROOT (torch.compile, FlashInfer autotune,
 # DeepGEMM JIT), Triton's, inductor's, FlashInfer's JIT and the CUDA driver's PTX cache.
@@ -44,8 +41,10 @@ ARTEFACT_ENV = (
     "CUDA_CACHE_PATH",
 )
 
-# POSIX sh lines for the staging script: a failed fetch only means a cold compile.
+# POSIX sh lines for the stager's script: a failed fetch only means a cold compile; publish waits
+# for the node's vLLM (through its restarts) and never fails the stager.
 FETCH = 'python3 "$COMPILE_CACHE_MODULE" fetch || echo "compile cache: fetch failed; vLLM compiles cold"'
+PUBLISH = 'python3 "$COMPILE_CACHE_MODULE" publish --wait || echo "compile cache: publish failed"'
 
 
 def prefix(cluster_name: str) -> str:
@@ -146,28 +145,4 @@ def env(
         "VLLM_HEALTH_URL": health_url,
         "PYTHONUNBUFFERED": "1",
         **aws_config.region_env(region),
-    }
-
-
-def publisher(
-    *,
-    image: str,
-    cache_env: Mapping[str, str],
-    cache_mount: dict[str, str],
-    scratch_env: Mapping[str, str],
-    scratch_mounts: list[dict[str, str]],
-    security_context: dict[str, Any],
-) -> dict:
-    """The sidecar that publishes once vLLM is healthy, then idles until the pod ends."""
-    plain = {**scratch_env, **cache_env}
-    return {
-        "name": PUBLISHER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "restartPolicy": "Always",
-        "command": ["python3", MODULE_PATH, "publish", "--stay"],
-        "env": [{"name": k, "value": v} for k, v in sorted(plain.items())],
-        "resources": {"requests": dict(PUBLISHER_RESOURCES), "limits": dict(PUBLISHER_RESOURCES)},
-        "volumeMounts": [dict(cache_mount), *scratch_mounts, module_mount()],
-        "securityContext": security_context,
     }

@@ -5,7 +5,7 @@ Layout: `s3://<bucket>/<model>/<commit>/<file>`, one prefix per revision, and
 `<prefix>mirror-complete.json` once the Job has verified every file (components/weights/mirror_copy.py).
 Who may do what, through EKS Pod Identity (never the node role):
 - the Job's service account `weights-mirror`: read and write that one revision's prefix;
-- the vLLM pods' service account `vllm`: read that prefix only.
+- the node stager's service account `stage-weights`: read that prefix only (the vLLM pods have no AWS identity).
 Why the pods copy to the NVMe instead of streaming with the Run:ai streamer: docs/weights.md.
 """
 
@@ -26,7 +26,7 @@ MODULE_DIR = "/opt/weights-mirror"  # the ConfigMap, read-only
 MODULE_PATH = f"{MODULE_DIR}/mirror_copy.py"
 JOB_APP = "weights-mirror"
 JOB_SERVICE_ACCOUNT = "weights-mirror"
-POD_SERVICE_ACCOUNT = "vllm"
+POD_SERVICE_ACCOUNT = "stage-weights"  # the node stager (components/weights/staging.py)
 JOB_LABELS = {"app.kubernetes.io/name": JOB_APP, "app.kubernetes.io/part-of": "minimax-vllm"}
 # A Job pod retried this often before the Job fails (each retry resumes the copy).
 BACKOFF_LIMIT = 6
@@ -90,7 +90,7 @@ def bucket_policy(bucket_arn: str) -> str:
 
 
 def reader_policy(bucket_arn: str, key_prefix: str) -> str:
-    """The vLLM pods: list and read one revision's prefix."""
+    """The node stager: list and read one revision's prefix."""
     return _doc(
         [
             {

@@ -160,8 +160,10 @@ def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [template] if template else []
 
 
-def rendered_uses(objects: list[dict[str, Any]], image_repository: str, builtins: frozenset[str]) -> list[Use]:
-    """Everything the containers of `image_repository`, and every ConfigMap script, need."""
+def rendered_uses(
+    objects: list[dict[str, Any]], image_repository: str, builtins: frozenset[str], config_maps: bool = True
+) -> list[Use]:
+    """Everything the containers of `image_repository` need, and (config_maps) every ConfigMap script."""
     found: list[Use] = []
     for obj in objects:
         label = f"{obj['kind']}/{obj.get('metadata', {}).get('name', '?')}"
@@ -175,7 +177,7 @@ def rendered_uses(objects: list[dict[str, Any]], image_repository: str, builtins
                     found += argv_uses(argv, where, in_shell=False, builtins=builtins)
                     for hook in _exec_hooks(c):
                         found += argv_uses(hook, f"{where} (probe/hook)", in_shell=False, builtins=builtins)
-        if obj.get("kind") == "ConfigMap":
+        if config_maps and obj.get("kind") == "ConfigMap":
             for key, text in sorted((obj.get("data") or {}).items()):
                 if key.endswith(".py"):
                     found += [Use("module", m, f"{label} {key}") for m in python_imports(text)]

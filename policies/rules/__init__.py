@@ -23,8 +23,9 @@ from pulumi_policy import (
 )
 
 from .capacity import container_resources, gpu_pods_tolerate_taint
-from .common import API_READER_REPOSITORY as API_READER_REPOSITORY
+from .common import API_READER_IMAGE as API_READER_IMAGE
 from .common import MODEL_CACHE_HOST_PATH, ResourceCheck, StackCheck
+from .common import STACK_REPOSITORY_PREFIX as STACK_REPOSITORY_PREFIX
 from .exposure import (
     eks_endpoint_not_public,
     only_allowed_paths_exposed,
@@ -46,6 +47,7 @@ from .hardening import (
     no_token_automount,
     restricted_security_context,
 )
+from .iam import no_ecr_read_on_every_repository
 from .supply_chain import pinned_images, pinned_revision_with_remote_code
 
 
@@ -98,6 +100,11 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         "launch-template-encrypted-ebs",
         launch_template_encrypted_ebs,
         "Mandatory. Launch templates declare their EBS volumes and encrypt every one (ebs.encrypted true).",
+    ),
+    Rule(
+        "no-ecr-read-on-every-repository",
+        no_ecr_read_on_every_repository,
+        "Mandatory. No role holds AmazonEC2ContainerRegistryReadOnly (or another ECR managed policy) or ECR reads on Resource *: nodes pull only from the stack's repositories and the EKS add-on registry.",
     ),
     Rule(
         "no-privileged-pods",

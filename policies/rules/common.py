@@ -60,9 +60,11 @@ PRIVILEGED_IMAGE_ALLOWLIST = ("nvcr.io/nvidia/k8s-device-plugin",)
 # (components/facts/gpu_pool.py MODEL_CACHE_HOST_PATH; a test keeps the two equal).
 MODEL_CACHE_HOST_PATH = "/mnt/k8s-disks/0/minimax-vllm-cache"
 # The one workload that calls the Kubernetes API: vLLM's router discovers the vLLM pods with a
-# token bound to a Role that only reads pods (components/serving/routing.py IMAGE_REPOSITORY,
-# in the account's ECR registry; tests/test_routing.py keeps the two equal).
-API_READER_REPOSITORY = "minimax-vllm/vllm-router"
+# token bound to a Role that only reads pods. Its image lies in the stack's own ECR repository
+# `<registry>/minimax-vllm/<cluster>/vllm-router` (components/aws/image_registry.py PREFIX and
+# ROUTER; tests/test_routing.py keeps them equal).
+STACK_REPOSITORY_PREFIX = "minimax-vllm"
+API_READER_IMAGE = "vllm-router"
 
 
 IMDS_HOP_LIMIT = 1

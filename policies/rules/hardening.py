@@ -9,11 +9,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .common import (
-    API_READER_REPOSITORY,
+    API_READER_IMAGE,
     IMDS_HOP_LIMIT,
     MODEL_CACHE_HOST_PATH,
     REQUIRED_EKS_LOG_TYPES,
     SECRET_FLAGS,
+    STACK_REPOSITORY_PREFIX,
     Props,
     _containers,
     _image_repository,
@@ -162,9 +163,15 @@ def no_token_automount(resource_type: str, props: Props) -> list[str]:
         return []
     what, spec = checked
     images = [str(c.get("image") or "") for c in _containers(spec)]
-    if images and all(_image_repository(i).endswith("/" + API_READER_REPOSITORY) for i in images):
+    if images and all(_is_api_reader(_image_repository(i)) for i in images):
         return []
     return [f"{what} does not set automountServiceAccountToken: false"]
+
+
+def _is_api_reader(repository: str) -> bool:
+    """`<registry host>/minimax-vllm/<cluster>/vllm-router`: the router's repository of a stack."""
+    parts = repository.split("/")
+    return len(parts) == 4 and "." in parts[0] and parts[1] == STACK_REPOSITORY_PREFIX and parts[3] == API_READER_IMAGE
 
 
 def no_plaintext_secrets(resource_type: str, props: Props, known_secrets: Iterable[str] = ()) -> list[str]:

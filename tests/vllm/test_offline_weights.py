@@ -39,7 +39,7 @@ def test_every_vllm_variable_the_deployment_sets_is_one_vllm_reads(monkeypatch):
     from components.serving import workload
 
     s = config.from_stack_file("prod-8gpu")
-    container = workload.deployment(s.serving, s.gpu_nodes.instance, True)["spec"]["template"]["spec"]["containers"][0]
+    container = workload.deployment(s.serving, s.gpu_nodes.instance)["spec"]["template"]["spec"]["containers"][0]
     names = {e["name"] for e in container["env"] if e["name"].startswith("VLLM_")}
     assert "VLLM_ENGINE_READY_TIMEOUT_S" in names
     assert names <= set(envs.environment_variables)
