@@ -80,7 +80,9 @@ def test_timeline_and_weight_staging_take_the_models_weights_size():
     assert workload.timers(m27) == timeline.timers(1, 230.1)
     assert timeline.new_node(230.1).seconds(timeline.DOWNLOAD) > timeline.new_node(230).seconds(timeline.DOWNLOAD)
     registry = image_registry.Registry("123456789012.dkr.ecr.us-east-2.amazonaws.com", "minimax-vllm-dev")
-    staging = stager.stager(m27, registry, False, None)["spec"]["template"]["spec"]
+    staging = stager.stager(m27, registry, False, None, catalog.INSTANCE_TYPES["p5.48xlarge"])["spec"]["template"][
+        "spec"
+    ]
     env = {e["name"]: e.get("value") for e in staging["containers"][0]["env"]}
     assert env["EXPECTED_GB"] == "230.1"
     assert workload.timers(m25) == timeline.timers(1, catalog.MODEL_CATALOG[m25.model].weights_gb)

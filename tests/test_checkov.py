@@ -234,6 +234,7 @@ def test_the_checks_name_the_programs_cache_path() -> None:
     )
 
 
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_scanner_sees_tls_access_logs_and_the_web_acl_on_the_alb(stack: str, results: dict) -> None:
     """The project's own checkov checks pass on every stack's Ingress (deployed with its certificate)."""
     passed = {c for c, resource in results[f"{stack}/kubernetes.yaml"]["passed_checks"] if "Ingress" in resource}

@@ -4,7 +4,7 @@ A pod's egress is the union of the egress rules of every policy that selects it 
 (NetworkPolicy semantics: policies only add). vLLM runs the model repository's code
 (--trust-remote-code) and needs no network once its node's stager has put the weights in place:
 it may send nothing, not even DNS. The stager fetches: DNS, HTTPS and, with the S3 mirror, the Pod
-Identity agent.
+Identity agent; with the shared compile cache also vLLM's serving port (its /health), nothing more.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ipaddress
 import pytest
 
 from components.platform import config
-from components.serving import workload
+from components.serving import profiles, workload
 from components.weights import staging as weight_staging
 from ops.offline.engine import Rendering, render
 
@@ -70,6 +70,23 @@ def reaches(rules: list[dict] | None, address: str, protocol: str, port: int) ->
     return False
 
 
+def reaches_pod(rules: list[dict] | None, labels: dict[str, str], port: int) -> bool:
+    """Whether a pod of the namespace with these labels is reached on this TCP port."""
+    if rules is None:
+        return True
+    for rule in rules:
+        ports = rule.get("ports")
+        if ports and not any(p["protocol"] == "TCP" and p["port"] == port for p in ports):
+            continue
+        for peer in rule.get("to") or [{}]:
+            if "ipBlock" in peer or "namespaceSelector" in peer:
+                continue
+            selector = peer.get("podSelector", {}).get("matchLabels", {})
+            if all(labels.get(k) == v for k, v in selector.items()):
+                return True
+    return False
+
+
 def reaches_dns(rules: list[dict] | None) -> bool:
     if rules is None:
         return True
@@ -98,3 +115,13 @@ def test_the_stager_reaches_exactly_dns_https_and_with_s3_the_pod_identity_agent
     assert reaches(rules, *AGENT) is (s.weights.source == "s3")
     assert not reaches(rules, *IMDS) and not reaches(rules, *POD)
     assert not reaches(rules, "18.239.50.1", "TCP", 80)  # HTTPS only
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_stager_reaches_vllm_only_on_its_serving_port_and_only_with_the_compile_cache(stack):
+    r, s = rendered(stack), config.from_stack_file(stack)
+    rules = egress(r, pod_labels(r, "DaemonSet", weight_staging.NAME))
+    vllm = pod_labels(r, "Deployment", workload.APP)
+    assert reaches_pod(rules, vllm, profiles.PORT) is s.weights.shares_compile_cache
+    assert not any(reaches_pod(rules, vllm, port) for port in (profiles.PORT + 1, 22, 80))
+    assert not reaches_pod(rules, {"app.kubernetes.io/name": "other"}, profiles.PORT)

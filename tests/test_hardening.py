@@ -132,7 +132,26 @@ def test_namespace_is_default_deny_vllm_sends_nothing_and_only_the_stager_fetche
     assert serving["egress"] == [] and "Egress" in serving["policyTypes"]
     stager = policies[weight_staging.NAME]
     assert stager["podSelector"] == {"matchLabels": weight_staging.LABELS} and stager["ingress"] == []
-    out = {(p["protocol"], p["port"]) for rule in stager["egress"] for p in rule["ports"]}
+    # The shared compile cache: the stager reads its node's vLLM /health, on the serving port only.
+    cache = settings.weights.shares_compile_cache
+    to_vllm = [r for r in stager["egress"] if any("podSelector" in t and "namespaceSelector" not in t for t in r["to"])]
+    admitted = serving["ingress"][2:]
+    assert to_vllm == (
+        [{"to": [{"podSelector": {"matchLabels": workload.LABELS}}], "ports": [{"protocol": "TCP", "port": 8000}]}]
+        if cache
+        else []
+    )
+    assert admitted == (
+        [
+            {
+                "from": [{"podSelector": {"matchLabels": weight_staging.LABELS}}],
+                "ports": [{"protocol": "TCP", "port": 8000}],
+            }
+        ]
+        if cache
+        else []
+    )
+    out = {(p["protocol"], p["port"]) for rule in stager["egress"] if rule not in to_vllm for p in rule["ports"]}
     # With the S3 mirror, also the Pod Identity agent's credentials endpoint, and only that address.
     agent = {("TCP", 80)} if settings.weights.source == "s3" else set()
     assert out == {("UDP", 53), ("TCP", 53), ("TCP", 443)} | agent

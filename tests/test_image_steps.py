@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 
 from components.facts import versions
 from components.platform import config
+from components.serving.router_flags import ROUTER_VERSION
 from components.weights import staging
 from ops.__main__ import main as ops_main
 from ops.aws_checks import images
@@ -107,15 +108,17 @@ def test_preflight_passes_when_the_recorded_digest_and_the_stager_are_in_the_sta
 
 
 def test_preflight_fails_with_the_copy_step_when_an_image_is_missing():
-    s = config.from_stack_file("dev")  # no digest recorded: looked up by tag
+    s = config.from_stack_file("dev")  # no digest recorded: looked up by tag; the router in front
     ecr, sts = clients(
         (asked(s, "vllm-openai", {"imageTag": TAG}), "RepositoryNotFoundException"),
         (asked(s, "stage-weights", {"imageTag": staging.image_tag()}), "ImageNotFoundException"),
+        (asked(s, "vllm-router", {"imageTag": ROUTER_VERSION}), "ImageNotFoundException"),
     )
-    vllm, stager = images.check(s, ecr, sts, no_sleep)
-    assert vllm.status == stager.status == "FAIL"
+    vllm, stager, router = images.check(s, ecr, sts, no_sleep)
+    assert vllm.status == stager.status == router.status == "FAIL"
     assert "no such repository yet" in vllm.detail and "no such image yet" in stager.detail
     assert vllm.fix.startswith("python -m ops image copy --stack dev")
+    assert router.fix.startswith("python -m ops router-image --stack dev")
 
 
 def test_preflight_fails_when_the_digest_is_there_under_another_tag(monkeypatch):
@@ -130,8 +133,9 @@ def test_preflight_fails_when_the_digest_is_there_under_another_tag(monkeypatch)
 
 
 def test_the_router_image_is_checked_only_with_the_router_in_the_path():
-    assert [i for i, _ in images.wanted(config.from_stack_file("prod-4gpu"))] == ["vllm-openai", "stage-weights"]
+    assert [i for i, _ in images.wanted(config.from_stack_file("prod-8gpu"))] == ["vllm-openai", "stage-weights"]
+    assert [i for i, _ in images.wanted(config.from_stack_file("prod-4gpu"))][-1] == "vllm-router"
     values = config.read_stack_file("prod-4gpu")
     raw, region = config.split_stack_config(values)
-    routed = config.parse({**raw, "routing": {"mode": "router"}}, "prod-4gpu", region, config.aws_config_of(values))
-    assert [i for i, _ in images.wanted(routed)][-1] == "vllm-router"
+    direct = config.parse({**raw, "routing": {"mode": "direct"}}, "prod-4gpu", region, config.aws_config_of(values))
+    assert [i for i, _ in images.wanted(direct)] == ["vllm-openai", "stage-weights"]

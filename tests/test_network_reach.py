@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 
+from components.platform import config
 from components.serving import endpoint, profiles, workload
+from components.weights import staging as weight_staging
 from ops.offline import mocks
 from ops.offline.engine import Rendering, Resource, render
 from tests import hops
@@ -288,11 +290,24 @@ def test_only_the_load_balancer_and_prometheus_reach_the_serving_port(stack, exi
             chosen = {pod.who: pod for _, pod in scrape.pods}
             assert {w for w, pod in chosen.items() if not pod.scraper or pod.host_network} == set()
             assert {p.who for p in CLUSTER_PODS if p.scraper} <= set(chosen), "Prometheus cannot scrape the router"
-    # By label: Prometheus (and the router) and nothing else, and never a pod that has its node's address.
+    # By label: Prometheus, the router and, with the shared compile cache, the node stager (it
+    # reads /health before it publishes, and holds no API key); nothing else, never a pod with its
+    # node's address.
     chosen = {pod.who: pod for _, pod in got.pods}
+    stager = f"DaemonSet {weight_staging.NAME}"
+    assert (stager in chosen) is config.from_stack_file(stack).weights.shares_compile_cache
+    allowed.add(stager)
     strangers = sorted(w for w, pod in chosen.items() if (not pod.scraper and w not in allowed) or pod.host_network)
     assert not strangers, f"these pods reach vLLM's serving port without the key: {strangers}"
     assert {p.who for p in CLUSTER_PODS if p.scraper} <= set(chosen), "Prometheus cannot scrape /metrics"
+
+
+@pytest.mark.parametrize(("stack", "existing"), CASES, ids=[f"{s}{'-existing-vpc' if e else ''}" for s, e in CASES])
+def test_the_stager_reaches_vllm_on_the_serving_port_only(stack, existing):
+    r = rendered(stack, existing)
+    for port in (PORT - 1, PORT + 1, 22, 443):
+        got = admitted(r, vllm_pod(r), port)
+        assert not got.everyone and not got.networks and not got.pods, f"something reaches vLLM on :{port}"
 
 
 @pytest.mark.parametrize(("stack", "existing"), CASES, ids=[f"{s}{'-existing-vpc' if e else ''}" for s, e in CASES])

@@ -20,7 +20,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from components.facts import gpu_pool
 from components.platform import config
-from components.serving import endpoint, routing
+from components.serving import endpoint, routing, workload
 from components.weights import mirror as weight_mirror
 from ops.offline.engine import PLACEHOLDER_SECRETS, Rendering, render
 from policies import rules
@@ -55,6 +55,8 @@ def rendered(stack: str) -> Rendering:
 def props(type_token: str, stack: str = "prod-8gpu", name_part: str = "") -> dict[str, Any]:
     """A deep copy of one rendered resource's inputs, free to modify."""
     found = [r for r in rendered(stack).of_type(type_token) if name_part in r.name]
+    if type_token == SERVICE:  # the serving Service, not the stager's node-local one
+        found = [r for r in found if r.inputs["metadata"]["name"] == workload.APP]
     assert len(found) == 1, [r.name for r in found]
     return copy.deepcopy(found[0].inputs)
 
@@ -1132,3 +1134,9 @@ def test_revision_rule_accepts_pinned_prod_and_non_prod_stacks() -> None:
 
 def test_model_cache_path_matches_the_node_pool() -> None:
     assert common.MODEL_CACHE_HOST_PATH == gpu_pool.MODEL_CACHE_HOST_PATH
+
+
+def test_the_pack_names_the_weight_stager_as_the_program_does() -> None:
+    from components.weights import staging
+
+    assert staging.LABELS[routing_hop.NAME_LABEL] == routing_hop.STAGER_NAME

@@ -15,8 +15,8 @@ from components.kubernetes import network_policy
 from components.platform import config
 from components.serving import workload
 from components.settings.stack import SettingsError
+from components.weights import compile_cache_objects, mirror_bucket
 from components.weights import mirror as weight_mirror
-from components.weights import mirror_bucket
 from components.weights import staging as weight_staging
 from ops.offline import graph_order
 from ops.offline.engine import Rendering, render
@@ -66,8 +66,11 @@ def env_of(container: dict) -> dict[str, str]:
 
 
 def inline_policy(r: Rendering, who: str) -> dict:
+    """The role's policy on the weights; the compile-cache statements are tests/test_compile_cache_objects.py's."""
     (p,) = [x for x in r.of_type("aws:iam/rolePolicy:RolePolicy") if x.name.endswith(f"weights-{who}-policy")]
-    return json.loads(p.inputs["policy"])
+    doc = json.loads(p.inputs["policy"])
+    cache_sids = {s["Sid"] for s in compile_cache_objects.policy_statements("arn:aws:s3:::b", "p/")}
+    return {**doc, "Statement": [s for s in doc["Statement"] if s["Sid"] not in cache_sids]}
 
 
 # --- the setting --------------------------------------------------------------------------------

@@ -18,7 +18,14 @@ MODEL = "MiniMaxAI/MiniMax-M2.5"
 DONE = ("the vLLM pods on this node start now", "nothing to download")
 
 
-def stager_env(tmp_path: Path, hf_exit: int, revision: str | None, hf_seconds: int, progress_every: int) -> tuple:
+def stager_env(
+    tmp_path: Path,
+    hf_exit: int,
+    revision: str | None,
+    hf_seconds: int,
+    progress_every: int,
+    extra: weight_staging.Extra = weight_staging.NOTHING_EXTRA,
+) -> tuple:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     hf = bin_dir / "hf"
@@ -33,6 +40,7 @@ def stager_env(tmp_path: Path, hf_exit: int, revision: str | None, hf_seconds: i
         cache_mount={"name": "cache", "mountPath": "/cache"},
         secret_env=[],
         security_context={},
+        extra=extra,
     )
     env = {e["name"]: e["value"] for e in container["env"]}
     env["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
@@ -41,11 +49,16 @@ def stager_env(tmp_path: Path, hf_exit: int, revision: str | None, hf_seconds: i
 
 
 def run(
-    tmp_path: Path, hf_exit: int = 0, revision: str | None = None, hf_seconds: int = 0, progress_every: int = 60
+    tmp_path: Path,
+    hf_exit: int = 0,
+    revision: str | None = None,
+    hf_seconds: int = 0,
+    progress_every: int = 60,
+    extra: weight_staging.Extra = weight_staging.NOTHING_EXTRA,
 ) -> subprocess.CompletedProcess:
     """Run the stager as the pod would; once it has staged it stays (a DaemonSet pod), so it is
     stopped with SIGTERM as a pod deletion would, and must then exit 0."""
-    container, env = stager_env(tmp_path, hf_exit, revision, hf_seconds, progress_every)
+    container, env = stager_env(tmp_path, hf_exit, revision, hf_seconds, progress_every, extra)
     proc = subprocess.Popen(container["command"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: list[str] = []
     deadline = time.monotonic() + 30
@@ -105,10 +118,9 @@ def test_a_new_pinned_revision_is_downloaded_even_when_another_is_staged(tmp_pat
     assert calls(tmp_path)[-1].startswith(f"download {MODEL} --revision {sha}")
 
 
-def test_the_marker_comes_after_every_step_before_vllm(tmp_path, monkeypatch):
+def test_the_marker_comes_after_every_step_before_vllm(tmp_path):
     """A step after the weights (the compile cache's hook) that fails leaves no marker."""
-    monkeypatch.setattr(weight_staging, "BEFORE_VLLM", (weight_staging.Step("compile cache", "false"),))
-    failed = run(tmp_path)
+    failed = run(tmp_path, extra=weight_staging.Extra(before_vllm=(weight_staging.Step("compile cache", "false"),)))
     assert failed.returncode != 0 and "step: compile cache" in failed.stdout
     assert calls(tmp_path) and not (tmp_path / "hf-home" / "staged").exists()
 

@@ -90,12 +90,14 @@ def serving_policy(
     port: int,
     load_balancer_sources: Iterable[str],
     router: Mapping[str, object] | None = None,
+    node_stager: Mapping[str, str] | None = None,
 ) -> dict:
     """What the vLLM pods may receive; they send nothing (policyTypes Egress, no egress rule).
 
     load_balancer_sources: the CIDRs of the subnets the ALB is placed in (its nodes' addresses).
     router: with a router in front (routing.mode router), the peer of its pods: requests come
-    only from them, and the ALB no longer reaches vLLM.
+    only from them, and the ALB no longer reaches vLLM. node_stager: the stager pods' labels, admitted
+    on the serving port only, to read /health before they publish the compile cache.
     """
     sources = sorted(dict.fromkeys(load_balancer_sources))
     if not sources:
@@ -107,6 +109,8 @@ def serving_policy(
         # vLLM serves /metrics on the same port as the API.
         {"from": [scraper_peer()], "ports": serving_port},
     ]
+    if node_stager:
+        ingress.append({"from": [{"podSelector": {"matchLabels": dict(node_stager)}}], "ports": serving_port})
     spec = {
         "podSelector": {"matchLabels": dict(pod_labels)},
         "policyTypes": ["Ingress", "Egress"],
@@ -116,14 +120,27 @@ def serving_policy(
     return _policy(name, namespace, pod_labels, spec)
 
 
-def fetcher_policy(name: str, namespace: str, pod_labels: Mapping[str, str], pod_identity: bool) -> dict:
+def fetcher_policy(
+    name: str,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    pod_identity: bool,
+    serving: tuple[Mapping[str, str], int] | None = None,
+) -> dict:
     """A pod that fetches (the node stager): nothing in; out DNS, HTTPS and, with an AWS role,
-    the Pod Identity agent."""
+    the Pod Identity agent. serving: the vLLM pods' labels and port, when the stager waits for
+    their /health (the compile cache's publish), that port only."""
+    egress = egress_rules(pod_identity)
+    if serving:
+        labels, port = serving
+        egress.append(
+            {"to": [{"podSelector": {"matchLabels": dict(labels)}}], "ports": [{"protocol": "TCP", "port": port}]}
+        )
     spec = {
         "podSelector": {"matchLabels": dict(pod_labels)},
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [],
-        "egress": egress_rules(pod_identity),
+        "egress": egress,
     }
     return _policy(name, namespace, pod_labels, spec)
 

@@ -21,9 +21,10 @@ from components.aws.network import ExistingVpc, Network, NetworkArgs, ZonePlan, 
 from components.facts import versions
 from components.facts.catalog import BY_ZONE
 from components.scaling import node_drain
-from components.serving import workload
+from components.serving import routing, workload
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import Settings
+from components.weights import compile_cache_objects
 from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 from components.weights.mirror_bucket import MirrorBucket, MirrorBucketArgs, bucket_name
@@ -208,6 +209,19 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,
                 depends_on=(cluster.pod_identity_agent,),
+                compile_cache_entry=(
+                    compile_cache_objects.entry(
+                        compile_cache_objects.prefix(settings.cluster_name),
+                        workload.compile_cache_key(
+                            settings.serving,
+                            settings.gpu_nodes.instance,
+                            registry,
+                            routing.vllm_keep_alive(settings.endpoint) if settings.routing_mode == "router" else None,
+                        ),
+                    )
+                    if w.shares_compile_cache
+                    else None
+                ),
             ),
         )
     edge = Edge(

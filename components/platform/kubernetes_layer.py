@@ -31,6 +31,7 @@ from components.serving import endpoint, workload
 from components.serving.vllm_service import VllmService, VllmServiceArgs
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import PROJECT, Secrets, Settings
+from components.weights import compile_cache_objects
 
 if TYPE_CHECKING:
     from components.platform.aws_layer import AwsLayer
@@ -80,9 +81,19 @@ def build_kubernetes(settings: Settings, secrets: Secrets, aws: AwsLayer, scalin
             routing=settings.routing if settings.routing_mode == "router" else None,
             registry=aws.registry,
             repositories=aws.repositories,
-            mirror=workload.MirrorSource(aws.mirror.bucket, aws.region, aws.mirror.owner, aws.mirror.fills)
-            if aws.mirror
-            else None,
+            mirror=(
+                workload.MirrorSource(
+                    aws.mirror.bucket,
+                    aws.region,
+                    aws.mirror.owner,
+                    aws.mirror.fills,
+                    compile_cache_objects.prefix(settings.cluster_name)
+                    if settings.weights.shares_compile_cache
+                    else None,
+                )
+                if aws.mirror
+                else None
+            ),
             mirror_identities=tuple(aws.mirror.associations) if aws.mirror else (),
             edge=endpoint.EdgeRefs(aws.edge.web_acl_arn, aws.edge.logs_bucket, edge.LOG_PREFIX) if aws.edge else None,
             edge_ready=tuple(aws.edge.ready) if aws.edge else (),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from components.aws import image_registry
 from components.kubernetes import pod_security
+from components.serving import compile_cache_key as cache_key
 from components.serving import supply_chain
 from components.serving.workload import (
     CACHE_MOUNT,
@@ -18,11 +19,15 @@ from components.serving.workload import (
     MirrorSource,
     cache_volume,
     checkov_waivers,
+    compile_cache_inputs,
     hf_token_env,
+    node_health_url,
     scheduling,
     security_context,
+    timers,
 )
-from components.settings.stack import ServingSettings
+from components.settings.stack import InstanceType, ServingSettings
+from components.weights import compile_cache_objects
 from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 
@@ -81,17 +86,48 @@ def mirror_objects(
     ]
 
 
+def compile_cache_steps(
+    serving: ServingSettings,
+    instance: InstanceType,
+    registry: image_registry.Registry,
+    mirror: MirrorSource | None,
+    keep_alive_s: int | None = None,
+) -> weight_staging.Extra:
+    """The shared compile cache's fetch and publish (weights.compileCache), keyed on the vLLM
+    container's own image, argv and environment; nothing without it."""
+    if not (mirror and mirror.compile_cache_prefix):
+        return weight_staging.NOTHING_EXTRA
+    t = timers(serving, "s3")
+    return cache_key.stager_steps(
+        inputs=compile_cache_inputs(serving, instance, registry, keep_alive_s),
+        bucket=mirror.bucket,
+        region=mirror.region,
+        key_prefix=mirror.compile_cache_prefix,
+        cache_mount=CACHE_MOUNT,
+        artefact_env=pod_security.cache_env(CACHE_MOUNT),
+        health_url=node_health_url(),
+        health_timeout_s=t.startup_probe_period * t.startup_probe_failures,
+    )
+
+
 def stager(
-    serving: ServingSettings, registry: image_registry.Registry, has_hf_token: bool, mirror: MirrorSource | None
+    serving: ServingSettings,
+    registry: image_registry.Registry,
+    has_hf_token: bool,
+    mirror: MirrorSource | None,
+    instance: InstanceType,
+    keep_alive_s: int | None = None,
 ) -> dict:
     """The node's weight stager (components/weights/staging.py), a DaemonSet on the GPU nodes.
 
     The Hugging Face token only when it fetches from the Hub; from the S3 mirror it reads with its
-    own Pod Identity role (service account `stage-weights`) and holds no token."""
+    own Pod Identity role (service account `stage-weights`) and holds no token. keep_alive_s: as
+    the vLLM container gets it (behind the router), so the compile-cache key sees its environment."""
     affinity, tolerations = scheduling()
     image = supply_chain.stager_image(registry)
     scratch = {k: v for k, v in pod_security.cache_env(CACHE_MOUNT).items() if k in SCRATCH_ENV}
     secret_env = [] if mirror else hf_token_env(has_hf_token)
+    extra = compile_cache_steps(serving, instance, registry, mirror, keep_alive_s)
     container = weight_staging.container(
         image=image,
         model=serving.model,
@@ -111,6 +147,7 @@ def stager(
             else None
         ),
         mirror_module=(weight_mirror.MODULE_PATH, weight_mirror.module_mount()) if mirror else None,
+        extra=extra,
     )
     return weight_staging.daemon_set(
         namespace=NAMESPACE,
@@ -123,6 +160,7 @@ def stager(
             cache_volume(),
             *pod_security.scratch_volumes(),
             *([weight_mirror.module_volume()] if mirror else []),
+            *([compile_cache_objects.module_volume()] if extra.mounts else []),
         ],
         annotations=checkov_waivers(
             image, secrets_as_env=bool(secret_env), digest_waiver=STAGER_TAG_WAIVER, extra=(STAGER_LIVENESS_WAIVER,)

@@ -16,6 +16,7 @@ from components.serving import endpoint, profiles, routing, stager, workload
 from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
 from components.settings.stack import InstanceType, Secrets, ServingSettings
+from components.weights import compile_cache_objects
 
 
 def rollout_timeouts(t: timeline.Timers) -> pulumi.CustomTimeouts:
@@ -115,7 +116,8 @@ class VllmService(pulumi.ComponentResource):
             )
         if args.mirror:
             before_pods = self._mirror(name, args, in_ns, before_pods)
-        ds = stager.stager(args.serving, args.registry, has_token, args.mirror)
+        keep_alive_s = routing.vllm_keep_alive(args.endpoint) if args.routing else None
+        ds = stager.stager(args.serving, args.registry, has_token, args.mirror, args.instance, keep_alive_s)
         # Not awaited: its pods stay running, and a node group at zero has none to wait for.
         self.stager = k8s.apps.v1.DaemonSet(
             f"{name}-stager",
@@ -130,7 +132,7 @@ class VllmService(pulumi.ComponentResource):
             args.registry,
             args.mirror,
             autoscaled=args.autoscaled,
-            keep_alive_s=routing.vllm_keep_alive(args.endpoint) if args.routing else None,
+            keep_alive_s=keep_alive_s,
         )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -283,6 +285,19 @@ class VllmService(pulumi.ComponentResource):
                 ),
             ),
         )
+        if args.mirror.compile_cache_prefix:
+            cache_code = compile_cache_objects.config_map(workload.NAMESPACE, workload.LABELS)
+            local = workload.node_local_service()
+            before = [
+                *before,
+                k8s.core.v1.ConfigMap(
+                    f"{name}-compile-cache-code", metadata=cache_code["metadata"], data=cache_code["data"], opts=in_ns
+                ),
+                # The stager's way to this node's vLLM /health, before it publishes.
+                k8s.core.v1.Service(
+                    f"{name}-service-node-local", metadata=local["metadata"], spec=local["spec"], opts=in_ns
+                ),
+            ]
         return [*before, made["code"], made["pods"], self.mirror_job, *args.mirror_identities]
 
 

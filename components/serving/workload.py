@@ -13,13 +13,16 @@ from components.aws import image_registry
 from components.facts import gpu_pool, timeline
 from components.kubernetes import network_policy, pod_security
 from components.kubernetes import pod_security_admission as psa
+from components.serving import compile_cache_key as cache_key
 from components.serving import profiles, supply_chain
 from components.settings.stack import InstanceType, ServingSettings
+from components.weights import compile_cache
 from components.weights import mirror as weight_mirror
 from components.weights import staging as weight_staging
 
 NAMESPACE = "minimax-vllm"
 APP = "vllm"
+NODE_LOCAL_SERVICE = f"{APP}-node-local"  # the stager's way to its own node's vLLM (node_local_service)
 CREDENTIALS_SECRET = "vllm-credentials"  # the API key only
 API_KEY_ENV = "VLLM_API_KEY"  # vLLM's own environment variable for --api-key
 # The Hugging Face token has a Secret of its own, read only by what calls the Hub: the stager of a
@@ -77,6 +80,7 @@ class MirrorSource:
     owner: str  # the bucket owner's account id (ExpectedBucketOwner)
     # The stack owns the bucket and so fills it; a stack on `weights.existingBucket` only reads.
     fills: bool = True
+    compile_cache_prefix: str | None = None  # weights.compileCache: this stack's cache prefix
 
 
 def checkov_waivers(
@@ -106,17 +110,51 @@ def network_policies(
 
     load_balancer_cidrs: the subnets the ALB is placed in. Never the VPC: every pod has a VPC
     address, and vLLM checks the API key only under /v1, /v2, /inference and /cohere. The vLLM
-    pods send nothing: the weights are on the node before vLLM starts (staging.py)."""
+    pods send nothing: the weights are on the node before vLLM starts (staging.py). With the
+    shared compile cache the stager reads the node's vLLM /health, on the serving port only."""
+    publishes = bool(mirror and mirror.compile_cache_prefix)
     policies = [
         network_policy.default_deny(NAMESPACE, LABELS),
-        network_policy.serving_policy(APP, NAMESPACE, LABELS, profiles.PORT, load_balancer_cidrs, router=router),
+        network_policy.serving_policy(
+            APP,
+            NAMESPACE,
+            LABELS,
+            profiles.PORT,
+            load_balancer_cidrs,
+            router=router,
+            node_stager=weight_staging.LABELS if publishes else None,
+        ),
         network_policy.fetcher_policy(
-            weight_staging.NAME, NAMESPACE, weight_staging.LABELS, pod_identity=mirror is not None
+            weight_staging.NAME,
+            NAMESPACE,
+            weight_staging.LABELS,
+            pod_identity=mirror is not None,
+            serving=(LABELS, profiles.PORT) if publishes else None,
         ),
     ]
     if mirror and mirror.fills:
         policies.append(weight_mirror.job_network_policy(NAMESPACE))
     return policies
+
+
+def node_local_service() -> dict:
+    """The node's own vLLM pods (internalTrafficPolicy Local: a client reaches only endpoints on
+    its node): the stager asks it for /health before publishing what this node compiled."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": NODE_LOCAL_SERVICE, "namespace": NAMESPACE, "labels": dict(LABELS)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(LABELS),
+            "internalTrafficPolicy": "Local",
+            "ports": [{"name": "http", "port": profiles.PORT, "targetPort": profiles.PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def node_health_url() -> str:
+    return f"http://{NODE_LOCAL_SERVICE}.{NAMESPACE}.svc:{profiles.PORT}/health"
 
 
 def namespace() -> dict:
@@ -183,10 +221,38 @@ def start_env(t: timeline.Timers) -> dict[str, str]:
     }
 
 
-def _env(t: timeline.Timers, keep_alive_s: int | None = None) -> list[dict]:
+def plain_env(t: timeline.Timers, keep_alive_s: int | None = None) -> dict[str, str]:
+    """The vLLM container's environment without the secrets (also a compile-cache key input)."""
     plain = {**profiles.vllm_env(), **start_env(t), **pod_security.cache_env(CACHE_MOUNT)}
     if keep_alive_s is not None:
         plain[KEEP_ALIVE_ENV] = str(keep_alive_s)
+    return plain
+
+
+def compile_cache_inputs(
+    serving: ServingSettings,
+    instance: InstanceType,
+    registry: image_registry.Registry | None,
+    keep_alive_s: int | None = None,
+) -> dict:
+    """The compile-cache key inputs of this stack's vLLM pods (weights.source s3): the image,
+    argv and environment exactly as the vLLM container receives them."""
+    image = supply_chain.vllm_image(serving.image, registry)
+    return cache_key.key_inputs(serving, instance, image, plain_env(timers(serving, "s3"), keep_alive_s))
+
+
+def compile_cache_key(
+    serving: ServingSettings,
+    instance: InstanceType,
+    registry: image_registry.Registry | None,
+    keep_alive_s: int | None = None,
+) -> str:
+    """The key the stager's role may write (its entry only)."""
+    return compile_cache.key(compile_cache_inputs(serving, instance, registry, keep_alive_s))
+
+
+def _env(t: timeline.Timers, keep_alive_s: int | None = None) -> list[dict]:
+    plain = plain_env(t, keep_alive_s)
     env = [{"name": k, "value": plain[k]} for k in sorted(plain)]
     env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "api-key"}}})
     return env

@@ -36,3 +36,12 @@ class WeightsSettings:
     # A deleted or overwritten object stays restorable this long (versioning), then the
     # lifecycle rule removes it: retiring an old revision is deleting its prefix.
     noncurrent_days: Int = rule(30, "must be from 1 to 365 days", ge=1, le=365)
+    # The compile cache shared through the same bucket (components/weights/compile_cache.py):
+    # the first ready replica uploads vLLM's compile artefacts, later ones start from them.
+    # Only with `source: s3` (a Hub-sourced stack has no bucket); false turns it off.
+    compile_cache: Bool = rule(True, "must be true or false")
+
+    @property
+    def shares_compile_cache(self) -> bool:
+        """The stack shares its compile cache: on by default wherever it has a bucket."""
+        return self.compile_cache and self.source == "s3"

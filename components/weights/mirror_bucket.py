@@ -28,8 +28,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.pod_identity import workload_identity
+from components.weights import compile_cache_objects, mirror_trust
 from components.weights import mirror as weight_mirror
-from components.weights import mirror_trust
 from components.weights.mirror import bucket_name
 
 __all__ = ["MirrorBucket", "MirrorBucketArgs", "bucket_name"]
@@ -51,6 +51,8 @@ class MirrorBucketArgs:
     tags: dict[str, str]
     # Pod Identity associations need the agent add-on.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # weights.compileCache: the folder of the stack's current compile-cache key, which the pods' role may also write.
+    compile_cache_entry: str | None = None
 
 
 class MirrorBucket(pulumi.ComponentResource):
@@ -68,7 +70,7 @@ class MirrorBucket(pulumi.ComponentResource):
             (
                 "pods",
                 weight_mirror.POD_SERVICE_ACCOUNT,
-                key_arn.apply(lambda k: weight_mirror.reader_policy(arn, args.key_prefix, args.account_id, k)),
+                key_arn.apply(lambda k: _pods_policy(args, arn, k)),
             )
         ]
         if args.create:
@@ -194,3 +196,12 @@ def exists(bucket: str, region: str) -> bool:
     prefix and region; no error when there is none, unlike a lookup of the bucket itself)."""
     found = aws.s3.get_buckets(prefix=bucket, bucket_region=region)
     return any(b.name == bucket for b in found.buckets)
+
+
+def _pods_policy(args: MirrorBucketArgs, arn: str, key_arn: str) -> str:
+    """The stagers' reads, and with weights.compileCache the writes of their own cache entry."""
+    policy = weight_mirror.reader_policy(arn, args.key_prefix, args.account_id, key_arn)
+    if not args.compile_cache_entry:
+        return policy
+    cache = compile_cache_objects.policy_statements(arn, args.compile_cache_entry)
+    return compile_cache_objects.with_statements(policy, cache)

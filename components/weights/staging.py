@@ -22,15 +22,15 @@ before it is moved into place, one stager at a time per snapshot folder
 written last, only after every step before vLLM has succeeded; a marker present makes a restart a
 no-op that needs no network. The vLLM container mounts the weights and the marker read-only.
 
-Steps: BEFORE_VLLM runs in order before the marker (the weights today; a compile-cache download
-belongs here), AFTER_READY once vLLM on this node serves (a compile-cache upload belongs there).
+Steps: `Extra.before_vllm` runs in order after the weights and before the marker (the shared
+compile cache's download), `Extra.after_ready` once vLLM on this node serves (its upload).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +122,26 @@ def _indent(text: str) -> str:
     return "".join(f"  {line}\n" if line else "\n" for line in text.splitlines())
 
 
-def script(mirror_module: str | None, after_ready: Sequence[Step] = ()) -> str:
+def script(mirror_module: str | None, before_vllm: Sequence[Step] = (), after_ready: Sequence[Step] = ()) -> str:
     """The stager's shell script: each step before vLLM, the marker last, then the after-ready steps."""
-    before = [fetch_step(mirror_module), *BEFORE_VLLM]
+    before = [fetch_step(mirror_module), *before_vllm]
     body = "".join(_indent(_RUN_STEP.format(name=s.name, command=s.command)) for s in before)
     after = "".join(_RUN_STEP.format(name=s.name, command=s.command) for s in after_ready)
     return _HEAD + body + _MARK + after + _IDLE
 
 
-# Hooks for what must run beside the weights (the compile cache): in order, before the marker,
-# so vLLM never starts on half of them; and once the node's vLLM serves.
-BEFORE_VLLM: tuple[Step, ...] = ()
-AFTER_READY: tuple[Step, ...] = ()
+@dataclass(frozen=True)
+class Extra:
+    """What runs beside the weights (the compile cache): steps before the marker, in order, so vLLM
+    never starts on half of them; steps once the node's vLLM serves; their environment and mounts."""
+
+    before_vllm: tuple[Step, ...] = ()
+    after_ready: tuple[Step, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[dict[str, Any], ...] = ()
+
+
+NOTHING_EXTRA = Extra()
 
 
 def revision(pinned: str | None) -> str:
@@ -176,29 +184,36 @@ def container(
     scratch_mounts: list[dict[str, str]] | None = None,
     mirror_env: dict[str, str] | None = None,
     mirror_module: tuple[str, dict[str, Any]] | None = None,
+    extra: Extra = NOTHING_EXTRA,
 ) -> dict[str, Any]:
     """The stager container (a plain Kubernetes container dict).
 
     secret_env: the Hugging Face token, only for a Hub source (an S3 stager reads with its Pod
     Identity role). mirror_env / mirror_module: with an S3 mirror, its bucket and region, and the
-    copy module's path with the volume mount that holds it.
+    copy module's path with the volume mount that holds it. extra: the compile cache's steps.
     """
     plain = env(
         model=model,
         pinned_revision=pinned_revision,
         hf_home=hf_home,
         weights_gb=weights_gb,
-        extra={**(scratch_env or {}), **(mirror_env or {})},  # HOME, TMPDIR: the root filesystem is read-only
+        # HOME, TMPDIR: the root filesystem is read-only
+        extra={**(scratch_env or {}), **(mirror_env or {}), **extra.env},
     )
     module_path, module_mount = mirror_module if mirror_module else (None, None)
     return {
         "name": NAME,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", script(module_path, AFTER_READY)],
+        "command": ["/bin/sh", "-c", script(module_path, extra.before_vllm, extra.after_ready)],
         "env": [{"name": k, "value": v} for k, v in sorted(plain.items())] + list(secret_env),
         "resources": {"requests": dict(RESOURCES), "limits": dict(RESOURCES)},
-        "volumeMounts": [dict(cache_mount), *(scratch_mounts or []), *([module_mount] if module_mount else [])],
+        "volumeMounts": [
+            dict(cache_mount),
+            *(scratch_mounts or []),
+            *([module_mount] if module_mount else []),
+            *extra.mounts,
+        ],
         # Ready once this node's weights are staged: `kubectl get ds stage-weights` counts the nodes done.
         "readinessProbe": {"exec": {"command": ["test", "-f", plain["STAGED_MARKER"]]}, "periodSeconds": 10},
         "securityContext": security_context,

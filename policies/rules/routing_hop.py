@@ -16,6 +16,10 @@ from typing import Any
 from .common import Props, _containers, _map, _object_name, _pod_template, _selects, _seq
 from .exposure import _has_api_key_from_secret, _node_ranges, _ranges_problems
 
+NAME_LABEL = "app.kubernetes.io/name"
+# The node's weight stager (components/weights/staging.NAME; tests/test_policies.py holds them equal).
+STAGER_NAME = "stage-weights"
+
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 Workload = tuple[str, Mapping[str, Any], Mapping[str, Any]]  # namespace, pod labels, pod spec
 
@@ -111,7 +115,9 @@ def router_port_admits_only_the_load_balancer(resources: Sequence[tuple[str, Pro
 
 def vllm_admits_only_the_router(resources: Sequence[tuple[str, Props]]) -> list[str]:
     """With a router in front, a NetworkPolicy of the vLLM pods admits no address (the load balancer
-    would bypass the router) and, in vLLM's namespace, no pod but the router's."""
+    would bypass the router) and, in vLLM's namespace, no pod but the router's, and the node's
+    weight stager (it waits for /health before it publishes the compile cache; it runs only the
+    project's own code)."""
     fronts = _routers(resources)
     if not fronts:
         return []
@@ -137,9 +143,17 @@ def vllm_admits_only_the_router(resources: Sequence[tuple[str, Props]]) -> list[
                     strangers = [
                         dict(labels)
                         for ns, labels, _ in workloads
-                        if ns == namespace and _selects(selector, labels) and labels not in router_labels
+                        if ns == namespace
+                        and _selects(selector, labels)
+                        and labels not in router_labels
+                        and labels.get(NAME_LABEL) != STAGER_NAME
                     ]
-                    if not selector or strangers or not any(_selects(selector, r) for r in router_labels):
+                    stager_only = selector.get("matchLabels", {}).get(NAME_LABEL) == STAGER_NAME
+                    if (
+                        not selector
+                        or strangers
+                        or not (stager_only or any(_selects(selector, r) for r in router_labels))
+                    ):
                         problems.append(
                             f"{name} admits pods other than the router's to vLLM ({strangers or 'every pod'})"
                         )
