@@ -66,10 +66,13 @@ def entry(key_prefix: str, key: str) -> str:
     return f"{key_prefix}{key}/"
 
 
-def policy_statements(bucket_arn: str, entry_prefix: str) -> list[dict[str, Any]]:
+def policy_statements(bucket_arn: str, entry_prefix: str, account_id: str | None = None) -> list[dict[str, Any]]:
     """The stager's rights on its key's entry only (statement ids are unique in the merged policy):
-    code the serving pod runs cannot seed the entry of a key it does not serve."""
+    code the serving pod runs cannot seed the entry of a key it does not serve. account_id: the
+    bucket owner, pinned like every other S3 Allow of the role (s3:ResourceAccount); the Denies
+    stay unconditioned."""
     manifest = f"{bucket_arn}/{entry_prefix}{compile_cache.MANIFEST}"
+    owner = {"StringEquals": {"s3:ResourceAccount": account_id}} if account_id else {}
     return [
         {
             # Without it a missing manifest answers 403, not 404.
@@ -77,13 +80,14 @@ def policy_statements(bucket_arn: str, entry_prefix: str) -> list[dict[str, Any]
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": [f"{entry_prefix}*"]}},
+            "Condition": {"StringLike": {"s3:prefix": [f"{entry_prefix}*"]}, **owner},
         },
         {
             "Sid": "UseTheCompileCache",
             "Effect": "Allow",
             "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             "Resource": f"{bucket_arn}/{entry_prefix}*",
+            **({"Condition": owner} if owner else {}),
         },
         {
             # The manifest is written once: only with If-None-Match, so an existing one stays.

@@ -203,5 +203,5 @@ def _pods_policy(args: MirrorBucketArgs, arn: str, key_arn: str) -> str:
     policy = weight_mirror.reader_policy(arn, args.key_prefix, args.account_id, key_arn)
     if not args.compile_cache_entry:
         return policy
-    cache = compile_cache_objects.policy_statements(arn, args.compile_cache_entry)
+    cache = compile_cache_objects.policy_statements(arn, args.compile_cache_entry, args.account_id)
     return compile_cache_objects.with_statements(policy, cache)
