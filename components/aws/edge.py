@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.private_bucket import private_bucket_settings
 from components.settings.endpoint import MIN_API_KEY_CHARS
 
 # vLLM accepts `Authorization: Bearer <key>`, the scheme in any case
@@ -169,24 +170,7 @@ class Edge(pulumi.ComponentResource):
             opts=child,
         )
         on_bucket = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-logs-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=on_bucket,
-        )
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-logs-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=on_bucket
-        )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-logs-encryption",
-            bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=on_bucket,
-        )
+        block, ownership, encryption = private_bucket_settings(f"{name}-logs", bucket, on_bucket)
         lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-logs-lifecycle",
             bucket=bucket.id,

@@ -28,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.pod_identity import workload_identity
+from components.aws.private_bucket import private_bucket_settings
 from components.weights import compile_cache_objects, mirror_trust
 from components.weights import mirror as weight_mirror
 from components.weights.mirror import bucket_name
@@ -155,24 +156,7 @@ class MirrorBucket(pulumi.ComponentResource):
         # weights.noncurrentDays, a policy edited by hand meanwhile) instead of failing Pulumi's
         # import check on the difference.
         on_bucket = pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[bucket]))
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=on_bucket,
-        )
-        ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=on_bucket
-        )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=on_bucket,
-        )
+        block, ownership, encryption = private_bucket_settings(f"{name}", bucket, on_bucket)
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=on_bucket
         )
