@@ -99,7 +99,7 @@ def simulate(stack: Stack) -> list[Result]:
 
 
 def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy | None = None) -> Stack:
-    from ops.plan import fixed_hourly_cost  # the plan's list prices
+    from ops.plan_cost import fixed_hourly_cost  # the plan's list prices
 
     cold = scaling.cold_start_inputs(settings.serving.model_facts.weights_gb, settings.weights.source)
     per_node = replicas_per_node(settings)

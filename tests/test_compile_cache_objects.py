@@ -109,8 +109,8 @@ def test_each_input_from_the_settings_changes_the_key(what):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("vllm", "0.33.0"),
-        ("image", "vllm/vllm-openai:v0.33.0"),
+        ("vllm", f"{versions.VLLM_RELEASE}.post1"),
+        ("image", f"{versions.VLLM_IMAGE}@sha256:{'1' * 64}"),
         ("gpu", catalog.INSTANCE_TYPES["p5e.48xlarge"].gpu_model),
         ("env", {"VLLM_USE_AOT_COMPILE": "0"}),
         ("argv", ["vllm", "serve", "x", "--enforce-eager"]),

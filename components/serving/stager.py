@@ -10,6 +10,7 @@ from components.aws import image_registry
 from components.kubernetes import pod_security
 from components.serving import compile_cache_key as cache_key
 from components.serving import supply_chain
+from components.serving.serving_network import node_health_url
 from components.serving.workload import (
     CACHE_MOUNT,
     HF_HOME,
@@ -21,7 +22,6 @@ from components.serving.workload import (
     checkov_waivers,
     compile_cache_inputs,
     hf_token_env,
-    node_health_url,
     scheduling,
     security_context,
     timers,

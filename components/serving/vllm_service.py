@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 from components.aws import image_registry
 from components.facts import gpu_pool, timeline
 from components.kubernetes import admission, admission_policies
-from components.serving import endpoint, profiles, routing, stager, workload
+from components.serving import endpoint, profiles, routing, serving_network, stager, workload
 from components.settings.endpoint import EndpointSettings
 from components.settings.routing import RoutingSettings
 from components.settings.stack import InstanceType, Secrets, ServingSettings
@@ -84,7 +84,7 @@ class VllmService(pulumi.ComponentResource):
                 spec=policy["spec"],
                 opts=in_ns,
             )
-            for policy in workload.network_policies(
+            for policy in serving_network.network_policies(
                 args.load_balancer_cidrs, args.mirror, routing.router_peer() if args.routing else None
             )
         ]
@@ -287,7 +287,7 @@ class VllmService(pulumi.ComponentResource):
         )
         if args.mirror.compile_cache_prefix:
             cache_code = compile_cache_objects.config_map(workload.NAMESPACE, workload.LABELS)
-            local = workload.node_local_service()
+            local = serving_network.node_local_service()
             before = [
                 *before,
                 k8s.core.v1.ConfigMap(

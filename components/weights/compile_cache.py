@@ -8,27 +8,7 @@ library and boto3 (in the node stager's image, images/stage-weights/). All it re
 environment (COMPILE_CACHE_*: bucket, prefix, entry (the key), inputs, base, roots;
 VLLM_HEALTH_URL; AWS_REGION).
 
-What vLLM 0.32.0 writes, and where (read from its installed source):
-- vllm/envs.py `VLLM_CACHE_ROOT`: the root of vLLM's own caches.
-- vllm/compilation/backends.py `VllmBackend.__call__`: torch.compile artefacts under
-  `VLLM_CACHE_ROOT/torch_compile_cache/<hash>/rank_<r>_<dp>/`; hash = sha256 of
-  [envs.compile_factors() (every VLLM_* variable but a listed few), VllmConfig.compute_hash()
-  (vLLM version, model and revision, dtype, max_model_len, cache, parallel, scheduler,
-  compilation configs...), the traced source files, CompilerManager.compute_hash].
-- vllm/compilation/compiler_interface.py `get_inductor_factors` (torch_key, system, inductor
-  and functorch configs) is the compiler hash; `InductorAdaptor.initialize_cache` sets
-  TORCHINDUCTOR_CACHE_DIR to `<hash>/rank_.../inductor_cache` and keeps a caller's TRITON_CACHE_DIR.
-- vllm/compilation/decorators.py, caching.py `aot_compile_hash_factors`: with torch 2.13.0 (vLLM's
-  pin) VLLM_USE_AOT_COMPILE and VLLM_USE_MEGA_AOT_ARTIFACT default on (envs.py use_aot_compile):
-  `torch_compile_cache/torch_aot_compile/<hash>/` holds `inductor_cache/`, `rank_<r>_<dp>/model`.
-- vllm/model_executor/warmup/flashinfer_autotune_cache.py: FlashInfer autotune results under
-  `VLLM_CACHE_ROOT/flashinfer_autotune_cache/<version>/<arch>/<config hash>/`.
-- vllm/utils/deep_gemm.py: DeepGEMM's JIT cache, `DG_JIT_CACHE_DIR` (default VLLM_CACHE_ROOT/deep_gemm).
-- flashinfer/jit/env.py: FlashInfer's JIT under `FLASHINFER_WORKSPACE_BASE/.cache/flashinfer/<version>/<arch>/`.
-- Never shared (this node's own): vllm/distributed/device_communicators/all_reduce_utils.py's
-  P2P probe `gpu_p2p_access_cache_for_*.json`, vllm/v1/worker/startup_plan.py's `startup_plan/`.
-vLLM's hashes decide which artefacts it loads; this key, which entry a node fetches: it covers
-at least as much (release, image, model, revision, profile, GPU, the argv, the plain environment).
+What vLLM 0.32.0 writes, and where, and why the key covers it: components/serving/compile_cache_key.py.
 
 Layout: `<prefix><key>/manifest.json`, written last and only if absent (If-None-Match), names an
 upload id; files lie under `<prefix><key>/<upload>/<path>`: publishers share no file, the first manifest wins. A fetch reads the manifest, refuses
