@@ -13,7 +13,6 @@ The rules themselves are pure data (`web_acl_rules`), so the tests evaluate them
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.bucket_name import unique_bucket_name
 from components.aws.private_bucket import private_bucket_settings
 from components.settings.endpoint import MIN_API_KEY_CHARS
 
@@ -55,18 +55,10 @@ class EdgeArgs:
     tags: dict[str, str]
 
 
-S3_NAME_MAX = 63
-
-
 def logs_bucket_name(cluster_name: str, account_id: str, region: str) -> str:
     """Known before `pulumi up` (the Ingress annotation and the plan state it), unique across
     accounts and regions; a long cluster name is cut and keeps a hash of itself."""
-    tail = f"-alb-logs-{account_id}-{region}"
-    base = cluster_name.lower()
-    if len(base) + len(tail) > S3_NAME_MAX:
-        digest = hashlib.sha256(base.encode()).hexdigest()[:6]
-        base = f"{base[: S3_NAME_MAX - len(tail) - 7].rstrip('-')}-{digest}"
-    return base + tail
+    return unique_bucket_name(cluster_name, "alb-logs", account_id, region)
 
 
 def _visibility(metric: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.aws.bucket_name import unique_bucket_name
 from components.kubernetes import network_policy
 from components.settings import aws as aws_config
 from components.weights import mirror_trust
@@ -49,18 +50,10 @@ def prefix(model: str, revision: str) -> str:
     return f"{model}/{revision}/"
 
 
-S3_NAME_MAX = 63
-
-
 def bucket_name(cluster_name: str, account_id: str, region: str) -> str:
     """A new mirror's name: known before `pulumi up` (so the plan, the pods and `ops sweep` can
     state it) and unique across accounts and regions, as S3 bucket names are global."""
-    tail = f"-weights-{account_id}-{region}"
-    base = cluster_name.lower()
-    if len(base) + len(tail) > S3_NAME_MAX:
-        digest = hashlib.sha256(base.encode()).hexdigest()[:6]
-        base = f"{base[: S3_NAME_MAX - len(tail) - 7].rstrip('-')}-{digest}"
-    return base + tail
+    return unique_bucket_name(cluster_name, "weights", account_id, region)
 
 
 def bucket_tags(stack_tags: Mapping[str, str]) -> dict[str, str]:

@@ -22,6 +22,7 @@ import importlib.metadata as md
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from packaging.markers import Marker
@@ -204,11 +205,15 @@ def preflight_row(image: str) -> Check:
     )
 
 
-def main() -> int:
-    made = record()
-    DATA_FILE.write_text(json.dumps(made, indent=1) + "\n")
-    print(f"wrote {DATA_FILE}: {len(made['executables'])} executables, {len(made['python_modules'])} modules")
+def write_record(path: Path, made: dict[str, Any]) -> int:
+    """Write an image's contents record (the vLLM image's, or the stager's) and say what it holds."""
+    path.write_text(json.dumps(made, indent=1) + "\n")
+    print(f"wrote {path}: {len(made['executables'])} executables, {len(made['python_modules'])} modules")
     return 0
+
+
+def main() -> int:
+    return write_record(DATA_FILE, record())
 
 
 if __name__ == "__main__":

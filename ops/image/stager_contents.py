@@ -21,7 +21,7 @@ from typing import Any
 
 from components.facts import DATA
 from components.weights import staging
-from ops.image.contents import _REMOVED_IN_312
+from ops.image.contents import _REMOVED_IN_312, write_record
 
 DATA_FILE = DATA / "stage-weights-image-contents.json"
 GENERATOR = "python -m ops.image.stager_contents"
@@ -110,10 +110,7 @@ def load() -> dict[str, Any]:
 
 
 def main() -> int:
-    made = record()
-    DATA_FILE.write_text(json.dumps(made, indent=1) + "\n")
-    print(f"wrote {DATA_FILE}: {len(made['executables'])} executables, {len(made['python_modules'])} modules")
-    return 0
+    return write_record(DATA_FILE, record())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ ROUTER = Path(sys.executable).with_name("vllm-router")
 API_KEY = "test-key"
 SESSION_HEADER = "x-session-id"  # one of the headers consistent_hash reads (router src/policies/hash_key.rs)
 
+# How long a router process may take to answer /health: it starts in under a second alone, but the
+# full test run shares two cores with checkov and vLLM's parser.
+START_WAIT_S = 60
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -88,9 +92,9 @@ class Fleet:
                 )
             )
         for port in self.ports:
-            if not _healthy(f"http://127.0.0.1:{port}", 20):
+            if not _healthy(f"http://127.0.0.1:{port}", START_WAIT_S):
                 self.__exit__()
-                raise RuntimeError(f"vllm-router ({self.policy}) did not become healthy in 20 s")
+                raise RuntimeError(f"vllm-router ({self.policy}) did not become healthy in {START_WAIT_S} s")
         return self
 
     def __exit__(self, *_: Any) -> None:
