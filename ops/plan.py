@@ -199,12 +199,14 @@ def weights_lines(settings: Settings, rendering: Rendering) -> list[str]:
         f"s3: mirror {bucket}{weight_mirror.prefix(sv.model, revision)} ({made}; SSE-S3, public access blocked,"
         f" TLS only, versioned, retired revisions expire {w.noncurrent_days} days after deletion), {kept}",
         f"  filled once by Job {weight_mirror.job_name(sv.model, revision)} (Hub -> S3, every file checked against"
-        " the Hub's sizes and sha256 before mirror-complete.json); vLLM pods start only after it completed",
+        " the Hub's sizes and sha256 before mirror-complete.json is written and KMS-signed); vLLM pods start only"
+        " after it completed; the Job and its writer role exist only while the revision is unsigned (the next"
+        " `pulumi up` after the fill removes them; weights.refill brings them back)",
         "  each new GPU node: its stage-weights pod (a DaemonSet in a small image, started as the node joins) copies"
         " S3 -> NVMe cache over the S3 gateway endpoint (no NAT) while the node pulls the vLLM image, checks every"
         " sha256, writes the marker; vLLM waits for it, then loads offline as from the Hub",
-        f"  access by EKS Pod Identity: service account {weight_mirror.JOB_SERVICE_ACCOUNT} writes, "
-        f"{weight_mirror.POD_SERVICE_ACCOUNT} reads, that prefix only",
+        f"  access by EKS Pod Identity: service account {weight_mirror.JOB_SERVICE_ACCOUNT} writes (while a fill is"
+        f" pending), {weight_mirror.POD_SERVICE_ACCOUNT} reads, that prefix only",
     ]
     if settings.network.existing_vpc_id:
         lines.append(

@@ -262,13 +262,13 @@ def main(
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[str, list[Check]]:
     """Run every check with clients for the stack's region; the caller prints and exits."""
-    ec2, quotas, eks, s3, sts, ecr = awsclients.clients(
-        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", "ecr", session=session
+    ec2, quotas, eks, s3, sts, ecr, kms = awsclients.clients(
+        settings.region, "ec2", "service-quotas", "eks", "s3", "sts", "ecr", "kms", session=session
     )
     checks = [aws_cli(which), *run(settings, ec2, quotas, sleep, eks=eks, window=window)]
     checks += guard("existing resources", lambda: preflight_resources.run(settings, ec2, s3, sleep))
     # A weight mirror kept by an earlier destroy: the next up imports it (ops/aws_checks/mirror.py).
-    checks += guard(preflight_mirror.ROW, lambda: preflight_mirror.check(settings, s3, eks, sts, sleep))
+    checks += guard(preflight_mirror.ROW, lambda: preflight_mirror.check(settings, s3, eks, sts, kms, sleep))
     checks += image_digest(settings, resolve, record=record)
     # The images the pods pull, in the stack's own repositories (ops/aws_checks/images.py).
     checks += guard(preflight_images.ROW, lambda: preflight_images.check(settings, ecr, sts, sleep))

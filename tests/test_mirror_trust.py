@@ -79,9 +79,11 @@ def test_a_rewritten_manifest_and_file_are_refused_before_any_weight_is_read(aws
         if f["path"] == "model.safetensors":
             f["sha256"] = hashlib.sha256(evil).hexdigest()
     s3.put_object(Bucket=BUCKET, Key=PREFIX + mc.MARKER, Body=json.dumps(doc, indent=1, sort_keys=True).encode())
-    with pytest.raises(mc.MirrorError, match="does not match its signature"):
+    with pytest.raises(mc.MirrorError, match="does not match its signature") as refused:
         mc.stage(mirror(s3, kms), tmp_path / "snap", log=lambda _: None)
     assert not (tmp_path / "snap").exists()
+    # The operator is told how to have the mirror checked and signed again (the writer is gone).
+    assert "pulumi config set --path 'weights.refill' true" in str(refused.value)
 
 
 def test_a_manifest_without_its_signature_is_refused(aws, tmp_path):

@@ -52,9 +52,12 @@ def block_settings(zone: str = "us-east-2a") -> Settings:
 
 
 def first_up_mirror_clients(region: str = "us-east-2", identity_calls: int = 1) -> dict[str, Any]:
-    """S3 and STS for a stack whose weight mirror does not exist yet (its first `pulumi up`)."""
+    """S3 and STS for a stack whose weight mirror does not exist yet (its first `pulumi up`); KMS
+    answers nothing, as a mirror that does not exist has no signing key to look up."""
     sts, s3 = boto3.client("sts", region_name=region), boto3.client("s3", region_name=region)
+    kms = boto3.client("kms", region_name=region)
     sts_stub, s3_stub = Stubber(sts), Stubber(s3)
+    Stubber(kms).activate()
     for _ in range(identity_calls):
         sts_stub.add_response(
             "get_caller_identity",
@@ -67,7 +70,7 @@ def first_up_mirror_clients(region: str = "us-east-2", identity_calls: int = 1) 
     s3_stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
     sts_stub.activate()
     s3_stub.activate()
-    return {"sts": sts, "s3": s3}
+    return {"sts": sts, "s3": s3, "kms": kms}
 
 
 def quota_client(value: float = 384.0, region: str = "us-east-2") -> tuple[Any, Stubber]:
@@ -334,10 +337,10 @@ def test_cli_prints_a_table_and_exits_1_on_a_failed_check(
     real_clients = awsclients.clients
 
     def clients(region: str, *services: str, session: Any = None) -> tuple[Any, ...]:
-        ec2, s3, sts, ecr = real_clients(region, "ec2", "s3", "sts", "ecr")
+        ec2, s3, sts, ecr, kms = real_clients(region, "ec2", "s3", "sts", "ecr", "kms")
         quotas, _ = quota_client(value=0.0)
         eks, _ = eks_client()
-        made = {"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts, "ecr": ecr}
+        made = {"ec2": ec2, "service-quotas": quotas, "eks": eks, "s3": s3, "sts": sts, "ecr": ecr, "kms": kms}
         return tuple(made[s] for s in services)
 
     monkeypatch.setattr(awsclients, "clients", clients)
@@ -368,7 +371,7 @@ def test_main_builds_its_clients_for_the_stack_region(monkeypatch: pytest.Monkey
     monkeypatch.setattr(preflight, "run", run)
     monkeypatch.setattr(preflight.preflight_images, "check", lambda *_: [])
     preflight.main(make_settings(region="eu-west-1"), sleep=no_sleep)
-    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts", "ecr"))]
+    assert asked == [("eu-west-1", ("ec2", "service-quotas", "eks", "s3", "sts", "ecr", "kms"))]
     assert seen["eks"] is not None
 
 

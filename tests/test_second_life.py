@@ -1,5 +1,6 @@
-"""A prod stack's second life: `pulumi up`, `pulumi destroy`, `pulumi up` again, with S3 answered
-by moto and the weight mirror kept by the destroy (weights.retainOnDestroy).
+"""A prod stack's second life: `pulumi up`, `pulumi destroy`, `pulumi up` again, with S3 and KMS
+answered by moto and the weight mirror (bucket and signing key) kept by the destroy
+(weights.retainOnDestroy).
 
 The walk runs the real program under the offline engine; only S3 is swapped for moto. The
 engine's rules are modelled from Pulumi's own description of the `import` option
@@ -7,12 +8,14 @@ engine's rules are modelled from Pulumi's own description of the `import` option
 imported when the program gives an import id (it must exist and match the program's inputs),
 created otherwise; a resource the stack holds under the same id is left as any other resource.
 Creating an S3 bucket the account already owns outside us-east-1 is 409 BucketAlreadyOwnedByYou,
-in moto as in S3.
+in moto as in S3; creating a KMS alias that exists is AlreadyExistsException, in moto as in KMS.
+The provider's lookups fail as the provider's do: a missing alias is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import boto3
@@ -25,6 +28,7 @@ from components.platform.config import from_stack_file
 from components.settings.stack import Settings
 from components.settings.weights import WeightsSettings
 from components.weights import mirror as weight_mirror
+from components.weights import mirror_trust
 from ops.aws_checks import mirror as preflight_mirror
 from ops.offline import engine as offline
 from ops.offline.mocks import OfflineMocks
@@ -34,6 +38,13 @@ pytestmark = pytest.mark.slow  # three renderings of a stack against a mock AWS 
 
 REGION = "us-east-2"  # prod-8gpu's region: not us-east-1, where S3 would accept the second create
 BUCKET = "aws:s3/bucket:Bucket"
+KEY, ALIAS = "aws:kms/key:Key", "aws:kms/alias:Alias"
+
+
+def driven(typ: str, name: str) -> bool:
+    """What the walk drives in moto: the buckets with their settings, and the mirror's signing key
+    (the cluster's own key stays the engine's)."""
+    return typ.startswith("aws:s3/") or (typ in (KEY, ALIAS) and "-weights-" in name)
 
 
 def mirror_bucket_of(r: offline.Rendering) -> Any:
@@ -63,6 +74,7 @@ class S3World(OfflineMocks):
     def __init__(self, region: str):
         super().__init__(region)
         self.s3 = boto3.client("s3", region_name=region)
+        self.kms = boto3.client("kms", region_name=region)
         self.state: dict[tuple[str, str], str] = {}  # (type, name) -> id: what the stack holds
         self.plan: list[tuple[str, str, str, str]] = []  # (step, type, name, id) of the last `up`
         self.previewing, self.warnings = False, []
@@ -88,18 +100,19 @@ class S3World(OfflineMocks):
     def destroy(self, rendering: offline.Rendering) -> None:
         """Delete what is not retained (dependents first); the stack then holds nothing."""
         for r in reversed(rendering.resources):
-            if r.type.startswith("aws:s3/") and not r.options["retainOnDelete"]:
+            if driven(r.type, r.name) and not r.options["retainOnDelete"]:
                 self._delete(r)
         self.state = {}
 
     def new_resource(self, args: Any) -> tuple[str, dict]:
         held = self.state.get((args.typ, args.name))
+        real_id = None
         if held is not None:
             assert args.resource_id in ("", None, held), "an import id other than the held one replaces it"
-            step = "same"
+            step, real_id = "same", held
         elif args.resource_id:
-            step = "import"
-            if args.typ.startswith("aws:s3/"):
+            step, real_id = "import", args.resource_id
+            if driven(args.typ, args.name):
                 try:
                     self._check_import(args)
                 except ImportMismatch as err:
@@ -108,9 +121,14 @@ class S3World(OfflineMocks):
                     self.warnings.append(f"{err}; importing this resource will fail")
         else:
             step = "create"
-            if args.typ.startswith("aws:s3/") and not self.previewing:
-                self._create(args.typ, args.inputs)
+            if driven(args.typ, args.name) and not self.previewing:
+                real_id = self._create(args.typ, args.inputs)
         resource_id, outputs = super().new_resource(args)
+        if (
+            args.typ == KEY and real_id and driven(args.typ, args.name)
+        ):  # the key's id is KMS's, not the engine's invention
+            resource_id = real_id
+            outputs.update(keyId=real_id, arn=self.kms.describe_key(KeyId=real_id)["KeyMetadata"]["Arn"])
         self.plan.append((step, args.typ, args.name, resource_id))
         return resource_id, outputs
 
@@ -122,11 +140,40 @@ class S3World(OfflineMocks):
                 for b in listing["Buckets"]
             ]
             return {"buckets": names, "region": self.region, "id": "buckets"}, []
+        if args.token == "aws:s3/getObjects:getObjects":
+            # Past the API, as the objects were written: moto refuses the TLS-only bucket every request.
+            keys = sorted(k for k in objects_of(args.args["bucket"]) if k.startswith(args.args.get("prefix", "")))
+            return {"keys": keys[: int(args.args.get("maxKeys", 1000))], "bucket": args.args["bucket"], "id": "o"}, []
+        if args.token == "aws:kms/getAlias:getAlias":
+            name = args.args["name"]
+            found = [a for a in self.kms.list_aliases()["Aliases"] if a["AliasName"] == name]
+            if not found:
+                raise RuntimeError(f"reading KMS Alias ({name}): not found")  # the provider's lookup fails
+            key = self.kms.describe_key(KeyId=found[0]["TargetKeyId"])["KeyMetadata"]
+            return {
+                "name": name,
+                "arn": found[0]["AliasArn"],
+                "targetKeyId": key["KeyId"],
+                "targetKeyArn": key["Arn"],
+                "id": name,
+            }, []
         return super().call(args)
 
     # --- S3 as the provider would drive it ---------------------------------------------------
 
-    def _create(self, typ: str, inputs: dict[str, Any]) -> None:
+    def _create(self, typ: str, inputs: dict[str, Any]) -> str | None:
+        if typ == KEY:
+            tags = [{"TagKey": k, "TagValue": v} for k, v in sorted(inputs.get("tags", {}).items())]
+            meta = self.kms.create_key(
+                Description=inputs["description"],
+                KeySpec=inputs["customerMasterKeySpec"],
+                KeyUsage=inputs["keyUsage"],
+                Tags=tags,
+            )["KeyMetadata"]
+            return meta["KeyId"]
+        if typ == ALIAS:  # AlreadyExistsException when a kept alias has that name
+            self.kms.create_alias(AliasName=inputs["name"], TargetKeyId=inputs["targetKeyId"])
+            return None
         b = inputs.get("bucket")
         if typ == BUCKET:
             self.s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": self.region})
@@ -154,19 +201,44 @@ class S3World(OfflineMocks):
             self.s3.put_bucket_policy(Bucket=b, Policy=inputs["policy"])
         else:
             raise AssertionError(f"the walk has no S3 call for {typ}")
+        return None
 
     def _check_import(self, args: Any) -> None:
         """Pulumi's import: the resource must exist, and the program's inputs must match what the
-        provider reads (for a bucket: its tags, and forceDestroy false, the importer's value)."""
-        if args.typ != BUCKET:
-            raise AssertionError(f"the walk models the import of the bucket only, not {args.typ}")
-        self.s3.head_bucket(Bucket=args.resource_id)  # 404: "resource does not exist"
-        tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=args.resource_id)["TagSet"]}
-        read = {"bucket": args.resource_id, "tags": tags, "forceDestroy": False}
+        provider reads (for a bucket: its tags, and forceDestroy false, the importer's value; for a
+        key: what DescribeKey and its tags report, and no deletion window, which AWS never reports;
+        for an alias: its target)."""
+        if args.typ == KEY:
+            meta = self.kms.describe_key(KeyId=args.resource_id)["KeyMetadata"]  # NotFoundException
+            tags = {t["TagKey"]: t["TagValue"] for t in self.kms.list_resource_tags(KeyId=args.resource_id)["Tags"]}
+            read = {
+                "description": meta["Description"],
+                "customerMasterKeySpec": meta["KeySpec"],
+                "keyUsage": meta["KeyUsage"],
+                "tags": tags,
+                "deletionWindowInDays": None,
+            }
+        elif args.typ == ALIAS:
+            found = [a for a in self.kms.list_aliases()["Aliases"] if a["AliasName"] == args.resource_id]
+            if not found:
+                raise ImportMismatch(f"alias {args.resource_id} does not exist")
+            read = {"name": args.resource_id, "targetKeyId": found[0]["TargetKeyId"]}
+        elif args.typ == BUCKET:
+            self.s3.head_bucket(Bucket=args.resource_id)  # 404: "resource does not exist"
+            tags = {t["Key"]: t["Value"] for t in self.s3.get_bucket_tagging(Bucket=args.resource_id)["TagSet"]}
+            read = {"bucket": args.resource_id, "tags": tags, "forceDestroy": False}
+        else:
+            raise AssertionError(f"the walk models the import of the mirror's bucket and key only, not {args.typ}")
         if read != {k: args.inputs.get(k) for k in read}:
             raise ImportMismatch(f"inputs to import do not match the existing resource: {read}")
 
     def _delete(self, r: offline.Resource) -> None:
+        if r.type == KEY:
+            self.kms.schedule_key_deletion(KeyId=r.id, PendingWindowInDays=30)
+            return
+        if r.type == ALIAS:
+            self.kms.delete_alias(AliasName=r.inputs["name"])
+            return
         b = r.inputs["bucket"]
         if r.type == BUCKET:
             versions = self.s3.list_object_versions(Bucket=b)
@@ -186,19 +258,55 @@ class S3World(OfflineMocks):
         # versioning: the provider suspends it; the bucket goes with forceDestroy anyway
 
 
+def objects_of(bucket: str) -> dict[str, Any]:
+    """The bucket's objects in moto's store (written and listed past the API: see below)."""
+    return dict(s3_backends[DEFAULT_ACCOUNT_ID]["global"].get_bucket(bucket).keys)
+
+
 def s3_plan(world: S3World) -> list[str]:
-    """The `up`'s steps for the weight mirror, as `pulumi preview` would list them."""
+    """The `up`'s steps for the weight mirror (bucket, settings, signing key), as `pulumi preview`
+    would list them."""
     sign = {"create": "+ create", "import": "= import", "same": "  same"}
     return sorted(
         f"{sign[step]} {typ.split(':')[-1]} {name} ({rid if step == 'import' else ''})".replace(" ()", "")
         for step, typ, name, rid in world.plan
-        if typ.startswith("aws:s3/") and "-weights-" in name  # the mirror, not the ALB log bucket
+        if driven(typ, name) and "-weights-" in name  # the mirror, not the ALB log bucket
     )
+
+
+def writer(r: offline.Rendering) -> list[str]:
+    """What lets the fill Job write the mirror: its Pod Identity association, its service
+    account and the Job itself."""
+    sa = weight_mirror.JOB_SERVICE_ACCOUNT
+    found = [
+        f"association {a.inputs['serviceAccount']}"
+        for a in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a.inputs["serviceAccount"] == sa
+    ]
+    found += [
+        f"{x.type.split(':')[-1]} {x.inputs['metadata']['name']}"
+        for x in r.resources
+        if x.type in ("kubernetes:core/v1:ServiceAccount", "kubernetes:batch/v1:Job")
+        and (x.inputs["metadata"]["name"] == sa or x.type.endswith("Job"))
+    ]
+    return sorted(found)
+
+
+def sign(bucket: str, prefix: str) -> None:
+    """The fill Job's last two writes: the manifest and its signature."""
+    store = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
+    for key in (mirror_trust.MANIFEST, mirror_trust.SIGNATURE):
+        store.put_object(bucket, f"{prefix}{key}", b"{}")
+
+
+def mirror_policy(r: offline.Rendering) -> dict[str, Any]:
+    (policy,) = [p for p in r.of_type("aws:s3/bucketPolicy:BucketPolicy") if "-weights-" in p.name]
+    return json.loads(policy.inputs["policy"])
 
 
 def preflight(world: S3World, settings: Settings) -> Check:
     eks, sts = (boto3.client(s, region_name=REGION) for s in ("eks", "sts"))
-    (row,) = preflight_mirror.check(settings, world.s3, eks, sts, sleep=lambda _: None)
+    (row,) = preflight_mirror.check(settings, world.s3, eks, sts, world.kms, sleep=lambda _: None)
     return row
 
 
@@ -238,25 +346,40 @@ def test_up_destroy_up_adopts_the_kept_mirror_and_keeps_its_objects(world):
     cluster(present=True)
     assert "its cluster is up" in preflight(world, settings).detail
     bucket = mirror_bucket_of(first).inputs["bucket"]
-    assert [line.split()[0:2] for line in s3_plan(world)] == [["+", "create"]] * 7
-    # A filled mirror. Written past the API: moto does not evaluate aws:SecureTransport, so the
-    # bucket's TLS-only policy denies it every object request.
-    objects = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
-    objects.put_object(bucket, "MiniMaxAI/MiniMax-M2.5/x/mirror-complete.json", b"{}")
+    prefix = weight_mirror.prefix(settings.serving.model, settings.serving.revision)
+    assert [line.split()[0:2] for line in s3_plan(world)] == [["+", "create"]] * 9
+    # An unsigned revision: the fill Job, its service account and its writer identity exist.
+    job = weight_mirror.job_name(settings.serving.model, settings.serving.revision)
+    assert writer(first) == sorted(
+        [
+            f"association {weight_mirror.JOB_SERVICE_ACCOUNT}",
+            f"Job {job}",
+            f"ServiceAccount {weight_mirror.JOB_SERVICE_ACCOUNT}",
+        ]
+    )
+    # The Job fills and signs the mirror. Written past the API: moto does not evaluate
+    # aws:SecureTransport, so the bucket's TLS-only policy denies it every object request.
+    sign(bucket, prefix)
     kept = _settings(world, bucket)
 
-    again = world.up("prod-8gpu")  # an ordinary `up` while the stack holds the bucket
+    again = world.up("prod-8gpu")  # an ordinary `up` after the fill: the writer is gone
     assert {line.split()[0] for line in s3_plan(world)} == {"same"}, s3_plan(world)
+    assert writer(again) == []
+    (nobody,) = [s for s in mirror_policy(again)["Statement"] if s["Sid"] == "NobodyWritesWeights"]
+    assert "Condition" not in nobody and nobody["Principal"] == "*", nobody
 
     world.destroy(first)
     cluster(present=False)
-    assert world.s3.head_bucket(Bucket=bucket)  # retainOnDestroy: the bucket and its settings stay
+    assert world.s3.head_bucket(Bucket=bucket)  # retainOnDestroy: the bucket, its settings and its key stay
     row = preflight(world, settings)
     assert row.status == "PASS" and "pulumi up imports it" in row.detail, row
 
-    world.up("prod-8gpu")  # the second life
+    second = world.up("prod-8gpu")  # the second life
     plan = s3_plan(world)
     print("\nthe second `pulumi up`'s plan for the weight mirror:\n" + "\n".join(plan))
+    (alias,) = world.kms.list_aliases(KeyId=world.state[(KEY, "minimax-vllm-prod-8gpu-weights-manifest-key")])[
+        "Aliases"
+    ]
     assert plan == [
         "+ create BucketLifecycleConfiguration minimax-vllm-prod-8gpu-weights-lifecycle",
         "+ create BucketOwnershipControls minimax-vllm-prod-8gpu-weights-ownership",
@@ -264,12 +387,33 @@ def test_up_destroy_up_adopts_the_kept_mirror_and_keeps_its_objects(world):
         "+ create BucketPublicAccessBlock minimax-vllm-prod-8gpu-weights-public-access",
         "+ create BucketServerSideEncryptionConfiguration minimax-vllm-prod-8gpu-weights-encryption",
         "+ create BucketVersioning minimax-vllm-prod-8gpu-weights-versioning",
+        f"= import Alias minimax-vllm-prod-8gpu-weights-manifest-key-alias ({alias['AliasName']})",
         f"= import Bucket minimax-vllm-prod-8gpu-weights-bucket ({bucket})",
+        f"= import Key minimax-vllm-prod-8gpu-weights-manifest-key ({alias['TargetKeyId']})",
     ]
     assert [b["Name"] for b in world.s3.list_buckets()["Buckets"] if "-weights-" in b["Name"]] == [bucket]
-    assert list(objects.get_bucket(bucket).keys) == ["MiniMaxAI/MiniMax-M2.5/x/mirror-complete.json"]
+    assert len(world.kms.list_keys()["Keys"]) == 1  # the kept key signs on; no second key
+    assert sorted(objects_of(bucket)) == [f"{prefix}{mirror_trust.MANIFEST}", f"{prefix}{mirror_trust.SIGNATURE}"]
     assert _settings(world, bucket) == kept
     assert mirror_bucket_of(again).options["import"] == bucket  # set on every `up`; a no-op while held
+    assert writer(second) == []  # the kept signature still holds: no fill, no writer
+
+
+def test_a_new_revision_or_refill_brings_the_writer_back_for_that_fill_only(world):
+    settings = from_stack_file("prod-8gpu")
+    first = world.up("prod-8gpu")
+    bucket = mirror_bucket_of(first).inputs["bucket"]
+    sign(bucket, weight_mirror.prefix(settings.serving.model, settings.serving.revision))
+    assert writer(world.up("prod-8gpu")) == []
+
+    refill = world.up("prod-8gpu", {"weights": {"source": "s3", "refill": True}})
+    assert f"association {weight_mirror.JOB_SERVICE_ACCOUNT}" in writer(refill)
+    (only,) = [s for s in mirror_policy(refill)["Statement"] if s["Sid"] == "OnlyTheMirrorJobWritesWeights"]
+    assert only["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+
+    revision = "0" * 40
+    bumped = world.up("prod-8gpu", {"serving": {"revision": revision}})
+    assert f"Job {weight_mirror.job_name(settings.serving.model, revision)}" in writer(bumped)
 
 
 def test_a_mirror_the_stack_lets_go_is_deleted_and_made_anew(world):
@@ -309,19 +453,37 @@ def test_a_kept_mirror_the_import_would_refuse_is_refused_by_preflight_with_the_
     row = preflight(world, settings)
     assert row.status == "FAIL" and "import of it would fail" in row.detail, row
     # What preflight saves the user from: `pulumi up` would stop at the import.
-    (warning,) = world.preview("prod-8gpu", overrides)
-    assert "inputs to import do not match the existing resource" in warning
+    warnings = world.preview("prod-8gpu", overrides)
+    assert warnings and all("inputs to import do not match the existing resource" in w for w in warnings)
 
-    if "owner" in changed:  # the fix: the bucket takes the stack's tags (the command's TagSet)
+    if "owner" in changed:  # the fix: the bucket and the key take the stack's tags
+        assert len(warnings) == 2, warnings  # the bucket's import and the key's
         assert row.fix.startswith(f"aws s3api put-bucket-tagging --bucket {bucket} --region {REGION} --tagging")
         want = weight_mirror.bucket_tags(settings.tags)
         assert all(f"{{Key={k},Value={v}}}" in row.fix for k, v in want.items())
         world.s3.put_bucket_tagging(
             Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in want.items()]}
         )
+        key_id = world.kms.describe_key(KeyId=mirror_trust.key_alias(bucket))["KeyMetadata"]["KeyId"]
+        assert f"aws kms tag-resource --key-id {key_id} --region {REGION} --tags" in row.fix
+        world.kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": k, "TagValue": v} for k, v in settings.tags.items()])
     else:  # the fix: keep retainOnDestroy for the adopting up
         assert row.fix.startswith("pulumi config set --path 'weights.retainOnDestroy' true")
         settings, overrides = from_stack_file("prod-8gpu"), {}
     assert preflight(world, settings).status == "PASS"
     world.up("prod-8gpu", overrides)
     assert f"= import Bucket minimax-vllm-prod-8gpu-weights-bucket ({bucket})" in s3_plan(world)
+
+
+def test_a_kept_mirror_without_its_signing_key_is_refused_by_preflight_with_the_fix(world):
+    """The up looks the kept key up by its alias, and a lookup that finds nothing stops the up."""
+    first = world.up("prod-8gpu")
+    bucket = mirror_bucket_of(first).inputs["bucket"]
+    world.destroy(first)
+    world.kms.delete_alias(AliasName=mirror_trust.key_alias(bucket))  # removed by hand meanwhile
+
+    row = preflight(world, from_stack_file("prod-8gpu"))
+    assert row.status == "FAIL" and f"alias {mirror_trust.key_alias(bucket)} does not exist" in row.detail, row
+    assert "aws kms create-alias" in row.fix and "weights.refill" in row.fix
+    with pytest.raises(Exception, match="not found"):
+        world.up("prod-8gpu")

@@ -206,6 +206,7 @@ def build_aws(settings: Settings, scaling: ScalingSettings) -> AwsLayer:
                 region=settings.region,
                 account_id=caller.account_id,
                 retain_on_destroy=w.retain_on_destroy,
+                refill=w.refill,
                 noncurrent_days=w.noncurrent_days,
                 tags=tags,
                 depends_on=(cluster.pod_identity_agent,),

@@ -40,6 +40,10 @@ class WeightsSettings:
     # the first ready replica uploads vLLM's compile artefacts, later ones start from them.
     # Only with `source: s3` (a Hub-sourced stack has no bucket); false turns it off.
     compile_cache: Bool = rule(True, "must be true or false")
+    # The writer (the fill Job, its role and its Pod Identity association) exists only while the
+    # revision's manifest is unsigned. true: render it although the manifest is signed, so the
+    # Job checks every file against the Hub again and signs anew (a refused signature, a hand edit).
+    refill: Bool = rule(False, "must be true or false")
 
     @property
     def shares_compile_cache(self) -> bool:

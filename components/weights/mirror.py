@@ -91,10 +91,20 @@ WEIGHT_WRITES = (
 )
 
 
-def bucket_policy(bucket_arn: str, writer_role_arn: str) -> str:
+def bucket_policy(bucket_arn: str, writer_role_arn: str | None) -> str:
     """Nothing reaches the bucket without TLS (aws:SecureTransport), and no principal but the
     mirror Job's role writes under a weights prefix: an administrator's or another stack's
-    write is refused by the bucket, whatever its own IAM policy allows."""
+    write is refused by the bucket, whatever its own IAM policy allows. Without a writer (the
+    revision is signed, no fill runs) nobody writes there."""
+    only_writer: dict[str, Any] = {
+        "Sid": "OnlyTheMirrorJobWritesWeights" if writer_role_arn else "NobodyWritesWeights",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": sorted(WEIGHT_WRITES),
+        "NotResource": [f"{bucket_arn}/{p}*" for p in NOT_WEIGHTS],
+    }
+    if writer_role_arn:
+        only_writer["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": writer_role_arn}}
     return _doc(
         [
             {
@@ -105,14 +115,7 @@ def bucket_policy(bucket_arn: str, writer_role_arn: str) -> str:
                 "Resource": [bucket_arn, f"{bucket_arn}/*"],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             },
-            {
-                "Sid": "OnlyTheMirrorJobWritesWeights",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": sorted(WEIGHT_WRITES),
-                "NotResource": [f"{bucket_arn}/{p}*" for p in NOT_WEIGHTS],
-                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer_role_arn}},
-            },
+            only_writer,
         ]
     )
 

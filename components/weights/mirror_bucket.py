@@ -4,20 +4,22 @@ The bucket: SSE-S3 encryption (the weights are a public model's; SSE-KMS would a
 request per object read and a key policy every sharing stack must be written into), all
 public access blocked, ACLs off (bucket owner enforced), TLS only, versioned, and a lifecycle
 rule that removes a retired revision 30 days (`weights.noncurrentDays`) after its prefix is
-deleted. `pulumi destroy` leaves it and its settings (Pulumi retain_on_delete) unless the stack
-sets `weights.retainOnDestroy: false`; `ops sweep` never deletes it and lists it as retained.
-The next `pulumi up` adopts a bucket kept that way: creating the same name again fails outside
-us-east-1 (409 BucketAlreadyOwnedByYou), so a lookup of the account's buckets decides whether
-the bucket is imported; its settings are declared again (docs/weights.md, "A second life").
+deleted. `pulumi destroy` leaves it, its settings and its signing key (Pulumi retain_on_delete)
+unless the stack sets `weights.retainOnDestroy: false`; `ops sweep` never deletes it and lists it
+as retained. The next `pulumi up` adopts what was kept: creating the same bucket name again
+fails outside us-east-1 (409 BucketAlreadyOwnedByYou), and the same alias again fails
+(AlreadyExistsException), so a lookup of the account's buckets decides whether the bucket, the
+key and its alias are imported; the bucket's settings are declared again (docs/weights.md, "A
+second life").
 With `weights.existingBucket` nothing of the bucket is created, and the stack only reads: its
 stagers' role and no writer, no fill Job (the stack that owns the bucket fills it).
 Roles: the mirror Job may write its revision's prefix and sign the manifest with the bucket's
 KMS key (ECC_NIST_P256, SIGN_VERIFY; alias from the bucket's name, mirror_trust.key_alias), the
 node stagers may only read and verify; both through EKS Pod Identity (trust:
-components/aws/iam_trust.py), never the node role. The bucket policy refuses every other
-principal's write under a weights prefix. The key stays with the bucket on destroy; a
-manifest signed by a key that is gone is refused by the stagers and signed again by the next
-fill after it has checked every file against the Hub (docs/mirror.md).
+components/aws/iam_trust.py), never the node role. The writer exists only while the revision
+is unsigned: once its signature is in the bucket, the next `up` removes the Job's role and
+association (and the Job), and the bucket policy then refuses every write under a weights prefix
+(`weights.refill` brings the writer back, docs/mirror.md).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class MirrorBucketArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
     # weights.compileCache: the folder of the stack's current compile-cache key, which the pods' role may also write.
     compile_cache_entry: str | None = None
+    # weights.refill: a fill although the revision is signed.
+    refill: bool = False
 
 
 class MirrorBucket(pulumi.ComponentResource):
@@ -64,9 +68,14 @@ class MirrorBucket(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MirrorBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("minimax-vllm:aws:MirrorBucket", name, None, opts)
-        self.bucket, self.owner, self.fills = args.bucket, args.account_id, args.create
+        self.bucket, self.owner = args.bucket, args.account_id
         arn = f"arn:{args.partition}:s3:::{args.bucket}"
-        key_arn = self._key(name, args) if args.create else _shared_key_arn(args)
+        present = args.create and exists(args.bucket, args.region)
+        # The owner fills a revision its bucket holds no signature for (or on weights.refill).
+        self.fills = args.create and (
+            args.refill or not (present and signed(args.bucket, args.region, args.key_prefix))
+        )
+        key_arn = self._key(name, args, present) if args.create else _shared_key_arn(args)
         who_may: list[tuple[str, str, pulumi.Output[str]]] = [
             (
                 "pods",
@@ -74,7 +83,7 @@ class MirrorBucket(pulumi.ComponentResource):
                 key_arn.apply(lambda k: _pods_policy(args, arn, k)),
             )
         ]
-        if args.create:
+        if self.fills:
             who_may.insert(
                 0,
                 (
@@ -87,7 +96,7 @@ class MirrorBucket(pulumi.ComponentResource):
         identities = {}
         # The bucket with its settings is in place before any pod gets an identity to use it;
         # its policy names the writer role, so it follows the roles, and the pods wait for it too.
-        bucket_ready, keep = self._bucket(name, args, arn) if args.create else ([], None)
+        bucket_ready, keep = self._bucket(name, args, arn, present) if args.create else ([], None)
         for who, service_account, policy in who_may:
             granted = workload_identity(
                 f"{name}-{who}",
@@ -103,39 +112,48 @@ class MirrorBucket(pulumi.ComponentResource):
             identities[who] = granted
             self.associations.append(granted.association)
         if keep is not None:
-            writer = identities["job"].role.arn
+            writer = identities["job"].role.arn if "job" in identities else pulumi.Output.from_input("")
             self.associations.append(
                 aws.s3.BucketPolicy(
                     f"{name}-policy",
                     bucket=args.bucket,
-                    policy=writer.apply(lambda w: weight_mirror.bucket_policy(arn, w)),
+                    policy=writer.apply(lambda w: weight_mirror.bucket_policy(arn, w or None)),
                     opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=bucket_ready)),
                 )
             )
         self.register_outputs({"bucket": args.bucket})
 
-    def _key(self, name: str, args: MirrorBucketArgs) -> pulumi.Output[str]:
-        """The manifest's signing key: kept with the bucket, as the signatures in it need it."""
+    def _key(self, name: str, args: MirrorBucketArgs, present: bool) -> pulumi.Output[str]:
+        """The manifest's signing key: kept with the bucket, as the signatures in it need it, and
+        adopted with it. No deletion window is declared: AWS does not report it, so an import that
+        declared one would not match (the provider's delete then schedules KMS's default, 30 days)."""
         keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_destroy)
+        alias_name = mirror_trust.key_alias(args.bucket)
+        # A bucket that exists holds its key's alias (kept together); while the stack holds them,
+        # the same import ids change nothing.
+        kept = aws.kms.get_alias(name=alias_name, region=args.region) if present else None
         key = aws.kms.Key(
             f"{name}-manifest-key",
             description=f"Signs the weight manifests in s3://{args.bucket} (minimax-vllm)",
             customer_master_key_spec=mirror_trust.KEY_SPEC,
             key_usage="SIGN_VERIFY",
-            deletion_window_in_days=30,
             tags=args.tags,
-            opts=keep,
+            opts=pulumi.ResourceOptions.merge(
+                keep, pulumi.ResourceOptions(import_=kept.target_key_id if kept else None)
+            ),
         )
         aws.kms.Alias(
             f"{name}-manifest-key-alias",
-            name=mirror_trust.key_alias(args.bucket),
+            name=alias_name,
             target_key_id=key.key_id,
-            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=[key])),
+            opts=pulumi.ResourceOptions.merge(
+                keep, pulumi.ResourceOptions(depends_on=[key], import_=alias_name if kept else None)
+            ),
         )
         return key.arn
 
     def _bucket(
-        self, name: str, args: MirrorBucketArgs, arn: str
+        self, name: str, args: MirrorBucketArgs, arn: str, present: bool
     ) -> tuple[list[pulumi.Resource], pulumi.ResourceOptions]:
         # Everything that makes the bucket private and encrypted stays with it on destroy.
         keep = pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_destroy)
@@ -147,9 +165,7 @@ class MirrorBucket(pulumi.ComponentResource):
             tags=weight_mirror.bucket_tags(args.tags),
             # Pulumi imports the bucket when the stack does not hold it; while the stack holds
             # it under the same id, the option changes nothing.
-            opts=pulumi.ResourceOptions.merge(
-                keep, pulumi.ResourceOptions(import_=args.bucket if exists(args.bucket, args.region) else None)
-            ),
+            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(import_=args.bucket if present else None)),
         )
         # The settings below are not imported: each is created with a Put that S3 accepts over the
         # kept one, so the adopting `up` applies what the stack declares now (a changed
@@ -180,6 +196,14 @@ def exists(bucket: str, region: str) -> bool:
     prefix and region; no error when there is none, unlike a lookup of the bucket itself)."""
     found = aws.s3.get_buckets(prefix=bucket, bucket_region=region)
     return any(b.name == bucket for b in found.buckets)
+
+
+def signed(bucket: str, region: str, key_prefix: str) -> bool:
+    """Whether the revision's manifest signature is in the bucket (S3 ListObjectsV2 on its exact
+    key: no error when it is absent). The stagers still verify it with KMS before they trust it."""
+    key = f"{key_prefix}{mirror_trust.SIGNATURE}"
+    found = aws.s3.get_objects(bucket=bucket, prefix=key, max_keys=1, region=region)
+    return key in found.keys
 
 
 def _pods_policy(args: MirrorBucketArgs, arn: str, key_arn: str) -> str:

@@ -173,7 +173,11 @@ class Mirror:
                 self.anchor, self.bucket, self.prefix, body, self.read(self.key(trust.SIGNATURE))
             )
         except trust.TrustError as err:
-            raise MirrorError(f"{err}; vLLM is not started") from None
+            raise MirrorError(
+                f"{err}; vLLM is not started. Once the cause is known, `pulumi config set --path"
+                " 'weights.refill' true` and `pulumi up` run the fill Job again: it checks every file"
+                " against the Hub and signs anew"
+            ) from None
         return [HubFile(**f) for f in doc["files"]]
 
     def put(self, key: str, body: bytes) -> None:

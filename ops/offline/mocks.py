@@ -250,6 +250,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
         resource_id = args.resource_id or f"{ID_PREFIX.get(args.typ, '')}{_hex(args.typ + args.name)}"
         if args.typ == "aws:s3/bucket:Bucket":
             resource_id = args.inputs["bucket"]
+        if args.typ == "aws:kms/alias:Alias":  # the provider's id of an alias is its name
+            resource_id = args.inputs["name"]
         if args.typ in ID_PREFIX:
             outputs.setdefault("arn", _arn("ec2", f"{resource_id}"))
         return resource_id, outputs
