@@ -11,6 +11,7 @@ INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 VPC_ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 POLICY = "aws:iam/policy:Policy"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 A = "alb.ingress.kubernetes.io"
 
 
@@ -112,7 +113,63 @@ FAILING: list[tuple[str, str, Callable[[], dict[str, Any]], str]] = [
     ("security-group-changes-held-to-a-vpc", POLICY, _published_controller_policy, "without an ec2:Vpc condition"),
 ]
 
+
+def _mirror_policy(change: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
+    """prod-8gpu's weight mirror bucket policy, its statements changed one way."""
+    p = _props(BUCKET_POLICY, "prod-8gpu", "weights-policy")
+    doc = json.loads(p["policy"])
+    change(doc["Statement"])
+    p["policy"] = json.dumps(doc)
+    return p
+
+
+def _writes_deny(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    (deny,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+    return deny
+
+
+FAILING += [
+    (
+        "weight-mirror-refuses-other-writers",
+        BUCKET_POLICY,
+        lambda: _mirror_policy(lambda sts: sts.remove(_writes_deny(sts))),
+        "does not deny object writes",
+    ),
+    (  # an exception for the whole account: any role of it could write the code the nodes run
+        "weight-mirror-refuses-other-writers",
+        BUCKET_POLICY,
+        lambda: _mirror_policy(
+            lambda sts: _writes_deny(sts).update(
+                Condition={"StringNotEquals": {"aws:PrincipalAccount": "123456789012"}}
+            )
+        ),
+        "does not deny object writes",
+    ),
+    (  # the Deny held to one folder leaves the rest writable
+        "weight-mirror-refuses-other-writers",
+        BUCKET_POLICY,
+        lambda: _mirror_policy(lambda sts: _writes_deny(sts).update(NotResource=["arn:aws:s3:::x/MiniMaxAI/*"])),
+        "does not deny object writes",
+    ),
+    (
+        "weight-mirror-refuses-other-writers",
+        BUCKET_POLICY,
+        lambda: _mirror_policy(lambda sts: sts.remove(next(s for s in sts if s["Sid"] == "TlsOnly"))),
+        "without TLS",
+    ),
+]
+
 PASSING: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+    (
+        "weight-mirror-refuses-other-writers",
+        BUCKET_POLICY,
+        lambda: _props(BUCKET_POLICY, "prod-8gpu", "weights-policy"),
+    ),
+    (  # a signed revision: nobody writes, no exception
+        "weight-mirror-refuses-other-writers",
+        BUCKET_POLICY,
+        lambda: _mirror_policy(lambda sts: _writes_deny(sts).pop("Condition")),
+    ),
     ("alb-tls-on-every-scheme", INGRESS, _ingress),
     ("alb-tls-on-every-scheme", INGRESS, lambda: _plain("dev", "true")),  # the loud opt-out
     ("alb-tls-on-every-scheme", INGRESS, lambda: _ingress("prod-8gpu")),  # internet-facing: the other rule's

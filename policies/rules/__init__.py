@@ -41,6 +41,7 @@ from .edge import (
     s3_gateway_endpoint_policy,
     security_group_changes_held_to_a_vpc,
     web_acl_guards_the_endpoint,
+    weight_mirror_refuses_other_writers,
 )
 from .exposure import (
     eks_endpoint_not_public,
@@ -182,6 +183,11 @@ RESOURCE_RULES: tuple[Rule, ...] = (
         "s3-gateway-endpoint-policy",
         s3_gateway_endpoint_policy,
         "Mandatory. The S3 gateway endpoint has a policy that names its buckets (no `*` resource): without one, a pod could copy what it reads to any bucket of any account.",
+    ),
+    Rule(
+        "weight-mirror-refuses-other-writers",
+        weight_mirror_refuses_other_writers,
+        "Mandatory. The weight mirror's bucket policy denies requests without TLS, and denies object writes under the weights (everything but compile-cache/) to every principal but the fill Job's role, or to all once the revision is signed: the weights are code the GPU nodes run.",
     ),
     Rule(
         "security-group-changes-held-to-a-vpc",

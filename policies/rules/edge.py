@@ -1,10 +1,12 @@
 """Edge and AWS-scoping rules: TLS on every ALB (internal ones too), access logs and a web ACL on
 every ALB, a web ACL that refuses keyless requests and rate-limits each client, an S3 gateway
-endpoint that admits named buckets only, and security-group changes held to one VPC."""
+endpoint that admits named buckets only, security-group changes held to one VPC, and a weight
+mirror whose bucket refuses every writer but the fill Job."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +27,11 @@ SECURITY_GROUP_ACTIONS = frozenset(
 )
 VPC_CONDITION_KEYS = ("ec2:Vpc", "ec2:vpc")
 MIN_BEARER_BYTES = len("bearer ") + 32
+# A stack's weight mirror: `<cluster>-weights-<account>-<region>` (components/aws/bucket_name.py);
+# its object writes outside compile-cache/ (components/weights/mirror.py NOT_WEIGHTS).
+WEIGHT_MIRROR_BUCKET = re.compile(r"-weights-\d{12}-[a-z]{2}(-[a-z]+)+-\d$")
+MIRROR_WRITES = frozenset({"s3:PutObject", "s3:DeleteObject"})
+COMPILE_CACHE_FOLDER = "compile-cache/"
 
 
 def _alb_annotations(resource_type: str, props: Props) -> Mapping[str, Any] | None:
@@ -196,3 +203,60 @@ def security_group_changes_held_to_a_vpc(resource_type: str, props: Props) -> li
         f"IAM policy allows {actions} without an ec2:Vpc condition (any security group in the account)"
         for actions in loose
     ]
+
+
+def _denies_to_all(statement: Mapping[str, Any]) -> bool:
+    return statement.get("Effect") == "Deny" and statement.get("Principal") in ("*", {"AWS": "*"})
+
+
+def _only_the_writer_excepted(statement: Mapping[str, Any]) -> bool:
+    """No condition (nobody writes), or one ArnNotEquals on aws:PrincipalArn naming one role."""
+    condition = _map(statement.get("Condition"))
+    if not condition:
+        return True
+    arn = _map(condition.get("ArnNotEquals")).get("aws:PrincipalArn")
+    return (
+        set(condition) == {"ArnNotEquals"}
+        and set(_map(condition["ArnNotEquals"])) == {"aws:PrincipalArn"}
+        and isinstance(arn, str)
+    )
+
+
+def _covers_the_weights(statement: Mapping[str, Any], bucket: str) -> bool:
+    if "NotResource" in statement:
+        return all(str(r).endswith(f":::{bucket}/{COMPILE_CACHE_FOLDER}*") for r in _seq(statement["NotResource"]))
+    resources = statement.get("Resource")
+    resources = [resources] if isinstance(resources, str) else list(_seq(resources))
+    return any(str(r).endswith(f":::{bucket}/*") for r in resources)
+
+
+def weight_mirror_refuses_other_writers(resource_type: str, props: Props) -> list[str]:
+    """The weights are code the GPU nodes run (--trust-remote-code): the mirror's own bucket policy,
+    not each principal's IAM, decides who writes them."""
+    bucket = str(props.get("bucket") or "")
+    if resource_type != "aws:s3/bucketPolicy:BucketPolicy" or not WEIGHT_MIRROR_BUCKET.search(bucket):
+        return []
+    doc = _policy(props.get("policy"))
+    if doc is None:
+        return []
+    statements = [_map(st) for st in _seq(doc.get("Statement"))]
+    problems = []
+    tls_only = any(
+        _denies_to_all(st)
+        and "s3:*" in _actions(st)
+        and _map(_map(st.get("Condition")).get("Bool")).get("aws:SecureTransport") in ("false", False)
+        for st in statements
+    )
+    if not tls_only:
+        problems.append(f"weight mirror {bucket}: the bucket policy does not deny requests without TLS")
+    guarded = [
+        st
+        for st in statements
+        if _denies_to_all(st) and MIRROR_WRITES <= _actions(st) and _covers_the_weights(st, bucket)
+    ]
+    if not guarded or not all(_only_the_writer_excepted(st) for st in guarded):
+        problems.append(
+            f"weight mirror {bucket}: the bucket policy does not deny object writes under the weights to every"
+            " principal but the fill Job's role (ArnNotEquals aws:PrincipalArn, or no exception at all)"
+        )
+    return problems
