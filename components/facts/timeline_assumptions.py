@@ -101,13 +101,13 @@ class Assumptions:
         "(logs: 'Compiling a graph ... takes', 'Graph capturing finished in')",
     )
     compile_warm_s: float = _a(
-        169,
+        15 + 60 + 82 + 12,
         "s",
-        "compile cache warm, every start: the AOT artefact loaded, Dynamo skipped (vllm/envs.py use_aot_compile: on "
-        "with torch >= 2.10), 15 s ('torch.compile took 14.85 s in total', a warm AOT start, github.com/vllm-project/vllm/pull/46389); "
-        f"CUDA graphs captured again, 60 s (Llama-70B-FP8 at TP=8, {VLLM_STARTUP_UX}); DeepGEMM warm-up "
-        "(VLLM_DEEP_GEMM_WARMUP relax, every start) 82 s and profiling/KV cache 12 s (Qwen3-30B-A3B-FP8 on an H100, "
-        "the boot ledger in github.com/vllm-project/vllm/issues/47456)",
+        "compile cache warm, every start: the compiled artefacts loaded (AOT by default with torch >= 2.10, "
+        "vllm/envs.py use_aot_compile), 15 s ('torch.compile took 14.85 s in total' on a warm start, "
+        "github.com/vllm-project/vllm/pull/46389); CUDA graphs captured again, 60 s (Llama-70B-FP8 at TP=8, "
+        f"{VLLM_STARTUP_UX}); DeepGEMM warm-up (VLLM_DEEP_GEMM_WARMUP relax, every start) 82 s and profiling/KV "
+        "cache 12 s (Qwen3-30B-A3B-FP8 on an H100, the boot ledger in github.com/vllm-project/vllm/issues/47456)",
     )
     api_server_s: float = _a(
         15,
