@@ -90,7 +90,7 @@ class Assumptions:
     page_cache_load_gb_s: float = _a(
         7.0,
         "GB/s",
-        f"a restart on a node that served: ~10 s to load Llama-70B-FP8 (70 GB) at TP=8 from the hot page cache "
+        "a restart on a node that served: ~10 s to load Llama-70B-FP8 (70 GB) at TP=8 from the hot page cache "
         f"({VLLM_STARTUP_UX}); vLLM 0.32.0 maps the safetensors (weight_utils.py safetensors_weights_iterator, lazy), "
         "the last vLLM process read the same files, and the vLLM pod's memory limit holds them (workload.pod_resources)",
     )
