@@ -191,7 +191,7 @@ def test_make_scaling_prints_the_report_or_says_scaling_is_off(stack, capsys):
 
 # --- each check catches a policy that breaks it ----------------------------------------------
 
-SPIKE = cluster.Trace("spike", 10.0, 3, lambda h: 1.5 if 10.0 <= h < 10.05 else 0.1, 1)  # a 3-minute spike
+SPIKE = cluster.Trace("spike", 10.0, 3, lambda h: 1.5 if 10.0 <= h < 10.0 + 1 / 60 else 0.1, 1)  # a 1-minute spike
 # Quick windows and no loading guard: the usual default-like policy.
 HASTY = Behavior(
     Rules(0, (Policy("Percent", 100, 15),)),

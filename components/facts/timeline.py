@@ -26,11 +26,13 @@ from components.facts.timeline_scenarios import (
     COMPILE_SHARED,
     DEFAULTS,
     DOWNLOAD,
+    ENGINE_START,
     IMAGE_PULL,
     IMAGE_SOURCES,
     LB_READY,
     LOAD,
     LOAD_BALANCER,
+    LOAD_CACHED,
     PHASE_ORDER,
     REGISTER,
     ROUTER,
@@ -59,6 +61,7 @@ __all__ = [
     "COMPILE_SHARED",
     "DEFAULTS",
     "DOWNLOAD",
+    "ENGINE_START",
     "HEALTH_CHECK",
     "HealthCheck",
     "IMAGE_PULL",
@@ -66,6 +69,7 @@ __all__ = [
     "LB_READY",
     "LOAD",
     "LOAD_BALANCER",
+    "LOAD_CACHED",
     "PHASE_ORDER",
     "Phase",
     "REGISTER",
@@ -134,6 +138,9 @@ class Timers:
 
 
 STARTUP_PROBE_PERIOD = 10
+# What vLLM's front end waits for (VLLM_ENGINE_READY_TIMEOUT_S, vllm/v1/engine/core_client.py): from
+# its processes starting to the engine core reporting ready.
+ENGINE_READY = (ENGINE_START, LOAD, COMPILE)
 
 
 def timers(replicas: int, weights_gb: float, a: Assumptions = DEFAULTS, source: str = "hub") -> Timers:
@@ -142,11 +149,11 @@ def timers(replicas: int, weights_gb: float, a: Assumptions = DEFAULTS, source: 
     With the S3 mirror the Deployment is created only after the mirror Job has filled it, so
     its pods copy from S3 (mirror_fill covers the Job)."""
     cold = worst(weights_gb, a, source)
-    engine_ready = _margin(cold.seconds(LOAD, COMPILE))
+    engine_ready = _margin(cold.seconds(*ENGINE_READY))
     startup_budget = engine_ready + _margin(cold.seconds(API))
     # Until vLLM's container starts (image pulled, weights staged), its startup probe, then the
     # load balancer's health checks and the readiness gate.
-    progress = _margin(cold.phase(LOAD).start) + startup_budget + _margin(cold.seconds(LB_READY))
+    progress = _margin(cold.phase(ENGINE_START).start) + startup_budget + _margin(cold.seconds(LB_READY))
     deregistration = math.ceil(a.stream_drain_s)
     pre_stop = deregistration + math.ceil(a.deregistration_propagation_s)
     grace = pre_stop + math.ceil(a.vllm_exit_s)
@@ -191,8 +198,8 @@ def guards(t: Timers, replicas: int, weights_gb: float, a: Assumptions = DEFAULT
         Guard(
             "VLLM_ENGINE_READY_TIMEOUT_S",
             t.engine_ready_timeout,
-            "load + compile (weights already staged)",
-            cold.seconds(LOAD, COMPILE),
+            "engine start + load + compile (weights already staged)",
+            cold.seconds(*ENGINE_READY),
         ),
         Guard(
             "startup probe budget",
@@ -205,7 +212,7 @@ def guards(t: Timers, replicas: int, weights_gb: float, a: Assumptions = DEFAULT
             "progressDeadlineSeconds",
             t.progress_deadline,
             "image pulled and weights staged + startup probe budget + load balancer health checks",
-            cold.phase(LOAD).start + t.startup_budget + cold.seconds(LB_READY),
+            cold.phase(ENGINE_START).start + t.startup_budget + cold.seconds(LB_READY),
         ),
         Guard("VllmColdStartOverBudget", t.cold_start_alert, "a new node's whole cold start", cold.total),
         Guard("Pulumi create timeout", t.create_timeout, "progressDeadlineSeconds", t.progress_deadline),

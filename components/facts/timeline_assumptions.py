@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SAGEMAKER_CACHING = "aws.amazon.com/blogs/machine-learning/introducing-container-caching-in-amazon-sagemaker-ai-for-faster-model-scaling"
+VLLM_STARTUP_UX = "github.com/vllm-project/vllm/issues/19824, the maintainers' startup measurements"
 EKS_AMI_LOCAL_DISKS = "amazon-eks-ami templates/al2023/runtime/bin/setup-local-disks (commit 81fec2e8)"
 
 
@@ -72,10 +73,26 @@ class Assumptions:
         "assumption: vLLM's torch_compile_cache (Inductor/Triton artefacts under VLLM_CACHE_ROOT) plus the "
         "FlashInfer/DeepGEMM JIT kernels; check: du -sh $VLLM_CACHE_ROOT after a first start",
     )
+    engine_start_s: float = _a(
+        30,
+        "s",
+        "from the vLLM container's start to its workers loading: 19 s from `vllm serve` to the device initialising "
+        "(process creation, config, imports; github.com/vllm-project/vllm/issues/15225); assumption: 11 s more for the 8 worker processes, "
+        "started at once (vllm/v1/executor/multiproc_executor.py), and their NCCL groups",
+    )
     nvme_load_gb_s: float = _a(
         1.0,
         "GB/s",
-        "assumption: safetensors to GPU per replica from the instance-store RAID0 (log: 'Loading weights took')",
+        "assumption: safetensors to GPU per replica from the instance-store RAID0 on a new node's first start; the "
+        "staging pod wrote the files under its 32 GiB memory limit, so the page cache holds little of them "
+        "(log: 'Loading weights took')",
+    )
+    page_cache_load_gb_s: float = _a(
+        7.0,
+        "GB/s",
+        "a restart on a node that served: ~10 s to load Llama-70B-FP8 (70 GB) at TP=8 from the hot page cache "
+        f"({VLLM_STARTUP_UX}); vLLM 0.32.0 maps the safetensors (weight_utils.py safetensors_weights_iterator, lazy), "
+        "the last vLLM process read the same files, and the vLLM pod's memory limit holds them (workload.pod_resources)",
     )
     compile_cold_s: float = _a(
         600,
@@ -84,12 +101,21 @@ class Assumptions:
         "(logs: 'Compiling a graph ... takes', 'Graph capturing finished in')",
     )
     compile_warm_s: float = _a(
-        180,
+        15 + 60 + 82 + 12,
         "s",
-        "assumption: compiled graphs loaded from VLLM_CACHE_ROOT on the NVMe (log: 'Directly load the compiled "
-        "graph(s) ... from the cache'); CUDA graphs are captured again at every start (vllm/compilation/cuda_graph.py)",
+        "compile cache warm, every start: the compiled artefacts loaded (AOT by default with torch >= 2.10, "
+        "vllm/envs.py use_aot_compile), 15 s ('torch.compile took 14.85 s in total' on a warm start, "
+        "github.com/vllm-project/vllm/pull/46389); CUDA graphs captured again, 60 s (Llama-70B-FP8 at TP=8, "
+        f"{VLLM_STARTUP_UX}); DeepGEMM warm-up (VLLM_DEEP_GEMM_WARMUP relax, every start) 82 s and profiling/KV "
+        "cache 12 s (Qwen3-30B-A3B-FP8 on an H100, the boot ledger in github.com/vllm-project/vllm/issues/47456)",
     )
-    api_server_s: float = _a(60, "s", "assumption: API server start after the engine reports ready (tokenizer, routes)")
+    api_server_s: float = _a(
+        15,
+        "s",
+        "API server start after the engine reports ready: published vLLM logs show 'Starting vLLM API server' 1 s "
+        "after 'init engine ... took' (github.com/run-ai/runai-model-streamer/issues/67) and 13 s with multimodal warm-ups "
+        "(github.com/noonghunna/club-3090/issues/93); the tokenizer loads before, in the front end (vllm/v1/engine/async_llm.py)",
+    )
     target_registration_s: float = _a(
         150,
         "s",
