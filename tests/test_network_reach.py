@@ -87,9 +87,9 @@ CLUSTER_PODS = (
     Pod("alertmanager", "monitoring", {"app.kubernetes.io/name": "alertmanager", "alertmanager": "kps-alertmanager"}),
     Pod("grafana", "monitoring", {"app.kubernetes.io/name": "grafana"}),
     Pod("kube-state-metrics", "monitoring", {"app.kubernetes.io/name": "kube-state-metrics"}),
-    Pod("node-exporter", "monitoring", {"app.kubernetes.io/name": "prometheus-node-exporter"}, host_network=True),
+    Pod("node-exporter", "node-metrics", {"app.kubernetes.io/name": "prometheus-node-exporter"}, host_network=True),
     Pod("a debug pod in monitoring", "monitoring", {"run": "debug"}),
-    Pod("dcgm-exporter", "monitoring", {"app.kubernetes.io/name": "dcgm-exporter"}),
+    Pod("dcgm-exporter", "node-metrics", {"app.kubernetes.io/name": "dcgm-exporter"}),
     Pod("aws-node", "kube-system", {"k8s-app": "aws-node"}, host_network=True),
     Pod("coredns", "kube-system", {"k8s-app": "kube-dns"}),
     Pod("any pod of any namespace", "default", {"app": "curious"}),
@@ -341,7 +341,7 @@ def test_pods_take_addresses_from_their_nodes_subnets_so_node_subnets_are_the_po
 
 def test_the_model_sees_what_the_old_policy_let_in():
     """The checks above, on the policy this stack used to render: the whole VPC and the whole
-    monitoring namespace. Every pod and node, and node-exporter's host address, got in."""
+    monitoring namespace. Every pod and node got in, any pod of monitoring too."""
     r = rendered("dev", False)
     net = layout(r, False)
     old = json.loads(json.dumps([p.inputs for p in r.of_type(NETPOL)]))
@@ -358,7 +358,7 @@ def test_the_model_sees_what_the_old_policy_let_in():
     )
     got = admitted(fake, vllm_pod(fake), PORT)
     assert any(overlap(c, ex, s) for _, c, ex in got.networks for s in net.node_subnets.values())
-    assert "node-exporter" in {pod.who for _, pod in got.pods}
+    assert "a debug pod in monitoring" in {pod.who for _, pod in got.pods}
 
 
 def _as_resource(inputs: dict) -> Resource:

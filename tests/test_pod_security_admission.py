@@ -33,7 +33,32 @@ AWS_NODE = {
     },
     "containers": [{"name": "aws-vpc-cni-init", "securityContext": {"privileged": True}, "hostPorts": []}],
 }
-OUTSIDE_THE_STACK = {"kube-system": [("DaemonSet aws-node (EKS add-on vpc-cni)", AWS_NODE)]}
+# The Prometheus and Alertmanager pods the operator creates from its custom resources (no chart
+# template renders them): the pod securityContext is the chart's prometheusSpec / alertmanagerSpec
+# default (kube-prometheus-stack 88.5.3 values.yaml: runAsNonRoot, seccompProfile RuntimeDefault),
+# the containers' is the operator's own (prometheus-operator v0.93 pkg/prometheus/server/statefulset.go,
+# pkg/alertmanager/statefulset.go, pkg/operator/config_reloader.go: no privilege escalation,
+# capabilities drop ALL), the volumes emptyDir, Secrets and ConfigMaps.
+OPERATOR_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+OPERATOR_POD = {
+    "security": {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": [
+            {"name": n, "type": t} for n, t in (("db", "emptyDir"), ("config", "secret"), ("rules", "configMap"))
+        ],
+    },
+    "containers": [
+        {"name": c, "securityContext": dict(OPERATOR_CONTAINER), "hostPorts": []}
+        for c in ("init-config-reloader", "config-reloader", "main")
+    ],
+}
+OUTSIDE_THE_STACK = {
+    "kube-system": [("DaemonSet aws-node (EKS add-on vpc-cni)", AWS_NODE)],
+    "monitoring": [
+        ("StatefulSet prometheus (prometheus-operator)", OPERATOR_POD),
+        ("StatefulSet alertmanager (prometheus-operator)", OPERATOR_POD),
+    ],
+}
 
 
 @functools.cache
@@ -80,6 +105,9 @@ def pods(stack: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
 def test_every_namespace_enforces_warns_and_audits_a_pinned_pod_security_level(stack):
     namespaces = namespace_labels(stack)
     assert {"minimax-vllm", "kube-system", "nvidia-device-plugin"} <= set(namespaces)
+    if "monitoring" in namespaces:  # the exporters that read the node run apart
+        assert namespaces["monitoring"]["pod-security.kubernetes.io/enforce"] == psa.RESTRICTED
+        assert namespaces["node-metrics"]["pod-security.kubernetes.io/enforce"] == psa.PRIVILEGED
     for namespace, labels in sorted(namespaces.items()):
         assert labels is not None, f"namespace {namespace} gets no Pod Security labels from the stack"
         level = labels.get("pod-security.kubernetes.io/enforce")
@@ -104,8 +132,8 @@ def test_each_namespace_level_is_the_strictest_that_admits_its_pods(stack):
 
 
 def test_the_levels_found_and_why():
-    """The levels as docs/security.md states them: only keda runs at restricted; the rest need
-    hostPath (the cache, the device plugin's kubelet socket, node-exporter's /proc /sys /)."""
+    """The levels as docs/security.md states them: keda and monitoring run at restricted; the rest
+    need hostPath (the cache, the device plugin's kubelet socket, node-exporter's /proc /sys /)."""
     running = pods("dev")  # dev scales with KEDA: every namespace is there
     why = {
         ns: sorted({v.split(" (")[0] for _, p in found for v in pss.baseline_violations(p)})
@@ -113,7 +141,8 @@ def test_the_levels_found_and_why():
     }
     assert why["keda"] == [] and all(not pss.restricted_violations(p) for _, p in running["keda"])
     assert any(v.startswith("hostPath volume cache") for v in why["minimax-vllm"]), why["minimax-vllm"]
-    assert "hostPID" in why["monitoring"] and any("SYS_ADMIN" in v for v in why["monitoring"])
+    assert all(not pss.restricted_violations(p) for _, p in running["monitoring"]), why["monitoring"]
+    assert "hostPID" in why["node-metrics"] and any("SYS_ADMIN" in v for v in why["node-metrics"])
     assert any("device-plugins" in v for _, p in running["nvidia-device-plugin"] for v in pss.baseline_violations(p))
 
 

@@ -26,7 +26,7 @@ from ops.offline.manifests import helm_releases
 STACKS = chart_record.stack_names()
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 POD_TEMPLATES = ("Deployment", "Job", "StatefulSet", "DaemonSet")
-FENCED = ("monitoring", "keda", "nvidia-device-plugin")
+FENCED = ("monitoring", "node-metrics", "keda", "nvidia-device-plugin")
 NS_LABEL = network_policy.NAMESPACE_NAME_LABEL
 
 

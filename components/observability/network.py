@@ -1,5 +1,5 @@
-"""NetworkPolicies of the monitoring namespace: deny everything, then allow each component only
-what it needs. Without them every pod of the cluster reaches Prometheus' and Alertmanager's HTTP
+"""NetworkPolicies of the monitoring and node-metrics namespaces: deny everything, then allow each
+component only what it needs. Without them every pod of the cluster reaches Prometheus' and Alertmanager's HTTP
 APIs, which need no credentials: it could read every metric, delete series, or silence the
 serving alerts.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from components.facts import keda_chart, scraper
 from components.kubernetes import network_policy as np
-from components.observability.values import ALERTMANAGER_PORT, DCGM_PORT, PROMETHEUS_PORT
+from components.observability.values import ALERTMANAGER_PORT, DCGM_PORT, NODE_METRICS_NAMESPACE, PROMETHEUS_PORT
 
 NAMESPACE = scraper.NAMESPACE
 NAME = scraper.APP_NAME_LABEL
@@ -123,15 +123,27 @@ def policies() -> list[dict]:
             egress=[np.dns(), api],
         ),
         np.allow("admission-jobs", NAMESPACE, LABELS, {"matchLabels": ADMISSION_JOBS}, egress=[np.dns(), api]),
-        # The exporters send nothing: no DNS, no API server, no instance metadata.
+    ]
+
+
+def node_metrics_policies() -> list[dict]:
+    """The exporters in node-metrics: in only Prometheus' scrapes; out nothing at all (no DNS, no
+    API server, no instance metadata)."""
+    scrape = [prometheus_peer()]
+    return [
+        np.default_deny(NODE_METRICS_NAMESPACE, LABELS),
         np.allow(
             "node-exporter",
-            NAMESPACE,
+            NODE_METRICS_NAMESPACE,
             LABELS,
             {"matchLabels": NODE_EXPORTER},
-            ingress=[from_prometheus(NODE_EXPORTER_PORT)],
+            ingress=[{"from": scrape, "ports": np.tcp(NODE_EXPORTER_PORT)}],
         ),
         np.allow(
-            "dcgm-exporter", NAMESPACE, LABELS, {"matchLabels": DCGM_EXPORTER}, ingress=[from_prometheus(DCGM_PORT)]
+            "dcgm-exporter",
+            NODE_METRICS_NAMESPACE,
+            LABELS,
+            {"matchLabels": DCGM_EXPORTER},
+            ingress=[{"from": scrape, "ports": np.tcp(DCGM_PORT)}],
         ),
     ]

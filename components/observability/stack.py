@@ -24,6 +24,8 @@ from components.observability.values import (
     AMP_WRITE_ACTIONS,
     GRAFANA_SERVICE_ACCOUNT,
     NAMESPACE,
+    NODE_METRICS_NAMESPACE,
+    NODE_METRICS_POD_SECURITY,
     POD_SECURITY,
     PROMETHEUS_SERVICE_ACCOUNT,
     amp_policy,
@@ -63,11 +65,18 @@ class Observability(pulumi.ComponentResource):
         ns = psa.namespace(POD_SECURITY, {"app.kubernetes.io/part-of": "minimax-vllm"})
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=on_cluster)
         in_ns = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespace]))
+        # The exporters that read the node, apart: only this namespace is privileged.
+        nm = psa.namespace(NODE_METRICS_POD_SECURITY, {"app.kubernetes.io/part-of": "minimax-vllm"})
+        node_metrics = k8s.core.v1.Namespace(f"{name}-node-metrics", metadata=nm["metadata"], opts=on_cluster)
+        in_node_metrics = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[node_metrics]))
         fenced = [  # before the charts' pods
             k8s.networking.v1.NetworkPolicy(
-                f"{name}-netpol-{pol['metadata']['name']}", metadata=pol["metadata"], spec=pol["spec"], opts=in_ns
+                f"{name}-netpol-{'' if pol['metadata']['namespace'] == NAMESPACE else 'node-metrics-'}{pol['metadata']['name']}",
+                metadata=pol["metadata"],
+                spec=pol["spec"],
+                opts=in_ns if pol["metadata"]["namespace"] == NAMESPACE else in_node_metrics,
             )
-            for pol in monitoring_network.policies()
+            for pol in [*monitoring_network.policies(), *monitoring_network.node_metrics_policies()]
         ]
 
         amp_endpoint: pulumi.Input[str] | None = None
@@ -124,7 +133,7 @@ class Observability(pulumi.ComponentResource):
             namespace=NAMESPACE,
             values=values,
             opts=pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(depends_on=[namespace, self.crds, *identity, *fenced])
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, node_metrics, self.crds, *identity, *fenced])
             ),
             skip_crds=True,
             # The CRDs, the operator and its webhook must be up before the rules and monitors below.
@@ -135,9 +144,9 @@ class Observability(pulumi.ComponentResource):
         self.dcgm = pinned_release(
             f"{name}-dcgm",
             versions.DCGM_EXPORTER_CHART,
-            namespace=NAMESPACE,
+            namespace=NODE_METRICS_NAMESPACE,
             values=dcgm_values(),
-            opts=after_stack,
+            opts=pulumi.ResourceOptions.merge(after_stack, pulumi.ResourceOptions(depends_on=[node_metrics])),
             # A DaemonSet with no GPU node yet is still a correct install.
             skip_await=True,
         )

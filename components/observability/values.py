@@ -51,8 +51,18 @@ ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 80
 DCGM_PORT = 9400
 PODMONITOR = "vllm"
+# The two exporters that read the node itself run apart from Prometheus, Alertmanager and
+# Grafana, so that only they need the privileged level.
+NODE_METRICS_NAMESPACE = "node-metrics"
 POD_SECURITY = psa.NamespaceSecurity(
     NAMESPACE,
+    psa.RESTRICTED,
+    "every pod here runs as non-root with RuntimeDefault seccomp, no privilege escalation and every"
+    " capability dropped: the chart's securityContexts, and prometheus-operator's own for the Prometheus"
+    " and Alertmanager containers it creates; the node exporters run in node-metrics",
+)
+NODE_METRICS_POD_SECURITY = psa.NamespaceSecurity(
+    NODE_METRICS_NAMESPACE,
     psa.PRIVILEGED,
     "node-exporter reads the node through hostPath volumes (/proc, /sys and /, for the NVMe cache's"
     " filesystem) and runs in the host PID namespace, and dcgm-exporter mounts the kubelet's"
@@ -196,6 +206,7 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
             # /sys and / (hostPath), as before; only node_network_* describe the pod's interface.
             "prometheus-node-exporter": {
                 "hostNetwork": NODE_EXPORTER_HOST_NETWORK,
+                "namespaceOverride": NODE_METRICS_NAMESPACE,
                 "resources": RESOURCES["node-exporter"],
                 "tolerations": [gpu_pool.TOLERATION, {"operator": "Exists", "effect": "NoSchedule"}],
             },

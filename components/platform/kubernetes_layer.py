@@ -126,7 +126,7 @@ def release_namespaces(settings: Settings, scaling: ScalingSettings) -> frozense
     """The namespaces of the Helm releases this stack installs, as build_kubernetes decides them."""
     found = {device_plugin.NAMESPACE, load_balancer_controller.NAMESPACE}
     if settings.observability.enabled:
-        found.add(observability.NAMESPACE)
+        found |= {observability.NAMESPACE, observability.NODE_METRICS_NAMESPACE}
     if scaling.enabled:
         found |= {cluster_autoscaler.NAMESPACE, replica_autoscaler.NAMESPACE}
     return frozenset(found)

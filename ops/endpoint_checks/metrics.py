@@ -40,12 +40,13 @@ EXPECTED: tuple[tuple[str, str, str], ...] = (
     (
         "GPU metrics",
         f'DCGM_FI_DEV_GPU_UTIL{{job="{alerts.DCGM_JOB}"}}',
-        f"kubectl -n {alerts.MONITORING_NAMESPACE} get pods -l app.kubernetes.io/name=dcgm-exporter -o wide",
+        f"kubectl -n {observability.NODE_METRICS_NAMESPACE} get pods -l app.kubernetes.io/name=dcgm-exporter -o wide",
     ),
     (
         "model cache disk",
         f'node_filesystem_avail_bytes{{mountpoint="{gpu_pool.NVME_MOUNT}"}}',
-        "node-exporter must run on the GPU nodes (it tolerates their taint) and the NVMe RAID0 must be mounted",
+        "node-exporter must run on the GPU nodes (it tolerates their taint) and the NVMe RAID0 must be mounted:"
+        f" kubectl -n {observability.NODE_METRICS_NAMESPACE} get pods -l app.kubernetes.io/name=prometheus-node-exporter -o wide",
     ),
     (
         "pod state",
