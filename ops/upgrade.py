@@ -149,7 +149,6 @@ def cost(change: Change, settings: Settings, moves: Moves = Moves()) -> Costed:
     """What one change costs the running service, from the cold-start timeline."""
     gb, source = settings.serving.model_facts.weights_gb, settings.weights.source
     cold = NODE_PROVISION_SECONDS + timeline.new_node(gb, source=source).total
-    warm = timeline.warm_restart(gb).total
     kind, urn = change.action, change.urn
     if GPU_NODE_GROUP in urn and kind == REPLACE and change.delete_first:
         why = (
@@ -191,14 +190,12 @@ def cost(change: Change, settings: Settings, moves: Moves = Moves()) -> Costed:
         )
         return Costed(change, f"{timeline.duration(cold)} or more", False, "kept", f"{why}. {fix}")
     if VLLM_DEPLOYMENT in urn and kind == UPDATE and any(p.startswith("spec.template") for p in change.paths):
-        fresh = timeline.new_node(gb, source=source)
         image = moves.image or any(p.endswith(".image") for p in change.paths)
+        rolled = timeline.rollout(gb, source=source, new_image=image, new_weights=moves.weights)
+        seconds = rolled.total
+        what = rolled.start.removeprefix("rolling update, ")
         if image or moves.weights:
-            seconds = fresh.total - (0 if image else fresh.seconds(timeline.IMAGE_PULL))
-            what = " and ".join(w for w, moved in (("new image", image), ("new weights", moves.weights)) if moved)
             what += ": fetched and compiled again"
-        else:
-            seconds, what = warm, "warm restart"
         only = "; the only replica: an outage" if settings.serving.replicas == 1 else ""
         return Costed(
             change, f"{timeline.duration(seconds)} per replica, one at a time ({what}){only}", False, "NVMe cache kept"

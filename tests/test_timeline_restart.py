@@ -98,3 +98,24 @@ def test_the_restart_figures_name_the_published_measurements_they_come_from(name
         assert not source.startswith("assumption"), name
     else:
         assert "assumption" in source
+
+
+@pytest.mark.parametrize("source", ["hub", "s3"])
+def test_a_rolling_update_fetches_only_what_it_moved(source):
+    """The upgrade preview's per-replica time: what the update moved is fetched again, the rest is
+    on the node; either move compiles from empty (a new compile-cache key)."""
+    gb = 230
+    phases = {
+        (i, w): {p.name for p in timeline.rollout(gb, source=source, new_image=i, new_weights=w).phases}
+        for i in (False, True)
+        for w in (False, True)
+    }
+    assert timeline.rollout(gb, source=source, new_image=False, new_weights=False) == timeline.warm_restart(gb)
+    assert timeline.IMAGE_PULL in phases[True, False] and timeline.DOWNLOAD not in phases[True, False]
+    assert timeline.LOAD_CACHED in phases[True, False]
+    assert timeline.DOWNLOAD in phases[False, True] and timeline.IMAGE_PULL not in phases[False, True]
+    assert all(timeline.COMPILE in phases[k] for k in ((True, False), (False, True), (True, True)))
+    new = timeline.new_node(gb, source=source).total
+    for k in ((True, False), (False, True), (True, True)):
+        rolled = timeline.rollout(gb, source=source, new_image=k[0], new_weights=k[1]).total
+        assert timeline.warm_restart(gb).total < rolled <= new, (k, rolled, new)

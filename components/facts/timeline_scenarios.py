@@ -247,6 +247,62 @@ def warm_restart(
     return schedule("warm restart", steps, a.contention)
 
 
+def rollout(
+    weights_gb: float,
+    a: Assumptions = DEFAULTS,
+    source: str = "hub",
+    *,
+    new_image: bool,
+    new_weights: bool,
+    routing: str = "direct",
+    hc: HealthCheck = HEALTH_CHECK,
+) -> Timeline:
+    """A replica replaced on its own node by a rolling update of the vLLM Deployment.
+
+    What the update moved is fetched again: a new image is pulled, a new revision is staged by
+    the node's stager (its DaemonSet changes with it). What it did not move is on the node: the
+    image, and the weights in the page cache. Either move changes the compile-cache key, so the
+    first replica of the update compiles from empty (the timers guard that case)."""
+    if not (new_image or new_weights):
+        return warm_restart(weights_gb, a, routing=routing, hc=hc)
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: one of {SOURCES}")
+    steps: list[Step] = [*_image_steps(a, "ecr")] if new_image else []
+    staged: list[str] = [UNPACK] if new_image else []
+    if new_weights:
+        mb = weights_gb * 1000
+        rate, where = (a.s3_crt_mb_s, "from the S3 mirror") if source == "s3" else (a.hub_mb_s, "from the Hub")
+        steps += [
+            Step(STAGER, STAGER_POD, f"{a.stager_start_s:g} s", seconds=a.stager_start_s),
+            Step(DOWNLOAD, STAGER_POD, f"{weights_gb:g} GB at {rate:g} MB/s {where}", (STAGER,), mb=mb, mb_s=rate),
+        ]
+        staged.append(DOWNLOAD)
+        load = Step(
+            LOAD,
+            VLLM_POD,
+            f"{weights_gb:g} GB at {a.nvme_load_gb_s:g} GB/s, first read since staging",
+            (ENGINE_START,),
+            seconds=weights_gb / a.nvme_load_gb_s,
+        )
+    else:
+        load = Step(
+            LOAD_CACHED,
+            VLLM_POD,
+            f"{weights_gb:g} GB at {a.page_cache_load_gb_s:g} GB/s, read by the vLLM process that served here",
+            (ENGINE_START,),
+            seconds=weights_gb / a.page_cache_load_gb_s,
+        )
+    steps += [
+        _engine_start(a, tuple(staged)),
+        load,
+        Step(COMPILE, VLLM_POD, "a new compile-cache key: empty", (load.name,), seconds=a.compile_cold_s),
+        Step(API, VLLM_POD, "after the engine is ready", (COMPILE,), seconds=a.api_server_s),
+        *_lb_steps(a, routing, API, hc),
+    ]
+    moved = " and ".join(w for w, m in (("new image", new_image), ("new weights", new_weights)) if m)
+    return schedule(f"rolling update, {moved}", steps, a.contention)
+
+
 def scenarios(weights_gb: float, a: Assumptions = DEFAULTS, *, routing: str = "direct") -> list[Timeline]:
     """The four starts the plan and its pictures show."""
     return [
