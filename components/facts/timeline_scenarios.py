@@ -89,6 +89,38 @@ def _image_steps(a: Assumptions, image_source: str) -> list[Step]:
     ]
 
 
+def _download(a: Assumptions, weights_gb: float, source: str) -> Step:
+    """The node stager's copy of the weights onto the NVMe, from the S3 mirror or the Hub."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: one of {SOURCES}")
+    if source == "s3":
+        rate = a.s3_crt_mb_s
+        basis = f"{weights_gb:g} GB at {a.s3_crt_gbit_s:g} Gbit/s from the S3 mirror (CRT, sha256 in the stream)"
+    else:
+        rate, basis = a.hub_mb_s, f"{weights_gb:g} GB at {a.hub_mb_s:g} MB/s from the Hub"
+    return Step(DOWNLOAD, STAGER_POD, basis, (STAGER,), mb=weights_gb * 1000, mb_s=rate)
+
+
+def _load(a: Assumptions, weights_gb: float, *, cached: bool) -> Step:
+    """vLLM reads the weights: from the NVMe the first time after staging, from the page cache when
+    the vLLM process that served on this node read them."""
+    if cached:
+        return Step(
+            LOAD_CACHED,
+            VLLM_POD,
+            f"{weights_gb:g} GB at {a.page_cache_load_gb_s:g} GB/s, read by the vLLM process that served here",
+            (ENGINE_START,),
+            seconds=weights_gb / a.page_cache_load_gb_s,
+        )
+    return Step(
+        LOAD,
+        VLLM_POD,
+        f"{weights_gb:g} GB at {a.nvme_load_gb_s:g} GB/s, first read since staging",
+        (ENGINE_START,),
+        seconds=weights_gb / a.nvme_load_gb_s,
+    )
+
+
 def _engine_start(a: Assumptions, after: tuple[str, ...] = ()) -> Step:
     """The vLLM container's process start, up to its workers loading weights."""
     return Step(
@@ -151,27 +183,7 @@ def new_node(
     image_source: the vLLM image from the stack's ECR repository or from Docker Hub.
     The staging pod starts when the node joins, so its copy overlaps the vLLM image pull.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source {source!r}: one of {SOURCES}")
-    mb = weights_gb * 1000
-    if source == "s3":
-        copy = Step(
-            DOWNLOAD,
-            STAGER_POD,
-            f"{weights_gb:g} GB at {a.s3_crt_gbit_s:g} Gbit/s from the S3 mirror (CRT, sha256 in the stream)",
-            (STAGER,),
-            mb=mb,
-            mb_s=a.s3_crt_mb_s,
-        )
-    else:
-        copy = Step(
-            DOWNLOAD,
-            STAGER_POD,
-            f"{weights_gb:g} GB at {a.hub_mb_s:g} MB/s from the Hub",
-            (STAGER,),
-            mb=mb,
-            mb_s=a.hub_mb_s,
-        )
+    copy = _download(a, weights_gb, source)
     steps = [
         *_image_steps(a, image_source),
         Step(STAGER, STAGER_POD, f"{a.stager_start_s:g} s", seconds=a.stager_start_s),
@@ -201,13 +213,7 @@ def new_node(
         compile_step = Step(COMPILE, VLLM_POD, "empty compile cache", (LOAD,), seconds=a.compile_cold_s)
     steps += [
         _engine_start(a, tuple(staged)),
-        Step(
-            LOAD,
-            VLLM_POD,
-            f"{weights_gb:g} GB at {a.nvme_load_gb_s:g} GB/s, first read since staging",
-            (ENGINE_START,),
-            seconds=weights_gb / a.nvme_load_gb_s,
-        ),
+        _load(a, weights_gb, cached=False),
         compile_step,
         Step(API, VLLM_POD, "after the engine is ready", (compile_step.name,), seconds=a.api_server_s),
         *_lb_steps(a, routing, API, hc),
@@ -227,13 +233,7 @@ def warm_restart(
     and profile)."""
     steps = [
         _engine_start(a),
-        Step(
-            LOAD_CACHED,
-            VLLM_POD,
-            f"{weights_gb:g} GB at {a.page_cache_load_gb_s:g} GB/s, read by the vLLM process that served here",
-            (ENGINE_START,),
-            seconds=weights_gb / a.page_cache_load_gb_s,
-        ),
+        _load(a, weights_gb, cached=True),
         Step(
             COMPILE_NODE,
             VLLM_POD,
@@ -265,33 +265,15 @@ def rollout(
     first replica of the update compiles from empty (the timers guard that case)."""
     if not (new_image or new_weights):
         return warm_restart(weights_gb, a, routing=routing, hc=hc)
-    if source not in SOURCES:
-        raise ValueError(f"source {source!r}: one of {SOURCES}")
     steps: list[Step] = [*_image_steps(a, "ecr")] if new_image else []
     staged: list[str] = [UNPACK] if new_image else []
     if new_weights:
-        mb = weights_gb * 1000
-        rate, where = (a.s3_crt_mb_s, "from the S3 mirror") if source == "s3" else (a.hub_mb_s, "from the Hub")
         steps += [
             Step(STAGER, STAGER_POD, f"{a.stager_start_s:g} s", seconds=a.stager_start_s),
-            Step(DOWNLOAD, STAGER_POD, f"{weights_gb:g} GB at {rate:g} MB/s {where}", (STAGER,), mb=mb, mb_s=rate),
+            _download(a, weights_gb, source),
         ]
         staged.append(DOWNLOAD)
-        load = Step(
-            LOAD,
-            VLLM_POD,
-            f"{weights_gb:g} GB at {a.nvme_load_gb_s:g} GB/s, first read since staging",
-            (ENGINE_START,),
-            seconds=weights_gb / a.nvme_load_gb_s,
-        )
-    else:
-        load = Step(
-            LOAD_CACHED,
-            VLLM_POD,
-            f"{weights_gb:g} GB at {a.page_cache_load_gb_s:g} GB/s, read by the vLLM process that served here",
-            (ENGINE_START,),
-            seconds=weights_gb / a.page_cache_load_gb_s,
-        )
+    load = _load(a, weights_gb, cached=not new_weights)
     steps += [
         _engine_start(a, tuple(staged)),
         load,
