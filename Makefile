@@ -17,7 +17,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS
 TORCH_CPU := $(shell grep -E '^torch==' requirements-dev.txt)+cpu
 TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: plan test test-fast lint capacity scaling routing router-image mutation docs chart-values chart-record clean
+.PHONY: plan test test-fast lint capacity scaling routing mutation docs chart-values chart-record clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,9 +65,6 @@ capacity: $(VENV)/.runtime ## Capacity table for every GPU type and profile
 
 scaling: $(VENV)/.runtime ## The stack's scaling policy simulated on traffic traces, with its checks; SVGs of each trace in plan-out/<stack>
 	$(PY) -m ops.scaling_sim --stack $(STACK) --out $(OUT)
-
-router-image: $(VENV)/.runtime ## The commands that build vLLM's router image from the pinned wheel and push it to the stack account's ECR
-	$(PY) -m ops router-image --stack $(STACK)
 
 routing: $(VENV)/.dev ## Router policies replayed on agent conversations through the real vllm-router: affinity, balance, prefill saved
 	$(PY) -m ops.routing.report

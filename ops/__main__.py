@@ -106,12 +106,6 @@ def _sweep(args: argparse.Namespace) -> int:
     return emit(title, checks)
 
 
-def _router_image(args: argparse.Namespace) -> int:
-    from ops.image import router as router_image
-
-    return router_image.main(from_stack_file(args.stack))
-
-
 def _plan(args: argparse.Namespace) -> int:
     # Imported here: plan runs the Pulumi engine, the other commands must not need it.
     from ops import plan
@@ -127,9 +121,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ops", description="Operate a minimax-vllm stack without the Pulumi engine."
     )
-    sub = p.add_subparsers(
-        dest="command", required=True, metavar="{plan,preflight,verify,sweep,image,router-image,capacity}"
-    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="{plan,preflight,verify,sweep,image,capacity}")
 
     def command(name: str, help_text: str, default_stack: bool = True) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_text, description=help_text)
@@ -243,7 +235,8 @@ def parser() -> argparse.ArgumentParser:
         "image",
         help="before `pulumi up`: put the stack's images into its own ECR repositories",
         description="The pods pull only from the stack's ECR repositories: `copy` prints (and with --run performs)"
-        " the copy of the pinned vLLM image and the stager image's build.",
+        " the copy of the pinned vLLM image, the stager image's build and, with the router in the path, the"
+        " router image's build.",
     )
     image_verbs = image.add_subparsers(dest="verb", required=True, metavar="{copy}")
     copy = image_verbs.add_parser("copy", help="the steps that put the stack's images in place")
@@ -257,12 +250,6 @@ def parser() -> argparse.ArgumentParser:
         "--run", dest="perform", action="store_true", help="perform the copy and the build (default: print only)"
     )
     copy.set_defaults(run=_image_copy)
-    router = command(
-        "router-image",
-        "print the commands that build vLLM's router image from the pinned wheel and push it to the stack"
-        " account's ECR (no release-tagged image is published)",
-    )
-    router.set_defaults(run=_router_image)
     _capacity_parser(sub, command)
     return p
 

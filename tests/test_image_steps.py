@@ -118,7 +118,7 @@ def test_preflight_fails_with_the_copy_step_when_an_image_is_missing():
     assert vllm.status == stager.status == router.status == "FAIL"
     assert "no such repository yet" in vllm.detail and "no such image yet" in stager.detail
     assert vllm.fix.startswith("python -m ops image copy --stack dev")
-    assert router.fix.startswith("python -m ops router-image --stack dev")
+    assert router.fix.startswith("python -m ops image copy --stack dev")
 
 
 def test_preflight_fails_when_the_digest_is_there_under_another_tag(monkeypatch):

@@ -14,11 +14,11 @@ from components.aws import image_registry
 from components.platform import config
 from components.serving import routing
 from components.serving.router_flags import ROUTER_VERSION
-from ops.image import router as router_image
+from ops.image import registry_steps
 from ops.offline.engine import render
 from tests import hops
 
-CONTEXT = router_image.BUILD_CONTEXT
+CONTEXT = registry_steps.ROUTER_BUILD_CONTEXT
 DOCKERFILE = (CONTEXT / "Dockerfile").read_text()
 REQUIREMENTS = (CONTEXT / "requirements.txt").read_text()
 
@@ -78,11 +78,20 @@ def test_the_image_installs_the_versions_the_loopback_tests_run() -> None:
 
 def test_the_printed_commands_build_this_context_and_push_the_tag_the_pods_pull() -> None:
     s = config.from_stack_file("prod-4gpu")
-    lines = router_image.commands(s)
+    account = "123456789012"
+    (step,) = [st for st in registry_steps.steps(s, account) if "router image" in st.what]
+    lines = step.commands
     build = next(line for line in lines if line.startswith("docker build"))
     assert build.endswith(" images/vllm-router") and Path(CONTEXT / "Dockerfile").is_file()
-    pushed = next(line for line in lines if line.startswith("docker push")).split('"')[1]
+    pushed = next(line for line in lines if line.startswith("docker push")).split()[-1]
     pulled = hops.container(hops.front(render("prod-4gpu")))["image"]
     repository = image_registry.Registry("", s.cluster_name).repository(image_registry.ROUTER)
     assert pushed.split("/", 1)[1] == pulled.split("/", 1)[1] == f"{repository}:{ROUTER_VERSION}"
-    assert f".dkr.ecr.{s.region}.amazonaws.com" in lines[0]
+    assert pushed.startswith(f"{account}.dkr.ecr.{s.region}.amazonaws.com/")
+    assert step.runnable
+
+
+def test_a_stack_without_the_router_builds_no_router_image() -> None:
+    s = config.from_stack_file("prod-8gpu")  # routing direct: one replica
+    assert s.routing_mode == "direct"
+    assert not [st for st in registry_steps.steps(s, "123456789012") if "router image" in st.what]

@@ -28,7 +28,7 @@ REPLICAS = 2
 # No release-tagged image of the router is published (Docker Hub carries nightly tags only), so
 # the image is the pinned PyPI wheel (router_flags.ROUTER_VERSION) built by
 # images/vllm-router/Dockerfile into the stack's own ECR repository `minimax-vllm/<cluster>/vllm-router`
-# (components/aws/image_registry.py creates it; `python -m ops router-image` prints the build and
+# (components/aws/image_registry.py creates it; `python -m ops image copy` prints the build and
 # push; preflight checks the tag is there, ops/aws_checks/images.py).
 # The image's user (images/vllm-router/Dockerfile USER): the router needs no root, unlike vLLM.
 IMAGE_UID = 65532
@@ -131,7 +131,7 @@ def deployment(
     reasons = (
         "CKV_K8S_15=the tag is the pinned router version, so IfNotPresent runs that image",
         "CKV_K8S_38=the router's Kubernetes discovery reads pods with this token (Role: get/list/watch pods)",
-        "CKV_K8S_43=built by the stack's owner into its own ECR (make router-image), tagged with the pinned version",
+        "CKV_K8S_43=built by the stack's owner into its own ECR (python -m ops image copy), tagged with the pinned version",
     )
     waivers = {f"checkov.io/skip{i}": r for i, r in enumerate(reasons, start=1)}
     return {

@@ -43,10 +43,9 @@ def check(settings: Settings, ecr: Any, sts: Any, sleep: Sleep) -> list[Check]:
     account = _aws(sts.get_caller_identity, sleep)["Account"]
     registry = image_registry.Registry(image_registry.registry_host(account, settings.region), settings.cluster_name)
     copy = f"python -m ops image copy --stack {settings.stack}  (prints each step; --run performs the copy and build)"
-    build_router = f"python -m ops router-image --stack {settings.stack}  (prints the build and push)"
     rows = []
     for image, image_id in wanted(settings):
-        fix = build_router if image == image_registry.ROUTER else copy
+        fix = copy
         name = f"{ROW}: {image}"
         where = f"{registry.url(image)}{'@' if 'imageDigest' in image_id else ':'}{next(iter(image_id.values()))}"
         try:

@@ -1,12 +1,17 @@
 """`python -m ops image copy --stack NAME`: put the stack's images into its own ECR repositories.
 
-Three steps, printed in order (and, with --run, the last two performed):
+The steps, printed in order (and, with --run, all but the first performed):
 1. create the repositories alone (`pulumi up --target` on the ImageRepositories component's three
    repositories), so the images can be there before any pod asks for them;
 2. copy the pinned vLLM image: `crane copy` keeps the multi-platform index as it is, so the digest
    recorded in components/facts/versions.py is the digest in ECR too (`skopeo copy --all
    --preserve-digests` does the same);
-3. build and push the stager image (images/stage-weights/) under its recipe-hash tag.
+3. build and push the stager image (images/stage-weights/) under its recipe-hash tag;
+4. with the router in the path (`Settings.routing_mode`), build and push the router image
+   (images/vllm-router/): no release-tagged vllm-router image is published (Docker Hub
+   vllm/vllm-router carries dated nightlies only, about 15 kept: vllm-project/router issue #163,
+   vllm-project/vllm issue #41350), so the pinned wheel (router_flags.ROUTER_VERSION,
+   hash-checked) is built under that version's tag.
 `python -m ops preflight` checks that each image is there (ops/aws_checks/images.py).
 """
 
@@ -17,15 +22,19 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from components.aws import image_registry
 from components.facts import versions
+from components.serving import routing
+from components.serving.router_flags import ROUTER_VERSION
 from components.settings.stack import PROJECT, Settings
 from components.weights import staging
 
 COMPONENT_TYPE = "minimax-vllm:aws:ImageRepositories"
 REPOSITORY_TYPE = "aws:ecr/repository:Repository"
 COPY_TOOLS = ("crane", "skopeo")
+ROUTER_BUILD_CONTEXT = Path(__file__).resolve().parents[2] / "images" / "vllm-router"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,19 @@ def steps(settings: Settings, account_id: str, copy_tool: str = "crane") -> list
     stager = f"{registry.url(image_registry.STAGER)}:{staging.image_tag()}"
     build_dir = f"images/{staging.IMAGE_DIR.name}"
     targets = " ".join(f"--target {shlex.quote(u)}" for u in repository_urns(settings))
+    docker_login = f"{login} | docker login --username AWS --password-stdin {registry.host}"
+    router = []
+    if settings.routing_mode == "router":
+        image = routing.image(registry.url(image_registry.ROUTER))
+        context = ROUTER_BUILD_CONTEXT.relative_to(ROUTER_BUILD_CONTEXT.parents[1])
+        router = [
+            Step(
+                f"build and push the router image (vllm-router {ROUTER_VERSION} from PyPI, hash-pinned;"
+                " no release-tagged image is published)",
+                (docker_login, f"docker build --platform linux/amd64 -t {image} {context}", f"docker push {image}"),
+                True,
+            )
+        ]
     return [
         Step(
             "create the stack's ECR repositories (only them)", (f"pulumi up --stack {settings.stack} {targets}",), False
@@ -74,13 +96,10 @@ def steps(settings: Settings, account_id: str, copy_tool: str = "crane") -> list
         ),
         Step(
             "build and push the stager image",
-            (
-                f"{login} | docker login --username AWS --password-stdin {registry.host}",
-                f"docker build --platform linux/amd64 -t {stager} {build_dir}",
-                f"docker push {stager}",
-            ),
+            (docker_login, f"docker build --platform linux/amd64 -t {stager} {build_dir}", f"docker push {stager}"),
             True,
         ),
+        *router,
     ]
 
 
