@@ -10,7 +10,8 @@ OUT ?= plan-out/$(STACK)
 export VLLM_TARGET_DEVICE := cpu
 # The CPU torch wheel may lie in a local wheel folder; pip finds it there when present.
 PIP_FIND_LINKS_DIR := $(wildcard /opt/wheels)
-PIP := $(PY) -m pip install --disable-pip-version-check -q $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR))
+# constraints.txt holds every transitive version, so a clean clone installs what the tests last ran.
+PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR))
 # The test tier needs the CPU build of torch (pinned in requirements-dev.txt): from the local
 # wheel folder when there is one, else from PyTorch's CPU index. Installed before vLLM, so pip
 # keeps it instead of pulling the multi-GB CUDA build.
@@ -19,12 +20,12 @@ TORCH_SOURCE := $(if $(PIP_FIND_LINKS_DIR),--find-links $(PIP_FIND_LINKS_DIR),--
 
 .PHONY: plan test test-fast lint capacity scaling routing mutation docs chart-values chart-record clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements.txt requirements-dev.txt constraints.txt $(VENV)/.runtime
 	$(PY) -m pip install --disable-pip-version-check -q $(TORCH_SOURCE) $(TORCH_CPU)
 	$(PIP) -r requirements-dev.txt
 	# torchvision/torchaudio/torchcodec break vLLM's import beside a CPU torch, and the
