@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
+import sysconfig
 from pathlib import Path
 
 LOCK = Path(__file__).resolve().parents[1] / "constraints.txt"
@@ -30,7 +31,10 @@ def locked() -> dict[str, str]:
 
 def test_every_installed_distribution_is_locked_at_its_version() -> None:
     pins = locked()
-    installed = {_norm(d.metadata["Name"]): d.version for d in md.distributions()}
+    # The virtualenv's own site-packages only: setuptools puts its vendored copies on sys.path
+    # once imported, and those are setuptools' business, not the lock's.
+    site = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    installed = {_norm(d.metadata["Name"]): d.version for d in md.distributions(path=site)}
     drift = {
         name: (pins.get(name), version) for name, version in installed.items()
         if name not in OUTSIDE_THE_LOCK and pins.get(name) != version
