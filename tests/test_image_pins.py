@@ -24,7 +24,11 @@ PINNED_REF = re.compile(r"[^@\s]+:[^:@/\s]+@sha256:[0-9a-f]{64}")
 
 
 def _images_in(text: str) -> set[str]:
-    return set(re.findall(r'"image": "([^"]+)"', text))
+    """Containers' and operator-managed pods' `image`, and the config-reloader image the
+    Prometheus operator adds to those pods (its `--prometheus-config-reloader` argument)."""
+    return set(re.findall(r'"image": "([^"]+)"', text)) | set(
+        re.findall(r'"--prometheus-config-reloader=([^"]+)"', text)
+    )
 
 
 @functools.cache

@@ -116,6 +116,8 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
     sidecar_key, sidecar_value = dashboards.SIDECAR_LABEL
     prometheus_spec: dict[str, Any] = {
         **_system("prometheus"),
+        # The image of the pods the operator creates from the Prometheus resource.
+        "image": {"sha": image_pins.sha(_stack_image("prometheus.prometheusSpec.image.sha"))},
         "scrapeInterval": interval,
         # Select every ServiceMonitor, PodMonitor and PrometheusRule, not only the chart's own.
         "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -203,11 +205,23 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
                 "prometheusSpec": prometheus_spec,
             },
             # With AMP, the workspace evaluates the rules; alerts go to its own alert manager.
-            "alertmanager": {"enabled": not agent, "alertmanagerSpec": _system("alertmanager")},
+            "alertmanager": {
+                "enabled": not agent,
+                "alertmanagerSpec": {
+                    **_system("alertmanager"),
+                    "image": {"sha": image_pins.sha(_stack_image("alertmanager.alertmanagerSpec.image.sha"))},
+                },
+            },
             "grafana": grafana,
             "prometheusOperator": {
                 **_system("prometheus-operator"),
                 "image": {"sha": image_pins.sha(_stack_image("prometheusOperator.image.sha"))},
+                # The sidecar the operator adds to every Prometheus and Alertmanager pod.
+                "prometheusConfigReloader": {
+                    "image": {
+                        "sha": image_pins.sha(_stack_image("prometheusOperator.prometheusConfigReloader.image.sha"))
+                    }
+                },
                 "admissionWebhooks": {"patch": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}},
             },
             # This chart's `image.sha` takes the digest with its `sha256:` prefix.
