@@ -467,6 +467,115 @@ def alerts_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _stacks_cell(stacks: list[str]) -> str:
+    return "every stack" if set(STACKS) <= set(stacks) else ", ".join(s for s in STACKS if s in stacks)
+
+
+def secret_env_table() -> str:
+    """Every Secret-backed environment variable, per container, with the Hugging Face token set."""
+    from tests.test_secret_env import rendered, secret_env
+
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for stack in STACKS:
+        for (who, container), refs in secret_env(rendered(stack, True)).items():
+            who = re.sub(r"^Job/.*", "Job/<mirror fill>", who)
+            for variable, secret, key in sorted(refs):
+                rows.setdefault((f"`{who}` `{container}`", f"`{variable}`", f"`{secret}/{key}`"), []).append(stack)
+    lines = ["| pod / container | variable | Secret / key | stacks |", "|---|---|---|---|"]
+    lines += [f"| {w} | {v} | {s} | {_stacks_cell(st)} |" for (w, v, s), st in sorted(rows.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _namespace_securities() -> dict[str, Any]:
+    from components.kubernetes import device_plugin
+    from components.kubernetes import pod_security_admission as psa
+    from components.observability import values as observability
+    from components.scaling import replica_autoscaler
+    from components.serving import workload
+
+    declared = (
+        psa.KUBE_SYSTEM,
+        device_plugin.POD_SECURITY,
+        observability.POD_SECURITY,
+        observability.NODE_METRICS_POD_SECURITY,
+        replica_autoscaler.POD_SECURITY,
+        workload.POD_SECURITY,
+    )
+    return {s.namespace: s for s in declared}
+
+
+def _selected(selector: dict | None) -> str:
+    """A pod selector in a few words: the app it names, or every pod."""
+    if not selector:
+        return "any pod"
+    labels = selector.get("matchLabels", {})
+    for expr in selector.get("matchExpressions", []):
+        if expr["key"] == "app.kubernetes.io/name" and expr["operator"] == "In":
+            return " or ".join(expr["values"])
+    for key in ("app.kubernetes.io/name", "k8s-app", "app", "app.kubernetes.io/component"):
+        if key in labels:
+            return labels[key]
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _peer(peer: dict) -> str:
+    if "ipBlock" in peer:
+        return peer["ipBlock"]["cidr"]
+    ns = peer.get("namespaceSelector")
+    where = "" if ns is None else "any namespace/" if not ns else f"{ns['matchLabels']['kubernetes.io/metadata.name']}/"
+    return where + _selected(peer.get("podSelector"))
+
+
+def _port(port: dict) -> str:
+    proto = port.get("protocol", "TCP")
+    return f"{port['port']}" + ("" if proto == "TCP" else f"/{proto.lower()}")
+
+
+def _rules(rules: list[dict], side: str) -> str:
+    if not rules:
+        return "nothing"
+    parts = []
+    for rule in rules:
+        peers = ", ".join(_peer(p) for p in rule.get(side, [])) or "anywhere"
+        ports = ", ".join(_port(p) for p in rule.get("ports", [])) or "every port"
+        parts.append(f"{peers} : {ports}")
+    return "<br>".join(parts)
+
+
+def network_table() -> str:
+    """Per namespace: its Pod Security level and why, then each NetworkPolicy: what may reach the
+    pods it selects, and what they may reach (the four rendered stacks)."""
+    securities = _namespace_securities()
+    levels: dict[str, set[str]] = {}
+    rows: dict[tuple[str, str, str, str, str], list[str]] = {}
+    for stack in STACKS:
+        for obj in _rendering(stack).kubernetes_objects():
+            kind, meta = obj.inputs["kind"], obj.inputs["metadata"]
+            if kind == "Namespace":
+                levels.setdefault(meta["name"], set()).add(meta["labels"]["pod-security.kubernetes.io/enforce"])
+            elif kind == "NetworkPolicy":
+                spec = obj.inputs["spec"]
+                types = spec.get("policyTypes", [])
+                row = (
+                    meta["namespace"],
+                    f"`{meta['name']}`: {_selected(spec.get('podSelector'))}",
+                    _rules(spec.get("ingress", []), "from") if "Ingress" in types else "not restricted",
+                    _rules(spec.get("egress", []), "to") if "Egress" in types else "not restricted",
+                    "",
+                )
+                rows.setdefault(row, []).append(stack)
+    lines = ["| namespace | Pod Security (enforce) | why not stricter |", "|---|---|---|"]
+    for ns, found in sorted(levels.items()):
+        (level,) = found
+        security = securities[ns]
+        if security.level != level:
+            raise AssertionError(f"{ns}: rendered {level}, declared {security.level}")
+        lines.append(f"| `{ns}` | {level} | {_cell(security.why) if level != 'restricted' else '-'} |")
+    lines += ["", "| namespace | policy: pods | in from : ports | out to : ports | stacks |", "|---|---|---|---|---|"]
+    lines += [f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} | {_stacks_cell(st)} |" for r, st in sorted(rows.items())]
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS: tuple[Block, ...] = (
     Block("plan-cold-start", "README.md", plan_cold_start),
     Block("settings-error", "README.md", settings_error),
@@ -513,6 +622,8 @@ BLOCKS: tuple[Block, ...] = (
     ),
     Block("alerts", "docs/operations.md", alerts_table),
     Block("roles", "docs/security.md", roles_table),
+    Block("secret-env", "docs/security.md", secret_env_table),
+    Block("network", "docs/security.md", network_table),
     Block("ops-help", "docs/commands.md", ops_help),
     Block("settings-reference", "docs/settings.md", settings_reference),
     Block("import-graph", "docs/architecture.md", architecture.mermaid),

@@ -78,3 +78,38 @@ def test_the_alert_table_lists_every_rule() -> None:
     page = (ROOT / "docs/operations.md").read_text()
     listed = set(re.findall(r"^\| \[([A-Za-z]+)\]\(#", page, re.M))
     assert listed == alerts.alert_names(from_stack_file("prod-8gpu").observability)
+
+
+# Pages that name their evidence: each cited test file, test, policy-pack rule and checkov check
+# must exist, so a renamed or deleted test cannot leave the page pointing at nothing.
+EVIDENCE_PAGES = ("docs/security.md", "docs/mirror.md")
+
+
+def _defined_tests() -> dict[str, set[str]]:
+    return {
+        p.name: set(re.findall(r"^(?:async )?def (test_\w+)", p.read_text(), re.M))
+        for p in (ROOT / "tests").glob("test_*.py")
+    }
+
+
+@pytest.mark.parametrize("page", EVIDENCE_PAGES)
+def test_every_cited_test_rule_and_check_exists(page: str) -> None:
+    from policies.rules import all_rule_names
+
+    text = (ROOT / page).read_text()
+    tests = _defined_tests()
+    every_test = set().union(*tests.values())
+    checks = set(
+        re.findall(
+            r'id="(CKV_MMV_\d+)"', "".join(p.read_text() for p in (ROOT / "policies" / "checkov_checks").glob("*.py"))
+        )
+    )
+    missing = [f for f in re.findall(r"tests/(test_\w+\.py)", text) if f not in tests]
+    missing += [
+        f"{f}::{t}" for f, t in re.findall(r"tests/(test_\w+\.py)::(test_\w+)", text) if t not in tests.get(f, ())
+    ]
+    missing += [t for t in re.findall(r"`(test_\w+)`", text) if t not in every_test]
+    for cited in re.findall(r"rules? ((?:`[a-z0-9-]+`(?:,? (?:and )?)?)+)", text):
+        missing += [f"rule {r}" for r in re.findall(r"`([a-z0-9-]+)`", cited) if r not in all_rule_names()]
+    missing += [c for c in re.findall(r"CKV_MMV_\d+", text) if c not in checks]
+    assert not missing, f"{page} cites what does not exist: {sorted(set(missing))}"
