@@ -1,6 +1,7 @@
 """Every image the stacks run is pinned by digest, or named, with its reason and the values key
 that would pin it, in components/facts/data/image-pins.json. A chart bump that brings an image
-nobody decided about fails here; so does an entry for an image nothing renders any more."""
+nobody decided about fails here; so does a pin that does not render, a pin without a source or
+with a malformed digest, and an entry for an image nothing renders any more."""
 
 from __future__ import annotations
 
@@ -12,14 +13,22 @@ import pytest
 from test_policies import STACKS, rendered
 
 from components.aws import image_registry
-from components.facts import DATA, versions
+from components.facts import DATA, image_pins, versions
+from components.scaling import cluster_autoscaler
 
 PINS = json.loads((DATA / "image-pins.json").read_text())
-DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+PINNED: dict[str, dict] = PINS["pinned"]
+NOT_PINNED: dict[str, dict] = PINS["not_pinned"]
+# <name>:<tag>@sha256:<64 hex>, the whole reference.
+PINNED_REF = re.compile(r"[^@\s]+:[^:@/\s]+@sha256:[0-9a-f]{64}")
 
 
 def _images_in(text: str) -> set[str]:
-    return set(re.findall(r'"image": "([^"]+)"', text))
+    """Containers' and operator-managed pods' `image`, and the config-reloader image the
+    Prometheus operator adds to those pods (its `--prometheus-config-reloader` argument)."""
+    return set(re.findall(r'"image": "([^"]+)"', text)) | set(
+        re.findall(r'"--prometheus-config-reloader=([^"]+)"', text)
+    )
 
 
 @functools.cache
@@ -32,6 +41,11 @@ def chart_images() -> dict[str, set[str]]:
     return found
 
 
+def _values_keys(chart: str) -> set[str]:
+    keys = json.loads((DATA / "chart-values" / f"{chart}.json").read_text())["keys"]
+    return set(keys) if isinstance(keys, dict) else {k if isinstance(k, str) else k["key"] for k in keys}
+
+
 def manifest_images() -> set[str]:
     return {
         image
@@ -42,18 +56,54 @@ def manifest_images() -> set[str]:
 
 
 def test_every_chart_image_is_pinned_by_digest_or_named_with_its_reason() -> None:
-    unpinned = {image for image in chart_images() if not DIGEST.search(image)}
-    assert unpinned == set(PINS["not_pinned"])
+    images = set(chart_images())
+    by_tag_only = {image for image in images if not PINNED_REF.fullmatch(image)}
+    assert by_tag_only == {image for image, entry in NOT_PINNED.items() if entry.get("rendered", True)}
+    # Each digest-pinned image is one of the recorded pins, and each pin renders as exactly that.
+    assert images - by_tag_only == {f"{image}@{entry['digest']}" for image, entry in PINNED.items()}
 
 
-@pytest.mark.parametrize("image", sorted(PINS["not_pinned"]))
+@pytest.mark.parametrize("image", sorted(PINNED))
+def test_each_pin_is_an_index_digest_with_its_sources_and_values_key(image: str) -> None:
+    entry = PINNED[image]
+    assert "@" not in image and re.fullmatch(r"[^:]+(:\d+)?/[^:]+:[^:/]+", image), image
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", entry["digest"]), entry["digest"]
+    assert entry["sources"], f"{image}: a pin needs the public sources that tie the digest to the tag"
+    assert all(source.startswith("https://") and source.strip() for source in entry["sources"])
+    assert entry["chart"] in chart_images()[f"{image}@{entry['digest']}"]
+    assert entry["values_key"] in _values_keys(entry["chart"]), f"{entry['chart']} has no {entry['values_key']}"
+
+
+@pytest.mark.parametrize("image", sorted(NOT_PINNED))
 def test_each_unpinned_image_names_the_chart_key_that_would_pin_it(image: str) -> None:
-    entry = PINS["not_pinned"][image]
-    assert entry["chart"] in chart_images()[image]
-    keys = json.loads((DATA / "chart-values" / f"{entry['chart']}.json").read_text())["keys"]
-    names = set(keys) if isinstance(keys, dict) else {k if isinstance(k, str) else k["key"] for k in keys}
-    assert entry["values_key"] in names, f"{entry['chart']} has no values key {entry['values_key']}"
+    entry = NOT_PINNED[image]
+    if entry.get("rendered", True):
+        assert entry["chart"] in chart_images()[image]
+    else:
+        assert image not in chart_images()
+    assert entry["values_key"] in _values_keys(entry["chart"]), f"{entry['chart']} has no {entry['values_key']}"
     assert entry["why"].strip()
+    assert image not in PINNED
+
+
+def test_every_cluster_autoscaler_image_is_decided() -> None:
+    """The autoscaler's image follows the control plane's minor; a stack on a version the record
+    does not render still runs a pinned image or one listed with its reason."""
+    for tag in versions.CLUSTER_AUTOSCALER_IMAGE_TAGS.values():
+        image = f"{cluster_autoscaler.IMAGE_REPOSITORY}:{tag}"
+        assert (image in PINNED) != (image in NOT_PINNED), image
+        expected = f"{tag}@{PINNED[image]['digest']}" if image in PINNED else tag
+        assert image_pins.tag_or_pinned(cluster_autoscaler.IMAGE_REPOSITORY, tag) == expected
+
+
+def test_a_malformed_digest_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    image = sorted(PINNED)[0]
+    monkeypatch.setitem(image_pins.PINNED, image, {**PINNED[image], "digest": "sha256:" + "0" * 63})
+    with pytest.raises(ValueError):
+        image_pins.digest(image)
+    monkeypatch.setitem(image_pins.PINNED, image, {**PINNED[image], "digest": "0" * 64})
+    with pytest.raises(ValueError):
+        image_pins.tag_at_digest(image)
 
 
 def test_the_stacks_own_images_come_only_from_its_own_immutable_repositories() -> None:

@@ -16,9 +16,10 @@ from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import ValidationError
 
 from components.aws import gpu_nodes
-from components.facts import catalog, gpu_pool, timeline, versions
+from components.facts import catalog, gpu_pool, image_pins, timeline, versions
 from components.observability.values import PROMETHEUS_URL
 from components.platform.config import from_stack_file, parse
+from components.scaling import cluster_autoscaler
 from components.scaling import manifests as scaling_manifests
 from components.scaling import policy as scaling
 from components.scaling.rules import check, replica_capacity
@@ -557,8 +558,11 @@ def test_cluster_autoscaler_discovers_this_cluster_with_a_pod_identity_limited_t
     r, s = rendered(stack), from_stack_file(stack)
     values = release(r, "cluster-autoscaler").inputs["values"]
     assert values["autoDiscovery"]["clusterName"] == s.cluster_name and values["awsRegion"] == s.region
-    assert values["image"]["tag"] == versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[s.cluster.kubernetes_version]
-    assert values["image"]["tag"].startswith(f"v{s.cluster.kubernetes_version}.")
+    tag = versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[s.cluster.kubernetes_version]
+    assert tag.startswith(f"v{s.cluster.kubernetes_version}.")
+    # The control plane's minor, at its recorded digest (image-pins.json) when there is one.
+    assert values["image"]["tag"] == image_pins.tag_or_pinned(cluster_autoscaler.IMAGE_REPOSITORY, tag)
+    assert values["image"]["tag"].split("@")[0] == tag
     (assoc,) = [
         a
         for a in r.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws.pod_identity import workload_identity
-from components.facts import DATA, versions
+from components.facts import DATA, image_pins, versions
 from components.kubernetes import crds
 from components.kubernetes.helm import pinned_release
 from components.kubernetes.ingress import INGRESS_CLASS
@@ -135,6 +135,12 @@ class LoadBalancerController(pulumi.ComponentResource):
                 "region": args.region,
                 "vpcId": args.vpc_id,
                 "replicaCount": 2,
+                # The chart's default image, at its digest (the chart joins repository:tag).
+                "image": {
+                    "tag": image_pins.tag_at_digest(
+                        image_pins.image(versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[1], "image.tag")
+                    )
+                },
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
                 # Only Services that ask for it (loadBalancerClass) become NLBs; others are left alone.
                 "enableServiceMutatorWebhook": False,

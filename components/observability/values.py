@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from components.aws.cluster import SYSTEM_POOL_LABEL
-from components.facts import gpu_pool, scraper
+from components.facts import gpu_pool, image_pins, scraper, versions
 from components.kubernetes import pod_security_admission as psa
 from components.observability import alerts, dashboards, dcgm_fields
 from components.serving import profiles, routing, workload
@@ -100,6 +100,15 @@ def _system(component: str) -> dict[str, Any]:
     return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR), "resources": RESOURCES[component]}
 
 
+def _pinned(chart: tuple[str, str, str], values_key: str) -> str:
+    """The chart image set through `values_key` (components/facts/data/image-pins.json)."""
+    return image_pins.image(chart[1], values_key)
+
+
+def _stack_image(values_key: str) -> str:
+    return _pinned(versions.KUBE_PROMETHEUS_STACK_CHART, values_key)
+
+
 def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None = None) -> dict[str, Any]:
     """kube-prometheus-stack values (chart `versions.KUBE_PROMETHEUS_STACK_CHART`), keys as in its values.yaml."""
     agent = o.mode == "amp"
@@ -107,6 +116,8 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
     sidecar_key, sidecar_value = dashboards.SIDECAR_LABEL
     prometheus_spec: dict[str, Any] = {
         **_system("prometheus"),
+        # The image of the pods the operator creates from the Prometheus resource.
+        "image": {"sha": image_pins.sha(_stack_image("prometheus.prometheusSpec.image.sha"))},
         "scrapeInterval": interval,
         # Select every ServiceMonitor, PodMonitor and PrometheusRule, not only the chart's own.
         "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -127,10 +138,13 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
     grafana: dict[str, Any] = {
         **_system("grafana"),
         "fullnameOverride": GRAFANA_SERVICE,
+        # The chart renders <image>:<tag>@sha256:<sha>; the tag stays the chart's own.
+        "image": {"sha": image_pins.sha(_stack_image("grafana.image.sha"))},
         "serviceAccount": {"create": True, "name": GRAFANA_SERVICE_ACCOUNT},
         # The Kubernetes dashboards that come with the chart stay; this project's come from its ConfigMaps.
         "defaultDashboardsEnabled": True,
         "sidecar": {
+            "image": {"sha": image_pins.sha(_stack_image("grafana.sidecar.image.sha"))},
             "dashboards": {
                 "enabled": True,
                 "label": sidecar_key,
@@ -191,13 +205,30 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
                 "prometheusSpec": prometheus_spec,
             },
             # With AMP, the workspace evaluates the rules; alerts go to its own alert manager.
-            "alertmanager": {"enabled": not agent, "alertmanagerSpec": _system("alertmanager")},
+            "alertmanager": {
+                "enabled": not agent,
+                "alertmanagerSpec": {
+                    **_system("alertmanager"),
+                    "image": {"sha": image_pins.sha(_stack_image("alertmanager.alertmanagerSpec.image.sha"))},
+                },
+            },
             "grafana": grafana,
             "prometheusOperator": {
                 **_system("prometheus-operator"),
+                "image": {"sha": image_pins.sha(_stack_image("prometheusOperator.image.sha"))},
+                # The sidecar the operator adds to every Prometheus and Alertmanager pod.
+                "prometheusConfigReloader": {
+                    "image": {
+                        "sha": image_pins.sha(_stack_image("prometheusOperator.prometheusConfigReloader.image.sha"))
+                    }
+                },
                 "admissionWebhooks": {"patch": {"nodeSelector": dict(SYSTEM_NODE_SELECTOR)}},
             },
-            "kube-state-metrics": _system("kube-state-metrics"),
+            # This chart's `image.sha` takes the digest with its `sha256:` prefix.
+            "kube-state-metrics": {
+                **_system("kube-state-metrics"),
+                "image": {"sha": image_pins.digest(_stack_image("kube-state-metrics.image.sha"))},
+            },
             # Every node, the tainted GPU nodes included: the NVMe model cache is measured there.
             # In the pod's own network namespace (the chart's default is the node's): a pod
             # address is one hop further from the instance metadata service, which answers only
@@ -206,6 +237,7 @@ def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None
             # /sys and / (hostPath), as before; only node_network_* describe the pod's interface.
             "prometheus-node-exporter": {
                 "hostNetwork": NODE_EXPORTER_HOST_NETWORK,
+                "image": {"digest": image_pins.digest(_stack_image("prometheus-node-exporter.image.digest"))},
                 "namespaceOverride": NODE_METRICS_NAMESPACE,
                 "resources": RESOURCES["node-exporter"],
                 "tolerations": [gpu_pool.TOLERATION, {"operator": "Exists", "effect": "NoSchedule"}],
@@ -228,6 +260,8 @@ def dcgm_values() -> dict[str, Any]:
                 }
             },
             "tolerations": [gpu_pool.TOLERATION],
+            # The chart's default tag, with its digest: the chart joins repository:tag.
+            "image": {"tag": image_pins.tag_at_digest(_pinned(versions.DCGM_EXPORTER_CHART, "image.tag"))},
             "customMetrics": dcgm_fields.collector_csv(),
             "resources": RESOURCES["dcgm-exporter"],
             "serviceMonitor": {

@@ -18,12 +18,14 @@ import pulumi_kubernetes as k8s
 from components.aws import cluster as cluster_facts
 from components.aws.gpu_nodes import TAG_PREFIX
 from components.aws.pod_identity import workload_identity
-from components.facts import versions
+from components.facts import image_pins, versions
 from components.kubernetes.helm import pinned_release
 from components.scaling.policy import CLUSTER_AUTOSCALER_UNNEEDED_MINUTES, ColdStart
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"
+# The chart's default image.repository (values.yaml of the pinned chart); the tag is chosen here.
+IMAGE_REPOSITORY = "registry.k8s.io/autoscaling/cluster-autoscaler"
 # An empty GPU node is removed after this long (an idle p5 costs about $9 per ten minutes).
 SCALE_DOWN_UNNEEDED = f"{CLUSTER_AUTOSCALER_UNNEEDED_MINUTES}m"
 
@@ -69,7 +71,12 @@ def chart_values(cluster_name: str, region: str, kubernetes_version: str, cold: 
         "cloudProvider": "aws",
         "awsRegion": region,
         "autoDiscovery": {"clusterName": cluster_name},
-        "image": {"tag": versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[kubernetes_version]},
+        # The chart joins repository:tag; the tag carries the digest where one is recorded.
+        "image": {
+            "tag": image_pins.tag_or_pinned(
+                IMAGE_REPOSITORY, versions.CLUSTER_AUTOSCALER_IMAGE_TAGS[kubernetes_version]
+            )
+        },
         "rbac": {"serviceAccount": {"create": True, "name": SERVICE_ACCOUNT}},
         "nodeSelector": {key: value},
         "resources": {"requests": {"cpu": "100m", "memory": "600Mi"}, "limits": {"memory": "600Mi"}},

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import cluster as cluster_facts
 from components.aws.pod_identity import workload_identity
-from components.facts import keda_chart, scraper, versions
+from components.facts import image_pins, keda_chart, scraper, versions
 from components.kubernetes import admission, admission_policies, custom_resource
 from components.kubernetes import network_policy as np
 from components.kubernetes import pod_security_admission as psa
@@ -35,11 +35,17 @@ OPERATOR_SERVICE_ACCOUNT = "keda-operator"
 
 
 def chart_values() -> dict:
-    """KEDA's three Deployments on the system nodes, the operator under a known service account."""
+    """KEDA's three Deployments on the system nodes, the operator under a known service account,
+    each image at its digest (the chart joins repository:tag, so the tag carries it)."""
     key, value = cluster_facts.SYSTEM_POOL_LABEL
     on_system = {"nodeSelector": {key: value}}
+    chart = versions.KEDA_CHART[1]
     return {
         "crds": {"install": True},
+        "image": {
+            component: {"tag": image_pins.tag_at_digest(image_pins.image(chart, f"image.{component}.tag"))}
+            for component in ("keda", "metricsApiServer", "webhooks")
+        },
         "operator": dict(on_system),
         "metricsServer": dict(on_system),
         "webhooks": dict(on_system),
