@@ -179,9 +179,9 @@ def admission_line(stack: Stack) -> str:
     slots = CONCURRENCY_PER_GPU * stack.gpus_per_replica
     wait = max(0, cap - slots) / stack.replica_rate
     return (
-        f"admission: {cap} requests per ready replica, waiting + running (serving.maxQueuedRequests, "
-        f"vLLM --max-num-queued-reqs); the next gets vLLM's 503 at once, counted in 'rejected' and "
-        f"'over cap' (a target's 503: not the wake trigger's); at most {_duration(wait)} of queue in the server model"
+        f"admission: at most {cap} requests per ready replica, waiting + running (serving.maxQueuedRequests, "
+        f"vLLM --max-num-queued-reqs), about {_duration(wait)} of queue in the server model; beyond it the "
+        "replica answers 503 at once ('over cap', part of 'rejected'; not the ALB 503s that wake the stack)"
     )
 
 

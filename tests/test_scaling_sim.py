@@ -237,7 +237,7 @@ def test_a_full_replica_refuses_the_newest_and_its_503s_wake_nothing():
 def test_the_report_says_what_the_cap_refuses():
     settings = from_stack_file("dev")
     text = sim.report(settings, settings.scaling, list(results("dev").values()), model("dev"))
-    assert f"admission: {settings.serving.max_queued_requests} requests per ready replica" in text
+    assert f"admission: at most {settings.serving.max_queued_requests} requests per ready replica" in text
     assert "over cap" in text
     none = sim.admission_line(dataclasses.replace(model("dev"), admission_cap=None))
     assert "no cap (serving.maxQueuedRequests 0)" in none
