@@ -140,8 +140,8 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
         f"warm start {stack.cold.warm_start_seconds}s",
         f"  server model: {stack.replica_rate:.2f} requests/s per replica "
         f"({CONCURRENCY_PER_GPU * stack.gpus_per_replica} in flight x {SERVICE_SECONDS:.0f}s each)",
+        f"  {admission_line(stack)}",
     ]
-    lines.append(f"  {admission_line(stack)}")
     if any(t.signal == "wake" for t in p.triggers):
         lines.append(
             f"  wake trigger simulated on the 503 count of ALB {endpoint.load_balancer_name(settings.cluster_name)}"
