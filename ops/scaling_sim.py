@@ -18,7 +18,9 @@ A pure-Python model of what the cluster would do, every 15 s:
   node that already served, after a warm start (components/scaling/policy.py cold_start_inputs).
 - The server: each ready replica runs up to CONCURRENCY_PER_GPU x GPUs requests at once, each
   taking SERVICE_SECONDS; the rest wait in one FIFO queue (vLLM's num_requests_waiting). With no
-  ready replica the load balancer answers 503 (counted, and the wake trigger's metric).
+  ready replica the load balancer answers 503 (counted, and the wake trigger's metric). With
+  serving.maxQueuedRequests, requests beyond it per ready replica (waiting + running) are refused
+  at once with vLLM's 503 (counted; not the wake trigger's).
 
 Per trace: peak queue wait, rejected requests, replica-hours, GPU-node hours, cost, and the
 checks: no replica removed while loading, replicas never above node capacity, no flapping,
@@ -123,6 +125,7 @@ def stack_model(settings: Settings, sc: ScalingSettings, policy: ReplicaPolicy |
         node_price=g.instance.price_per_hour_usd,
         fixed_hourly=fixed_hourly_cost(settings),
         fixed_nodes=max(1, -(-settings.serving.replicas // per_node)),
+        admission_cap=settings.serving.admission_cap,
     )
 
 
@@ -137,6 +140,7 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
         f"warm start {stack.cold.warm_start_seconds}s",
         f"  server model: {stack.replica_rate:.2f} requests/s per replica "
         f"({CONCURRENCY_PER_GPU * stack.gpus_per_replica} in flight x {SERVICE_SECONDS:.0f}s each)",
+        f"  {admission_line(stack)}",
     ]
     if any(t.signal == "wake" for t in p.triggers):
         lines.append(
@@ -144,13 +148,13 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
         )
     lines += [
         "",
-        f"  {'trace':<13} {'peak wait':>9} {'rejected':>8} {'replica-h':>9} {'GPU-node-h':>10} {'cost':>9} "
+        f"  {'trace':<13} {'peak wait':>9} {'rejected':>8} {'over cap':>8} {'replica-h':>9} {'GPU-node-h':>10} {'cost':>9} "
         f"{'fixed size':>10} {'max r/n':>7}  zero nodes  checks",
     ]
     for r in results:
         zero = clock(r.zero_nodes_at) if r.zero_nodes_at is not None else "-"
         lines.append(
-            f"  {r.trace:<13} {_duration(r.peak_wait_seconds):>9} {r.rejected:>8.0f} {r.replica_hours:>9.1f} "
+            f"  {r.trace:<13} {_duration(r.peak_wait_seconds):>9} {r.rejected:>8.0f} {r.over_cap:>8.0f} {r.replica_hours:>9.1f} "
             f"{r.node_hours:>10.1f} ${r.cost_usd:>8,.0f} ${r.fixed_size_cost_usd:>9,.0f} "
             f"{r.max_replicas:>3}/{r.max_nodes:<3}  {zero:>10}  {'PASS' if not r.violations else 'FAIL'}"
         )
@@ -165,6 +169,20 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
     failed = sum(bool(r.violations) for r in results)
     lines.append(f"  {len(results) - failed} trace(s) pass, {failed} fail")
     return "\n".join(lines)
+
+
+def admission_line(stack: Stack) -> str:
+    """What a ready replica holds before it refuses, and the wait that allows in the server model."""
+    cap = stack.admission_cap
+    if cap is None:
+        return "admission: no cap (serving.maxQueuedRequests 0): requests wait in vLLM's queue without bound"
+    slots = CONCURRENCY_PER_GPU * stack.gpus_per_replica
+    wait = max(0, cap - slots) / stack.replica_rate
+    return (
+        f"admission: at most {cap} requests per ready replica, waiting + running (serving.maxQueuedRequests, "
+        f"vLLM --max-num-queued-reqs), about {_duration(wait)} of queue in the server model; beyond it the "
+        "replica answers 503 at once ('over cap', part of 'rejected'; not the ALB 503s that wake the stack)"
+    )
 
 
 def instant_start_line(stack: Stack, results: list[Result]) -> str:

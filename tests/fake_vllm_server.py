@@ -25,6 +25,17 @@ from typing import Any
 from components.serving import endpoint
 
 BACKEND_HEADER = "x-fake-backend"  # which fake answered: its port (replays count affinity by it)
+# vLLM 0.32.0's answer when admitting a request would pass --max-num-queued-reqs: QueueOverflowError
+# (vllm/exceptions.py) through create_error_response, before any response starts, streamed or not.
+QUEUE_FULL = {
+    "error": {
+        "message": "The engine is currently busy and cannot accept new requests. "
+        "Please try again later or on a different instance.",
+        "type": "Service Unavailable",
+        "param": None,
+        "code": 503,
+    }
+}
 THINKING = "The user wants 17 * 23. 17 * 20 = 340, 17 * 3 = 51, 340 + 51 = 391."
 ANSWER = "391"
 
@@ -50,6 +61,7 @@ class Behaviour:
     stream_pieces: int = 2  # content deltas of a streamed answer
     stream_pause: float = 0.0  # seconds between two chunks
     healthy: bool = True
+    full: bool = False  # at vLLM's admission cap (--max-num-queued-reqs): a chat request gets its 503 at once
     requests: list[dict[str, Any]] = field(default_factory=list)
     # The prefix cache, as vLLM's automatic prefix caching sees it: a replica holds every prompt it
     # has served; a prompt that starts with a held one (an earlier turn of the same conversation)
@@ -164,6 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, {"error": "Unauthorized"})
         if body.get("model") not in self.server.behaviour.served_names:
             return self._send(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist."})
+        if self.server.behaviour.full:
+            return self._send(503, QUEUE_FULL)
         with self.server.lock:
             self.server.behaviour.admit(list(body.get("messages") or []))
         if body.get("stream"):

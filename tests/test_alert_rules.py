@@ -127,6 +127,11 @@ def test_saturation_alerts_fire_on_sustained_pressure_only(tmp_path):
             series("vllm:kv_cache_usage_perc", VLLM, "0.95x30"),
             series("vllm:num_requests_waiting", VLLM, "40x3 0x3 40x30"),  # a short burst, then a queue
             series("vllm:num_preemptions_total", VLLM, "0+2x30"),
+            # one refusal, quiet for 10 minutes, then refusals every minute
+            series(alerts.ADMISSION_REJECTIONS, {**VLLM, "reason": "max_num_queued_reqs"}, "0 1 1x10 1+5x20"),
+            series(
+                alerts.ADMISSION_REJECTIONS, {**VLLM, "pod": "vllm-other", "reason": "max_num_queued_tokens"}, "0+5x30"
+            ),
         ],
         [
             expect("VllmKvCacheNearlyFull", "10m"),
@@ -134,6 +139,9 @@ def test_saturation_alerts_fire_on_sustained_pressure_only(tmp_path):
             expect("VllmRequestsWaiting", "5m"),
             expect("VllmRequestsWaiting", "13m", [{"namespace": NS, "pod": VLLM["pod"]}]),
             expect("VllmPreemptionsRising", "25m", [{"namespace": NS, "pod": VLLM["pod"]}]),
+            expect("VllmRefusingRequests", "4m"),
+            expect("VllmRefusingRequests", "11m"),
+            expect("VllmRefusingRequests", "20m", [{"namespace": NS, "pod": VLLM["pod"]}]),
         ],
     )
 

@@ -81,6 +81,19 @@ def test_piecewise_switch_adds_the_guides_compilation_config():
     assert json.loads(flag_value(argv, "--compilation-config")) == {"cudagraph_mode": "PIECEWISE"}
 
 
+def test_admission_cap_reaches_the_argv_and_zero_leaves_it_out():
+    assert flag_value(profiles.vllm_argv(serving()), "--max-num-queued-reqs") == "512"  # the default
+    assert flag_value(profiles.vllm_argv(serving(maxQueuedRequests=64)), "--max-num-queued-reqs") == "64"
+    assert "--max-num-queued-reqs" not in profiles.vllm_argv(serving(maxQueuedRequests=0))
+
+
+def test_extra_args_cannot_set_the_admission_cap():
+    from components.settings.schema import SettingsError
+
+    with pytest.raises(SettingsError, match="serving.maxQueuedRequests. 256"):
+        serving(extraArgs=["--max-num-queued-reqs=9"])
+
+
 def test_smaller_tensor_parallel_runs_the_rest_as_data_parallel_ranks():
     argv = profiles.vllm_argv(serving(tensorParallelSize=4))
     assert flag_value(argv, "--tensor-parallel-size") == "4"

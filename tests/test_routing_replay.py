@@ -2,20 +2,26 @@
 
 A follow-up turn must reach the replica that holds its prefix (cache-aware, or consistent hashing
 on the session header); round robin scatters them. A replica that dies mid-trace costs no request,
-and a replica added later takes new conversations.
+and a replica added later takes new conversations. A replica at vLLM's admission cap hands its
+requests to one with room, and when all are full the client gets 503 at once.
 """
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
 import urllib.request
 
 import pytest
 
+from components.serving import router_flags
 from ops.routing import affinity
 from ops.routing import replay as rp
+from tests.fake_vllm_server import BACKEND_HEADER, QUEUE_FULL, FakeVllm
 
 pytestmark = [
-    pytest.mark.slow,  # starts the router binary six times (~11 s)
+    pytest.mark.slow,  # starts the router binary nine times (~20 s)
     pytest.mark.skipif(not rp.ROUTER.exists(), reason="vllm-router is pinned in requirements-dev.txt"),
 ]
 
@@ -102,3 +108,65 @@ def test_the_routers_metrics_show_two_turns_of_one_conversation_on_one_replica()
         took = affinity.served_by(before, scrape())
     assert served[0] == served[1]
     assert took == {f"http://127.0.0.1:{served[0]}": 2.0}
+
+
+# --- a replica at vLLM's admission cap (serving.maxQueuedRequests) ---------------------------
+
+
+def _send(fleet: rp.Fleet, session: str) -> tuple[int, str, float]:
+    """(status, answering replica's port or the error body, seconds) of one chat request."""
+    body = json.dumps({"model": "minimax-m2.5", "messages": [{"role": "user", "content": session}]}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {rp.API_KEY}", "x-session-id": session}
+    req = urllib.request.Request(f"{fleet.url}/v1/chat/completions", data=body, headers=headers)
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+            return r.status, str(r.headers[BACKEND_HEADER]), time.monotonic() - start
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), time.monotonic() - start
+
+
+def _port(fake: FakeVllm) -> str:
+    return str(fake._server.server_address[1])
+
+
+def test_a_full_replicas_503_moves_the_request_to_a_replica_with_room() -> None:
+    """The router retries vLLM's overflow 503; consistent hashing keeps picking the full replica
+    until its circuit opens (after CB_FAILURE_THRESHOLD answers), then the fallback with room serves.
+    The full replica sees no more requests while its circuit is open."""
+    with rp.Fleet("consistent_hash", 2) as fleet:
+        full, room = fleet.fakes
+        full.behaviour.full = True
+        answers = [_send(fleet, f"burst-{i}") for i in range(20)]
+    assert {(status, port) for status, port, _ in answers} == {(200, _port(room))}
+    assert len(full.behaviour.chat_requests()) == router_flags.CB_FAILURE_THRESHOLD
+    assert max(seconds for *_, seconds in answers) < 5  # retries back off in milliseconds
+
+
+def test_a_replica_with_room_again_takes_requests_once_its_circuit_half_opens() -> None:
+    """Measured with a 2 s open circuit instead of the cluster's CB_OPEN_SECONDS (the same code path)."""
+    short = list(router_flags.RESILIENCE)
+    short[short.index("--cb-timeout-duration-secs") + 1] = "2"
+    with rp.Fleet("consistent_hash", 2, resilience=tuple(short)) as fleet:
+        full, room = fleet.fakes
+        full.behaviour.full = True
+        for i in range(5):
+            _send(fleet, f"fill-{i}")
+        full.behaviour.full = False
+        time.sleep(2.5)
+        answers = [_send(fleet, f"later-{i}") for i in range(20)]
+    assert all(status == 200 for status, *_ in answers)
+    assert _port(full) in {port for _, port, _ in answers}, "the replica with room again took none"
+
+
+def test_when_every_replica_is_full_the_client_gets_503_at_once() -> None:
+    with rp.Fleet("consistent_hash", 2) as fleet:
+        for fake in fleet.fakes:
+            fake.behaviour.full = True
+        answers = [_send(fleet, f"over-{i}") for i in range(5)]
+    assert [status for status, *_ in answers] == [503] * 5
+    assert max(seconds for *_, seconds in answers) < 5
+    # The first gets the last replica's own answer; once every circuit is open, the router's.
+    assert json.loads(answers[0][1]) == QUEUE_FULL
+    assert "No available workers" in answers[-1][1]

@@ -189,6 +189,60 @@ def test_make_scaling_prints_the_report_or_says_scaling_is_off(stack, capsys):
         assert "scaling is off" in out
 
 
+# --- vLLM's admission cap (serving.maxQueuedRequests) ---------------------------------------
+
+BURST_WAIT_BOUND_SECONDS = 15 * 60
+
+
+def _uncapped(stack: str) -> dict[str, cluster.Result]:
+    return {r.trace: r for r in sim.simulate(dataclasses.replace(model(stack), admission_cap=None))}
+
+
+def test_the_simulated_cap_is_the_stacks_setting():
+    for stack in SCALED_STACKS:
+        assert model(stack).admission_cap == from_stack_file(stack).serving.max_queued_requests
+    assert from_stack_file("dev").serving.max_queued_requests > 0  # the shipped default caps
+
+
+def test_the_cap_bounds_devs_burst_wait_and_counts_what_it_refuses():
+    capped, uncapped = results("dev")["sudden burst"], _uncapped("dev")["sudden burst"]
+    assert uncapped.peak_wait_seconds > BURST_WAIT_BOUND_SECONDS and uncapped.over_cap == 0
+    assert capped.peak_wait_seconds <= BURST_WAIT_BOUND_SECONDS
+    assert capped.over_cap > 0 and capped.rejected == capped.over_cap  # a replica is ready all along
+    assert capped.served + capped.rejected == pytest.approx(uncapped.served + uncapped.rejected, rel=1e-3)
+
+
+@pytest.mark.parametrize("stack", SCALED_STACKS)
+def test_the_cap_changes_nothing_where_no_replica_fills(stack):
+    capped, uncapped = results(stack), _uncapped(stack)
+    for name in ("working day", "idle night", "slow ramp"):
+        assert capped[name].over_cap == 0
+        assert capped[name].peak_wait_seconds == uncapped[name].peak_wait_seconds
+        assert capped[name].rejected == uncapped[name].rejected
+
+
+def test_a_full_replica_refuses_the_newest_and_its_503s_wake_nothing():
+    m = dataclasses.replace(model("dev"), admission_cap=20)  # 16 in flight + 4 waiting
+    trace = cluster.Trace("full", 11.0, 0.5, lambda h: 2.0, 1)
+    s = cluster.Simulation(m, trace)
+    s.run()
+    assert s.r.over_cap > 0 and s.r.rejected == s.r.over_cap
+    assert not s.rejections  # the wake trigger's ALB 503s: none, a replica answered
+    held = s.running + sum(b[1] for b in s.queue)
+    assert held <= len(s._ready(trace.hours * 3600)) * 20 + 1e-6
+    arrived = 2.0 * cluster.STEP_SECONDS * (int(trace.hours * 3600 / cluster.STEP_SECONDS) + 1)
+    assert s.r.served + s.r.rejected + held == pytest.approx(arrived)
+
+
+def test_the_report_says_what_the_cap_refuses():
+    settings = from_stack_file("dev")
+    text = sim.report(settings, settings.scaling, list(results("dev").values()), model("dev"))
+    assert f"admission: at most {settings.serving.max_queued_requests} requests per ready replica" in text
+    assert "over cap" in text
+    none = sim.admission_line(dataclasses.replace(model("dev"), admission_cap=None))
+    assert "no cap (serving.maxQueuedRequests 0)" in none
+
+
 # --- each check catches a policy that breaks it ----------------------------------------------
 
 SPIKE = cluster.Trace("spike", 10.0, 3, lambda h: 1.5 if 10.0 <= h < 10.0 + 1 / 60 else 0.1, 1)  # a 1-minute spike

@@ -231,6 +231,7 @@ OWNED_FLAGS = frozenset(
         "port",
         "download-dir",
         "kv-cache-dtype",
+        "max-num-queued-reqs",
     }
 )
 # Flags that would put a secret into the argv (visible in the pod spec and `ps`).

@@ -26,6 +26,10 @@ MODEL_CACHE_MOUNT = gpu_pool.NVME_MOUNT
 RUNBOOK_DOC = "docs/operations.md"
 
 KV_CACHE_FULL_RATIO = 0.90
+# Requests a replica answered 503 over serving.maxQueuedRequests (vLLM 0.32.0 vllm/v1/metrics/loggers.py:
+# counter vllm:admission_rejections, reason max_num_queued_reqs), as Prometheus exposes the counter.
+ADMISSION_REJECTIONS = "vllm:admission_rejections_total"
+OVER_CAP = f'{VLLM}, reason="max_num_queued_reqs"'
 MODEL_CACHE_FREE_RATIO = 0.10
 # Share of wall time a GPU may spend clock-throttled before it is worth a look.
 THROTTLED_TIME_RATIO = 0.05
@@ -129,6 +133,15 @@ def serving_alerts(
             "Requests are queueing in vLLM",
             f"{{{{ $labels.pod }}}} has had more than {o.waiting_requests_threshold} requests waiting for "
             f"{o.waiting_minutes} minutes: the replicas are saturated.",
+        ),
+        Alert(
+            "VllmRefusingRequests",
+            f"sum by (namespace, pod) (increase({ADMISSION_REJECTIONS}{{{OVER_CAP}}}[5m])) > 0",
+            "5m",
+            "warning",
+            "vLLM is refusing requests at its admission cap",
+            "{{ $labels.pod }} has answered 503 to {{ $value | humanize }} requests in the last 5 minutes, and kept "
+            "doing so for 5 minutes: it already held serving.maxQueuedRequests requests (waiting + running).",
         ),
         Alert(
             "VllmKvCacheNearlyFull",

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from components.observability.alerts import DCGM_JOB, KV_CACHE_FULL_RATIO, MODEL_CACHE_MOUNT, MONITORING_NAMESPACE, VLLM
+from components.observability.alerts import (
+    ADMISSION_REJECTIONS,
+    DCGM_JOB,
+    KV_CACHE_FULL_RATIO,
+    MODEL_CACHE_MOUNT,
+    MONITORING_NAMESPACE,
+    OVER_CAP,
+    VLLM,
+)
 
 # The Grafana sidecar loads every ConfigMap carrying this label (kube-prometheus-stack's
 # `grafana.sidecar.dashboards.label` / `labelValue`, set from the same constants).
@@ -138,8 +146,10 @@ def serving_panels(ttft_slo: float, itl_slo: float) -> list[Panel]:
                     f'sum(rate(vllm:request_success_total{{{VLLM}, finished_reason="error"}}[5m]))',
                     "engine errors",
                 ),
+                _q(f"sum by (pod) (rate({ADMISSION_REJECTIONS}{{{OVER_CAP}}}[5m]))", "refused over the cap {{pod}}"),
             ),
-            "Server errors by API route (vLLM's HTTP instrumentation) and requests the engine ended with an error.",
+            "Server errors by API route (vLLM's HTTP instrumentation), requests the engine ended with an error, "
+            "and requests a replica refused with 503 because it held serving.maxQueuedRequests.",
         ),
     ]
 

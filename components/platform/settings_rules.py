@@ -203,6 +203,13 @@ def _weights_problems(st: Settings) -> list[str]:
     return out
 
 
+# Owned flags whose setting the fix can name: (setting, an example value).
+_OWNING_SETTING = {
+    "kv-cache-dtype": ("serving.kvCacheDtype", "fp8"),
+    "max-num-queued-reqs": ("serving.maxQueuedRequests", 256),
+}
+
+
 def _extra_args_problems(args: tuple[str, ...]) -> list[str]:
     out = []
     for token in args:
@@ -224,8 +231,8 @@ def _extra_args_problems(args: tuple[str, ...]) -> list[str]:
                     token,
                     f"sets --{name}, which the profile and settings own and extra arguments may not override",
                     (
-                        f"remove it from serving.extraArgs and {set_command('serving.kvCacheDtype', 'fp8')}"
-                        if name == "kv-cache-dtype"
+                        f"remove it from serving.extraArgs and {set_command(*_OWNING_SETTING[name])}"
+                        if name in _OWNING_SETTING
                         else "set the matching serving.* setting instead and remove it from serving.extraArgs"
                     ),
                 )

@@ -335,7 +335,9 @@ def wake_trigger(load_balancer_name: str, region: str) -> Trigger:
 
     With no replica the target group has no registered target: the ALB answers 503 itself and
     counts it in HTTPCode_ELB_503_Count (RequestCount counts only requests it could send to a
-    target). Engine metrics do not exist at zero replicas, so this is what wakes the stack.
+    target). Engine metrics do not exist at zero replicas, so this is what wakes the stack. A
+    replica's own 503 over its admission cap is a target's code (HTTPCode_Target_5XX_Count) and
+    wakes nothing.
     KEDA sends `expression` as the GetMetricData query with metricStatPeriod as its period and
     reads the newest value; no data (no 503s) gives minMetricValue, 0.
     """

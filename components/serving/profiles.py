@@ -80,6 +80,10 @@ def vllm_argv(serving: ServingSettings) -> list[str]:
         "--port",
         str(PORT),
     ]
+    if serving.admission_cap is not None:
+        # Counted per replica even with several API servers (dp8-ep starts one per rank): vLLM
+        # 0.32.0 shares the count between them (vllm/v1/engine/admission_control.py).
+        argv += ["--max-num-queued-reqs", str(serving.admission_cap)]
     if serving.piecewise_cudagraph:
         argv += ["--compilation-config", json.dumps(PIECEWISE_COMPILATION_CONFIG)]
     argv += list(serving.extra_args)

@@ -15,9 +15,20 @@ ROUTER_VERSION = "0.1.17"
 # attempts and returned 500 (measured in tests/test_routing_replay.py); 3 opens it within one request.
 RETRIES = 5
 CB_FAILURE_THRESHOLD = 3
+# A replica at vLLM's admission cap (serving.maxQueuedRequests) answers 503 too, and the router
+# counts it alike (vllm-project/router v0.1.17: src/routers/http/router.rs records any 5xx as a
+# failure, src/core/retry.rs retries 503): after three its circuit opens and the request goes to a
+# replica with room; consistent_hash has no other way off a full replica (it retries the same pick).
+# The full replica then gets no new request for this long (the binary's default, src/main.rs) while
+# it works off its queue, then its half-open circuit lets requests in again. A replica at the cap
+# holds far more than this long of work (docs/scaling.md, "Admission cap"), so it never idles for it.
+# Measured in tests/test_routing_replay.py.
+CB_OPEN_SECONDS = 60
 RESILIENCE: tuple[str, ...] = (
     "--retry-max-retries",
     str(RETRIES),
     "--cb-failure-threshold",
     str(CB_FAILURE_THRESHOLD),
+    "--cb-timeout-duration-secs",
+    str(CB_OPEN_SECONDS),
 )

@@ -120,6 +120,12 @@ class ServingSettings:
     piecewise_cudagraph: Bool = rule(False, "must be true or false")
     # --kv-cache-dtype for every profile: fp8 halves the KV bytes per token (opt-in, see docs/operations.md).
     kv_cache_dtype: Annotated[Str, one_of(KV_CACHE_DTYPES)] = rule("auto", closed("a KV-cache dtype", KV_CACHE_DTYPES))
+    # --max-num-queued-reqs: the requests one replica holds, waiting and running; vLLM answers any
+    # request beyond them with 503 at once instead of queueing it without end. 0: no cap (vLLM's own
+    # default; its 0 would refuse every request). Why 512: docs/scaling.md, "Admission cap".
+    max_queued_requests: Int = rule(
+        512, "must be 0 (no cap) or the requests one replica may hold, from 1 to 100000", ge=0, le=100_000
+    )
     # A prod stack serving a model whose licence forbids commercial use stops at `pulumi up` until this is true.
     accept_non_commercial_license: Bool = rule(False, "must be true or false")
     # A non-production stack that follows a branch or tag of the model repository while running its
@@ -160,6 +166,11 @@ class ServingSettings:
     @property
     def gpus_per_replica(self) -> int:
         return PROFILES[self.profile].gpus_per_replica
+
+    @property
+    def admission_cap(self) -> int | None:
+        """Requests one replica holds before vLLM refuses more (waiting + running), or None: no cap."""
+        return self.max_queued_requests or None
 
     @property
     def model_facts(self) -> Model:

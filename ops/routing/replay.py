@@ -72,6 +72,7 @@ class Fleet:
     replicas: int = 3
     extra: tuple[str, ...] = ()
     routers: int = 1
+    resilience: tuple[str, ...] = RESILIENCE  # the cluster's; a test may shorten a timer in it
     fakes: list[FakeVllm] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -88,7 +89,7 @@ class Fleet:
             self.ports.append(port)
             self.procs.append(
                 subprocess.Popen(
-                    [*args, *RESILIENCE, *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    [*args, *self.resilience, *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 )
             )
         for port in self.ports:

@@ -1,6 +1,7 @@
 """The cluster the HPA drives, every STEP_SECONDS: KEDA's activation and cooldown, the ReplicaSet's
 choice of pod to remove, the Cluster Autoscaler's nodes, replicas that load before they serve, one
-FIFO queue of requests, and the load balancer's 503s while no replica is ready."""
+FIFO queue of requests bounded by vLLM's admission cap, and the load balancer's 503s while no
+replica is ready."""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ class Result:
     trace: str
     peak_wait_seconds: float = 0.0
     served: float = 0.0
-    rejected: float = 0.0
+    rejected: float = 0.0  # every 503: the ALB's with no replica ready, and the replicas' over the cap
+    over_cap: float = 0.0  # of which the replicas refused over their admission cap
     replica_hours: float = 0.0
     node_hours: float = 0.0
     cost_usd: float = 0.0
@@ -103,6 +105,7 @@ class Stack:
     fixed_hourly: float
     fixed_nodes: int  # GPU nodes of the same stack without autoscaling
     schedule_days_open: bool = True  # the traces run on a scheduled day
+    admission_cap: int | None = None  # serving.maxQueuedRequests: requests a ready replica holds, or None
 
     @property
     def replica_rate(self) -> float:
@@ -215,8 +218,26 @@ class Simulation:
             self.running += take
             if batch[1] < 1e-6:
                 self.queue.popleft()
+        self._refuse_over_cap(now)
         if self.queue:  # the oldest still waiting has waited at least this long
             self.r.peak_wait_seconds = max(self.r.peak_wait_seconds, now - self.queue[0][0])
+
+    def _refuse_over_cap(self, now: float) -> None:
+        """vLLM's admission cap: each ready replica holds at most `admission_cap` requests, waiting
+        and running; the newest beyond them are answered 503 at once. The replica answers them, not
+        the ALB, so they are not the wake trigger's 503s."""
+        if self.s.admission_cap is None:
+            return
+        over = self.running + sum(b[1] for b in self.queue) - len(self._ready(now)) * self.s.admission_cap
+        while over > 1e-9 and self.queue:
+            newest = self.queue[-1]
+            take = min(over, newest[1])
+            newest[1] -= take
+            over -= take
+            self.r.rejected += take
+            self.r.over_cap += take
+            if newest[1] < 1e-6:
+                self.queue.pop()
 
     def _trigger_values(self, now: float) -> dict[str, float]:
         pods = self.pods

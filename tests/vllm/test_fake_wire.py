@@ -11,7 +11,7 @@ import pytest
 
 from ops import verify
 from ops.endpoint_checks import client as verify_client
-from tests.fake_vllm_server import Behaviour, FakeVllm
+from tests.fake_vllm_server import QUEUE_FULL, Behaviour, FakeVllm
 
 pytestmark = pytest.mark.vllm
 
@@ -90,3 +90,24 @@ def test_the_split_parser_streams_thinking_apart_and_append_think_inside_content
     first = parser.extract_reasoning_streaming("", "x", "x", [], [1], [1])
     assert first.content == "<think>x" and first.reasoning is None
     assert parser.extract_reasoning("thought</think>answer", None) == (None, "<think>thought</think>answer")
+
+
+def test_a_full_fake_answers_what_the_release_answers_over_its_admission_cap() -> None:
+    """The 503 a replica at --max-num-queued-reqs sends, from the release's own exception and error
+    builder; it is raised before a response starts (`_preflight`), so a stream gets it as well."""
+    import inspect
+
+    from vllm.entrypoints.generate.base.serving import GenerateBaseServing
+    from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
+    from vllm.exceptions import QueueOverflowError
+
+    assert create_error_response(QueueOverflowError()).model_dump() == QUEUE_FULL
+    assert "check_admission" in inspect.getsource(GenerateBaseServing._preflight)
+    fake = FakeVllm(Behaviour(full=True)).start()
+    try:
+        for stream in (False, True):
+            body = {**bodies(False), "stream": stream}
+            answer = verify.Client(fake.url, "test-key", 5).call("POST", "/v1/chat/completions", body)
+            assert answer.status == 503 and json.loads(answer.body) == QUEUE_FULL
+    finally:
+        fake.stop()

@@ -62,6 +62,7 @@ def _assert_means(checked, serving: settings.ServingSettings) -> None:
     assert ns.reasoning_parser == serving.reasoning_parser and checked.reasoning_parser is not None
     assert (ns.host, ns.port) == ("0.0.0.0", profiles.PORT)
     assert ea.kv_cache_dtype == serving.kv_cache_dtype == checked.cache_config.cache_dtype
+    assert ea.max_num_queued_reqs == serving.admission_cap
     assert ns.api_key is None  # the key comes from the environment (VLLM_API_KEY), never the argv
     mode = ea.compilation_config.cudagraph_mode
     if serving.piecewise_cudagraph:
@@ -201,3 +202,30 @@ def test_pinned_release_implements_the_minimax_m2_architecture(vllm_cli):
     from vllm.model_executor.models.registry import ModelRegistry
 
     assert "MiniMaxM2ForCausalLM" in ModelRegistry.get_supported_archs()
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(0, None), (1, 1), (512, 512)])
+def test_admission_cap_reaches_the_engine_arguments_and_zero_means_none(vllm_cli, cap, expected):
+    """vLLM's own 0 would refuse every request (max_num_queued_reqs ge=0): the setting's 0 emits no flag."""
+    from vllm.config import SchedulerConfig
+
+    raw = {"owner": "ml-platform", "serving": {"profile": "tp4", "maxQueuedRequests": cap}}
+    serving = settings.parse(raw, "vllm-check", "us-east-2").serving
+    argv = profiles.vllm_argv(serving)
+    assert ("--max-num-queued-reqs" in argv) is (expected is not None)
+    ea = vllm_cli.accepted(argv).engine_args
+    assert ea.max_num_queued_reqs == expected
+    assert SchedulerConfig.__pydantic_fields__["max_num_queued_reqs"].default is None  # unset: no cap
+
+
+def test_admission_cap_is_per_replica_across_its_api_servers(vllm_cli):
+    """dp8-ep starts one API server per data-parallel rank; the release shares the admission count
+    between them, so the cap still counts the replica's requests, not each server's."""
+    from vllm.entrypoints.cli import serve
+    from vllm.v1 import utils as v1_utils
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    assert "args.api_server_count = args.data_parallel_size" in inspect.getsource(serve.ServeSubcommand.cmd)
+    manager = inspect.getsource(v1_utils.APIServerProcessManager.__init__)
+    assert 'getattr(args, "max_num_queued_reqs", None) is not None' in manager and "SharedAdmissionStats" in manager
+    assert "self.admission_stats.get_num_requests()" in inspect.getsource(AsyncLLM.check_admission)
