@@ -44,15 +44,8 @@ from components.scaling.rules import replica_capacity, replicas_per_node
 from components.serving import endpoint
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import Settings, SettingsError
-from ops.simulation.cluster import (
-    CONCURRENCY_PER_GPU,
-    SERVICE_SECONDS,
-    Result,
-    Simulation,
-    Stack,
-    Trace,
-    clock,
-)
+from ops.simulation.cluster import Simulation
+from ops.simulation.model import CONCURRENCY_PER_GPU, SERVICE_SECONDS, Result, Stack, Trace, clock
 
 # --- traces -----------------------------------------------------------------------------
 
