@@ -442,9 +442,8 @@ def roles_table() -> str:
     for name, row in sorted(roles.items()):
         principal, conditions = row["trust"]
         account = ", ".join(sorted(a for a in row["for"] if a)) or "-"
-        stacks = "every stack" if set(STACKS) <= set(row["stacks"]) else ", ".join(row["stacks"])
         rows.append(
-            f"| `{name}` | {principal} | {conditions} | {account} | {', '.join(sorted(row['holds'])) or '-'} | {stacks} |"
+            f"| `{name}` | {principal} | {conditions} | {account} | {', '.join(sorted(row['holds'])) or '-'} | {_stacks_cell(row['stacks'])} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -468,7 +467,8 @@ def alerts_table() -> str:
 
 
 def _stacks_cell(stacks: list[str]) -> str:
-    return "every stack" if set(STACKS) <= set(stacks) else ", ".join(s for s in STACKS if s in stacks)
+    """The stacks (or variants) a row holds for, in the order they were rendered."""
+    return "every stack" if set(STACKS) <= set(stacks) else ", ".join(stacks)
 
 
 def secret_env_table() -> str:

@@ -15,11 +15,13 @@ PINNED: dict[str, dict] = PINS["pinned"]
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def image(chart: str, values_key: str) -> str:
-    """The one pinned image `chart` takes through `values_key` (`name:tag`, as the chart renders it)."""
-    found = [i for i, e in PINNED.items() if e["chart"] == chart and e["values_key"] == values_key]
+def image(chart: tuple[str, str, str], values_key: str) -> str:
+    """The one pinned image the chart (a components/facts/versions.py `*_CHART` pin) takes through
+    `values_key` (`name:tag`, as the chart renders it)."""
+    name = chart[1]
+    found = [i for i, e in PINNED.items() if e["chart"] == name and e["values_key"] == values_key]
     if len(found) != 1:
-        raise KeyError(f"{chart} {values_key}: {len(found)} pinned images, expected one")
+        raise KeyError(f"{name} {values_key}: {len(found)} pinned images, expected one")
     return found[0]
 
 

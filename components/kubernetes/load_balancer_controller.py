@@ -138,7 +138,7 @@ class LoadBalancerController(pulumi.ComponentResource):
                 # The chart's default image, at its digest (the chart joins repository:tag).
                 "image": {
                     "tag": image_pins.tag_at_digest(
-                        image_pins.image(versions.AWS_LOAD_BALANCER_CONTROLLER_CHART[1], "image.tag")
+                        image_pins.image(versions.AWS_LOAD_BALANCER_CONTROLLER_CHART, "image.tag")
                     )
                 },
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},

@@ -100,13 +100,9 @@ def _system(component: str) -> dict[str, Any]:
     return {"nodeSelector": dict(SYSTEM_NODE_SELECTOR), "resources": RESOURCES[component]}
 
 
-def _pinned(chart: tuple[str, str, str], values_key: str) -> str:
-    """The chart image set through `values_key` (components/facts/data/image-pins.json)."""
-    return image_pins.image(chart[1], values_key)
-
-
 def _stack_image(values_key: str) -> str:
-    return _pinned(versions.KUBE_PROMETHEUS_STACK_CHART, values_key)
+    """The kube-prometheus-stack image set through `values_key` (components/facts/data/image-pins.json)."""
+    return image_pins.image(versions.KUBE_PROMETHEUS_STACK_CHART, values_key)
 
 
 def stack_values(o: ObservabilitySettings, region: str, amp_endpoint: str | None = None) -> dict[str, Any]:
@@ -261,7 +257,7 @@ def dcgm_values() -> dict[str, Any]:
             },
             "tolerations": [gpu_pool.TOLERATION],
             # The chart's default tag, with its digest: the chart joins repository:tag.
-            "image": {"tag": image_pins.tag_at_digest(_pinned(versions.DCGM_EXPORTER_CHART, "image.tag"))},
+            "image": {"tag": image_pins.tag_at_digest(image_pins.image(versions.DCGM_EXPORTER_CHART, "image.tag"))},
             "customMetrics": dcgm_fields.collector_csv(),
             "resources": RESOURCES["dcgm-exporter"],
             "serviceMonitor": {

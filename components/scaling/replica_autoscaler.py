@@ -39,7 +39,7 @@ def chart_values() -> dict:
     each image at its digest (the chart joins repository:tag, so the tag carries it)."""
     key, value = cluster_facts.SYSTEM_POOL_LABEL
     on_system = {"nodeSelector": {key: value}}
-    chart = versions.KEDA_CHART[1]
+    chart = versions.KEDA_CHART
     return {
         "crds": {"install": True},
         "image": {
