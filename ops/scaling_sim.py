@@ -45,7 +45,7 @@ from components.serving import endpoint
 from components.settings.scaling import ScalingSettings
 from components.settings.stack import Settings, SettingsError
 from ops.simulation.cluster import Simulation
-from ops.simulation.model import CONCURRENCY_PER_GPU, SERVICE_SECONDS, Result, Stack, Trace, clock
+from ops.simulation.model import SERVICE_SECONDS, Result, Stack, Trace, clock
 
 # --- traces -----------------------------------------------------------------------------
 
@@ -132,7 +132,7 @@ def report(settings: Settings, sc: ScalingSettings, results: list[Result], stack
         f"  cold start: new node {stack.cold.node_provision_seconds}s + first start {stack.cold.first_start_seconds}s; "
         f"warm start {stack.cold.warm_start_seconds}s",
         f"  server model: {stack.replica_rate:.2f} requests/s per replica "
-        f"({CONCURRENCY_PER_GPU * stack.gpus_per_replica} in flight x {SERVICE_SECONDS:.0f}s each)",
+        f"({stack.in_flight_per_replica} in flight x {SERVICE_SECONDS:.0f}s each)",
         f"  {admission_line(stack)}",
     ]
     if any(t.signal == "wake" for t in p.triggers):
@@ -169,7 +169,7 @@ def admission_line(stack: Stack) -> str:
     cap = stack.admission_cap
     if cap is None:
         return "admission: no cap (serving.maxQueuedRequests 0): requests wait in vLLM's queue without bound"
-    slots = CONCURRENCY_PER_GPU * stack.gpus_per_replica
+    slots = stack.in_flight_per_replica
     wait = max(0, cap - slots) / stack.replica_rate
     return (
         f"admission: at most {cap} requests per ready replica, waiting + running (serving.maxQueuedRequests, "

@@ -14,7 +14,6 @@ from components.scaling import policy as scaling
 from ops.simulation.hpa import TOLERANCE, Hpa, external_average_value_replicas
 from ops.simulation.model import (
     CLOUDWATCH_DELAY_SECONDS,
-    CONCURRENCY_PER_GPU,
     SERVICE_SECONDS,
     STEP_SECONDS,
     Node,
@@ -101,7 +100,7 @@ class Simulation:
     def _serve(self, now: float) -> None:
         rate = self.t.rate(self.hour(now))
         arriving = rate * STEP_SECONDS
-        slots = len(self._ready(now)) * CONCURRENCY_PER_GPU * self.s.gpus_per_replica
+        slots = len(self._ready(now)) * self.s.in_flight_per_replica
         if slots == 0:
             self.rejections.append((now, arriving))
             self.r.rejected += arriving
@@ -152,7 +151,7 @@ class Simulation:
     def _trigger_values(self, now: float) -> dict[str, float]:
         pods = self.pods
         loading = any(not p.ready(now) for p in pods)
-        slots_per_replica = CONCURRENCY_PER_GPU * self.s.gpus_per_replica
+        slots_per_replica = self.s.in_flight_per_replica
         ready = len(self._ready(now))
         waiting = sum(b[1] for b in self.queue) if ready else 0.0
         delayed = now - CLOUDWATCH_DELAY_SECONDS

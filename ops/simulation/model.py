@@ -104,7 +104,12 @@ class Stack:
     @property
     def replica_rate(self) -> float:
         """Requests per second one saturated replica completes."""
-        return CONCURRENCY_PER_GPU * self.gpus_per_replica / SERVICE_SECONDS
+        return self.in_flight_per_replica / SERVICE_SECONDS
+
+    @property
+    def in_flight_per_replica(self) -> int:
+        """Requests one replica runs at once (the server model); the rest wait."""
+        return CONCURRENCY_PER_GPU * self.gpus_per_replica
 
     @property
     def capacity(self) -> int:
